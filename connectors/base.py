@@ -1,0 +1,174 @@
+"""What every platform connector is: a small protocol, the posts it returns, its errors.
+
+A connector only translates between a platform's API and these types. It never
+decides when to run (the daemon does), never touches the database, and raises
+nothing but the errors below.
+
+Error tree (catch the base, or a precise leaf)::
+
+    ConnectorError               anything the platform made go wrong
+    ├── AuthFailed               credentials refused (401/403 on auth): fix the config
+    ├── RateLimited(retry_after) told to slow down: pause the account until then
+    ├── Unavailable              5xx, timeout, connection refused: try again later
+    ├── BadResponse              an answer we cannot parse: try again, then park
+    └── Rejected                 the platform refused this one request for good
+        └── DuplicateContent     the same text was posted recently: reword once
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+
+class ConnectorError(Exception):
+    """Base of every error a connector raises."""
+
+
+class AuthFailed(ConnectorError):
+    """The platform refused the account's credentials."""
+
+
+class RateLimited(ConnectorError):
+    """The platform asked us to wait `retry_after` seconds (at least)."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Unavailable(ConnectorError):
+    """A transient failure: server error, timeout, connection problem."""
+
+
+class BadResponse(ConnectorError):
+    """The platform answered with something we could not understand."""
+
+
+class Rejected(ConnectorError):
+    """The platform refused this request permanently (validation, policy)."""
+
+
+class DuplicateContent(Rejected):
+    """The platform refused the post because an identical one was posted recently."""
+
+
+@dataclass(frozen=True)
+class Author:
+    id: str
+    handle: str  # without the leading "@"; "user@domain" for remote Mastodon accounts
+    display_name: str = ""
+    is_bot: bool = False
+
+
+@dataclass(frozen=True)
+class Mention:
+    """One post that mentions the brand, as plain text."""
+
+    platform: str
+    post_id: str
+    cursor: str  # position in the platform's mention stream; fetch again after this
+    author: Author
+    text: str
+    created_at: datetime
+    url: str | None = None
+    in_reply_to_id: str | None = None
+    in_reply_to_author_id: str | None = None
+    conversation_id: str | None = None
+    visibility: str = "public"  # public | unlisted | private | direct
+    language: str | None = None  # what the platform reports, if anything
+    mentions_brand: bool = True  # False when the brand is only in the thread, not addressed
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MentionPage:
+    """Mentions strictly after a cursor, oldest first, and the cursor after the last one."""
+
+    mentions: list[Mention]
+    next_cursor: str | None  # None when nothing new was seen
+    has_more: bool = False  # more are waiting beyond this page
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    id: str
+    handle: str
+    max_characters: int
+
+
+@dataclass(frozen=True)
+class PostedReply:
+    post_id: str
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class RateBudget:
+    """What the platform said about the account's request budget in its last answer."""
+
+    remaining: int | None = None
+    limit: int | None = None
+    reset_at: datetime | None = None
+
+
+class Connector(Protocol):
+    """One platform account. Implementations live in `connectors/<platform>.py`."""
+
+    platform: str
+
+    def verify(self) -> AccountInfo:
+        """Check the credentials and return who we are and the post length limit."""
+        ...
+
+    def fetch_mentions(self, after: str | None, limit: int) -> MentionPage:
+        """Mentions strictly after `after` (None: the most recent ones), oldest first, at most `limit`."""
+        ...
+
+    def reply(self, mention: Mention, text: str, idempotency_key: str) -> PostedReply:
+        """Post `text` publicly as a reply to `mention`."""
+        ...
+
+    def send_direct(self, mention: Mention, text: str, idempotency_key: str) -> PostedReply:
+        """Send `text` privately to the author of `mention`."""
+        ...
+
+    def find_reply(self, mention: Mention, idempotency_key: str) -> PostedReply | None:
+        """The brand's existing reply to `mention`, if an earlier attempt did post one."""
+        ...
+
+    def text_length(self, text: str) -> int:
+        """Length of `text` as the platform counts it against `max_characters`."""
+        ...
+
+    def budget(self) -> RateBudget:
+        """The request budget reported by the platform's last answer."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ConnectorSettings:
+    """Everything a connector needs to talk to one account, already validated and resolved."""
+
+    account: str  # the account's name in the config, for messages
+    base_url: str
+    secrets: Mapping[str, str]  # e.g. {"access_token": "..."}; never logged
+    options: Mapping[str, Any] = field(default_factory=dict)  # platform-specific, see each Platform
+    timeout: float = 10.0  # seconds for one HTTP request
+
+
+@dataclass(frozen=True)
+class Platform:
+    """How the config and the daemon see one platform: its keys and how to build a connector."""
+
+    name: str
+    create: Any  # Callable[[ConnectorSettings], Connector]; Any keeps modules import-light
+    secret_keys: tuple[str, ...]  # each may be given inline, as ${VAR}, or as <key>_file
+    required_secrets: tuple[tuple[str, ...], ...]  # alternatives: one whole tuple must be present
+    options: Mapping[str, type] = field(default_factory=dict)  # extra account keys and their types
+    default_base_url: str | None = None
+    max_characters: int = 500  # used before verify() has read the real limit
