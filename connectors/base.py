@@ -172,3 +172,6 @@ class Platform:
     options: Mapping[str, type] = field(default_factory=dict)  # extra account keys and their types
     default_base_url: str | None = None
     max_characters: int = 500  # used before verify() has read the real limit
+    count_text: Any = None  # Callable[[str], int]: length as the platform counts it; None = len()
+    automated_direct_messages: bool = True  # X forbids unsolicited automated DMs
+    links_in_replies: bool = True  # X charges ~13x for a post with a URL: use the email there

@@ -1,0 +1,74 @@
+"""A post as sparse features: character n-grams, words, word pairs and cue counts.
+
+Character n-grams carry Russian and Arabic morphology, typos and slang spellings; words and
+pairs carry meaning; cue counts (cues.yaml) let a small training set generalise across brands.
+Each group is scaled so long posts do not shout louder than short ones.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from bot.classifier.cues import CueSet
+from bot.classifier.text import normalize, strip_handles_and_urls, words
+
+CHAR_NGRAMS = (2, 3, 4, 5)
+_DIGIT = re.compile(r"\d")
+_UPPER_WORD = re.compile(r"\b[A-ZА-ЯЁ]{3,}\b")
+_RAW_LETTER = re.compile(r"[^\W\d_]")
+
+
+@dataclass(frozen=True)
+class Features:
+    """Feature names per group and each group's scale (the value every feature in it takes)."""
+
+    groups: tuple[tuple[tuple[str, ...], float], ...]
+
+
+def extract(text: str, lang: str, cues: CueSet) -> Features:
+    norm = normalize(text)
+    padded = f" {_DIGIT.sub('0', norm)} "
+    chars = {padded[i : i + n] for n in CHAR_NGRAMS for i in range(len(padded) - n + 1)}
+    tokens = words(norm)
+    word_feats = {"w:" + t for t in tokens}
+    word_feats.update("b:" + a + " " + b for a, b in zip(tokens, tokens[1:], strict=False))
+    meta = [f"lang:{lang}", "bias"]
+    counts = cues.counts(norm)
+    for name, count in counts.items():
+        meta.append(f"q:{name}")
+        if count > 1:
+            meta.append(f"q:{name}:2+")
+        meta.append(f"q:{name}:{lang}")
+    meta.extend(_shape(strip_handles_and_urls(text), norm, len(tokens)))
+    return Features(
+        (
+            (tuple(chars), 1.0 / math.sqrt(len(chars) or 1)),
+            (tuple(word_feats), 1.0 / math.sqrt(len(word_feats) or 1)),
+            (tuple(meta), 1.0),
+        )
+    )
+
+
+def _shape(raw: str, norm: str, n_tokens: int) -> list[str]:
+    shape = []
+    if "?" in norm:
+        shape.append("s:question_mark")
+    if "!!" in norm or "!?" in norm or "?!" in norm:
+        shape.append("s:exclaim")
+    if n_tokens <= 3:
+        shape.append("s:very_short")
+    elif n_tokens <= 8:
+        shape.append("s:short")
+    elif n_tokens >= 30:
+        shape.append("s:long")
+    letters = _RAW_LETTER.findall(raw)
+    cased = [c for c in letters if c.lower() != c.upper()]
+    if len(cased) >= 8 and sum(c.isupper() for c in cased) / len(cased) > 0.6:
+        shape.append("s:caps")
+    elif len(_UPPER_WORD.findall(raw)) >= 2:
+        shape.append("s:caps_words")
+    if any(ch.isdigit() for ch in norm):
+        shape.append("s:digits")
+    return shape

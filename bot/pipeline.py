@@ -1,0 +1,97 @@
+"""One mention in, one stored decision out: classify, decide with the playbook, apply the account's mode."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from bot.app import App
+from bot.classifier import Classification, mask_personal_data
+from bot.config import AccountConfig
+from bot.models import Action, Decision, Mode, ReplyState
+from bot.router import Context, decide
+from bot.storage import AccountState, Classified
+from connectors import get_platform
+from connectors.base import Connector, Mention
+
+log = logging.getLogger("carebot.pipeline")
+
+
+def reply_state(decision: Decision, mode: Mode) -> ReplyState | None:
+    """The state a new reply starts in, or None when nothing is to be said."""
+    if decision.action is not Action.REPLY or not decision.reply_text:
+        return None
+    if mode is Mode.DRY_RUN:
+        return ReplyState.DRAFTED
+    if mode is Mode.APPROVE or decision.needs_approval:
+        return ReplyState.PENDING
+    return ReplyState.APPROVED
+
+
+def router_context(
+    app: App,
+    account: AccountConfig,
+    state: AccountState,
+    connector: Connector,
+    mention: Mention,
+    last_template: str | None = None,
+) -> Context:
+    platform = get_platform(account.platform)
+    brand = app.config.brand
+    if state.own_handle and state.own_handle.lower() not in brand.handles:
+        brand = dataclasses.replace(brand, handles=(*brand.handles, state.own_handle.lower()))
+    history = app.storage.author_history(mention.platform, mention.author.id)
+    return Context(
+        brand=brand,
+        platform=account.platform,
+        max_characters=state.max_characters or platform.max_characters,
+        text_length=connector.text_length,
+        min_confidence=app.config.min_confidence,
+        allow_direct=platform.automated_direct_messages,
+        prefer_links=platform.links_in_replies,
+        own_account_ids=frozenset({state.own_id}) if state.own_id else frozenset(),
+        author_opted_out=history.opted_out,
+        recent_replies_to_author=history.replies_last_hour,
+        max_replies_per_author_hour=app.config.daemon.max_replies_per_author_hour,
+        last_template_for_author=last_template or history.last_template_id,
+    )
+
+
+def classified(result: Classification) -> Classified:
+    return Classified(
+        lang=result.lang,
+        situation=result.situation,
+        confidence=round(result.confidence, 4),
+        scores={k: round(v, 4) for k, v in result.scores.items()},
+        personal_data=[{"kind": p.kind, "start": p.start, "end": p.end} for p in result.personal_data],
+        angry=result.angry,
+        opt_out=result.opt_out,
+    )
+
+
+def process_mention(
+    app: App, account: AccountConfig, state: AccountState, connector: Connector, mention: Mention
+) -> bool:
+    """Classify, decide and store one mention; False if it was already stored (seen before)."""
+    if app.storage.has_mention(account.name, mention.post_id):
+        return False
+    result = app.classifier.classify(mention.text, default_lang=app.config.brand.default_language)
+    decision = decide(mention, result, app.playbooks, router_context(app, account, state, connector, mention))
+    new_state = reply_state(decision, account.mode)
+    stored = app.storage.record_mention(account.name, mention, classified(result), decision, new_state)
+    if stored is None:
+        return False
+    log.info(
+        "%s: mention %s by @%s: %s (%s, %.2f) -> %s%s; %s",
+        account.name,
+        mention.post_id,
+        mention.author.handle,
+        result.situation,
+        result.lang,
+        result.confidence,
+        decision.action.value,
+        f" [{new_state.value}]" if new_state else "",
+        decision.reason,
+    )
+    log.debug("%s: mention %s text: %s", account.name, mention.post_id, mask_personal_data(mention.text))
+    return True

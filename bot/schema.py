@@ -1,0 +1,148 @@
+"""The database tables. Changes to them go through an Alembic migration in `bot/migrations/versions/`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite hands back naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use datetime.now(UTC)")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# One row per configured account: where its mention stream was read up to, and whether it is paused.
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("platform", String(40), nullable=False),
+    Column("cursor", String(100)),
+    Column("paused_until", UTCDateTime()),
+    Column("pause_reason", Text),
+    Column("own_id", String(100)),
+    Column("own_handle", String(200)),
+    Column("max_characters", Integer),
+    Column("requests", Integer, nullable=False, default=0),
+    Column("posts_read", Integer, nullable=False, default=0),
+    Column("posts_created", Integer, nullable=False, default=0),
+    Column("updated_at", UTCDateTime()),
+)
+
+# Every mention ever seen, with how it was classified and what was decided. (account, post_id) is unique:
+# that is what makes a mention stored once however often it arrives.
+mentions = Table(
+    "mentions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account", String(200), nullable=False),
+    Column("platform", String(40), nullable=False),
+    Column("post_id", String(100), nullable=False),
+    Column("cursor", String(100), nullable=False),
+    Column("author_id", String(100), nullable=False),
+    Column("author_handle", String(300), nullable=False),
+    Column("author_name", Text, nullable=False, default=""),
+    Column("author_is_bot", Boolean, nullable=False, default=False),
+    Column("text", Text, nullable=False),
+    Column("url", Text),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("in_reply_to_id", String(100)),
+    Column("in_reply_to_author_id", String(100)),
+    Column("conversation_id", String(100)),
+    Column("visibility", String(20), nullable=False, default="public"),
+    Column("mentions_brand", Boolean, nullable=False, default=True),
+    Column("lang", String(8), nullable=False),
+    Column("situation", String(40), nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("scores", JSON, nullable=False),
+    Column("personal_data", JSON, nullable=False),  # [{"kind", "start", "end"}]: spans, never the values
+    Column("angry", Boolean, nullable=False, default=False),
+    Column("opt_out", Boolean, nullable=False, default=False),
+    Column("action", String(20), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("urgent", Boolean, nullable=False, default=False),
+    Column("priority", Integer, nullable=False, default=0),
+    UniqueConstraint("account", "post_id", name="uq_mentions_account_post"),
+)
+Index("ix_mentions_author", mentions.c.platform, mentions.c.author_id)
+
+# The replies carebot drafted, one per (mention, kind): a mention can never get two public replies.
+replies = Table(
+    "replies",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("mention_id", Integer, ForeignKey("mentions.id", ondelete="CASCADE"), nullable=False),
+    Column("account", String(200), nullable=False),
+    Column("kind", String(20), nullable=False),  # public | direct
+    Column("text", Text, nullable=False),
+    Column("template_id", String(200)),
+    Column("state", String(20), nullable=False),
+    Column("idempotency_key", String(100), nullable=False, unique=True),
+    Column("platform_post_id", String(100)),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime()),
+    Column("claimed_until", UTCDateTime()),  # a worker is sending it; after this, it is stale
+    Column("last_error", Text),
+    Column("reworded", Boolean, nullable=False, default=False),
+    Column("decided_by", String(200), nullable=False, default="auto"),
+    Column("approved_by", String(200)),
+    Column("approved_at", UTCDateTime()),
+    Column("rejected_reason", Text),
+    Column("sent_at", UTCDateTime()),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("mention_id", "kind", name="uq_replies_mention_kind"),
+)
+Index("ix_replies_state", replies.c.account, replies.c.state)
+
+# People who asked for no more automated replies (they said "stop").
+opt_outs = Table(
+    "opt_outs",
+    metadata,
+    Column("platform", String(40), primary_key=True),
+    Column("author_id", String(100), primary_key=True),
+    Column("author_handle", String(300), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)

@@ -1,0 +1,326 @@
+"""The Mastodon connector: one brand account on one instance, through Mastodon.py.
+
+Mention stream: the account's `mention` notifications, read forward with
+`min_id` so a burst between two polls is never skipped. The cursor is a
+notification id. Errors from Mastodon.py are translated here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+from mastodon import Mastodon
+from mastodon.errors import (
+    MastodonAPIError,
+    MastodonError,
+    MastodonIllegalArgumentError,
+    MastodonNetworkError,
+    MastodonNotFoundError,
+    MastodonRatelimitError,
+    MastodonServerError,
+    MastodonUnauthorizedError,
+)
+
+from connectors.base import (
+    AccountInfo,
+    AuthFailed,
+    Author,
+    BadResponse,
+    ConnectorError,
+    ConnectorSettings,
+    Mention,
+    MentionPage,
+    Platform,
+    PostedReply,
+    RateBudget,
+    RateLimited,
+    Rejected,
+    Unavailable,
+)
+from connectors.mastodon_html import html_to_text
+from connectors.mastodon_limits import RateHeaders, retry_after, text_length
+
+# Real Mastodon serves 40 notifications by default and at most 80 per request.
+MAX_PAGE = 80
+DEFAULT_MAX_CHARACTERS = 500
+
+# Least to most private; a reply may move right along this line, never left.
+_VISIBILITIES = ("public", "unlisted", "private", "direct")
+# The parts of a response that shape cannot be trusted to have: a missing key or
+# an odd type while converting is the server's fault, not ours.
+_SHAPE_ERRORS = (KeyError, TypeError, AttributeError, ValueError, IndexError)
+
+
+class MastodonConnector:
+    """One Mastodon account. See `connectors.base.Connector` for the contract."""
+
+    platform = "mastodon"
+
+    def __init__(self, settings: ConnectorSettings) -> None:
+        self._account = settings.account
+        self._token = settings.secrets["access_token"]
+        self._rate = RateHeaders()
+        self._session = requests.Session()
+        self._session.hooks["response"].append(self._rate.observe)
+        self._client = Mastodon(
+            api_base_url=settings.base_url,
+            request_timeout=settings.timeout,
+            ratelimit_method="throw",  # the daemon owns waiting, never the library
+            version_check_mode="none",
+            session=self._session,
+        )
+        # Set after construction: Mastodon.py reads a token that names an existing
+        # file as that file's contents, which a real token must never trigger.
+        self._client.access_token = self._token
+        self._me: AccountInfo | None = None
+
+    def __repr__(self) -> str:
+        return f"MastodonConnector(account={self._account!r}, base_url={self._client.api_base_url!r})"
+
+    # --- the Connector protocol ---------------------------------------------
+
+    def verify(self) -> AccountInfo:
+        with self._edge("verify credentials"):
+            me = self._client.account_verify_credentials()
+            own_id, handle = str(me["id"]), str(me["acct"])
+        self._me = AccountInfo(id=own_id, handle=handle, max_characters=self._max_characters())
+        return self._me
+
+    def fetch_mentions(self, after: str | None, limit: int) -> MentionPage:
+        """Mention notifications strictly after the notification id `after`, oldest first.
+
+        `after=None` means "start from now": nothing is returned, and the cursor
+        is the newest mention notification, so the first poll of a new account
+        never answers its history (a brand switching the bot on does not want
+        week-old posts answered). When the account has no mention at all yet,
+        the cursor is "0", meaning "everything from the first one on".
+
+        Mastodon may return fewer than `limit` (the server caps pages); `has_more`
+        says a full page came back, so the caller should fetch again at once.
+        Notifications without a status (deleted since) or of another type are
+        skipped, but the cursor still moves past them.
+        """
+        own_id = self._own().id
+        if after is None:
+            return self._start_from_now()
+        size = max(1, min(limit, MAX_PAGE))
+        with self._edge("fetch mentions"):
+            raw = self._client.notifications(types=["mention"], min_id=after, limit=size)
+            page = sorted(raw, key=_id_order)
+            # Mastodon sends a "next" link exactly when the page was full, whatever
+            # cap the server applied to our `limit`.
+            more = len(page) >= size or getattr(raw, "_pagination_next", None) is not None
+            page = page[:size]
+            mentions = [m for m in (_to_mention(n, own_id) for n in page) if m is not None]
+            cursor = str(page[-1]["id"]) if page else None
+        return MentionPage(mentions=mentions, next_cursor=cursor, has_more=more and bool(page))
+
+    def reply(self, mention: Mention, text: str, idempotency_key: str) -> PostedReply:
+        """Reply in the mention's thread, never more publicly than the mention itself.
+
+        The author's `@handle` is put in front unless the text already names them:
+        Mastodon only notifies (and, for private and direct posts, only shows the
+        post to) the accounts a status mentions.
+        """
+        with self._edge("reply"):
+            status = self._client.status_post(
+                _addressed(mention.author.handle, text),
+                in_reply_to_id=mention.post_id,
+                visibility=reply_visibility(mention.visibility),
+                idempotency_key=idempotency_key,
+            )
+            return _posted(status)
+
+    def send_direct(self, mention: Mention, text: str, idempotency_key: str) -> PostedReply:
+        """A direct (mentioned-people-only) status to the mention's author."""
+        handle = mention.author.handle
+        body = text if text.startswith(f"@{handle} ") else f"@{handle} {text}"
+        with self._edge("send direct message"):
+            status = self._client.status_post(body, visibility="direct", idempotency_key=idempotency_key)
+            return _posted(status)
+
+    def find_reply(self, mention: Mention, idempotency_key: str) -> PostedReply | None:
+        """Our reply to `mention` in its thread, if there is one.
+
+        Mastodon cannot look a status up by idempotency key; posting again with the
+        same key within an hour returns the first status instead. This finds a
+        reply older than that. A deleted mention has no thread: None.
+        """
+        own_id = self._own().id
+        with self._edge("find reply"):
+            try:
+                context = self._client.status_context(mention.post_id)
+            except MastodonNotFoundError:
+                return None
+            for status in sorted(context["descendants"], key=_id_order):
+                mine = str(status["account"]["id"]) == own_id
+                if mine and str(status["in_reply_to_id"]) == mention.post_id:
+                    return _posted(status)
+        return None
+
+    def text_length(self, text: str) -> int:
+        return text_length(text)
+
+    def budget(self) -> RateBudget:
+        return self._rate.budget()
+
+    def close(self) -> None:
+        self._session.close()
+
+    # --- helpers --------------------------------------------------------------
+
+    def _own(self) -> AccountInfo:
+        return self._me if self._me is not None else self.verify()
+
+    def _max_characters(self) -> int:
+        with self._edge("read instance limits"):
+            try:
+                instance = self._client.instance_v2()
+            except MastodonNotFoundError:  # servers older than 4.0 only have v1
+                instance = self._client.instance_v1()
+            try:
+                value = instance["configuration"]["statuses"]["max_characters"]
+            except _SHAPE_ERRORS:
+                return DEFAULT_MAX_CHARACTERS
+            return int(value) if isinstance(value, int) and value > 0 else DEFAULT_MAX_CHARACTERS
+
+    def _start_from_now(self) -> MentionPage:
+        with self._edge("fetch mentions"):
+            newest = sorted(self._client.notifications(types=["mention"], limit=1), key=_id_order)
+            cursor = str(newest[-1]["id"]) if newest else "0"
+        return MentionPage(mentions=[], next_cursor=cursor, has_more=False)
+
+    @contextmanager
+    def _edge(self, action: str) -> Iterator[None]:
+        """Turn anything Mastodon.py or a malformed answer raises into our error tree."""
+        try:
+            yield
+        except ConnectorError:
+            raise
+        except MastodonRatelimitError as exc:
+            wait = retry_after(self._rate.last)
+            raise RateLimited(self._message(action, f"rate limited, retry in {wait:.0f} s"), wait) from exc
+        except MastodonUnauthorizedError as exc:
+            raise AuthFailed(self._message(action, "access token refused", exc)) from exc
+        except MastodonNotFoundError as exc:
+            raise Rejected(self._message(action, "not found", exc)) from exc
+        except (MastodonServerError, MastodonNetworkError) as exc:
+            raise Unavailable(self._message(action, "server unavailable", exc)) from exc
+        except MastodonAPIError as exc:
+            raise _api_error(exc, self._message(action, "", exc)) from exc
+        except MastodonIllegalArgumentError as exc:
+            raise Rejected(self._message(action, "refused by the client library", exc)) from exc
+        except MastodonError as exc:
+            raise BadResponse(self._message(action, "unexpected answer", exc)) from exc
+        except _SHAPE_ERRORS as exc:
+            what = f"unexpected answer ({type(exc).__name__})"
+            raise BadResponse(self._message(action, what, exc)) from exc
+
+    def _message(self, action: str, what: str, exc: BaseException | None = None) -> str:
+        detail = " ".join(str(a) for a in exc.args if a is not None) if exc is not None else ""
+        detail = detail.replace(self._token, "***")[:300] if self._token else detail[:300]
+        return f"mastodon account {self._account!r}: {action}: " + "; ".join(p for p in (what, detail) if p)
+
+
+def _api_error(exc: MastodonAPIError, message: str) -> ConnectorError:
+    """Map an HTTP error (or an unparseable body) Mastodon.py raised as its generic API error."""
+    status = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else None
+    if status is None:
+        return BadResponse(message)  # 2xx whose body was not JSON
+    if status in (401, 403):  # 403: token lacks the scope, or the account is disabled
+        return AuthFailed(message)
+    if status == 429:
+        return RateLimited(message, 60.0)
+    if status in (408, 425) or status >= 500:
+        return Unavailable(message)
+    return Rejected(message)
+
+
+def reply_visibility(mention_visibility: str) -> str:
+    """The mention's own visibility; anything we don't know is treated as direct."""
+    return mention_visibility if mention_visibility in _VISIBILITIES else "direct"
+
+
+def _addressed(handle: str, text: str) -> str:
+    named = {m.group(1).lower() for m in _MENTION.finditer(text)}
+    return text if handle.lower() in named else f"@{handle} {text}"
+
+
+# Real Mastodon's Account::MENTION_RE, with the domain kept: "@alice@example.social".
+_MENTION = re.compile(r"(?<![=/\w])@(\w+(?:[\w.-]+\w+)?(?:@[\w.-]+\w+)?)", re.IGNORECASE)
+
+
+def _to_mention(notification: Mapping[str, Any], own_id: str) -> Mention | None:
+    """One mention notification as a Mention; None for anything we must skip."""
+    status = notification.get("status")
+    if notification.get("type") != "mention" or status is None:
+        return None
+    author = status["account"]
+    body = html_to_text(status.get("content") or "")
+    warning = (status.get("spoiler_text") or "").strip()
+    mentioned: Sequence[Mapping[str, Any]] = status.get("mentions") or ()
+    return Mention(
+        platform="mastodon",
+        post_id=str(status["id"]),
+        cursor=str(notification["id"]),
+        author=_author(author),
+        # A content warning often says what the post is about; the classifier needs it.
+        text=f"{warning}\n\n{body}" if warning else body,
+        created_at=_timestamp(status["created_at"]),
+        url=status.get("url") or status.get("uri"),
+        in_reply_to_id=_optional_id(status.get("in_reply_to_id")),
+        in_reply_to_author_id=_optional_id(status.get("in_reply_to_account_id")),
+        conversation_id=_optional_id(status.get("conversation_id")),
+        visibility=str(status.get("visibility") or "public"),
+        language=status.get("language") or None,
+        mentions_brand=any(str(m["id"]) == own_id for m in mentioned),
+        extra={"spoiler_text": warning} if warning else {},
+    )
+
+
+def _author(account: Mapping[str, Any]) -> Author:
+    return Author(
+        id=str(account["id"]),
+        handle=str(account["acct"]),
+        display_name=str(account.get("display_name") or ""),
+        is_bot=bool(account.get("bot")),
+    )
+
+
+def _posted(status: Mapping[str, Any]) -> PostedReply:
+    return PostedReply(post_id=str(status["id"]), url=status.get("url") or status.get("uri"))
+
+
+def _timestamp(value: Any) -> datetime:
+    """Mastodon.py gives datetimes in local time; recorded payloads give ISO strings."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    if moment.tzinfo is None:
+        raise ValueError("created_at has no time zone")
+    return moment.astimezone(UTC)
+
+
+def _optional_id(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _id_order(item: Mapping[str, Any]) -> tuple[int, str]:
+    # Mastodon ids are decimal strings that do not fit a float; other servers use
+    # fixed-width ULIDs. Comparing by length, then text, orders both correctly.
+    ident = str(item["id"])
+    return len(ident), ident
+
+
+PLATFORM = Platform(
+    name="mastodon",
+    create=MastodonConnector,
+    secret_keys=("access_token",),
+    required_secrets=(("access_token",),),
+    options={},
+    default_base_url=None,
+    max_characters=DEFAULT_MAX_CHARACTERS,
+)

@@ -1,0 +1,127 @@
+"""What Mastodon counts against its limits: post length, and the request budget in its headers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+
+from connectors.base import RateBudget
+
+URL_LENGTH = 23  # every http(s) URL counts this much, whatever its length
+DEFAULT_RETRY_AFTER = 60.0
+MAX_RETRY_AFTER = 24 * 3600.0
+# A URL as Mastodon's length validator finds it: the protocol is required.
+_URL = re.compile(r"(?<![\w@/.])https?://[^\s<>\"]+", re.IGNORECASE)
+_URL_TAIL = ".,:;!?'\")]}"
+# Mastodon's Account::MENTION_RE: ASCII username, optional @domain.
+_COUNTED_MENTION = re.compile(r"(?<![=/\w])@([a-z0-9_]+(?:[a-z0-9_.-]+[a-z0-9_]+)?)(?:@[\w.-]+\w+)?", re.I)
+
+
+def text_length(text: str) -> int:
+    """Length as Mastodon checks it: a URL counts 23, `@user@domain` counts as `@user`.
+
+    Mastodon counts grapheme clusters; we count code points, which is never
+    less, so a text that fits here fits there.
+    """
+    counted = _URL.sub(_url_placeholder, text)
+    counted = _COUNTED_MENTION.sub(lambda m: "@" + m.group(1), counted)
+    return len(counted)
+
+
+def _url_placeholder(match: re.Match[str]) -> str:
+    url = match.group()
+    core = url.rstrip(_URL_TAIL)
+    # Keep a closing parenthesis that belongs to the URL, as in Wikipedia links.
+    while len(core) < len(url) and url[len(core)] == ")" and core.count("(") > core.count(")"):
+        core += ")"
+    return "x" * URL_LENGTH + url[len(core) :]
+
+
+class RateHeaders:
+    """Remembers the rate-limit headers of the last answers (a `requests` response hook)."""
+
+    def __init__(self) -> None:
+        self.last: Mapping[str, str] = {}
+        self._budget = RateBudget()
+
+    def observe(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self.last = dict(response.headers)
+        headers = response.headers
+        if not any(h in headers for h in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")):
+            return  # an answer without the headers says nothing new about the budget
+        reset = parse_reset(headers.get("X-RateLimit-Reset"))
+        now = datetime.now(UTC)
+        self._budget = RateBudget(
+            remaining=_int_or_none(headers.get("X-RateLimit-Remaining")),
+            limit=_int_or_none(headers.get("X-RateLimit-Limit")),
+            reset_at=None if reset is None else now + (reset - _server_now(headers, now)),
+        )
+
+    def budget(self) -> RateBudget:
+        return self._budget
+
+
+def parse_reset(value: str | None) -> datetime | None:
+    """`X-RateLimit-Reset` as a moment: ISO-8601 (real Mastodon) or epoch seconds (GoToSocial, mocks)."""
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        return datetime.fromtimestamp(float(text), UTC)
+    except (ValueError, OverflowError, OSError):
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def retry_after(headers: Mapping[str, str], now: datetime | None = None) -> float:
+    """Seconds to wait after a 429, between 1 s and a day; a minute if the server did not say."""
+    now = now or datetime.now(UTC)
+    lowered = {k.lower(): v for k, v in headers.items()}
+    reset = parse_reset(lowered.get("x-ratelimit-reset"))
+    if reset is not None:
+        # Measured against the server's clock (its Date header), not ours.
+        wait = (reset - _server_now(lowered, now)).total_seconds()
+    else:
+        wait = _retry_after_header(lowered.get("retry-after"), now)
+    return min(max(wait, 1.0), MAX_RETRY_AFTER)
+
+
+def _retry_after_header(value: str | None, now: datetime) -> float:
+    if not value:
+        return DEFAULT_RETRY_AFTER
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return (parsedate_to_datetime(value) - now).total_seconds()
+    except (TypeError, ValueError):
+        return DEFAULT_RETRY_AFTER
+
+
+def _server_now(headers: Mapping[str, str], fallback: datetime) -> datetime:
+    date = headers.get("Date") or headers.get("date")
+    if not date:
+        return fallback
+    try:
+        moment = parsedate_to_datetime(date)
+    except (TypeError, ValueError):
+        return fallback
+    # The Date header has whole seconds; a skew under two seconds is our own rounding.
+    return moment if abs(moment - fallback) > timedelta(seconds=2) else fallback
+
+
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except ValueError:
+        return None

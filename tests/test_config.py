@@ -1,0 +1,150 @@
+"""The config: what a good one gives, and the one line per problem a bad one gets."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, find_config_path, load_config, parse_duration
+from bot.models import Mode
+
+ROOT = Path(__file__).resolve().parents[1]
+
+GOOD = """\
+brand:
+  name: Acme
+  support_email: help@acme.example
+  support_url: https://acme.example/help
+storage:
+  url: sqlite:///carebot.db
+accounts:
+  - name: acme-mastodon
+    platform: mastodon
+    base_url: https://mastodon.example
+    access_token: ${MASTODON_TOKEN}
+    mode: approve
+    poll_interval: 2m
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "carebot.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems_of(path: Path, environ: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        config_from(path, environ)
+    return caught.value.problems
+
+
+def config_from(path: Path, environ: dict[str, str] | None = None):  # noqa: ANN201
+    return load_config(path, environ if environ is not None else {"MASTODON_TOKEN": "tok-123456"})
+
+
+def test_good_config_is_read_with_defaults(tmp_path: Path) -> None:
+    config = config_from(write(tmp_path, GOOD))
+    assert config.brand.name == "Acme"
+    assert config.brand.support_url == "https://acme.example/help"
+    assert config.storage_url == f"sqlite:///{tmp_path / 'carebot.db'}"  # relative to the config file
+    account = config.accounts[0]
+    assert account.platform == "mastodon"
+    assert account.mode is Mode.APPROVE
+    assert account.poll_interval == 120.0
+    assert account.secrets == {"access_token": "tok-123456"}
+    assert "tok-123456" not in repr(account)
+    assert config.min_confidence == 0.55
+
+
+def test_the_example_config_is_valid(tmp_path: Path) -> None:
+    config = load_config(ROOT / "config.example.yaml", {"MASTODON_TOKEN": "t0ken", "X_BEARER_TOKEN": "t0ken"})
+    assert {a.platform for a in config.accounts} >= {"mastodon"}
+
+
+def test_secret_from_a_file_next_to_the_config(tmp_path: Path) -> None:
+    (tmp_path / "token.txt").write_text("from-file-token\n", encoding="utf-8")
+    text = GOOD.replace("access_token: ${MASTODON_TOKEN}", "access_token_file: token.txt")
+    config = config_from(write(tmp_path, text), environ={})
+    assert config.accounts[0].secrets["access_token"] == "from-file-token"
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            ("mode: approve", "mode: sometimes"),
+            ":12: accounts[0].mode: expected one of auto, approve, dry-run",
+        ),
+        (("poll_interval: 2m", "poll_interval: soon"), ":13: accounts[0].poll_interval: expected a duration"),
+        (("  name: Acme\n", "  name: Acme\n  colour: red\n"), ":3: brand.colour: unknown key"),
+        (("  support_email: help@acme.example\n", ""), ":2: brand.support_email: missing (required)"),
+        (("platform: mastodon", "platform: myspace"), ":9: accounts[0].platform: unknown platform 'myspace'"),
+        (("url: sqlite:///carebot.db", "url: mysql://x"), ":6: storage.url: expected sqlite:///FILE"),
+        (
+            ("access_token: ${MASTODON_TOKEN}", "access_token: ${NOT_SET_ANYWHERE}"),
+            ":11: accounts[0].access_token: environment variable NOT_SET_ANYWHERE is not set",
+        ),
+        (
+            ("access_token: ${MASTODON_TOKEN}", "access_token_file: missing.txt"),
+            ":11: accounts[0].access_token_file: cannot read",
+        ),
+        (("    base_url: https://mastodon.example\n", ""), ":8: accounts[0].base_url: missing"),
+        (
+            ("poll_interval: 2m", "poll_interval: [1, 2]"),
+            ":13: accounts[0].poll_interval: expected a single value",
+        ),
+    ],
+)
+def test_each_problem_names_file_line_and_key(tmp_path: Path, change: tuple[str, str], expected: str) -> None:
+    path = write(tmp_path, GOOD.replace(*change))
+    problems = problems_of(path)
+    assert any(expected in p for p in problems), problems
+    assert all(p.startswith(str(path)) for p in problems)
+
+
+def test_all_problems_are_reported_at_once(tmp_path: Path) -> None:
+    text = GOOD.replace("mode: approve", "mode: loud").replace("name: Acme", "name: Acme\n  typo: 1")
+    problems = problems_of(write(tmp_path, text))
+    assert len(problems) == 2
+
+
+def test_invalid_yaml_and_missing_file(tmp_path: Path) -> None:
+    problems = problems_of(write(tmp_path, "brand: [unclosed\n"))
+    assert "not valid YAML" in problems[0]
+    problems = problems_of(tmp_path / "nope.yaml")
+    assert "cannot read the config file" in problems[0]
+
+
+def test_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAREBOT_CONFIG", "/from/env.yaml")
+    assert find_config_path("/explicit.yaml") == Path("/explicit.yaml")
+    assert find_config_path(None) == Path("/from/env.yaml")
+    monkeypatch.delenv("CAREBOT_CONFIG")
+    assert find_config_path(None) == Path("carebot.yaml")
+
+
+@pytest.mark.parametrize(
+    ("raw", "seconds"), [(30, 30.0), ("30s", 30.0), ("2m", 120.0), ("1h", 3600.0), ("500ms", 0.5)]
+)
+def test_durations(raw: object, seconds: float) -> None:
+    assert parse_duration(raw) == seconds
+
+
+def test_cli_exits_2_with_one_line_per_problem(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("mode: approve", "mode: loud").replace("2m", "never"))
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "check-config", "--offline", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "MASTODON_TOKEN": "x" * 10},
+        check=False,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2
+    assert all(line.startswith(f"{path}:") for line in lines)
