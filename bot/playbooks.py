@@ -78,11 +78,17 @@ def normalise(text: str) -> str:
 
 
 def phrase_pattern(phrase: str) -> re.Pattern[str]:
-    """Whole words; a trailing `*` lets the last word go on ("спасиб*" matches "спасибо")."""
-    stem = phrase.endswith("*")
-    words = normalise(phrase.rstrip("*")).split()
-    body = r"\s+".join(re.escape(word) for word in words)
-    return re.compile(r"(?<!\w)" + body + (r"\w*" if stem else "") + r"(?!\w)")
+    """Whole words; a `*` ending a word lets it go on ("спасиб*" matches "спасибо")."""
+    parts = [
+        re.escape(w.rstrip("*")) + (r"\w*" if w.endswith("*") else "") for w in normalise(phrase).split()
+    ]
+    return re.compile(r"(?<!\w)" + r"\s+".join(parts) + r"(?!\w)")
+
+
+def phrase_problem(phrase: str) -> str | None:
+    if any("*" in w.rstrip("*") or w.endswith("**") or w == "*" for w in phrase.split()):
+        return '`*` may only end a word, once ("reset* password")'
+    return None
 
 
 @dataclass(frozen=True)
@@ -461,12 +467,9 @@ class _Checker:
             phrases = self.by_language(fields["keywords"], (*path, "keywords"), "phrases")
             for lang, items in phrases.items():
                 for i, phrase in enumerate(items):
-                    if (
-                        "*" in phrase.rstrip("*")
-                        or phrase.endswith("**")
-                        or not normalise(phrase.rstrip("*")).split()
-                    ):
-                        self.problem((*path, "keywords", lang, i), "`*` may only end a phrase, once")
+                    problem = phrase_problem(phrase)
+                    if problem:
+                        self.problem((*path, "keywords", lang, i), problem)
             patterns = tuple(phrase_pattern(p) for items in phrases.values() for p in items)
             keywords = Keywords(MappingProxyType(phrases), patterns)
         return Condition(personal, angry, keywords, platform)

@@ -221,8 +221,10 @@ class XConnector:
             for post in posts:
                 references = post.get("referenced_tweets") if isinstance(post, dict) else None
                 for ref in references if isinstance(references, list) else []:
-                    if isinstance(ref, dict) and ref.get("type") == "replied_to" and (
-                        str(ref.get("id")) == mention.post_id
+                    if (
+                        isinstance(ref, dict)
+                        and ref.get("type") == "replied_to"
+                        and (str(ref.get("id")) == mention.post_id)
                     ):
                         post_id = post_id_or_none(post.get("id"))
                         if post_id is not None:

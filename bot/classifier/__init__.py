@@ -1,0 +1,26 @@
+"""carebot's classifier: language, situation and confidence, personal data and signals.
+
+    from bot.classifier import Classifier
+    result = Classifier.load(vocabulary).classify(text, default_lang="en")
+"""
+
+from __future__ import annotations
+
+from bot.classifier.classify import Classification, Classifier
+from bot.classifier.language import detect_language
+from bot.classifier.personal_data import PersonalData, find_personal_data, mask_personal_data
+from bot.classifier.train import TrainReport, train
+from bot.classifier.vocabulary import BrandVocabulary, vocabulary_from_playbooks
+
+__all__ = [
+    "BrandVocabulary",
+    "Classification",
+    "Classifier",
+    "PersonalData",
+    "TrainReport",
+    "detect_language",
+    "find_personal_data",
+    "mask_personal_data",
+    "train",
+    "vocabulary_from_playbooks",
+]

@@ -1,0 +1,110 @@
+"""Classifier: language, situation with a confidence, personal data and signals for one post."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.classifier.cues import CueSet, compile_cues, default_cues
+from bot.classifier.features import extract
+from bot.classifier.language import detect_language
+from bot.classifier.model import MODEL_PATH, LinearModel, load_model
+from bot.classifier.personal_data import PersonalData, find_personal_data
+from bot.classifier.signals import is_angry, is_bot_like, is_opt_out
+from bot.classifier.text import normalize
+from bot.classifier.vocabulary import BrandVocabulary
+from bot.models import LANGUAGES, SITUATIONS
+
+# A brand keyword is strong evidence: the brand wrote it for exactly this situation.
+KEYWORD_BOOST = 2.0
+# Cues that mean a real customer issue: such a post is never called trolling.
+_CUSTOMER_CUES = ("failure", "price", "contact")
+# Complaints must not be missed (every complaint is urgent): a complaint that is nearly as
+# likely as the top label wins. A factor, not a threshold, so confidence stays meaningful.
+COMPLAINT_FACTOR = 1.6
+# Calling a customer a troll is the worst mistake: trolling must clearly win.
+TROLLING_FACTOR = 0.6
+
+
+@dataclass(frozen=True)
+class Classification:
+    lang: str
+    lang_confidence: float
+    situation: str
+    confidence: float
+    scores: dict[str, float]
+    personal_data: tuple[PersonalData, ...]
+    angry: bool
+    opt_out: bool
+    bot_like: bool
+
+
+class Classifier:
+    def __init__(self, model: LinearModel, cues: CueSet, vocabulary: BrandVocabulary | None = None) -> None:
+        missing = set(SITUATIONS) - set(model.labels)
+        if missing:
+            raise ValueError(f"model lacks situations: {sorted(missing)}")
+        self._model = model
+        self._cues = cues
+        self._labels = model.labels
+        self._brand = _brand_cues(vocabulary)
+
+    @classmethod
+    def load(cls, vocabulary: BrandVocabulary | None = None, model_path: Path | None = None) -> Classifier:
+        return cls(load_model(model_path or MODEL_PATH), default_cues(), vocabulary)
+
+    @property
+    def model_info(self) -> Mapping[str, object]:
+        return self._model.info
+
+    def classify(self, text: str, default_lang: str = "en") -> Classification:
+        if default_lang not in LANGUAGES:
+            raise ValueError(f"default_lang must be one of {LANGUAGES}, not {default_lang!r}")
+        lang, lang_confidence = detect_language(text, default_lang)
+        norm = normalize(text)
+        cue_counts = self._cues.counts(norm)
+        features = extract(text, lang, self._cues)
+        probabilities = self._model.probabilities(features, self._boost(norm))
+        scores = dict(zip(self._labels, probabilities, strict=True))
+        situation = self._decide(scores, cue_counts)
+        return Classification(
+            lang=lang,
+            lang_confidence=lang_confidence,
+            situation=situation,
+            confidence=round(scores[situation], 4),
+            scores={label: round(scores[label], 4) for label in SITUATIONS},
+            personal_data=find_personal_data(text),
+            angry=is_angry(text, cue_counts),
+            opt_out=is_opt_out(text),
+            bot_like=is_bot_like(text, cue_counts),
+        )
+
+    def _boost(self, norm: str) -> list[float] | None:
+        if self._brand is None:
+            return None
+        counts = self._brand.counts(norm)
+        if not counts:
+            return None
+        return [KEYWORD_BOOST if label in counts else 0.0 for label in self._labels]
+
+    def _decide(self, scores: Mapping[str, float], cue_counts: Mapping[str, int]) -> str:
+        weighted = dict(scores)
+        weighted["complaint"] *= COMPLAINT_FACTOR
+        weighted["trolling"] *= TROLLING_FACTOR
+        if any(cue_counts.get(cue) for cue in _CUSTOMER_CUES):
+            weighted["trolling"] = 0.0
+        # Ties go to the higher-priority situation, the order of SITUATIONS' labelling rule.
+        priority = ("complaint", "price_question", "contact_request", "simple_question", "trolling", "other")
+        return max(priority, key=lambda label: (weighted[label], -priority.index(label)))
+
+
+def _brand_cues(vocabulary: BrandVocabulary | None) -> CueSet | None:
+    if vocabulary is None or not vocabulary.keywords:
+        return None
+    lists = {
+        situation: [p for phrases in by_lang.values() for p in phrases]
+        for situation, by_lang in vocabulary.keywords.items()
+        if situation in SITUATIONS
+    }
+    return compile_cues({k: v for k, v in lists.items() if v}) if any(lists.values()) else None

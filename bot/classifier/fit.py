@@ -1,0 +1,85 @@
+"""Fitting a multinomial logistic regression on sparse rows with numpy (training only)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SparseRows:
+    """CSR-style rows: row r has columns indices[indptr[r]:indptr[r+1]] with those values."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    values: np.ndarray
+    n_columns: int
+
+    @classmethod
+    def build(cls, rows: Sequence[Sequence[tuple[int, float]]], n_columns: int) -> SparseRows:
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        indptr[1:] = np.cumsum([len(r) for r in rows])
+        indices = np.fromiter((c for r in rows for c, _ in r), dtype=np.int64, count=int(indptr[-1]))
+        values = np.fromiter((v for r in rows for _, v in r), dtype=np.float64, count=int(indptr[-1]))
+        return cls(indptr, indices, values, n_columns)
+
+    def take(self, selected: np.ndarray) -> SparseRows:
+        parts = [np.arange(self.indptr[r], self.indptr[r + 1]) for r in selected]
+        flat = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        indptr = np.zeros(len(selected) + 1, dtype=np.int64)
+        indptr[1:] = np.cumsum([len(p) for p in parts])
+        return SparseRows(indptr, self.indices[flat], self.values[flat], self.n_columns)
+
+    def matmul(self, weights: np.ndarray) -> np.ndarray:
+        contributions = weights[self.indices] * self.values[:, None]
+        return np.add.reduceat(contributions, self.indptr[:-1], axis=0)
+
+    def transpose_matmul(self, gradients: np.ndarray) -> np.ndarray:
+        row_of = np.repeat(np.arange(len(self.indptr) - 1), np.diff(self.indptr))
+        contributions = gradients[row_of] * self.values[:, None]
+        return np.stack(
+            [
+                np.bincount(self.indices, weights=contributions[:, k], minlength=self.n_columns)
+                for k in range(gradients.shape[1])
+            ],
+            axis=1,
+        )
+
+
+def softmax_rows(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exps = np.exp(shifted)
+    return exps / exps.sum(axis=1, keepdims=True)
+
+
+def fit_softmax(
+    x: SparseRows,
+    y: np.ndarray,
+    n_classes: int,
+    sample_weight: np.ndarray,
+    *,
+    l2: float,
+    iterations: int,
+    learning_rate: float = 0.05,
+) -> np.ndarray:
+    """Weights (columns x classes) minimising weighted cross-entropy + l2 * |W|^2, by full-batch Adam.
+
+    Full batch and no randomness: the same data gives the same weights.
+    """
+    weights = np.zeros((x.n_columns, n_classes))
+    first = np.zeros_like(weights)
+    second = np.zeros_like(weights)
+    targets = np.eye(n_classes)[y]
+    scale = sample_weight[:, None] / sample_weight.sum()
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    for step in range(1, iterations + 1):
+        probabilities = softmax_rows(x.matmul(weights))
+        gradient = x.transpose_matmul((probabilities - targets) * scale) + 2 * l2 * weights
+        first = beta1 * first + (1 - beta1) * gradient
+        second = beta2 * second + (1 - beta2) * gradient * gradient
+        corrected_first = first / (1 - beta1**step)
+        corrected_second = second / (1 - beta2**step)
+        weights -= learning_rate * corrected_first / (np.sqrt(corrected_second) + eps)
+    return weights

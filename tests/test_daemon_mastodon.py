@@ -1,0 +1,232 @@
+"""The whole bot against mastodon-mock over real HTTP: what customers actually see on the server."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mastodon_mock.testing import MockServer
+
+from bot.app import App
+from bot.config import Config, load_config
+from bot.daemon import run_once
+from bot.models import ReplyState
+from tests.peers.mastodon import BRAND, RunningMock, client, post_as, reset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# (customer, text, situation we expect, language). Written for these tests; clear cases only:
+# the classifier's quality on messy posts is measured by `carebot eval`, not here.
+POSTS: list[tuple[str, str, str, str]] = [
+    ("alice", "@brand how can I contact your support team? is there an email?", "contact_request", "en"),
+    ("alice", "@brand does the app have a dark mode?", "simple_question", "en"),
+    (
+        "alice",
+        "@brand my order never arrived and I was charged twice! email me at alice.w@example.org "
+        "or call +1 415 555 0134",
+        "complaint",
+        "en",
+    ),
+    ("alice", "@brand why is the premium plan so expensive? any discount for students?", "price_question", "en"),
+    ("alice", "@brand you are all clowns lol, worst brand ever, go cry", "trolling", "en"),
+    ("boris", "@brand как связаться со службой поддержки? дайте почту", "contact_request", "ru"),
+    ("boris", "@brand приложение не работает третий день, деньги списали, а доступа нет!!!", "complaint", "ru"),
+    ("boris", "@brand почему так дорого? есть скидки для студентов?", "price_question", "ru"),
+    ("dewi", "@brand aplikasinya error terus dari kemarin, gak bisa login sama sekali, tolong", "complaint", "id"),
+    ("dewi", "@brand kak, cara menghubungi customer service gimana ya?", "contact_request", "id"),
+    ("layla", "@brand الطلب وصلني ناقص وما حد يرد علي، ابغى حل اليوم", "complaint", "ar"),
+    ("layla", "@brand كيف اتواصل مع خدمة العملاء؟", "contact_request", "ar"),
+]
+ANSWERED = {"contact_request", "simple_question", "complaint", "price_question"}
+SCRIPTS = {"ru": re.compile(r"[\u0400-\u04ff]"), "ar": re.compile(r"[\u0600-\u06ff]")}
+
+
+def write_config(directory: Path, base_url: str, db_url: str, mode: str = "auto") -> Path:
+    path = directory / "carebot.yaml"
+    path.write_text(
+        f"""
+brand:
+  name: Acme
+  support_email: help@acme.example
+  support_url: https://acme.example/help
+storage:
+  url: {db_url}
+accounts:
+  - name: acme-mastodon
+    platform: mastodon
+    base_url: {base_url}
+    access_token: ${{BRAND_TOKEN}}
+    mode: {mode}
+    poll_interval: 1s
+    timeout: 5s
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def config_for(tmp_path: Path, server_url: str, db_url: str, mode: str = "auto") -> Config:
+    return load_config(write_config(tmp_path, server_url, db_url, mode), {"BRAND_TOKEN": "brand_token"})
+
+
+@pytest.fixture
+def started(tmp_path: Path, mastodon_server: MockServer, db_url: str) -> Iterator[tuple[App, MockServer]]:
+    """A bot in auto mode that has done its first cycle (so it reads mentions from now on)."""
+    app = App.build(config_for(tmp_path, mastodon_server.base_url, db_url))
+    run_once(app)
+    yield app, mastodon_server
+    app.close()
+
+
+def brand_statuses(base_url: str) -> list[dict[str, Any]]:
+    with client(base_url, BRAND) as api:
+        me = api.account_verify_credentials()
+        statuses: list[dict[str, Any]] = []
+        page = api.account_statuses(me["id"], limit=40)
+        while page:
+            statuses.extend(page)
+            page = api.fetch_next(page)
+        return statuses
+
+
+def plain(html: str) -> str:
+    return re.sub(r"<[^>]+>", "", html).replace("&amp;", "&").replace("&#39;", "'").replace("&quot;", '"')
+
+
+def post_all(base_url: str, posts: list[tuple[str, str, str, str]]) -> dict[str, tuple[str, str, str, str]]:
+    return {str(post_as(base_url, who, text)["id"]): (who, text, situation, lang) for who, text, situation, lang in posts}
+
+
+def test_every_situation_and_language_answered_on_the_server(started: tuple[App, MockServer]) -> None:
+    app, server = started
+    posted = post_all(server.base_url, POSTS)
+    run_once(app)
+
+    replies_by_target: dict[str, list[dict[str, Any]]] = {}
+    for status in brand_statuses(server.base_url):
+        replies_by_target.setdefault(str(status["in_reply_to_id"]), []).append(status)
+
+    stored = {m.mention.post_id: m for m in app.storage.mentions_for()}
+    for post_id, (who, text, situation, lang) in posted.items():
+        assert stored[post_id].situation == situation, (text, stored[post_id].situation)
+        assert stored[post_id].lang == lang, text
+        replies = replies_by_target.get(post_id, [])
+        if situation not in ANSWERED:
+            assert replies == [], f"{situation} got a public reply: {text}"
+            continue
+        assert len(replies) == 1, f"expected one reply to {text!r}, got {len(replies)}"
+        reply_text = plain(replies[0]["content"])
+        assert reply_text.startswith(f"@{who}"), reply_text
+        assert len(reply_text) <= 500
+        assert "<script" not in replies[0]["content"]
+        if lang in SCRIPTS:
+            assert SCRIPTS[lang].search(reply_text), f"{lang} reply not in {lang}: {reply_text}"
+        (reply_row,) = app.storage.replies_for(stored[post_id].id)[:1]
+        assert f"/{lang}/" in (reply_row.template_id or ""), reply_row.template_id
+
+    complaint_reply = plain(replies_by_target[next(p for p, v in posted.items() if "alice.w@" in v[1])][0]["content"])
+    for personal in ("alice.w@example.org", "415 555 0134", "+1 415"):
+        assert personal not in complaint_reply
+
+
+def test_second_cycle_and_restart_post_nothing_twice(tmp_path: Path, started: tuple[App, MockServer], db_url: str) -> None:
+    app, server = started
+    post_all(server.base_url, POSTS[:4])
+    run_once(app)
+    after_first = len(brand_statuses(server.base_url))
+    assert after_first == 4
+    run_once(app)
+    app.close()
+    restarted = App.build(config_for(tmp_path, server.base_url, db_url))
+    try:
+        run_once(restarted)
+        run_once(restarted)
+    finally:
+        restarted.close()
+    assert len(brand_statuses(server.base_url)) == after_first
+
+
+def test_approve_mode_posts_nothing_until_approved_then_once(
+    tmp_path: Path, mastodon_server: MockServer, db_url: str
+) -> None:
+    app = App.build(config_for(tmp_path, mastodon_server.base_url, db_url, mode="approve"))
+    try:
+        run_once(app)
+        post_all(mastodon_server.base_url, POSTS[:3])
+        run_once(app)
+        assert brand_statuses(mastodon_server.base_url) == []
+        queue = app.storage.queue()
+        assert len(queue) == 3
+        assert queue[0].mention.situation == "complaint"  # most urgent first
+        approved = app.storage.approve(queue[0].reply.id, "lead", text="@alice We're sorry. Please email help@acme.example")
+        assert approved.state is ReplyState.APPROVED
+        run_once(app)
+        run_once(app)
+        statuses = brand_statuses(mastodon_server.base_url)
+        assert len(statuses) == 1
+        assert statuses[0]["in_reply_to_id"] == queue[0].mention.mention.post_id
+        assert "We're sorry" in plain(statuses[0]["content"])
+        assert app.storage.reply(queue[0].reply.id).state is ReplyState.SENT
+    finally:
+        app.close()
+
+
+def test_dry_run_posts_nothing_but_records_everything(tmp_path: Path, mastodon_server: MockServer, db_url: str) -> None:
+    app = App.build(config_for(tmp_path, mastodon_server.base_url, db_url, mode="dry-run"))
+    try:
+        run_once(app)
+        post_all(mastodon_server.base_url, POSTS)
+        run_once(app)
+        run_once(app)
+        assert brand_statuses(mastodon_server.base_url) == []
+        stored = app.storage.mentions_for()
+        assert len(stored) == len(POSTS)
+        states = {r.state for m in stored for r in app.storage.replies_for(m.id)}
+        assert states == {ReplyState.DRAFTED}
+    finally:
+        app.close()
+
+
+def test_the_daemon_process_answers_and_stops_on_sigterm(tmp_path: Path, mastodon_process: RunningMock) -> None:
+    reset(mastodon_process.base_url)
+    config = write_config(tmp_path, mastodon_process.base_url, f"sqlite:///{tmp_path / 'bot.db'}")
+    log_path = tmp_path / "daemon.log"
+    with log_path.open("wb") as log:
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "run", "--config", str(config)],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={"PATH": "/usr/bin:/bin", "BRAND_TOKEN": "brand_token", "PYTHONPATH": str(ROOT)},
+        )
+        try:
+            _wait_for(lambda: b"carebot running" in log_path.read_bytes(), daemon, log_path)
+            time.sleep(1.5)  # the first cycle sets the cursor at "now"
+            post_as(mastodon_process.base_url, "alice", "@brand how do I contact support? what is your email?")
+            _wait_for(lambda: len(brand_statuses(mastodon_process.base_url)) == 1, daemon, log_path)
+            daemon.terminate()
+            assert daemon.wait(timeout=10) == 0
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+                daemon.wait()
+    output = log_path.read_text(encoding="utf-8")
+    assert "brand_token" not in output
+    assert "contact_request" in output and "stopped" in output
+
+
+def _wait_for(condition: Any, process: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        if process.poll() is not None:
+            raise AssertionError(f"daemon exited with {process.returncode}:\n{log.read_text()}")
+        time.sleep(0.2)
+    raise AssertionError(f"condition not met in {timeout}s; daemon log:\n{log.read_text()}")
