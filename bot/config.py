@@ -56,6 +56,22 @@ class DaemonConfig:
 class WebConfig:
     host: str = "127.0.0.1"
     port: int = 8080
+    # name -> "scrypt$..." line from `carebot web hash-password`; hashes, yet kept out of reprs too.
+    users: Mapping[str, str] = field(default_factory=dict, repr=False)
+    admin_token: str | None = field(default=None, repr=False)
+    secret_key: str | None = field(default=None, repr=False)  # None: random per process
+    session_max_age: float = 12 * 3600.0  # seconds
+    secure_cookies: bool = False  # True when served over HTTPS (behind a proxy)
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    webhook_url: str | None = field(default=None, repr=False)  # Slack-style URLs carry a token
+    wait_threshold: float = 15 * 60.0  # seconds a reply may wait for a person before someone is told
+    urgent: bool = True  # tell at once when an urgent complaint arrives
+    desk_url: str | None = None  # the approval page's public address, linked in each message
+    timeout: float = 10.0
+    max_attempts: int = 4
 
 
 @dataclass(frozen=True)
@@ -68,6 +84,7 @@ class Config:
     playbooks_dir: Path | None = None  # None: the shipped playbooks
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
 
     def account(self, name: str) -> AccountConfig:
         for account in self.accounts:
@@ -114,6 +131,7 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_USER_NAME = re.compile(r"^[A-Za-z0-9._-]{1,60}$")
 
 
 def parse_duration(value: object) -> float:
@@ -224,7 +242,7 @@ class _Reader:
         top = self.mapping(
             root,
             "",
-            {"brand", "storage", "accounts", "classifier", "playbooks", "daemon", "web"},
+            {"brand", "storage", "accounts", "classifier", "playbooks", "daemon", "web", "notify"},
             {"brand", "storage", "accounts"},
         )
         if top is None:
@@ -247,6 +265,7 @@ class _Reader:
                     self.problem(top["playbooks"], "playbooks", f"not a directory: {playbooks_dir}")
         daemon = self.daemon(top["daemon"]) if "daemon" in top else DaemonConfig()
         web = self.web(top["web"]) if "web" in top else WebConfig()
+        notify = self.notify(top["notify"]) if "notify" in top else NotifyConfig()
         if brand is None or storage_url is None:
             return None
         return Config(
@@ -258,6 +277,7 @@ class _Reader:
             playbooks_dir=playbooks_dir,
             daemon=daemon,
             web=web,
+            notify=notify,
         )
 
     def relative(self, path: Path) -> Path:
@@ -328,10 +348,77 @@ class _Reader:
         )
 
     def web(self, node: yaml.Node) -> WebConfig:
-        nodes = self.mapping(node, "web", {"host", "port"}, set()) or {}
+        defaults = WebConfig()
+        secret_keys = ("admin_token", "secret_key")
+        allowed = {"host", "port", "users", "session_max_age", "secure_cookies"}
+        allowed |= {k for s in secret_keys for k in (s, f"{s}_file")}
+        nodes = self.mapping(node, "web", allowed, set()) or {}
+        secrets = self.secrets(nodes, "web", secret_keys)
+        users: dict[str, str] = {}
+        if "users" in nodes:
+            users = self.users(nodes["users"], "web.users")
         return WebConfig(
-            host=self.typed(nodes, "host", "web.host", str, "127.0.0.1"),
-            port=self.checked(nodes, "port", "web.port", _port, 8080),
+            host=self.typed(nodes, "host", "web.host", str, defaults.host),
+            port=self.checked(nodes, "port", "web.port", _port, defaults.port),
+            users=users,
+            admin_token=secrets.get("admin_token"),
+            secret_key=secrets.get("secret_key"),
+            session_max_age=self.checked(
+                nodes, "session_max_age", "web.session_max_age", parse_duration, defaults.session_max_age
+            ),
+            secure_cookies=self.typed(nodes, "secure_cookies", "web.secure_cookies", bool, False),
+        )
+
+    def users(self, node: yaml.Node, key: str) -> dict[str, str]:
+        """name: password hash line (from `carebot web hash-password`)."""
+        if not isinstance(node, yaml.MappingNode):
+            self.problem(node, key, "expected a mapping of user name to password hash")
+            return {}
+        users: dict[str, str] = {}
+        for name_node, value_node in node.value:
+            name = str(name_node.value)
+            path = f"{key}.{name}"
+            if not _USER_NAME.match(name):
+                self.problem(name_node, path, "a user name is letters, digits, '.', '_' or '-' (1-60)")
+                continue
+            if name in users:
+                self.problem(name_node, path, "given twice")
+                continue
+            value = self.scalar(value_node, path)
+            if value is None:
+                continue
+            if not isinstance(value, str) or not value.startswith("scrypt$"):
+                # Never echo the value: it may be a plain password pasted by mistake.
+                self.problem(value_node, path, "expected a hash line from `carebot web hash-password`")
+                continue
+            users[name] = value
+        return users
+
+    def notify(self, node: yaml.Node) -> NotifyConfig:
+        defaults = NotifyConfig()
+        allowed = {"webhook_url", "webhook_url_file", "wait_threshold", "urgent", "desk_url", "timeout"}
+        allowed.add("max_attempts")
+        nodes = self.mapping(node, "notify", allowed, set()) or {}
+        webhook_url = self.secrets(nodes, "notify", ("webhook_url",)).get("webhook_url")
+        if webhook_url is not None and not webhook_url.startswith(("http://", "https://")):
+            # The URL holds the webhook's token: say what is wrong without printing it.
+            self.problem(
+                nodes.get("webhook_url") or nodes.get("webhook_url_file"),
+                "notify.webhook_url",
+                "expected an http:// or https:// URL",
+            )
+            webhook_url = None
+        return NotifyConfig(
+            webhook_url=webhook_url,
+            wait_threshold=self.checked(
+                nodes, "wait_threshold", "notify.wait_threshold", parse_duration, defaults.wait_threshold
+            ),
+            urgent=self.typed(nodes, "urgent", "notify.urgent", bool, defaults.urgent),
+            desk_url=self.checked(nodes, "desk_url", "notify.desk_url", _url, None),
+            timeout=self.checked(nodes, "timeout", "notify.timeout", parse_duration, defaults.timeout),
+            max_attempts=self.checked(
+                nodes, "max_attempts", "notify.max_attempts", _positive, defaults.max_attempts
+            ),
         )
 
     def accounts(self, node: yaml.Node) -> tuple[AccountConfig, ...]:

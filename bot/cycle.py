@@ -22,6 +22,7 @@ from connectors.base import AuthFailed, Connector, ConnectorError, RateLimited
 log = logging.getLogger("carebot.cycle")
 
 AUTH_PAUSE = timedelta(minutes=5)
+BUDGET_RESERVE = 3  # requests kept for sending replies when a backlog is being read
 
 
 @dataclass
@@ -92,6 +93,8 @@ def _read_mentions(
     for _ in range(settings.max_pages_per_cycle):
         if stop is not None and stop.is_set():
             return
+        if _budget_spent(app, account, connector):
+            return
         page = connector.fetch_mentions(cursor, settings.page_size)
         app.storage.add_usage(account.name, requests=1, posts_read=len(page.mentions))
         report.fetched += len(page.mentions)
@@ -104,6 +107,22 @@ def _read_mentions(
             app.storage.update_account(account.name, cursor=cursor)
         if not page.has_more:
             return
+
+
+def _budget_spent(app: App, account: AccountConfig, connector: Connector) -> bool:
+    """True (and the account paused until the reset) when the platform's request budget is nearly gone.
+
+    A few requests are kept back so that replies can still be sent while a backlog waits for the reset.
+    """
+    budget = connector.budget()
+    if budget.remaining is None or budget.reset_at is None or budget.remaining > BUDGET_RESERVE:
+        return False
+    if budget.reset_at <= now():
+        return False
+    reason = f"request budget nearly spent ({budget.remaining} left until {budget.reset_at.isoformat()})"
+    app.storage.update_account(account.name, paused_until=budget.reset_at, pause_reason=reason)
+    log.info("%s: %s; reading more after the reset", account.name, reason)
+    return True
 
 
 def _handle_failure(app: App, account: AccountConfig, exc: ConnectorError, report: CycleReport) -> None:

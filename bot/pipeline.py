@@ -18,8 +18,13 @@ log = logging.getLogger("carebot.pipeline")
 
 
 def reply_state(decision: Decision, mode: Mode) -> ReplyState | None:
-    """The state a new reply starts in, or None when nothing is to be said."""
-    if decision.action is not Action.REPLY or not decision.reply_text:
+    """The state a new reply starts in, or None when nothing is to be said.
+
+    A decision that says nothing but wants a person (a low-confidence troll, say) still gets a reply
+    row, with no draft: it shows in the queue, where a person writes a reply or rejects it.
+    """
+    has_draft = decision.action is Action.REPLY and bool(decision.reply_text)
+    if not has_draft and not decision.needs_approval:
         return None
     if mode is Mode.DRY_RUN:
         return ReplyState.DRAFTED

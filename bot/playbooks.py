@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.resources
 import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from bot.keywords import Keywords, phrase_problem
 from bot.models import LANGUAGES, SITUATIONS, Action
 from bot.render import template_problems, uses_link
 
@@ -44,24 +44,6 @@ _CONDITION_KEYS = ("personal_data", "angry", "keywords", "platform")
 _CLASSIFIER_KEYS = ("keywords", "examples")
 _TEMPLATE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
-# The reply's address and the brand's contacts come from the renderer, never from the template text.
-_LITERAL_CONTACT = re.compile(r"@|https?://|www\.", re.IGNORECASE)
-# Stock phrases GUIDE.md rules out; lower-case, matched after normalise().
-_STOCK_PHRASES = (
-    "apologise for any inconvenience",
-    "apologize for any inconvenience",
-    "apologise for the inconvenience",
-    "apologize for the inconvenience",
-    "your call is important",
-    "приносим извинения за доставленные неудобства",
-    "приносим свои извинения за неудобства",
-    "mohon maaf atas ketidaknyamanan",
-    "نعتذر عن الازعاج",
-)
-
-_ARABIC_MARKS = re.compile("[\u0610-\u061a\u064b-\u065f\u0670\u0640]")  # harakat and tatweel
-_ALEFS = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ё": "е"})
-
 
 class PlaybookError(Exception):
     """The playbooks cannot be used; `problems` holds one "file:line: key.path: what" per problem."""
@@ -69,38 +51,6 @@ class PlaybookError(Exception):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
-
-
-def normalise(text: str) -> str:
-    """Fold case and spelling variants so a phrase matches however the author typed it."""
-    text = unicodedata.normalize("NFKC", text).casefold().translate(_ALEFS)
-    return _ARABIC_MARKS.sub("", text)
-
-
-def phrase_pattern(phrase: str) -> re.Pattern[str]:
-    """Whole words; a `*` ending a word lets it go on ("спасиб*" matches "спасибо")."""
-    parts = [
-        re.escape(w.rstrip("*")) + (r"\w*" if w.endswith("*") else "") for w in normalise(phrase).split()
-    ]
-    return re.compile(r"(?<!\w)" + r"\s+".join(parts) + r"(?!\w)")
-
-
-def phrase_problem(phrase: str) -> str | None:
-    if any("*" in w.rstrip("*") or w.endswith("**") or w == "*" for w in phrase.split()):
-        return '`*` may only end a word, once ("reset* password")'
-    return None
-
-
-@dataclass(frozen=True)
-class Keywords:
-    """Phrases per language; a post matches when it contains any of them (posts mix languages)."""
-
-    phrases: Mapping[str, tuple[str, ...]]
-    patterns: tuple[re.Pattern[str], ...] = field(repr=False)
-
-    def search(self, text: str) -> bool:
-        folded = normalise(text)
-        return any(pattern.search(folded) for pattern in self.patterns)
 
 
 @dataclass(frozen=True)
@@ -186,7 +136,7 @@ def load_playbooks(directory: Path | None = None) -> Playbooks:
 
 def vocabulary(playbooks: Playbooks) -> BrandVocabulary:
     """The brand's keywords and example posts from the playbooks' `classifier:` keys."""
-    from bot.classifier import BrandVocabulary  # the classifier may import this module to train
+    from bot.classifier import BrandVocabulary  # here, so the classifier may use this loader without a cycle
 
     keywords = {s: dict(p.keywords) for s, p in playbooks.by_situation.items() if p.keywords}
     examples = {s: dict(p.examples) for s, p in playbooks.by_situation.items() if p.examples}
@@ -373,16 +323,6 @@ class _Checker:
         for i, variant in enumerate(variants):
             for what in template_problems(variant):
                 self.problem((*path, i), what)
-            if _LITERAL_CONTACT.search(variant):
-                self.problem(
-                    (*path, i),
-                    "no handles, links or addresses in templates: the reply starts with @handle by itself; "
-                    "use {support_email}, {support_url} or {support_channels}",
-                )
-            folded = normalise(variant)
-            for stock in _STOCK_PHRASES:
-                if stock in folded:
-                    self.problem((*path, i), f"stock phrase {stock!r}: say what happened in your own words")
 
     def rules(self, value: Any, templates: Mapping[str, Any]) -> tuple[Rule, ...]:
         if not isinstance(value, list) or not value:
@@ -395,12 +335,8 @@ class _Checker:
             fields = self.mapping(raw, path, _RULE_KEYS)
             if not fields:
                 continue
-            name = (
-                self.typed(fields.get("name"), (*path, "name"), str, "a name") if "name" in fields else None
-            )
-            if "name" not in fields:
-                self.problem(path, "missing key 'name'")
-            elif name in names:
+            name = self.typed(fields.get("name"), (*path, "name"), str, "a name")
+            if name in names:
                 self.problem((*path, "name"), f"two rules are called {name!r}")
             names.add(str(name))
             action = None
@@ -449,16 +385,10 @@ class _Checker:
         fields = self.mapping(value, path, _CONDITION_KEYS)
         if isinstance(value, dict) and not value:
             self.problem(path, "empty: leave `when` out instead")
-        personal = (
-            self.typed(fields["personal_data"], (*path, "personal_data"), bool, "true or false")
-            if "personal_data" in fields
-            else None
-        )
-        angry = (
-            self.typed(fields["angry"], (*path, "angry"), bool, "true or false")
-            if "angry" in fields
-            else None
-        )
+        flags = {
+            key: self.typed(fields[key], (*path, key), bool, "true or false") if key in fields else None
+            for key in ("personal_data", "angry")
+        }
         platform = (
             self.choice(fields["platform"], (*path, "platform"), PLATFORMS) if "platform" in fields else None
         )
@@ -470,20 +400,19 @@ class _Checker:
                     problem = phrase_problem(phrase)
                     if problem:
                         self.problem((*path, "keywords", lang, i), problem)
-            patterns = tuple(phrase_pattern(p) for items in phrases.values() for p in items)
-            keywords = Keywords(MappingProxyType(phrases), patterns)
-        return Condition(personal, angry, keywords, platform)
+            keywords = Keywords.of(phrases)
+        return Condition(flags["personal_data"], flags["angry"], keywords, platform)
+
+
+_KINDS = {
+    bool: "true/false",
+    int: "a number",
+    float: "a number",
+    str: "text",
+    list: "a list",
+    dict: "a mapping",
+}
 
 
 def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    names = {
-        bool: "true/false",
-        int: "a number",
-        float: "a number",
-        str: "text",
-        list: "a list",
-        dict: "a mapping",
-    }
-    return names.get(type(value), type(value).__name__)
+    return "nothing" if value is None else _KINDS.get(type(value), type(value).__name__)

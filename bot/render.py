@@ -10,6 +10,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.keywords import normalise
 from bot.models import Brand
 
 PLACEHOLDERS: frozenset[str] = frozenset({"brand", "support_email", "support_url", "support_channels"})
@@ -17,6 +18,20 @@ PLACEHOLDERS: frozenset[str] = frozenset({"brand", "support_email", "support_url
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _UNSAFE_HANDLE = re.compile(r"[^A-Za-z0-9_.@-]")
 _SPACES = re.compile(r"[ \t]+")
+# The reply's address and the brand's contacts come from the renderer, never from the template text.
+_LITERAL_CONTACT = re.compile(r"@|https?://|www\.", re.IGNORECASE)
+# Stock phrases GUIDE.md rules out; matched after normalise().
+_STOCK_PHRASES = (
+    "apologise for any inconvenience",
+    "apologize for any inconvenience",
+    "apologise for the inconvenience",
+    "apologize for the inconvenience",
+    "your call is important",
+    "приносим извинения за доставленные неудобства",
+    "приносим свои извинения за неудобства",
+    "mohon maaf atas ketidaknyamanan",
+    "نعتذر عن الازعاج",
+)
 
 # How "{support_channels}" reads in each language: (email and page, email only).
 _CHANNELS: dict[str, tuple[str, str]] = {
@@ -36,7 +51,7 @@ class Variant:
 
 
 def template_problems(template: str) -> list[str]:
-    """What is wrong with a template's placeholders (empty when it is fine)."""
+    """What is wrong with one template variant (empty when it is fine)."""
     problems = [
         f"unknown placeholder {{{name}}} (allowed: {', '.join(sorted('{' + p + '}' for p in PLACEHOLDERS))})"
         for name in _PLACEHOLDER.findall(template)
@@ -44,6 +59,17 @@ def template_problems(template: str) -> list[str]:
     ]
     if "{" in _PLACEHOLDER.sub("", template) or "}" in _PLACEHOLDER.sub("", template):
         problems.append("unbalanced brace: placeholders look like {brand}")
+    if _LITERAL_CONTACT.search(template):
+        problems.append(
+            "no handles, links or addresses in templates: the reply starts with @handle by itself; "
+            "use {support_email}, {support_url} or {support_channels}"
+        )
+    folded = normalise(template)
+    problems.extend(
+        f"stock phrase {stock!r}: say what happened in your own words"
+        for stock in _STOCK_PHRASES
+        if stock in folded
+    )
     return problems
 
 

@@ -56,15 +56,24 @@ def decide(mention: Mention, result: Classification, playbooks: Playbooks, ctx: 
 
     guard = _guard(mention, result, ctx)
     if guard is not None:
-        action, reason, ask = guard
+        action, reason = guard
         if action is Action.IGNORE:
             return Decision(situation, action, reason)
-        return Decision(situation, action, reason, needs_approval=ask, urgent=urgent, priority=priority)
+        return Decision(situation, action, reason, urgent=urgent, priority=priority)
 
     rule = next(r for r in playbook.rules if _holds(r.when, mention, result, ctx))
     threshold = playbook.min_confidence if playbook.min_confidence is not None else ctx.min_confidence
     unsure = result.confidence < threshold
+    # Past the per-author limit (a bot loop, or a very busy conversation) the reply is still drafted,
+    # so that the person who decides finds it in the queue instead of writing it from scratch.
+    capped = ctx.recent_replies_to_author >= ctx.max_replies_per_author_hour
     reasons = [f"{situation} playbook, rule {rule.name}"]
+    if capped:
+        reasons.insert(
+            0,
+            f"guard: {ctx.recent_replies_to_author} automated replies to this author in the last hour "
+            f"(limit {ctx.max_replies_per_author_hour}): a person decides",
+        )
     if unsure:
         reasons.append(f"confidence {result.confidence:.2f} is below {threshold:.2f}: a person checks")
 
@@ -82,16 +91,8 @@ def decide(mention: Mention, result: Classification, playbooks: Playbooks, ctx: 
             playbook, rule.template, lang, handle, mention.post_id, ctx, ctx.last_template_for_author
         )
     except ValueError as exc:  # the handle has nothing we can safely write
-        reasons.append(f"no reply drafted: {exc}")
-        return Decision(
-            situation,
-            Action.RECORD,
-            "; ".join(reasons),
-            needs_approval=True,
-            urgent=urgent,
-            priority=priority,
-        )
-    if isinstance(pick, str):
+        pick = f"no reply drafted: {exc}"
+    if isinstance(pick, str):  # nothing can go out as it is: a person writes or drops the reply
         reasons.append(pick)
         return Decision(
             situation,
@@ -122,30 +123,23 @@ def decide(mention: Mention, result: Classification, playbooks: Playbooks, ctx: 
         reply_text=pick.text,
         direct_text=direct_text,
         template_id=pick.template_id,
-        needs_approval=unsure or playbook.approval_required or pick.doubt is not None,
+        needs_approval=unsure or capped or playbook.approval_required or pick.doubt is not None,
         urgent=urgent,
         priority=priority,
     )
 
 
-def _guard(mention: Mention, result: Classification, ctx: Context) -> tuple[Action, str, bool] | None:
-    """Reasons to say nothing that win over any playbook: (action, reason, a person should decide)."""
+def _guard(mention: Mention, result: Classification, ctx: Context) -> tuple[Action, str] | None:
+    """Reasons to say nothing that win over any playbook."""
     author = mention.author
     if author.id in ctx.own_account_ids or author.handle.lower().lstrip("@") in ctx.brand.handles:
-        return Action.IGNORE, "guard: the brand's own post", False
+        return Action.IGNORE, "guard: the brand's own post"
     if result.opt_out or ctx.author_opted_out:
-        return Action.RECORD, "guard: the author asked for no automated replies", False
+        return Action.RECORD, "guard: the author asked for no automated replies"
     if author.is_bot or result.bot_like:
-        return Action.RECORD, "guard: the author looks like a bot", False
-    if ctx.recent_replies_to_author >= ctx.max_replies_per_author_hour:
-        return (
-            Action.RECORD,
-            f"guard: {ctx.recent_replies_to_author} automated replies to this author in the last hour "
-            f"(limit {ctx.max_replies_per_author_hour}): a person decides",
-            True,
-        )
+        return Action.RECORD, "guard: the author looks like a bot"
     if not mention.mentions_brand:
-        return Action.RECORD, "guard: the post does not address the brand", False
+        return Action.RECORD, "guard: the post does not address the brand"
     return None
 
 

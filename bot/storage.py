@@ -263,9 +263,9 @@ class Storage:
                     )
                     .returning(mentions.c.id)
                 ).scalar_one()
-                if reply_state is not None and decision.reply_text:
-                    texts = [(ReplyKind.PUBLIC, decision.reply_text)]
-                    if decision.direct_text:
+                if reply_state is not None:
+                    texts = [(ReplyKind.PUBLIC, decision.reply_text or "")]
+                    if decision.reply_text and decision.direct_text:
                         texts.append((ReplyKind.DIRECT, decision.direct_text))
                     for kind, text in texts:
                         tx.execute(
@@ -467,7 +467,7 @@ class Storage:
         query = (
             select(replies, mentions)
             .join(mentions, mentions.c.id == replies.c.mention_id)
-            .where(replies.c.state.in_([s.value for s in states]))
+            .where(replies.c.state.in_([s.value for s in states]), replies.c.kind == ReplyKind.PUBLIC.value)
             .order_by(
                 mentions.c.urgent.desc(), mentions.c.priority.desc(), mentions.c.received_at, replies.c.id
             )
@@ -486,6 +486,8 @@ class Storage:
         if text is not None:
             values["text"] = text
             values["decided_by"] = by
+        elif not self.reply(reply_id).text.strip():
+            raise ValueError(f"reply {reply_id} has no draft: approve it with a text of your own")
         return self._transition(reply_id, (ReplyState.PENDING,), values)
 
     def reject(self, reply_id: int, by: str, reason: str | None) -> StoredReply:
@@ -505,12 +507,27 @@ class Storage:
     def _transition(
         self, reply_id: int, allowed: Sequence[ReplyState], values: dict[str, Any]
     ) -> StoredReply:
+        """Compare-and-set; a public reply's private follow-up (if any) follows it, minus any new text."""
+        states = [s.value for s in allowed]
         with self._tx() as tx:
             result = tx.execute(
                 update(replies)
-                .where(replies.c.id == reply_id, replies.c.state.in_([s.value for s in allowed]))
+                .where(replies.c.id == reply_id, replies.c.state.in_(states))
                 .values(updated_at=now(), **values)
             )
+            if result.rowcount == 1:
+                sibling_values = {k: v for k, v in values.items() if k not in ("text", "decided_by")}
+                mention_id = select(replies.c.mention_id).where(replies.c.id == reply_id).scalar_subquery()
+                tx.execute(
+                    update(replies)
+                    .where(
+                        replies.c.mention_id == mention_id,
+                        replies.c.kind == ReplyKind.DIRECT.value,
+                        replies.c.id != reply_id,
+                        replies.c.state.in_(states),
+                    )
+                    .values(updated_at=now(), **sibling_values)
+                )
         if result.rowcount != 1:
             current = self.reply(reply_id)  # raises NotFound
             wanted = " or ".join(s.value for s in allowed)

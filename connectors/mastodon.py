@@ -105,9 +105,9 @@ class MastodonConnector:
         Notifications without a status (deleted since) or of another type are
         skipped, but the cursor still moves past them.
         """
-        own_id = self._own().id
         if after is None:
             return self._start_from_now()
+        own_id = self._own().id
         size = max(1, min(limit, MAX_PAGE))
         with self._edge("fetch mentions"):
             raw = self._client.notifications(types=["mention"], min_id=after, limit=size)
@@ -131,7 +131,7 @@ class MastodonConnector:
             status = self._client.status_post(
                 _addressed(mention.author.handle, text),
                 in_reply_to_id=mention.post_id,
-                visibility=reply_visibility(mention.visibility),
+                visibility=_reply_visibility(mention.visibility),
                 idempotency_key=idempotency_key,
             )
             return _posted(status)
@@ -212,7 +212,7 @@ class MastodonConnector:
         except (MastodonServerError, MastodonNetworkError) as exc:
             raise Unavailable(self._message(action, "server unavailable", exc)) from exc
         except MastodonAPIError as exc:
-            raise _api_error(exc, self._message(action, "", exc)) from exc
+            raise _api_error(exc, self._message(action, "", exc), retry_after(self._rate.last)) from exc
         except MastodonIllegalArgumentError as exc:
             raise Rejected(self._message(action, "refused by the client library", exc)) from exc
         except MastodonError as exc:
@@ -222,26 +222,26 @@ class MastodonConnector:
             raise BadResponse(self._message(action, what, exc)) from exc
 
     def _message(self, action: str, what: str, exc: BaseException | None = None) -> str:
-        detail = " ".join(str(a) for a in exc.args if a is not None) if exc is not None else ""
+        detail = " ".join(str(a).strip() for a in exc.args if a not in (None, "")) if exc is not None else ""
         detail = detail.replace(self._token, "***")[:300] if self._token else detail[:300]
         return f"mastodon account {self._account!r}: {action}: " + "; ".join(p for p in (what, detail) if p)
 
 
-def _api_error(exc: MastodonAPIError, message: str) -> ConnectorError:
+def _api_error(exc: MastodonAPIError, message: str, wait: float) -> ConnectorError:
     """Map an HTTP error (or an unparseable body) Mastodon.py raised as its generic API error."""
     status = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else None
     if status is None:
         return BadResponse(message)  # 2xx whose body was not JSON
     if status in (401, 403):  # 403: token lacks the scope, or the account is disabled
         return AuthFailed(message)
-    if status == 429:
-        return RateLimited(message, 60.0)
+    if status == 429:  # only when Mastodon.py did not raise its own rate-limit error
+        return RateLimited(message, wait)
     if status in (408, 425) or status >= 500:
         return Unavailable(message)
     return Rejected(message)
 
 
-def reply_visibility(mention_visibility: str) -> str:
+def _reply_visibility(mention_visibility: str) -> str:
     """The mention's own visibility; anything we don't know is treated as direct."""
     return mention_visibility if mention_visibility in _VISIBILITIES else "direct"
 

@@ -42,8 +42,8 @@ from connectors.base import (
     Rejected,
     Unavailable,
 )
-from connectors.x_http import BEARER_PLACEHOLDER, RoutedSession
-from connectors.x_posts import mentions_from, post_id_or_none
+from connectors.x_http import BEARER_PLACEHOLDER, RoutedSession, redact_from_logs
+from connectors.x_posts import mentions_from, post_id_or_none, replied_to
 from connectors.x_text import MAX_WEIGHTED_LENGTH
 from connectors.x_text import text_length as weighted_length
 
@@ -108,6 +108,7 @@ class XConnector:
         self.min_poll_interval = 900.0 / TIER_MENTION_REQUESTS_PER_15_MIN[tier]
         self.base_url = settings.base_url.rstrip("/")
         self._user_auth = bearer is None
+        redact_from_logs(value for value in secrets.values() if value)
         self._session = RoutedSession(self.base_url, settings.timeout, bearer)
         self._client = tweepy.Client(
             bearer_token=BEARER_PLACEHOLDER if bearer else None,
@@ -162,9 +163,10 @@ class XConnector:
         user_id = self._require_user()
         if after is None:
             body = self._mentions_page(user_id, since_id=None, token=None, size=5)
-            newest = _meta(body).get("newest_id")
+            listed = [post.get("id") for post in _list(body, "data") if isinstance(post, dict)]
+            ids = [i for i in map(post_id_or_none, [_meta(body).get("newest_id"), *listed]) if i]
             self._backlog, self._backlog_after = [], None
-            return MentionPage([], next_cursor=post_id_or_none(newest), has_more=False)
+            return MentionPage([], next_cursor=max(ids, key=int) if ids else None, has_more=False)
         if post_id_or_none(after) is None:
             raise Rejected(f"X account {self._account!r}: cursor {after!r} is not an X post id")
         if self._backlog and self._backlog_after == after:
@@ -219,16 +221,9 @@ class XConnector:
             posts = _list(body, "data")
             self._usage["posts_read"] += len(posts)
             for post in posts:
-                references = post.get("referenced_tweets") if isinstance(post, dict) else None
-                for ref in references if isinstance(references, list) else []:
-                    if (
-                        isinstance(ref, dict)
-                        and ref.get("type") == "replied_to"
-                        and (str(ref.get("id")) == mention.post_id)
-                    ):
-                        post_id = post_id_or_none(post.get("id"))
-                        if post_id is not None:
-                            return PostedReply(post_id=post_id, url=self._post_url(post_id))
+                post_id = post_id_or_none(post.get("id")) if isinstance(post, dict) else None
+                if post_id is not None and replied_to(post) == mention.post_id:
+                    return PostedReply(post_id=post_id, url=self._post_url(post_id))
             token = _meta(body).get("next_token")
             if not token:
                 return None

@@ -6,18 +6,64 @@ signs the URL while preparing the request, before any adapter sees it, so the ho
 already be the real one or every signature is wrong.
 
 The session also adds the OAuth 2.0 token itself: tweepy logs its request headers at DEBUG
-level, so the client only ever holds a placeholder and the token never reaches a log.
+level, so the client only ever holds a placeholder and the token never reaches a log. For
+OAuth 1.0a, requests-oauthlib and oauthlib log the consumer key and access token at DEBUG
+while signing; `redact_from_logs` masks them in those libraries' records.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
 TWEEPY_HOST = "https://api.twitter.com"
 BEARER_PLACEHOLDER = "set-by-carebot-session"
+# Libraries under tweepy that put credentials in DEBUG records.
+_CHATTY_LOGGERS = (
+    "tweepy.client",
+    "requests_oauthlib.oauth1_auth",
+    "oauthlib.oauth1.rfc5849",
+    "oauthlib.oauth1.rfc5849.signature",
+    "urllib3.connectionpool",
+)
+
+
+class _Redactor(logging.Filter):
+    """Replaces known secret values in a record's message by "***"."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._secrets: set[str] = set()
+
+    def add(self, secrets: Iterable[str]) -> None:
+        for secret in secrets:
+            if len(secret) >= 4:  # a shorter "secret" would mask ordinary words
+                self._secrets |= {secret, quote(secret, safe=""), quote(quote(secret, safe=""), safe="")}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = message
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            masked = masked.replace(secret, "***")
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+_REDACTOR = _Redactor()
+
+
+def redact_from_logs(secrets: Iterable[str]) -> None:
+    """Mask `secrets` wherever tweepy and the OAuth libraries under it would log them."""
+    _REDACTOR.add(secrets)
+    for name in _CHATTY_LOGGERS:
+        logger = logging.getLogger(name)
+        if _REDACTOR not in logger.filters:
+            logger.addFilter(_REDACTOR)
 
 
 class RoutedSession(requests.Session):

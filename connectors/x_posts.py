@@ -14,12 +14,23 @@ _POST_ID = re.compile(r"^[0-9]{1,19}$")
 _TWITTER_EPOCH_MS = 1288834974657
 # X's language codes that name no language: undetermined, no text, media/hashtags/cashtags only.
 _NO_LANGUAGE = frozenset({"und", "zxx", "qam", "qct", "qht", "qme", "qst"})
+# X still reports some languages by their withdrawn ISO 639 codes ("in" for Indonesian).
+_CURRENT_CODE = {"in": "id", "iw": "he", "ji": "yi"}
 
 
 def post_id_or_none(value: object) -> str | None:
     """`value` as an X post id, or None if it is not one."""
     text = str(value) if isinstance(value, str | int) and not isinstance(value, bool) else ""
     return text if _POST_ID.match(text) else None
+
+
+def replied_to(post: Mapping[str, Any]) -> str | None:
+    """The id of the post `post` replies to, if it is a reply."""
+    references = post.get("referenced_tweets")
+    for ref in references if isinstance(references, list) else []:
+        if isinstance(ref, dict) and ref.get("type") == "replied_to":
+            return post_id_or_none(ref.get("id"))
+    return None
 
 
 def mentions_from(body: Mapping[str, Any], brand_id: str, brand_username: str | None) -> list[Mention]:
@@ -56,7 +67,6 @@ def _mention(
     replied_to = next((ref["id"] for ref in references if ref["type"] == "replied_to"), None)
     mentioned = _mentioned(post)
     brand = (brand_username or "").lower()
-    language = post.get("lang")
     return Mention(
         platform="x",
         post_id=post_id,
@@ -69,7 +79,7 @@ def _mention(
         in_reply_to_author_id=_str_or_none(post.get("in_reply_to_user_id")),
         conversation_id=_str_or_none(post.get("conversation_id")),
         visibility="public",
-        language=language if isinstance(language, str) and language not in _NO_LANGUAGE else None,
+        language=_language(post.get("lang")),
         # X lets an automated account reply only to someone who addressed it: the brand
         # must be among the post's own mention entities, not merely up the thread.
         mentions_brand=any(m["username"].lower() == brand or m["id"] == brand_id for m in mentioned),
@@ -80,6 +90,12 @@ def _mention(
             "quotes_brand": any(r["type"] == "quoted" and r["author_id"] == brand_id for r in references),
         },
     )
+
+
+def _language(code: object) -> str | None:
+    if not isinstance(code, str) or not code or code in _NO_LANGUAGE:
+        return None
+    return _CURRENT_CODE.get(code, code)
 
 
 def _text(post: Mapping[str, Any]) -> str:

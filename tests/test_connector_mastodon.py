@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from mastodon_mock.testing import MockServer
 
@@ -18,13 +21,22 @@ from connectors.base import (
     BadResponse,
     ConnectorError,
     Mention,
+    MentionPage,
     RateBudget,
     RateLimited,
     Rejected,
     Unavailable,
 )
 from connectors.mastodon import MastodonConnector, _to_mention
-from tests.peers.mastodon import add_fault, client, free_port, post_as, settings_for
+from tests.peers.mastodon import (
+    CUSTOMERS,
+    add_fault,
+    client,
+    free_port,
+    mastodon_subprocess,
+    post_as,
+    settings_for,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mastodon"
 
@@ -36,17 +48,15 @@ def brand(mastodon_server: MockServer) -> Iterator[MastodonConnector]:
     connector.close()
 
 
-def mention_from(connector: MastodonConnector, text: str, author: str = "alice", **kwargs: Any) -> Mention:
-    """Post a mention of the brand and return it as the connector reads it."""
+def mention_from(
+    connector: MastodonConnector, base_url: str, text: str, author: str = "alice", **kwargs: Any
+) -> Mention:
+    """Post a mention of the brand as `author` and return it as the connector reads it."""
     cursor = connector.fetch_mentions(None, 40).next_cursor
-    post_as(connector_base(connector), author, text, **kwargs)
+    post_as(base_url, author, text, **kwargs)
     page = connector.fetch_mentions(cursor, 40)
     assert len(page.mentions) == 1
     return page.mentions[0]
-
-
-def connector_base(connector: MastodonConnector) -> str:
-    return str(connector._client.api_base_url)
 
 
 def server_status(base_url: str, status_id: str, as_user: str = "brand") -> Any:
@@ -108,9 +118,7 @@ def test_nothing_new_keeps_the_cursor(brand: MastodonConnector, mastodon_server:
     post_as(mastodon_server.base_url, "alice", "@brand hi")
     cursor = brand.fetch_mentions(None, 40).next_cursor
     assert cursor is not None
-    assert brand.fetch_mentions(cursor, 40) == type(brand.fetch_mentions(cursor, 40))(
-        mentions=[], next_cursor=None, has_more=False
-    )
+    assert brand.fetch_mentions(cursor, 40) == MentionPage(mentions=[], next_cursor=None, has_more=False)
 
 
 def test_a_burst_is_read_page_by_page_without_skips_or_repeats(
@@ -118,29 +126,23 @@ def test_a_burst_is_read_page_by_page_without_skips_or_repeats(
 ) -> None:
     cursor = brand.fetch_mentions(None, 40).next_cursor
     posted: list[str] = []
-    authors = ("alice", "boris", "dewi", "layla")
-    apis = [client(mastodon_server.base_url, name) for name in authors]
-    sessions = [api.__enter__() for api in apis]
-    try:
+    seen: list[Mention] = []
+    pages = 0
+    with ExitStack() as stack:
+        apis = [stack.enter_context(client(mastodon_server.base_url, name)) for name in CUSTOMERS]
         for i in range(120):
-            posted.append(str(sessions[i % 4].status_post(f"@brand question number {i}")["id"]))
-        seen: list[Mention] = []
-        pages = 0
+            posted.append(str(apis[i % 4].status_post(f"@brand question number {i}")["id"]))
         while True:
             page = brand.fetch_mentions(cursor, 40)
             pages += 1
             assert len(page.mentions) <= 40
             seen.extend(page.mentions)
-            if page.next_cursor is not None:
-                cursor = page.next_cursor
+            cursor = page.next_cursor or cursor
             if pages == 1:
                 # More arrive while we are still paging: they must not be skipped either.
-                posted.extend(str(sessions[j % 4].status_post(f"@brand late {j}")["id"]) for j in range(3))
+                posted.extend(str(apis[j % 4].status_post(f"@brand late {j}")["id"]) for j in range(3))
             if not page.has_more:
                 break
-    finally:
-        for api in apis:
-            api.__exit__(None, None, None)
     assert [m.post_id for m in seen] == posted
     assert pages >= 4
     assert [m.text for m in seen[:2]] == ["@brand question number 0", "@brand question number 1"]
@@ -191,6 +193,7 @@ def test_a_mention_carries_what_the_core_needs(brand: MastodonConnector, mastodo
     before = datetime.now(UTC) - timedelta(minutes=5)
     mention = mention_from(
         brand,
+        mastodon_server.base_url,
         "@brand Почему так дорого? &  <script>",
         author="boris",
         in_reply_to_id=own["id"],
@@ -220,7 +223,10 @@ def test_recorded_remote_mention_with_content_warning() -> None:
         "жалоба на доставку\n\n@brand заказ не пришёл уже неделю & поддержка молчит.\nЧто делать?\n\nСпасибо"
     )
     assert mention.created_at == datetime(2025, 3, 14, 9, 26, 53, tzinfo=UTC)
-    assert (mention.in_reply_to_id, mention.in_reply_to_author_id) == ("114157880000000001", "110000000000000001")
+    assert (mention.in_reply_to_id, mention.in_reply_to_author_id) == (
+        "114157880000000001",
+        "110000000000000001",
+    )
     assert (mention.visibility, mention.language, mention.mentions_brand) == ("unlisted", "ru", True)
     assert mention.url == "https://mastodon.social/@boris/114157890123456789"
 
@@ -248,7 +254,9 @@ def test_recorded_notifications_that_are_not_mentions(name: str) -> None:
 def test_reply_lands_in_the_thread_no_more_public_than_the_mention(
     brand: MastodonConnector, mastodon_server: MockServer, visibility: str
 ) -> None:
-    mention = mention_from(brand, "@brand where is my parcel?", visibility=visibility)
+    mention = mention_from(
+        brand, mastodon_server.base_url, "@brand where is my parcel?", visibility=visibility
+    )
     posted = brand.reply(mention, "Sorry about the wait, we are checking it now.", "reply-1")
     status = server_status(mastodon_server.base_url, posted.post_id, as_user="alice")
     assert str(status["in_reply_to_id"]) == mention.post_id
@@ -258,24 +266,27 @@ def test_reply_lands_in_the_thread_no_more_public_than_the_mention(
 
 
 def test_reply_does_not_name_the_author_twice(brand: MastodonConnector, mastodon_server: MockServer) -> None:
-    mention = mention_from(brand, "@brand hi")
+    mention = mention_from(brand, mastodon_server.base_url, "@brand hi")
     posted = brand.reply(mention, "@alice hello, how can we help?", "reply-2")
     status = server_status(mastodon_server.base_url, posted.post_id)
     assert status["content"].count("@alice") == 1
 
 
 def test_same_idempotency_key_posts_once(brand: MastodonConnector, mastodon_server: MockServer) -> None:
-    mention = mention_from(brand, "@brand my card was charged twice")
+    mention = mention_from(brand, mastodon_server.base_url, "@brand my card was charged twice")
     first = brand.reply(mention, "We are sorry, please send us the details by DM.", "once-only")
     again = brand.reply(mention, "We are sorry, please send us the details by DM.", "once-only")
     assert again.post_id == first.post_id
     with client(mastodon_server.base_url, "alice") as api:
-        replies = [s for s in api.status_context(mention.post_id)["descendants"] if s["account"]["acct"] == "brand"]
+        thread = api.status_context(mention.post_id)["descendants"]
+    replies = [s for s in thread if s["account"]["acct"] == "brand"]
     assert len(replies) == 1
 
 
-def test_direct_message_reaches_only_the_author(brand: MastodonConnector, mastodon_server: MockServer) -> None:
-    mention = mention_from(brand, "@brand I want a refund", author="layla")
+def test_direct_message_reaches_only_the_author(
+    brand: MastodonConnector, mastodon_server: MockServer
+) -> None:
+    mention = mention_from(brand, mastodon_server.base_url, "@brand I want a refund", author="layla")
     posted = brand.send_direct(mention, "Please send us your order number here.", "dm-1")
     status = server_status(mastodon_server.base_url, posted.post_id, as_user="layla")
     assert status["visibility"] == "direct"
@@ -284,7 +295,7 @@ def test_direct_message_reaches_only_the_author(brand: MastodonConnector, mastod
 
 
 def test_find_reply_before_and_after_replying(brand: MastodonConnector, mastodon_server: MockServer) -> None:
-    mention = mention_from(brand, "@brand is the shop open on Sunday?")
+    mention = mention_from(brand, mastodon_server.base_url, "@brand is the shop open on Sunday?")
     post_as(mastodon_server.base_url, "boris", "@alice I think it is", in_reply_to_id=mention.post_id)
     assert brand.find_reply(mention, "k") is None
     posted = brand.reply(mention, "Yes, from 10 to 18.", "k")
@@ -292,8 +303,10 @@ def test_find_reply_before_and_after_replying(brand: MastodonConnector, mastodon
     assert found is not None and found.post_id == posted.post_id
 
 
-def test_find_reply_on_a_deleted_mention_is_none(brand: MastodonConnector, mastodon_server: MockServer) -> None:
-    mention = mention_from(brand, "@brand never mind")
+def test_find_reply_on_a_deleted_mention_is_none(
+    brand: MastodonConnector, mastodon_server: MockServer
+) -> None:
+    mention = mention_from(brand, mastodon_server.base_url, "@brand never mind")
     with client(mastodon_server.base_url, "alice") as api:
         api.status_delete(mention.post_id)
     assert brand.find_reply(mention, "k") is None
@@ -326,14 +339,15 @@ def test_rate_limit_with_epoch_reset(brand: MastodonConnector, mastodon_server: 
 def test_rate_limit_with_iso_reset_as_real_mastodon_sends(
     brand: MastodonConnector, mastodon_server: MockServer
 ) -> None:
-    reset = (datetime.now(UTC) + timedelta(seconds=30)).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    mention = mention_from(brand, mastodon_server.base_url, "@brand hello")
+    reset_at = datetime.now(UTC) + timedelta(seconds=30)
+    reset = reset_at.isoformat(timespec="microseconds").replace("+00:00", "Z")  # as Rails writes it
     add_fault(
         mastodon_server.base_url,
         path="/api/v1/statuses",
         methods=["POST"],
         effect={"type": "ratelimit", "headers": {"X-RateLimit-Reset": reset, "Retry-After": "30"}},
     )
-    mention = mention_from(brand, "@brand hello")
     with pytest.raises(RateLimited) as caught:
         brand.reply(mention, "Hello!", "rl")
     assert 25 <= caught.value.retry_after <= 31
@@ -345,8 +359,12 @@ def test_budget_is_unknown_until_the_server_reports_one(brand: MastodonConnector
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
-def test_server_errors_are_unavailable(brand: MastodonConnector, mastodon_server: MockServer, status: int) -> None:
-    add_fault(mastodon_server.base_url, path="/api/v1/notifications", effect={"type": "status", "status": status})
+def test_server_errors_are_unavailable(
+    brand: MastodonConnector, mastodon_server: MockServer, status: int
+) -> None:
+    add_fault(
+        mastodon_server.base_url, path="/api/v1/notifications", effect={"type": "status", "status": status}
+    )
     with pytest.raises(Unavailable):
         brand.fetch_mentions("0", 40)
     assert brand.fetch_mentions("0", 40).mentions == []  # the fault was one-off: next poll works
@@ -396,7 +414,9 @@ def test_an_unexpected_shape_is_a_bad_response(
 ) -> None:
     brand.verify()
     add_fault(
-        mastodon_server.base_url, path="/api/v1/notifications", effect={"type": "status", "status": 200, "body": body}
+        mastodon_server.base_url,
+        path="/api/v1/notifications",
+        effect={"type": "status", "status": 200, "body": body},
     )
     with pytest.raises(BadResponse):
         brand.fetch_mentions("0", 40)
@@ -406,7 +426,7 @@ def test_an_unexpected_shape_is_a_bad_response(
 def test_a_refused_post(
     brand: MastodonConnector, mastodon_server: MockServer, status: int, error: type[ConnectorError]
 ) -> None:
-    mention = mention_from(brand, "@brand hi")
+    mention = mention_from(brand, mastodon_server.base_url, "@brand hi")
     add_fault(
         mastodon_server.base_url,
         path="/api/v1/statuses",
@@ -421,7 +441,7 @@ def test_a_refused_post(
 def test_a_wrong_token_fails_auth_without_leaking_it(mastodon_server: MockServer) -> None:
     secret = "s3cret-token-that-must-not-leak"
     settings = settings_for(mastodon_server.base_url)
-    connector = MastodonConnector(type(settings)(**{**settings.__dict__, "secrets": {"access_token": secret}}))
+    connector = MastodonConnector(replace(settings, secrets={"access_token": secret}))
     try:
         with pytest.raises(AuthFailed) as caught:
             connector.verify()
@@ -429,3 +449,22 @@ def test_a_wrong_token_fails_auth_without_leaking_it(mastodon_server: MockServer
         assert all(secret not in text for text in shown)
     finally:
         connector.close()
+
+
+# --- the subprocess peer that daemon and demo tests use ---------------------------
+
+
+def test_subprocess_peer_serves_the_seed_and_stops(tmp_path: Path) -> None:
+    with mastodon_subprocess(tmp_path) as running:
+        connector = MastodonConnector(settings_for(running.base_url))
+        try:
+            cursor = connector.fetch_mentions(None, 40).next_cursor
+            post_as(running.base_url, "alice", "@brand are you there?")
+            assert [m.text for m in connector.fetch_mentions(cursor, 40).mentions] == [
+                "@brand are you there?"
+            ]
+        finally:
+            connector.close()
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{running.base_url}/health", timeout=1)
+    assert (tmp_path / "mock.toml").is_file()

@@ -18,33 +18,9 @@ from bot.config import Config, load_config
 from bot.daemon import run_once
 from bot.models import ReplyState
 from tests.peers.mastodon import BRAND, RunningMock, client, post_as, reset
+from tests.scenarios import ANSWERED, PERSONAL_DATA, POSTS, SCRIPTS, Scenario
 
 ROOT = Path(__file__).resolve().parents[1]
-
-# (customer, text, situation we expect, language). Written for these tests; clear cases only:
-# the classifier's quality on messy posts is measured by `carebot eval`, not here.
-POSTS: list[tuple[str, str, str, str]] = [
-    ("alice", "@brand how can I contact your support team? is there an email?", "contact_request", "en"),
-    ("alice", "@brand does the app have a dark mode?", "simple_question", "en"),
-    (
-        "alice",
-        "@brand my order never arrived and I was charged twice! email me at alice.w@example.org "
-        "or call +1 415 555 0134",
-        "complaint",
-        "en",
-    ),
-    ("alice", "@brand why is the premium plan so expensive? any discount for students?", "price_question", "en"),
-    ("alice", "@brand you are all clowns lol, worst brand ever, go cry", "trolling", "en"),
-    ("boris", "@brand как связаться со службой поддержки? дайте почту", "contact_request", "ru"),
-    ("boris", "@brand приложение не работает третий день, деньги списали, а доступа нет!!!", "complaint", "ru"),
-    ("boris", "@brand почему так дорого? есть скидки для студентов?", "price_question", "ru"),
-    ("dewi", "@brand aplikasinya error terus dari kemarin, gak bisa login sama sekali, tolong", "complaint", "id"),
-    ("dewi", "@brand kak, cara menghubungi customer service gimana ya?", "contact_request", "id"),
-    ("layla", "@brand الطلب وصلني ناقص وما حد يرد علي، ابغى حل اليوم", "complaint", "ar"),
-    ("layla", "@brand كيف اتواصل مع خدمة العملاء؟", "contact_request", "ar"),
-]
-ANSWERED = {"contact_request", "simple_question", "complaint", "price_question"}
-SCRIPTS = {"ru": re.compile(r"[\u0400-\u04ff]"), "ar": re.compile(r"[\u0600-\u06ff]")}
 
 
 def write_config(directory: Path, base_url: str, db_url: str, mode: str = "auto") -> Path:
@@ -65,6 +41,8 @@ accounts:
     mode: {mode}
     poll_interval: 1s
     timeout: 5s
+daemon:
+  max_replies_per_author_hour: 10
 """,
         encoding="utf-8",
     )
@@ -99,8 +77,8 @@ def plain(html: str) -> str:
     return re.sub(r"<[^>]+>", "", html).replace("&amp;", "&").replace("&#39;", "'").replace("&quot;", '"')
 
 
-def post_all(base_url: str, posts: list[tuple[str, str, str, str]]) -> dict[str, tuple[str, str, str, str]]:
-    return {str(post_as(base_url, who, text)["id"]): (who, text, situation, lang) for who, text, situation, lang in posts}
+def post_all(base_url: str, posts: tuple[Scenario, ...]) -> dict[str, Scenario]:
+    return {str(post_as(base_url, p.customer, p.for_brand(BRAND))["id"]): p for p in posts}
 
 
 def test_every_situation_and_language_answered_on_the_server(started: tuple[App, MockServer]) -> None:
@@ -113,7 +91,8 @@ def test_every_situation_and_language_answered_on_the_server(started: tuple[App,
         replies_by_target.setdefault(str(status["in_reply_to_id"]), []).append(status)
 
     stored = {m.mention.post_id: m for m in app.storage.mentions_for()}
-    for post_id, (who, text, situation, lang) in posted.items():
+    for post_id, scenario in posted.items():
+        who, text, situation, lang = scenario.customer, scenario.text, scenario.situation, scenario.lang
         assert stored[post_id].situation == situation, (text, stored[post_id].situation)
         assert stored[post_id].lang == lang, text
         replies = replies_by_target.get(post_id, [])
@@ -130,17 +109,20 @@ def test_every_situation_and_language_answered_on_the_server(started: tuple[App,
         (reply_row,) = app.storage.replies_for(stored[post_id].id)[:1]
         assert f"/{lang}/" in (reply_row.template_id or ""), reply_row.template_id
 
-    complaint_reply = plain(replies_by_target[next(p for p, v in posted.items() if "alice.w@" in v[1])][0]["content"])
-    for personal in ("alice.w@example.org", "415 555 0134", "+1 415"):
-        assert personal not in complaint_reply
+    for status in brand_statuses(server.base_url):  # public replies and direct messages alike
+        for personal in PERSONAL_DATA:
+            assert personal not in plain(status["content"])
 
 
-def test_second_cycle_and_restart_post_nothing_twice(tmp_path: Path, started: tuple[App, MockServer], db_url: str) -> None:
+def test_second_cycle_and_restart_post_nothing_twice(
+    tmp_path: Path, started: tuple[App, MockServer], db_url: str
+) -> None:
     app, server = started
-    post_all(server.base_url, POSTS[:4])
+    posted = post_all(server.base_url, POSTS[:4])
     run_once(app)
     after_first = len(brand_statuses(server.base_url))
-    assert after_first == 4
+    public_replies = [s for s in brand_statuses(server.base_url) if s["visibility"] != "direct"]
+    assert sorted(str(s["in_reply_to_id"]) for s in public_replies) == sorted(posted)
     run_once(app)
     app.close()
     restarted = App.build(config_for(tmp_path, server.base_url, db_url))
@@ -164,11 +146,13 @@ def test_approve_mode_posts_nothing_until_approved_then_once(
         queue = app.storage.queue()
         assert len(queue) == 3
         assert queue[0].mention.situation == "complaint"  # most urgent first
-        approved = app.storage.approve(queue[0].reply.id, "lead", text="@alice We're sorry. Please email help@acme.example")
+        approved = app.storage.approve(
+            queue[0].reply.id, "lead", text="@alice We're sorry. Please email help@acme.example"
+        )
         assert approved.state is ReplyState.APPROVED
         run_once(app)
         run_once(app)
-        statuses = brand_statuses(mastodon_server.base_url)
+        statuses = [s for s in brand_statuses(mastodon_server.base_url) if s["visibility"] != "direct"]
         assert len(statuses) == 1
         assert statuses[0]["in_reply_to_id"] == queue[0].mention.mention.post_id
         assert "We're sorry" in plain(statuses[0]["content"])
@@ -177,7 +161,9 @@ def test_approve_mode_posts_nothing_until_approved_then_once(
         app.close()
 
 
-def test_dry_run_posts_nothing_but_records_everything(tmp_path: Path, mastodon_server: MockServer, db_url: str) -> None:
+def test_dry_run_posts_nothing_but_records_everything(
+    tmp_path: Path, mastodon_server: MockServer, db_url: str
+) -> None:
     app = App.build(config_for(tmp_path, mastodon_server.base_url, db_url, mode="dry-run"))
     try:
         run_once(app)
@@ -193,7 +179,9 @@ def test_dry_run_posts_nothing_but_records_everything(tmp_path: Path, mastodon_s
         app.close()
 
 
-def test_the_daemon_process_answers_and_stops_on_sigterm(tmp_path: Path, mastodon_process: RunningMock) -> None:
+def test_the_daemon_process_answers_and_stops_on_sigterm(
+    tmp_path: Path, mastodon_process: RunningMock
+) -> None:
     reset(mastodon_process.base_url)
     config = write_config(tmp_path, mastodon_process.base_url, f"sqlite:///{tmp_path / 'bot.db'}")
     log_path = tmp_path / "daemon.log"
@@ -208,7 +196,9 @@ def test_the_daemon_process_answers_and_stops_on_sigterm(tmp_path: Path, mastodo
         try:
             _wait_for(lambda: b"carebot running" in log_path.read_bytes(), daemon, log_path)
             time.sleep(1.5)  # the first cycle sets the cursor at "now"
-            post_as(mastodon_process.base_url, "alice", "@brand how do I contact support? what is your email?")
+            post_as(
+                mastodon_process.base_url, "alice", "@brand how do I contact support? what is your email?"
+            )
             _wait_for(lambda: len(brand_statuses(mastodon_process.base_url)) == 1, daemon, log_path)
             daemon.terminate()
             assert daemon.wait(timeout=10) == 0

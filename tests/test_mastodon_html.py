@@ -13,13 +13,14 @@ EXPECTED = {
     "mention_hcard.html": "@brand how do I reach your support team?",
     "remote_mentions.html": "@brand @friend look, same problem as yours",
     "long_link_hashtags.html": (
-        "@brand my order page is broken: shop.example/account/orders/20 (home is fine: shop.example/) #bug #ShopFail"
+        "@brand my order page is broken: shop.example/account/orders/20 "
+        "(home is fine: shop.example/) #bug #ShopFail"
     ),
     "paragraphs_br.html": (
         "@brand I paid twice for the same order.\nIt was yesterday evening.\nPlease help\n\n"
         "Thanks in advance\n\n— Alice"
     ),
-    "entities_emoji.html": "@brand prices & fees <3 \"free\" isn't free 😡 :blobcat_angry: 💸",
+    "entities_emoji.html": '@brand prices & fees <3 "free" isn\'t free 😡 :blobcat_angry: 💸',
     "arabic_rtl.html": "@brand مرحبا، كيف يمكنني التواصل مع الدعم؟\nشكرا 🙏",
     "quote_inline.html": "@brand same here, still broken",
     "remote_blocks.html": (

@@ -35,7 +35,9 @@ def shipped_variants() -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("brand", [WITH_PAGE, WITHOUT_PAGE], ids=["with-page", "email-only"])
 @pytest.mark.parametrize("prefer_links", [True, False], ids=["links", "no-links"])
-def test_every_shipped_variant_renders_within_280_with_a_30_char_handle(brand: Brand, prefer_links: bool) -> None:
+def test_every_shipped_variant_renders_within_280_with_a_30_char_handle(
+    brand: Brand, prefer_links: bool
+) -> None:
     checked = 0
     for template_id, template in shipped_variants():
         if not usable(template, brand, prefer_links):
@@ -68,12 +70,27 @@ def test_a_variant_naming_the_help_page_is_skipped_without_one_or_without_links(
 @pytest.mark.parametrize(
     ("lang", "brand", "prefer_links", "expected"),
     [
-        ("en", WITH_PAGE, True, "email support@acme-mobile.example or https://help.acme-mobile.example/contact"),
+        (
+            "en",
+            WITH_PAGE,
+            True,
+            "email support@acme-mobile.example or https://help.acme-mobile.example/contact",
+        ),
         ("en", WITH_PAGE, False, "email support@acme-mobile.example"),
         ("en", WITHOUT_PAGE, True, "email support@acme-mobile.example"),
-        ("ru", WITH_PAGE, True, "почта support@acme-mobile.example или страница https://help.acme-mobile.example/contact"),
+        (
+            "ru",
+            WITH_PAGE,
+            True,
+            "почта support@acme-mobile.example или страница https://help.acme-mobile.example/contact",
+        ),
         ("ru", WITHOUT_PAGE, True, "почта support@acme-mobile.example"),
-        ("id", WITH_PAGE, True, "email support@acme-mobile.example atau https://help.acme-mobile.example/contact"),
+        (
+            "id",
+            WITH_PAGE,
+            True,
+            "email support@acme-mobile.example atau https://help.acme-mobile.example/contact",
+        ),
         ("ar", WITHOUT_PAGE, False, "البريد الإلكتروني support@acme-mobile.example"),
         ("fr", WITHOUT_PAGE, True, "email support@acme-mobile.example"),  # unknown language: English
     ],
@@ -120,6 +137,24 @@ def test_template_problems_name_unknown_placeholders_and_stray_braces() -> None:
     assert all(not template_problems(text) for _, text in shipped_variants())
 
 
+@pytest.mark.parametrize(
+    "template",
+    [
+        "Write to help@acme.example.",
+        "See https://acme.example/help.",
+        "Hi @jane, thanks.",
+        "We apologise for any inconvenience caused.",
+        "Приносим извинения за доставленные неудобства.",
+        "Mohon maaf atas ketidaknyamanan ini.",
+        "نعتذر عن الإزعاج",
+    ],
+)
+def test_contacts_written_out_and_stock_phrases_are_refused(template: str) -> None:
+    assert template_problems(template)
+
+
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_rendered_spacing_is_tidy(lang: str) -> None:
-    assert render("  Thanks   from {brand}.  ", WITHOUT_PAGE, "jo", lang, True) == "@jo Thanks from Acme Mobile."
+    assert (
+        render("  Thanks   from {brand}.  ", WITHOUT_PAGE, "jo", lang, True) == "@jo Thanks from Acme Mobile."
+    )

@@ -1,7 +1,6 @@
 """carebot's classifier: language, situation and confidence, personal data and signals.
 
-    from bot.classifier import Classifier
-    result = Classifier.load(vocabulary).classify(text, default_lang="en")
+Use: `Classifier.load(vocabulary).classify(text, default_lang="en")` -> Classification.
 """
 
 from __future__ import annotations

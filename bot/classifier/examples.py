@@ -27,7 +27,9 @@ class Example:
     source: str = ""
 
 
-def read_jsonl(path: Path | str, *, require: tuple[str, ...] = ("text",)) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_jsonl(
+    path: Path | str, *, require: tuple[str, ...] = ("text",)
+) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for each non-blank line; "-" reads standard input."""
     import sys
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from itertools import pairwise
 
 from bot.classifier.cues import CueSet
 from bot.classifier.text import normalize, strip_handles_and_urls, words
@@ -33,7 +34,7 @@ def extract(text: str, lang: str, cues: CueSet) -> Features:
     chars = {padded[i : i + n] for n in CHAR_NGRAMS for i in range(len(padded) - n + 1)}
     tokens = words(norm)
     word_feats = {"w:" + t for t in tokens}
-    word_feats.update("b:" + a + " " + b for a, b in zip(tokens, tokens[1:], strict=False))
+    word_feats.update("b:" + a + " " + b for a, b in pairwise(tokens))
     meta = [f"lang:{lang}", "bias"]
     counts = cues.counts(norm)
     for name, count in counts.items():

@@ -85,7 +85,7 @@ def find_personal_data(text: str) -> tuple[PersonalData, ...]:
     for match in _BOOKING_REF.finditer(folded):
         add("order", match.start("id"), match.end("id"))
     for match in _HASH_NUMBER.finditer(folded):
-        add("order", match.start(), match.end())
+        add("order", match.start("id"), match.end("id"))
     for match in _PHONE.finditer(folded):
         start, end = _trim_phone(folded, match.start(), match.end())
         if _looks_like_phone(folded, start, end):

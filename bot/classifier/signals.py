@@ -21,7 +21,7 @@ _STOP_ALONE = re.compile(
 _STOP_PHRASE = re.compile(
     r"\b(?:stop|quit|cease) (?:replying|responding|answering|messaging|texting|tagging|mentioning|spamming|"
     r"sending|dming|contacting|bothering)\b"
-    r"|\b(?:don'?t|do not|dont|never) (?:reply|respond|answer|message|text|tag|dm|contact) (?:to )?(?:me|us)\b"
+    r"|\b(?:don'?t|do not|never) (?:reply|respond|answer|message|text|tag|dm|contact) (?:to )?(?:me|us)\b"
     r"|\bno more (?:automated |automatic |auto |bot )?(?:replies|messages|responses|dms|tags)\b"
     r"|\b(?:stop|shut (?:down|off)) (?:the|your|this) bot\b|\bstop bot\b|\bleave me alone\b|\bunsubscribe\b"
     r"|\bopt[ -]?out\b"

@@ -19,15 +19,15 @@ headers from a per-endpoint 15-minute window (`set_limit()` to make it small).
 from __future__ import annotations
 
 import fnmatch
-import json
 import re
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.peers.x_fake_http import Answer, Server, json_or_none, problem
 
 EPOCH_MS = 1288834974657  # X's snowflake epoch
 WINDOW = 900  # seconds in a rate-limit window
@@ -85,33 +85,24 @@ class FakeX:
     def __init__(self, brand: FakeUser = BRAND) -> None:
         self.brand = brand
         self._lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: Server | None = None
         self.reset()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.daemon_threads = True
-        self._server.fake = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-x", daemon=True)
-        self._thread.start()
+        self._server = Server(self)
 
     def stop(self) -> None:
         self._wake.set()
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
+            self._server.stop()
+        self._server = None
 
     @property
     def base_url(self) -> str:
         assert self._server is not None, "start() first"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._server.base_url
 
     def reset(self) -> None:
         """Forget every post, user, fault, request and rate-limit count; keep the brand."""
@@ -200,27 +191,25 @@ class FakeX:
 
     # -- the API ------------------------------------------------------------------------------
 
-    def handle(
-        self, method: str, target: str, auth: str, body: bytes
-    ) -> tuple[int, dict[str, str], dict[str, Any] | None, float]:
+    def handle(self, method: str, target: str, auth: str, body: bytes) -> Answer:
         """(status, headers, JSON body, delay) for one request."""
         parts = urlsplit(target)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         path = parts.path
-        payload = _json_or_none(body)
+        payload = json_or_none(body)
         with self._lock:
             self.requests.append(SeenRequest(method, path, query, payload))
             fault = self._take_fault(method, path)
             if fault is not None and fault.status is not None:
-                return fault.status, fault.headers, _problem(fault.status, fault.detail), 0.0
+                return fault.status, fault.headers, problem(fault.status, fault.detail), 0.0
             user = self._authenticated(auth)
             if user is None:
-                return 401, {}, _problem(401, "Unauthorized"), 0.0
+                return 401, {}, problem(401, "Unauthorized"), 0.0
             endpoint = _endpoint(method, path)
             headers = self._count(endpoint, user) if endpoint else {}
             if int(headers.get("x-rate-limit-remaining", 0)) < 0:
                 headers["x-rate-limit-remaining"] = "0"
-                return 429, headers, _problem(429, "Too Many Requests"), 0.0
+                return 429, headers, problem(429, "Too Many Requests"), 0.0
             status, answer = self._route(method, path, query, payload, user)
             return status, headers, answer, fault.delay if fault is not None else 0.0
 
@@ -242,24 +231,24 @@ class FakeX:
             return 200, self._timeline(posts, query)
         if method == "POST" and path == "/2/tweets":
             return self._create_from_api(user, payload)
-        return 404, _problem(404, f"no route for {method} {path}")
+        return 404, problem(404, f"no route for {method} {path}")
 
     def _create_from_api(self, user: FakeUser, payload: Any) -> tuple[int, dict[str, Any]]:
         if not isinstance(payload, dict) or not isinstance(payload.get("text"), str):
-            return 400, _problem(400, "text is required")
+            return 400, problem(400, "text is required")
         text = payload["text"]
         reply = payload.get("reply") or {}
         target_id = reply.get("in_reply_to_tweet_id")
         if any(p["text"] == text for p in self._posts.values() if p["author_id"] == user.id):
-            return 403, _problem(403, DUPLICATE_DETAIL)
+            return 403, problem(403, DUPLICATE_DETAIL)
         if target_id is not None:
             target = self._posts.get(str(target_id))
             if target is None:
-                return 403, _problem(
+                return 403, problem(
                     403, "You attempted to reply to a Tweet that is deleted or not visible to you."
                 )
             if target["author_id"] != user.id and not _engages(target, user, self._posts):
-                return 403, _problem(
+                return 403, problem(
                     403,
                     "Reply to this conversation is not allowed because you have not been mentioned or "
                     "otherwise engaged by the author of the post you are replying to.",
@@ -425,13 +414,6 @@ def _fields(post: dict[str, Any], fields: set[str]) -> dict[str, Any]:
     return {key: value for key, value in post.items() if key in always or key in fields}
 
 
-def _problem(status: int, detail: str) -> dict[str, Any]:
-    titles = {400: "Invalid Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found"}
-    titles |= {429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
-    title = titles.get(status, "Error")
-    return {"title": title, "detail": detail or title, "type": "about:blank", "status": status}
-
-
 def _base36(number: int) -> str:
     digits = "0123456789abcdefghijklmnopqrstuvwxyz"
     out = ""
@@ -439,46 +421,3 @@ def _base36(number: int) -> str:
         number, rest = divmod(number, 36)
         out = digits[rest] + out
     return out or "0"
-
-
-def _json_or_none(body: bytes) -> Any:
-    try:
-        return json.loads(body) if body else None
-    except ValueError:
-        return None
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "fake-x/1"
-
-    def do_GET(self) -> None:
-        self._answer("GET")
-
-    def do_POST(self) -> None:
-        self._answer("POST")
-
-    def do_DELETE(self) -> None:
-        self._answer("DELETE")
-
-    def _answer(self, method: str) -> None:
-        fake: FakeX = self.server.fake  # type: ignore[attr-defined]
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        status, headers, answer, delay = fake.handle(
-            method, self.path, self.headers.get("Authorization", ""), body
-        )
-        if delay:
-            fake.sleep(delay)
-        data = json.dumps(answer).encode() if answer is not None else b""
-        self.send_response(status)
-        problem = answer is not None and status >= 400
-        self.send_header("Content-Type", "application/problem+json" if problem else "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # tests read `FakeX.requests`, not stderr

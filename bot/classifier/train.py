@@ -1,0 +1,212 @@
+"""`carebot train`: rebuild the model from the project's examples plus a brand's, reproducibly."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bot.classifier.cues import default_cues
+from bot.classifier.examples import DATA_DIR, Example, brand_examples, load_training
+from bot.classifier.features import Features, extract
+from bot.classifier.language import detect_language
+from bot.classifier.model import MODEL_PATH, LinearModel, save_model
+from bot.classifier.vocabulary import BrandVocabulary
+from bot.models import SITUATIONS
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from bot.classifier.fit import SparseRows
+
+SEED = 7
+L2 = 2e-4
+ITERATIONS = 300
+FOLDS = 5
+MIN_DOCUMENTS = 2  # a feature seen in one post only is noise, not a pattern
+BRAND_WEIGHT = 2.0  # a brand's own examples count double: they describe its real posts
+TEMPERATURES = tuple(round(0.5 + 0.1 * i, 1) for i in range(46))
+
+
+class TrainingError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    path: Path
+    examples: int
+    brand_examples: int
+    by_lang: dict[str, int]
+    by_label: dict[str, int]
+    features: int
+    temperature: float
+    cv_accuracy: float | None
+    cv_macro_f1: float | None
+    inputs_sha256: str
+
+
+def train(
+    out_path: Path | str | None = None,
+    vocabulary: BrandVocabulary | None = None,
+    *,
+    data_dir: Path = DATA_DIR,
+    folds: int = FOLDS,
+) -> TrainReport:
+    """Train on data_dir/train-*.jsonl plus the vocabulary's examples; write the model to out_path."""
+    import numpy as np
+
+    from bot.classifier.fit import SparseRows, fit_softmax
+
+    path = Path(out_path) if out_path is not None else MODEL_PATH
+    project = _unique(load_training(data_dir))
+    brand = _unique(brand_examples(vocabulary))
+    examples = project + brand
+    labels = SITUATIONS
+    counts = Counter(e.label for e in examples)
+    if any(counts[label] < 2 for label in labels):
+        raise TrainingError(f"need at least 2 examples of every situation, have {dict(counts)}")
+    cues = default_cues()
+    features = [extract(e.text, detect_language(e.text, e.lang or "en")[0], cues) for e in examples]
+    index = _feature_index(features)
+    rows = SparseRows.build([_row(f, index) for f in features], len(index))
+    y = np.array([labels.index(e.label) for e in examples])
+    weight = np.array([len(examples) / (len(labels) * counts[e.label]) for e in examples])
+    weight[len(project) :] *= BRAND_WEIGHT
+
+    cv_accuracy = cv_macro_f1 = None
+    temperature = 1.0
+    if folds > 1:
+        logits = _out_of_fold_logits(rows, y, weight, len(labels), folds)
+        temperature = _best_temperature(logits, y)
+        predicted = logits.argmax(axis=1)
+        cv_accuracy = round(float((predicted == y).mean()), 4)
+        cv_macro_f1 = round(_macro_f1(y, predicted, len(labels)), 4)
+    weights = fit_softmax(rows, y, len(labels), weight, l2=L2, iterations=ITERATIONS)
+
+    kept = sorted(name for name, i in index.items() if np.abs(weights[i]).max() >= 5e-5)
+    digest = _digest(examples)
+    info = {
+        "examples": len(examples),
+        "brand_examples": len(brand),
+        "by_lang": dict(sorted(Counter(e.lang or "?" for e in examples).items())),
+        "by_label": {label: counts[label] for label in labels},
+        "cv_accuracy": cv_accuracy,
+        "cv_macro_f1": cv_macro_f1,
+        "settings": {"l2": L2, "iterations": ITERATIONS, "folds": folds, "min_documents": MIN_DOCUMENTS},
+        "inputs_sha256": digest,
+    }
+    model = LinearModel(
+        labels=labels,
+        index={name: n for n, name in enumerate(kept)},
+        rows=[tuple(float(w) for w in weights[index[name]]) for name in kept],
+        temperature=temperature,
+        info=info,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_model(model, path)
+    return TrainReport(
+        path=path,
+        examples=len(examples),
+        brand_examples=len(brand),
+        by_lang=info["by_lang"],
+        by_label=info["by_label"],
+        features=len(kept),
+        temperature=temperature,
+        cv_accuracy=cv_accuracy,
+        cv_macro_f1=cv_macro_f1,
+        inputs_sha256=digest,
+    )
+
+
+def _unique(examples: list[Example]) -> list[Example]:
+    seen: set[tuple[str, str]] = set()
+    result = []
+    for example in examples:
+        key = (example.text.strip(), example.label)
+        if key not in seen:
+            seen.add(key)
+            result.append(example)
+    return result
+
+
+def _feature_index(features: Sequence[Features]) -> dict[str, int]:
+    documents: Counter[str] = Counter()
+    always: set[str] = set()
+    for item in features:
+        for group, (names, _scale) in enumerate(item.groups):
+            if group == len(item.groups) - 1:
+                always.update(names)
+            else:
+                documents.update(set(names))
+    names = sorted(always | {name for name, n in documents.items() if n >= MIN_DOCUMENTS})
+    return {name: i for i, name in enumerate(names)}
+
+
+def _row(features: Features, index: dict[str, int]) -> list[tuple[int, float]]:
+    merged: dict[int, float] = {}
+    for names, scale in features.groups:
+        for name in names:
+            column = index.get(name)
+            if column is not None:
+                merged[column] = merged.get(column, 0.0) + scale
+    return sorted(merged.items())
+
+
+def _folds(y: np.ndarray, folds: int) -> np.ndarray:
+    import numpy as np
+
+    rng = np.random.default_rng(SEED)
+    assignment = np.zeros(len(y), dtype=np.int64)
+    for label in np.unique(y):
+        members = np.flatnonzero(y == label)
+        assignment[rng.permutation(members)] = np.arange(len(members)) % folds
+    return assignment
+
+
+def _out_of_fold_logits(
+    rows: SparseRows, y: np.ndarray, weight: np.ndarray, n: int, folds: int
+) -> np.ndarray:
+    import numpy as np
+
+    from bot.classifier.fit import fit_softmax
+
+    assignment = _folds(y, folds)
+    logits = np.zeros((len(y), n))
+    for fold in range(folds):
+        test = np.flatnonzero(assignment == fold)
+        fit = np.flatnonzero(assignment != fold)
+        weights = fit_softmax(rows.take(fit), y[fit], n, weight[fit], l2=L2, iterations=ITERATIONS)
+        logits[test] = rows.take(test).matmul(weights)
+    return logits
+
+
+def _best_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    from bot.classifier.fit import softmax_rows
+
+    def loss(t: float) -> float:
+        p = softmax_rows(logits / t)[range(len(y)), y]
+        return float(-sum(math.log(max(v, 1e-12)) for v in p) / len(y))
+
+    return min(TEMPERATURES, key=loss)
+
+
+def _macro_f1(y: np.ndarray, predicted: np.ndarray, n: int) -> float:
+    scores = []
+    for label in range(n):
+        tp = int(((predicted == label) & (y == label)).sum())
+        fp = int(((predicted == label) & (y != label)).sum())
+        fn = int(((predicted != label) & (y == label)).sum())
+        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    return sum(scores) / n
+
+
+def _digest(examples: Sequence[Example]) -> str:
+    hasher = hashlib.sha256()
+    for example in examples:
+        hasher.update(f"{example.lang}\t{example.label}\t{example.text}\n".encode())
+    return hasher.hexdigest()

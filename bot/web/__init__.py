@@ -1,0 +1,1 @@
+"""The approval desk: a web page where people review, edit, approve and reject the bot's replies."""

@@ -1,0 +1,32 @@
+"""What every request of the approval desk shares: config, storage, the login check, and (lazily) the
+classifier and playbooks that re-drafting needs."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from bot.classifier import Classifier
+from bot.config import Config
+from bot.playbooks import Playbooks, load_playbooks, vocabulary
+from bot.storage import Storage
+from bot.web.auth import Authenticator
+
+
+@dataclass
+class Desk:
+    config: Config
+    storage: Storage
+    auth: Authenticator
+    classifier: Classifier | None = None
+    playbooks: Playbooks | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def brains(self) -> tuple[Classifier, Playbooks]:
+        """The classifier and playbooks, loaded on first use: most visits never re-draft."""
+        with self._lock:
+            if self.playbooks is None:
+                self.playbooks = load_playbooks(self.config.playbooks_dir)
+            if self.classifier is None:
+                self.classifier = Classifier.load(vocabulary(self.playbooks))
+            return self.classifier, self.playbooks

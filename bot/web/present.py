@@ -1,0 +1,116 @@
+"""What the pages show: queue items and figures turned into plain values the templates print (escaped)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from bot.classifier import mask_personal_data
+from bot.storage import QueueItem, Storage, now
+from bot.web.queries import Figures, ThreadPost, thread
+from connectors import get_platform
+
+LANGUAGE_NAMES = {"en": "English", "ru": "Русский", "id": "Bahasa Indonesia", "ar": "العربية"}
+RTL_LANGUAGES = {"ar"}
+
+
+@dataclass(frozen=True)
+class ItemView:
+    id: int
+    state: str
+    kind: str
+    account: str
+    platform: str
+    author_handle: str
+    author_name: str
+    post: str  # personal data masked
+    post_url: str | None  # only http(s) links; anything else is not a link
+    personal_data: tuple[str, ...]
+    lang: str
+    lang_name: str
+    direction: str  # "rtl" | "ltr"
+    situation: str
+    confidence: float
+    urgent: bool
+    reason: str
+    draft: str
+    length: int
+    limit: int
+    counting: str  # "x" (weighted) | "plain" (code points): how the page's script counts
+    asked_at: datetime
+    waiting: str
+    attempts: int
+    last_error: str | None
+    visibility: str
+    in_reply_to_id: str | None
+    thread: tuple[ThreadPost, ...]
+
+
+def item_view(storage: Storage, item: QueueItem, at: datetime | None = None) -> ItemView:
+    stored, reply = item.mention, item.reply
+    mention = stored.mention
+    platform = get_platform(mention.platform)
+    state = storage.account_state(stored.account)
+    limit = (state.max_characters if state else None) or platform.max_characters
+    count = platform.count_text or len
+    asked_at = min(mention.created_at, stored.received_at)
+    return ItemView(
+        id=reply.id,
+        state=reply.state.value,
+        kind=reply.kind.value,
+        account=stored.account,
+        platform=mention.platform,
+        author_handle=mention.author.handle,
+        author_name=mention.author.display_name,
+        post=mask_personal_data(mention.text),
+        post_url=safe_url(mention.url),
+        personal_data=tuple(sorted({p["kind"] for p in stored.personal_data})),
+        lang=stored.lang,
+        lang_name=LANGUAGE_NAMES.get(stored.lang, stored.lang),
+        direction="rtl" if stored.lang in RTL_LANGUAGES else "ltr",
+        situation=stored.situation,
+        confidence=stored.confidence,
+        urgent=stored.urgent,
+        reason=stored.reason,
+        draft=reply.text,
+        length=count(reply.text),
+        limit=limit,
+        counting="x" if mention.platform == "x" else "plain",
+        asked_at=asked_at,
+        waiting=duration((at or now()) - asked_at),
+        attempts=reply.attempts,
+        last_error=reply.last_error,
+        visibility=mention.visibility,
+        in_reply_to_id=mention.in_reply_to_id,
+        thread=tuple(thread(storage.engine, stored)),
+    )
+
+
+def safe_url(url: str | None) -> str | None:
+    if not url:
+        return None
+    return url if urlsplit(url).scheme in ("http", "https") else None
+
+
+def duration(delta: timedelta | None) -> str:
+    """'45s', '12m', '3h05m', '2d4h'; '—' for none."""
+    if delta is None:
+        return "—"
+    seconds = max(int(delta.total_seconds()), 0)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600}h"
+
+
+def figure_texts(figures: Figures) -> dict[str, str]:
+    return {
+        "waiting_now": str(figures.waiting_now),
+        "oldest_wait": duration(figures.oldest_wait),
+        "answered_today": str(figures.answered_today),
+        "median_first_response": duration(figures.median_first_response),
+    }

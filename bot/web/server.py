@@ -1,0 +1,78 @@
+"""Serve the approval desk with uvicorn: in the foreground (`carebot web`) or in a background thread
+(`carebot run --web`, and tests)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+import uvicorn
+from starlette.types import ASGIApp
+
+READY_TIMEOUT = 10.0
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket of our own: a taken port is a clear OSError here, and port 0 picks a free one."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _server(app: ASGIApp) -> uvicorn.Server:
+    config = uvicorn.Config(
+        app,
+        log_config=None,  # keep carebot's logging (and its secret redaction) in charge
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        server_header=False,
+    )
+    return uvicorn.Server(config)
+
+
+def serve(app: ASGIApp, sock: socket.socket) -> None:
+    """Serve until SIGINT/SIGTERM (uvicorn handles them in the main thread)."""
+    _server(app).run(sockets=[sock])
+
+
+@dataclass
+class WebHandle:
+    """A desk running in a background thread."""
+
+    url: str
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout)
+
+
+def start_in_thread(app: ASGIApp, host: str, port: int) -> WebHandle:
+    sock = bind(host, port)
+    server = _server(app)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="carebot-web", daemon=True)
+    handle = WebHandle(url_of(sock), server, thread)
+    thread.start()
+    deadline = time.monotonic() + READY_TIMEOUT
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            handle.stop(timeout=1.0)
+            sock.close()
+            raise RuntimeError(f"the approval desk did not start on {handle.url}")
+        time.sleep(0.02)
+    return handle

@@ -1,0 +1,433 @@
+"""The X connector against real peers: Prism serving X's spec, and the stateful fake behind Prism."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from connectors.base import (
+    AuthFailed,
+    Author,
+    BadResponse,
+    ConnectorSettings,
+    DuplicateContent,
+    Mention,
+    RateLimited,
+    Rejected,
+    Unavailable,
+)
+from connectors.x import PLATFORM, XConnector, retry_after
+from tests.peers.x import XPeer, free_port, x_settings
+from tests.peers.x_fake import BRAND
+
+AUTH_MODES = ["oauth2", "oauth1"]
+SECRETS = ("fake-consumer-secret", "fake-access-secret", str(BRAND.bearer_token))
+
+
+Connect = Callable[[ConnectorSettings], XConnector]
+
+
+@pytest.fixture
+def connect() -> Iterator[Connect]:
+    """Build connectors that are all closed when the test ends."""
+    made: list[XConnector] = []
+
+    def make(settings: ConnectorSettings) -> XConnector:
+        connector = XConnector(settings)
+        made.append(connector)
+        return connector
+
+    yield make
+    for connector in made:
+        connector.close()
+
+
+def a_mention(post_id: str) -> Mention:
+    """A mention as the core stores it, for posts Prism or the fake need not have listed."""
+    return Mention(
+        platform="x",
+        post_id=post_id,
+        cursor=post_id,
+        author=Author(id="1000000099", handle="someone"),
+        text="@AcmeCare hi",
+        created_at=datetime.now(UTC),
+    )
+
+
+def mention_requests(peer: XPeer) -> list[dict[str, str]]:
+    return [r.query for r in peer.fake.requests if r.path.endswith("/mentions")]
+
+
+# -- contract: every request carebot makes is one X's spec accepts (Prism mock) ---------------
+
+
+@pytest.mark.parametrize("auth", AUTH_MODES)
+def test_every_request_is_valid_against_xs_spec(x_prism_mock: str, connect: Connect, auth: str) -> None:
+    connector = connect(x_settings(x_prism_mock, auth=auth))
+    account = connector.verify()
+    assert account.handle and account.max_characters == 280
+    assert connector.fetch_mentions(None, 20).mentions == []
+    try:
+        page = connector.fetch_mentions("1346889436626259968", 20)
+        assert len(page.mentions) <= 20
+    except BadResponse as exc:
+        # Prism's random answers always carry the same next_token: paging got as far as a
+        # second, equally accepted request before the connector refused to loop.
+        assert "repeated a token" in str(exc)
+    mention = a_mention("1346889436626259968")
+    posted = connector.reply(mention, "Sorry about that. Could you write to help@acme.example?", "key-1")
+    assert posted.post_id.isdigit()
+    found = connector.find_reply(a_mention("1346889436626259969"), "key-2")
+    assert found is None or found.post_id.isdigit()
+    assert connector.usage()["requests"] >= 6
+
+
+def test_prism_refuses_what_the_spec_does_not_allow(x_prism_mock: str, connect: Connect) -> None:
+    # The negative control for the test above: an off-spec request (a since_id that is not
+    # a post id) comes back 4xx and the connector reports it as a permanent refusal.
+    connector = connect(x_settings(x_prism_mock))
+    with pytest.raises(Rejected, match="422"):
+        connector.find_reply(a_mention("not-a-post-id"), "key-1")
+
+
+# -- behaviour: the stateful fake behind `prism proxy --errors` -----------------------------------
+
+
+@pytest.mark.parametrize("auth", AUTH_MODES)
+def test_verify_names_the_brand_account(x_peer: XPeer, connect: Connect, auth: str) -> None:
+    account = connect(x_peer.settings(auth=auth)).verify()
+    assert (account.id, account.handle, account.max_characters) == (BRAND.id, "AcmeCare", 280)
+
+
+def test_mentions_carry_author_thread_and_quoted_post(x_peer: XPeer, connect: Connect) -> None:
+    fake = x_peer.fake
+    connector = connect(x_peer.settings())
+    cursor = "1"
+    brand_post = fake.post("AcmeCare", "Our new app is out")
+    question = fake.post("rina", "@AcmeCare apakah ada diskon & promo?", in_reply_to=brand_post, lang="in")
+    quote = fake.post("omar", "@AcmeCare لماذا السعر مرتفع؟", quote=brand_post, lang="ar")
+
+    page = connector.fetch_mentions(cursor, 50)
+
+    assert [m.post_id for m in page.mentions] == [question, quote]
+    first, second = page.mentions
+    assert first.author.handle == "rina" and first.author.display_name == "Rina"
+    assert first.text == "@AcmeCare apakah ada diskon & promo?"  # X's &amp; unescaped
+    assert first.in_reply_to_id == brand_post and first.in_reply_to_author_id == BRAND.id
+    assert first.conversation_id == brand_post
+    assert first.language == "id" and first.mentions_brand  # X's legacy "in" is Indonesian
+    assert first.url == f"https://x.com/rina/status/{question}"
+    assert second.extra["referenced"] == [
+        {"type": "quoted", "id": brand_post, "author_id": BRAND.id, "text": "Our new app is out"}
+    ]
+    assert second.extra["quotes_brand"] and second.language == "ar"
+    assert page.next_cursor == quote and not page.has_more
+
+
+def test_reply_in_the_thread_without_naming_the_brand_is_not_addressed_to_it(
+    x_peer: XPeer, connect: Connect
+) -> None:
+    fake = x_peer.fake
+    brand_post = fake.post("AcmeCare", "Maintenance tonight")
+    other = fake.post("dana", "ok thanks", in_reply_to=brand_post)
+
+    page = connect(x_peer.settings()).fetch_mentions("1", 50)
+
+    assert [(m.post_id, m.mentions_brand) for m in page.mentions] == [(other, False)]
+
+
+def test_first_poll_starts_from_now(x_peer: XPeer, connect: Connect) -> None:
+    fake = x_peer.fake
+    connector = connect(x_peer.settings())
+    old = [fake.post("ana", f"@AcmeCare old {i}") for i in range(3)]
+
+    start = connector.fetch_mentions(None, 50)
+    new = fake.post("ana", "@AcmeCare new")
+    after = connector.fetch_mentions(start.next_cursor, 50)
+
+    assert start.mentions == [] and start.next_cursor == old[-1]
+    assert [m.post_id for m in after.mentions] == [new]
+
+
+def test_pages_through_everything_after_the_cursor_oldest_first(x_peer: XPeer, connect: Connect) -> None:
+    fake = x_peer.fake
+    cursor = fake.post("ana", "@AcmeCare before the cursor")
+    posted = [fake.post(f"user{i % 7}", f"@AcmeCare number {i}") for i in range(230)]
+
+    page = connect(x_peer.settings()).fetch_mentions(cursor, 1000)
+
+    assert [m.post_id for m in page.mentions] == posted
+    assert page.next_cursor == posted[-1] and not page.has_more
+    queries = mention_requests(x_peer)
+    assert len(queries) == 3  # 100 + 100 + 30, each after the same since_id
+    assert {q["since_id"] for q in queries} == {cursor}
+    assert all(q["max_results"] == "100" for q in queries)
+
+
+def test_more_than_limit_waiting_returns_the_oldest_and_skips_none(x_peer: XPeer, connect: Connect) -> None:
+    fake = x_peer.fake
+    connector = connect(x_peer.settings())
+    cursor = fake.post("ana", "@AcmeCare start")
+    posted = [fake.post("bo", f"@AcmeCare {i}") for i in range(25)]
+
+    seen: list[str] = []
+    first = connector.fetch_mentions(cursor, 10)
+    seen += [m.post_id for m in first.mentions]
+    late = fake.post("cy", "@AcmeCare arrived while we were busy")
+    cursor = first.next_cursor
+    while True:
+        page = connector.fetch_mentions(cursor, 10)
+        seen += [m.post_id for m in page.mentions]
+        if not page.has_more:
+            break
+        cursor = page.next_cursor
+
+    assert first.has_more and first.next_cursor == posted[9]
+    assert [m.post_id for m in first.mentions] == posted[:10]
+    assert seen == [*posted, late]
+
+
+def test_the_endpoint_keeps_only_the_latest_800(x_peer: XPeer, connect: Connect) -> None:
+    fake = x_peer.fake
+    posted = [fake.post("bo", f"@AcmeCare {i}") for i in range(805)]
+
+    page = connect(x_peer.settings()).fetch_mentions("1", 1000)
+
+    assert [m.post_id for m in page.mentions] == posted[5:]  # as on X: older ones are gone
+
+
+def test_rate_limit_pauses_until_reset_and_loses_nothing(x_peer: XPeer, connect: Connect) -> None:
+    fake = x_peer.fake
+    connector = connect(x_peer.settings())
+    waiting = fake.post("ana", "@AcmeCare hello?")
+    fake.rate_limit_next(reset_in=30, path="/2/users/*/mentions")
+
+    with pytest.raises(RateLimited) as caught:
+        connector.fetch_mentions("1", 10)
+    page = connector.fetch_mentions("1", 10)
+
+    assert 1 <= caught.value.retry_after <= 31
+    assert connector.budget().remaining == 899  # the answer after the pause
+    assert [m.post_id for m in page.mentions] == [waiting]
+
+
+def test_budget_follows_the_rate_limit_headers_and_a_spent_budget_is_a_429(
+    x_peer: XPeer, connect: Connect
+) -> None:
+    fake = x_peer.fake
+    fake.set_limit("GET mentions", 2)
+    connector = connect(x_peer.settings())
+
+    connector.fetch_mentions("1", 10)
+    budget = connector.budget()
+    connector.fetch_mentions("1", 10)
+    with pytest.raises(RateLimited) as caught:
+        connector.fetch_mentions("1", 10)
+
+    assert (budget.remaining, budget.limit) == (1, 2)
+    assert budget.reset_at is not None and budget.reset_at > datetime.now(UTC)
+    assert connector.budget().remaining == 0
+    assert caught.value.retry_after > 60  # until the end of the 15-minute window
+
+
+def test_reply_posts_in_the_thread_of_the_mention(x_peer: XPeer, connect: Connect) -> None:
+    fake = x_peer.fake
+    connector = connect(x_peer.settings())
+    fake.post("rina", "@AcmeCare my order never came")
+    mention = connector.fetch_mentions("1", 10).mentions[0]
+
+    posted = connector.reply(mention, "We're sorry, Rina. Could you email help@acme.example?", "r-1")
+
+    [reply] = fake.brand_posts()
+    assert reply["id"] == posted.post_id
+    assert reply["referenced_tweets"] == [{"type": "replied_to", "id": mention.post_id}]
+    assert reply["text"] == "We're sorry, Rina. Could you email help@acme.example?"
+    assert posted.url == f"https://x.com/AcmeCare/status/{posted.post_id}"
+    assert connector.usage()["posts_created"] == 1
+
+
+@pytest.mark.parametrize("auth", AUTH_MODES)
+def test_the_same_key_posts_once(x_peer: XPeer, connect: Connect, auth: str) -> None:
+    connector = connect(x_peer.settings(auth=auth))
+    x_peer.fake.post("rina", "@AcmeCare hi")
+    mention = connector.fetch_mentions("1", 10).mentions[0]
+
+    first = connector.reply(mention, "Hello Rina!", "same-key")
+    again = connector.reply(mention, "Hello Rina!", "same-key")
+
+    assert first == again and len(x_peer.fake.brand_posts()) == 1
+
+
+def test_identical_text_is_duplicate_content(x_peer: XPeer, connect: Connect) -> None:
+    fake = x_peer.fake
+    connector = connect(x_peer.settings())
+    fake.post("ana", "@AcmeCare one")
+    fake.post("bo", "@AcmeCare two")
+    first, second = connector.fetch_mentions("1", 10).mentions
+    connector.reply(first, "Thanks, we're looking into it.", "k-1")
+
+    with pytest.raises(DuplicateContent, match="duplicate content"):
+        connector.reply(second, "Thanks, we're looking into it.", "k-2")
+    assert len(fake.brand_posts()) == 1
+
+
+def test_x_refuses_a_reply_to_someone_who_did_not_address_the_brand(x_peer: XPeer, connect: Connect) -> None:
+    fake = x_peer.fake
+    brand_post = fake.post("AcmeCare", "Maintenance tonight")
+    fake.post("dana", "ok thanks", in_reply_to=brand_post)
+    connector = connect(x_peer.settings())
+    [mention] = connector.fetch_mentions("1", 10).mentions
+
+    with pytest.raises(Rejected, match="not been mentioned"):
+        connector.reply(mention, "You're welcome!", "k")
+    assert len(fake.brand_posts()) == 1  # only the brand's own post
+
+
+def test_too_long_reply_is_refused_before_any_request(x_peer: XPeer, connect: Connect) -> None:
+    connector = connect(x_peer.settings())
+    with pytest.raises(Rejected, match="281 weighted"):
+        connector.reply(a_mention("1346889436626259968"), "a" * 279 + "你", "k")
+    assert x_peer.fake.requests == []
+
+
+def test_automated_direct_messages_are_refused(x_peer: XPeer, connect: Connect) -> None:
+    connector = connect(x_peer.settings())
+    with pytest.raises(Rejected, match="only after the user has DMed"):
+        connector.send_direct(a_mention("1346889436626259968"), "hi", "k")
+    assert x_peer.fake.requests == []
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_server_errors_are_unavailable(x_peer: XPeer, connect: Connect, status: int) -> None:
+    x_peer.fake.fail_next(status)
+    with pytest.raises(Unavailable, match=str(status)):
+        connect(x_peer.settings()).verify()
+
+
+def test_refused_connection_is_unavailable(connect: Connect) -> None:
+    with pytest.raises(Unavailable, match="ConnectionError"):
+        connect(x_settings(f"http://127.0.0.1:{free_port()}")).verify()
+
+
+def test_lost_answer_then_find_reply_finds_the_post_instead_of_reposting(
+    x_peer: XPeer, connect: Connect
+) -> None:
+    fake = x_peer.fake
+    fake.post("rina", "@AcmeCare first")
+    fake.post("omar", "@AcmeCare second")
+    first, second = connect(x_peer.settings()).fetch_mentions("1", 10).mentions
+    fake.delay_next(5, method="POST", path="/2/tweets")  # posted, but the answer comes too late
+
+    with pytest.raises(Unavailable, match="Timeout"):
+        connect(x_peer.settings(timeout=0.5)).reply(first, "We're on it, Rina.", "k-1")
+    restarted = connect(x_peer.settings())  # as after a crash: nothing remembered in memory
+    found = restarted.find_reply(first, "k-1")
+    not_found = restarted.find_reply(second, "k-2")
+
+    [posted] = fake.brand_posts()
+    assert found is not None and found.post_id == posted["id"]
+    assert not_found is None
+    timeline = [r.query for r in fake.requests if r.path.endswith("/tweets") and r.method == "GET"]
+    assert timeline[0]["since_id"] == first.post_id
+    assert "referenced_tweets" in timeline[0]["tweet.fields"].split(",")
+
+
+def test_wrong_credentials_fail_auth_without_showing_them(x_peer: XPeer, connect: Connect) -> None:
+    settings = x_settings(x_peer.base_url)
+    wrong = ConnectorSettings(
+        account=settings.account, base_url=settings.base_url, secrets={"bearer_token": "wrong-secret-123"}
+    )
+    with pytest.raises(AuthFailed) as caught:
+        connect(wrong).verify()
+    assert "wrong-secret-123" not in str(caught.value)
+
+
+@pytest.mark.parametrize("auth", AUTH_MODES)
+def test_secrets_stay_out_of_logs_reprs_and_errors(
+    x_peer: XPeer, connect: Connect, auth: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)  # tweepy logs every request's headers at DEBUG
+    fake = x_peer.fake
+    connector = connect(x_peer.settings(auth=auth))
+    fake.post("rina", "@AcmeCare hi")
+    mention = connector.fetch_mentions("1", 10).mentions[0]
+    connector.reply(mention, "Hello!", "k")
+    fake.fail_next(403, detail="forbidden for a test")
+    with pytest.raises(Rejected) as caught:
+        connector.reply(mention, "Hello again!", "k2")
+
+    seen = caplog.text + repr(connector) + str(caught.value)
+    assert "Authorization" in caplog.text or auth == "oauth1"  # the log was really captured
+    assert not [secret for secret in (*SECRETS, str(BRAND.access_token)) if secret in seen]
+
+
+def test_usage_counts_what_x_bills(x_peer: XPeer, connect: Connect) -> None:
+    fake = x_peer.fake
+    connector = connect(x_peer.settings())
+    brand_post = fake.post("AcmeCare", "News")
+    fake.post("ana", "@AcmeCare a", quote=brand_post)
+    fake.post("bo", "@AcmeCare b")
+    [first, _] = connector.fetch_mentions("1", 10).mentions
+    connector.reply(first, "Thanks!", "k")
+
+    usage = connector.usage()
+    assert usage["posts_read"] == 3  # two mentions and the quoted post
+    assert usage["posts_created"] == 1
+    assert usage["requests"] == len(fake.requests)  # verify, mentions, post
+
+
+def test_oauth1_signs_the_url_it_really_calls(
+    x_peer: XPeer, connect: Connect, caplog: pytest.LogCaptureFixture
+) -> None:
+    # tweepy builds api.twitter.com URLs; the host is swapped before signing, or a server at
+    # any other base_url would refuse every OAuth 1.0a signature.
+    caplog.set_level(logging.DEBUG, logger="oauthlib")
+    connect(x_peer.settings(auth="oauth1")).verify()
+    signed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Normalized URI")]
+    assert signed == [f"Normalized URI: {x_peer.base_url}/2/users/me"]
+
+
+def test_an_answer_without_the_expected_data_is_a_bad_response(x_peer: XPeer, connect: Connect) -> None:
+    # Straight to the fake, without Prism (which would turn the off-spec answer into a 500).
+    x_peer.fake.fail_next(200, path="/2/users/me")
+    with pytest.raises(BadResponse, match="without id and username"):
+        connect(x_settings(x_peer.fake.base_url)).verify()
+
+
+def test_configured_user_id_must_match_the_credentials(x_peer: XPeer, connect: Connect) -> None:
+    with pytest.raises(AuthFailed, match="not to the configured user_id 42"):
+        connect(x_peer.settings(user_id="42")).verify()
+
+
+# -- construction and pure parts ------------------------------------------------------------------
+
+
+def test_tier_sets_the_poll_spacing() -> None:
+    assert XConnector(x_settings("http://127.0.0.1:9", tier="free")).min_poll_interval == 900
+    assert XConnector(x_settings("http://127.0.0.1:9", tier="pro")).min_poll_interval == 3
+    assert XConnector(x_settings("http://127.0.0.1:9")).tier == "basic"
+    with pytest.raises(Rejected, match="unknown tier 'gold'"):
+        XConnector(x_settings("http://127.0.0.1:9", tier="gold"))
+
+
+def test_credentials_are_required() -> None:
+    with pytest.raises(AuthFailed, match="bearer_token"):
+        XConnector(
+            ConnectorSettings(account="a", base_url="http://127.0.0.1:9", secrets={"access_token": "x"})
+        )
+
+
+def test_platform_describes_the_config() -> None:
+    assert PLATFORM.name == "x" and PLATFORM.create is XConnector
+    assert PLATFORM.required_secrets[0] == ("bearer_token",)
+    assert set(PLATFORM.options) >= {"user_id", "tier"}
+    assert PLATFORM.max_characters == 280 and PLATFORM.default_base_url == "https://api.twitter.com"
+
+
+def test_retry_after_reads_the_reset_epoch() -> None:
+    assert retry_after({"x-rate-limit-reset": "1000"}, now=970.0) == 30.0
+    assert retry_after({"x-rate-limit-reset": "1000"}, now=1005.0) == 1.0  # already past: retry soon
+    assert retry_after({}, now=0.0) == 60.0
