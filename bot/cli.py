@@ -6,6 +6,7 @@ Exit statuses: 0 success, 1 the work failed (e.g. credentials refused), 2 bad us
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 
@@ -81,6 +82,38 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    """Each account: where it has read to, whether it is paused, what it has done and cost."""
+    config = load(args)
+    if config is None:
+        return 2
+    from bot.spend import account_status
+    from bot.storage import Storage
+
+    storage = Storage.open(config.storage_url)
+    try:
+        rows = [account_status(storage, account) for account in config.accounts]
+    finally:
+        storage.close()
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    for row in rows:
+        paused = (
+            f", paused until {row['paused_until']} ({row['pause_reason']})" if row["paused_until"] else ""
+        )
+        print(f"{row['account']} ({row['platform']}, {row['mode']}){paused}")
+        print(
+            f"  mentions {row['mentions']} · replies sent {row['sent']} · waiting {row['waiting']}"
+            f" · failed {row['failed']}"
+        )
+        print(
+            f"  requests {row['requests']} · posts read {row['posts_read']} · posts created {row['posts_created']}"
+            + (f" · estimated spend ${row['estimated_spend_usd']:.2f}" if row["estimated_spend_usd"] else "")
+        )
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
@@ -108,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--offline", action="store_true", help="do not contact the platforms")
     check.set_defaults(func=cmd_check_config)
+
+    status = with_config(
+        sub.add_parser("status", help="accounts: cursor, pauses, activity, estimated API spend")
+    )
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
 
     demo = sub.add_parser("demo", help="run carebot against a local Mastodon server with sample mentions")
     demo.add_argument("--keep", metavar="DIR", help="keep the demo's database and config in DIR")

@@ -20,6 +20,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from bot.app import App
 from bot.config import AccountConfig
 from bot.cycle import CycleReport, run_cycle
+from connectors.base import ConnectorError
 
 log = logging.getLogger("carebot.daemon")
 
@@ -50,6 +51,23 @@ def _job(app: App, account: AccountConfig, stop: threading.Event) -> None:
         )
 
 
+def poll_interval(app: App, account: AccountConfig) -> float:
+    """The account's interval, stretched if the platform's request budget needs more room."""
+    try:
+        floor = app.connector(account).min_poll_interval
+    except ConnectorError as exc:
+        log.error("%s: cannot set up the connector: %s", account.name, exc)
+        return account.poll_interval
+    if floor > account.poll_interval:
+        log.warning(
+            "%s: poll_interval %.0fs is faster than the platform allows; polling every %.0fs",
+            account.name,
+            account.poll_interval,
+            floor,
+        )
+    return max(account.poll_interval, floor)
+
+
 def run_forever(
     app: App,
     stop: threading.Event | None = None,
@@ -64,7 +82,7 @@ def run_forever(
         scheduler.add_job(
             _job,
             "interval",
-            seconds=account.poll_interval,
+            seconds=poll_interval(app, account),
             args=(app, account, stop),
             id=account.name,
             max_instances=1,
@@ -73,7 +91,7 @@ def run_forever(
             misfire_grace_time=None,
         )
     scheduler.start()
-    names = ", ".join(f"{a.name} every {a.poll_interval:g}s ({a.mode.value})" for a in app.config.accounts)
+    names = ", ".join(f"{a.name} ({a.mode.value})" for a in app.config.accounts)
     log.info("carebot running: %s", names)
     if on_started is not None:
         on_started()

@@ -146,3 +146,12 @@ opt_outs = Table(
     Column("author_handle", String(300), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
 )
+
+# What the team was already told about (bot/notify.py), so each mention alerts once per reason.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("mention_id", Integer, ForeignKey("mentions.id", ondelete="CASCADE"), primary_key=True),
+    Column("kind", String(20), primary_key=True),  # urgent | waiting
+    Column("created_at", UTCDateTime(), nullable=False),
+)

@@ -118,6 +118,7 @@ class Connector(Protocol):
     """One platform account. Implementations live in `connectors/<platform>.py`."""
 
     platform: str
+    min_poll_interval: float  # seconds between mention reads that keep within the platform's budget
 
     def verify(self) -> AccountInfo:
         """Check the credentials and return who we are and the post length limit."""
@@ -173,5 +174,6 @@ class Platform:
     default_base_url: str | None = None
     max_characters: int = 500  # used before verify() has read the real limit
     count_text: Any = None  # Callable[[str], int]: length as the platform counts it; None = len()
+    default_prices: Mapping[str, float] = field(default_factory=dict)  # USD per read/post, for estimates
     automated_direct_messages: bool = True  # X forbids unsolicited automated DMs
     links_in_replies: bool = True  # X charges ~13x for a post with a URL: use the email there

@@ -60,6 +60,7 @@ class MastodonConnector:
     """One Mastodon account. See `connectors.base.Connector` for the contract."""
 
     platform = "mastodon"
+    min_poll_interval = 1.0  # 300 requests per 5 minutes leaves plenty for paging and replies
 
     def __init__(self, settings: ConnectorSettings) -> None:
         self._account = settings.account
@@ -323,4 +324,5 @@ PLATFORM = Platform(
     options={},
     default_base_url=None,
     max_characters=DEFAULT_MAX_CHARACTERS,
+    count_text=text_length,
 )

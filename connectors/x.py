@@ -63,6 +63,10 @@ TIER_MENTION_REQUESTS_PER_15_MIN: Mapping[str, int] = {
 }
 DEFAULT_TIER = "basic"
 
+# Pay-per-use estimates in USD (2026): a post read, and a post created without a URL. A post with a
+# URL costs about $0.20, which is why X replies carry the support email instead of a link.
+DEFAULT_PRICES: Mapping[str, float] = {"price_per_read": 0.005, "price_per_post": 0.015}
+
 MENTION_FIELDS: Mapping[str, list[str]] = {
     "expansions": ["author_id", "referenced_tweets.id", "in_reply_to_user_id", "entities.mentions.username"],
     "tweet_fields": [
@@ -369,7 +373,16 @@ PLATFORM = Platform(
     create=XConnector,
     secret_keys=("bearer_token", *OAUTH1_KEYS),
     required_secrets=(("bearer_token",), OAUTH1_KEYS),
-    options={"user_id": str, "tier": str},
+    options={
+        "user_id": str,
+        "tier": str,
+        "price_per_read": float,
+        "price_per_post": float,
+    },
     default_base_url="https://api.twitter.com",
     max_characters=MAX_WEIGHTED_LENGTH,
+    count_text=weighted_length,
+    default_prices=DEFAULT_PRICES,
+    automated_direct_messages=False,
+    links_in_replies=False,
 )

@@ -20,7 +20,7 @@ WAITING = (ReplyState.PENDING.value, ReplyState.FAILED.value)
 
 @dataclass(frozen=True)
 class Figures:
-    waiting_now: int
+    waiting_now: int  # posts (customers) with a reply waiting for a person, not replies
     oldest_wait: timedelta | None
     answered_today: int
     median_first_response: timedelta | None
@@ -62,7 +62,7 @@ def figures(engine: Engine, at: datetime | None = None) -> Figures:
     midnight = utc_midnight(at)
     with engine.connect() as db:
         waiting, oldest = db.execute(
-            select(func.count(replies.c.id), func.min(mentions.c.created_at))
+            select(func.count(func.distinct(replies.c.mention_id)), func.min(mentions.c.created_at))
             .join(mentions, mentions.c.id == replies.c.mention_id)
             .where(replies.c.state.in_(WAITING))
         ).one()

@@ -1,0 +1,51 @@
+"""What an account has done and what it has probably cost, from the counters storage keeps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+
+from bot.config import AccountConfig
+from bot.models import ReplyState
+from bot.schema import mentions, replies
+from bot.storage import Storage
+from connectors import get_platform
+
+
+def estimated_spend(account: AccountConfig, posts_read: int, posts_created: int) -> float:
+    """USD, from the account's price_per_read / price_per_post options or the platform's defaults."""
+    prices = dict(get_platform(account.platform).default_prices)
+    prices.update({k: float(v) for k, v in account.options.items() if k.startswith("price_per_")})
+    return posts_read * prices.get("price_per_read", 0.0) + posts_created * prices.get("price_per_post", 0.0)
+
+
+def account_status(storage: Storage, account: AccountConfig) -> dict[str, Any]:
+    state = storage.ensure_account(account.name, account.platform)
+    with storage.engine.connect() as connection:
+        stored = connection.execute(
+            select(func.count()).select_from(mentions).where(mentions.c.account == account.name)
+        ).scalar_one()
+        by_state = dict(
+            connection.execute(
+                select(replies.c.state, func.count())
+                .where(replies.c.account == account.name)
+                .group_by(replies.c.state)
+            ).all()
+        )
+    return {
+        "account": account.name,
+        "platform": account.platform,
+        "mode": account.mode.value,
+        "cursor": state.cursor,
+        "paused_until": state.paused_until.isoformat() if state.paused_until else None,
+        "pause_reason": state.pause_reason,
+        "mentions": int(stored),
+        "sent": int(by_state.get(ReplyState.SENT.value, 0)),
+        "waiting": int(by_state.get(ReplyState.PENDING.value, 0)),
+        "failed": int(by_state.get(ReplyState.FAILED.value, 0)),
+        "requests": state.requests,
+        "posts_read": state.posts_read,
+        "posts_created": state.posts_created,
+        "estimated_spend_usd": round(estimated_spend(account, state.posts_read, state.posts_created), 4),
+    }
