@@ -17,6 +17,7 @@ from datetime import timedelta
 from bot.app import App
 from bot.classifier import Classification
 from bot.config import AccountConfig
+from bot.liveness import is_dead, process_identity
 from bot.models import ReplyKind
 from bot.pipeline import router_context
 from bot.router import decide
@@ -61,14 +62,26 @@ def send_due(
 ) -> SendReport:
     """Send every reply of this account whose time has come. RateLimited and AuthFailed propagate."""
     report = SendReport()
+    _take_over_dead_claims(app, account)
     for reply in app.storage.due_replies(account.name):
         if stop is not None and stop.is_set():
             break
-        if not app.storage.claim(reply, CLAIM_LEASE):
+        if not app.storage.claim(reply, CLAIM_LEASE, process_identity()):
             continue  # another worker took it
         stored = app.storage.mention(reply.mention_id)
         _send_one(app, account, state, connector, reply, stored, report)
     return report
+
+
+def _take_over_dead_claims(app: App, account: AccountConfig) -> None:
+    """Make replies claimed by a process that has since died due now, not when their lease ends.
+
+    Such a reply may or may not have been posted: it is sent like any retry, so `find_reply` (or the
+    same idempotency key) settles which. A claimant on another machine is never judged dead here.
+    """
+    for reply_id, claimed_by in app.storage.claims_in_flight(account.name):
+        if claimed_by is not None and is_dead(claimed_by) and app.storage.expire_claim(reply_id, claimed_by):
+            log.info("%s: reply %s was being sent by a process that died; resolving it now", account.name, reply_id)
 
 
 def _send_one(

@@ -124,6 +124,7 @@ replies = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", UTCDateTime()),
     Column("claimed_until", UTCDateTime()),  # a worker is sending it; after this, it is stale
+    Column("claimed_by", String(200)),  # that worker's process (bot/liveness.py): dead means stale at once
     Column("last_error", Text),
     Column("reworded", Boolean, nullable=False, default=False),
     Column("decided_by", String(200), nullable=False, default="auto"),

@@ -368,7 +368,32 @@ class Storage:
         with self._tx() as tx:
             return [_reply(row) for row in tx.execute(query).mappings()]
 
-    def claim(self, reply: StoredReply, lease: timedelta) -> bool:
+    def claims_in_flight(self, account: str) -> list[tuple[int, str | None]]:
+        """(reply id, claimant) of the replies being sent whose lease has not run out yet."""
+        query = select(replies.c.id, replies.c.claimed_by).where(
+            replies.c.account == account,
+            replies.c.state == ReplyState.SENDING.value,
+            replies.c.claimed_until >= now(),
+        )
+        with self._tx() as tx:
+            return [(row.id, row.claimed_by) for row in tx.execute(query)]
+
+    def expire_claim(self, reply_id: int, claimed_by: str) -> bool:
+        """End the lease of a claim whose claimant is known to be dead; False if the claim changed."""
+        stamp = now()
+        with self._tx() as tx:
+            result = tx.execute(
+                update(replies)
+                .where(
+                    replies.c.id == reply_id,
+                    replies.c.state == ReplyState.SENDING.value,
+                    replies.c.claimed_by == claimed_by,
+                )
+                .values(claimed_until=stamp - timedelta(seconds=1), updated_at=stamp)
+            )
+        return result.rowcount == 1
+
+    def claim(self, reply: StoredReply, lease: timedelta, claimed_by: str | None = None) -> bool:
         """Mark a reply as being sent by us; False if someone else changed or claimed it first."""
         stamp = now()
         with self._tx() as tx:
@@ -382,6 +407,7 @@ class Storage:
                 .values(
                     state=ReplyState.SENDING.value,
                     claimed_until=stamp + lease,
+                    claimed_by=claimed_by,
                     attempts=replies.c.attempts + 1,
                     updated_at=stamp,
                 )
@@ -399,6 +425,7 @@ class Storage:
                     platform_post_id=platform_post_id,
                     sent_at=stamp,
                     claimed_until=None,
+                    claimed_by=None,
                     last_error=None,
                     updated_at=stamp,
                 )
@@ -412,6 +439,7 @@ class Storage:
             "state": ReplyState.APPROVED.value,
             "next_attempt_at": retry_at,
             "claimed_until": None,
+            "claimed_by": None,
             "last_error": error,
             "updated_at": now(),
         }
@@ -426,7 +454,13 @@ class Storage:
             tx.execute(
                 update(replies)
                 .where(replies.c.id == reply_id)
-                .values(state=ReplyState.FAILED.value, claimed_until=None, last_error=error, updated_at=now())
+                .values(
+                    state=ReplyState.FAILED.value,
+                    claimed_until=None,
+                    claimed_by=None,
+                    last_error=error,
+                    updated_at=now(),
+                )
             )
 
     def reword(self, reply_id: int, text: str, template_id: str | None) -> None:
@@ -440,6 +474,7 @@ class Storage:
                     reworded=True,
                     state=ReplyState.APPROVED.value,
                     claimed_until=None,
+                    claimed_by=None,
                     updated_at=now(),
                 )
             )

@@ -63,6 +63,16 @@ TIER_MENTION_REQUESTS_PER_15_MIN: Mapping[str, int] = {
 }
 DEFAULT_TIER = "basic"
 
+# X post ids are snowflakes: milliseconds since X's epoch, shifted left 22 bits. An account with no
+# mention yet starts from the id of "a few minutes ago", so clock skew cannot hide the first mentions.
+TWITTER_EPOCH_MS = 1288834974657
+START_MARGIN_SECONDS = 300.0
+
+
+def snowflake_at(epoch_seconds: float) -> str:
+    """The smallest post id X could give a post made at that time."""
+    return str((int(epoch_seconds * 1000) - TWITTER_EPOCH_MS) << 22)
+
 # Pay-per-use estimates in USD (2026): a post read, and a post created without a URL. A post with a
 # URL costs about $0.20, which is why X replies carry the support email instead of a link.
 DEFAULT_PRICES: Mapping[str, float] = {"price_per_read": 0.005, "price_per_post": 0.015}
@@ -170,7 +180,8 @@ class XConnector:
             listed = [post.get("id") for post in _list(body, "data") if isinstance(post, dict)]
             ids = [i for i in map(post_id_or_none, [_meta(body).get("newest_id"), *listed]) if i]
             self._backlog, self._backlog_after = [], None
-            return MentionPage([], next_cursor=max(ids, key=int) if ids else None, has_more=False)
+            cursor = max(ids, key=int) if ids else snowflake_at(time.time() - START_MARGIN_SECONDS)
+            return MentionPage([], next_cursor=cursor, has_more=False)
         if post_id_or_none(after) is None:
             raise Rejected(f"X account {self._account!r}: cursor {after!r} is not an X post id")
         if self._backlog and self._backlog_after == after:

@@ -430,9 +430,12 @@ def test_the_second_approver_is_told_who_was_first(desk: Desk) -> None:
     first = log_in(desk.client)
     with TestClient(desk.client.app, follow_redirects=False) as other:
         second = log_in(other, "bob")
-        assert desk.client.post(
-            f"/replies/{reply_id}/approve", data={"csrf": first, "shown": text, "text": text}
-        ).status_code == 303
+        assert (
+            desk.client.post(
+                f"/replies/{reply_id}/approve", data={"csrf": first, "shown": text, "text": text}
+            ).status_code
+            == 303
+        )
         response = other.post(f"/replies/{reply_id}/approve", data={"csrf": second, "shown": text, "text": text + "!"})
         assert response.status_code == 303
         assert f"Reply #{reply_id} was already approved by alice." in other.get("/").text
@@ -456,9 +459,7 @@ def test_a_draft_changed_under_the_page_is_not_approved_blind(desk: Desk) -> Non
     assert current != reply.text
 
 
-def test_many_people_approving_at_once_approve_once(
-    tmp_path: Path, any_desk: Desk
-) -> None:
+def test_many_people_approving_at_once_approve_once(tmp_path: Path, any_desk: Desk) -> None:
     reply_id = any_desk.seed(COMPLAINT)
     text = shown(any_desk, reply_id)
     handle = start_in_thread(any_desk.client.app, "127.0.0.1", 0)

@@ -1,0 +1,261 @@
+"""The approval desk in a real headless Chromium (Debian's package, driven by Playwright), with the bot
+running against mastodon-mock: what a support lead does, and what customers then see on the server."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mastodon_mock.testing import MockServer
+
+from bot.app import App
+from bot.cli_web import start_web_in_thread
+from bot.config import load_config
+from bot.daemon import run_once
+from bot.models import ReplyKind, ReplyState
+from bot.web.auth import hash_password
+from bot.web.server import WebHandle
+from tests.peers.mastodon import BRAND, client, free_port, post_as
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PASSWORDS = {"alice": "alice-desk-pass", "bob": "bob-desk-pass"}
+COMPLAINT = "@brand my order never arrived and I was charged twice! email me at alice.w@example.org"
+
+
+def _missing() -> str | None:
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is missing (apt-get install -y chromium, or .ci/install-chromium.sh)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install playwright; never `playwright install`)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    problem = _missing()
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{problem} (CI=true: the browser tests must run)")
+        pytest.skip(problem)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@dataclass
+class Running:
+    app: App
+    desk: WebHandle
+    mastodon: MockServer
+
+    def cycle(self) -> None:
+        run_once(self.app)
+
+
+def write_config(directory: Path, base_url: str, port: int) -> Path:
+    users = "".join(f'    {name}: "{hash_password(pw)}"\n' for name, pw in PASSWORDS.items())
+    path = directory / "carebot.yaml"
+    path.write_text(
+        f"""
+brand:
+  name: Acme
+  support_email: help@acme.example
+  support_url: https://acme.example/help
+storage:
+  url: sqlite:///{directory / "bot.db"}
+web:
+  host: 127.0.0.1
+  port: {port}
+  secret_key: browser-test-cookie-key
+  users:
+{users}accounts:
+  - name: acme-mastodon
+    platform: mastodon
+    base_url: {base_url}
+    access_token: ${{BRAND_TOKEN}}
+    mode: approve
+    poll_interval: 1s
+    timeout: 5s
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture
+def running(tmp_path: Path, mastodon_server: MockServer, browser: Any) -> Iterator[Running]:
+    """The bot in approve mode after its first cycle, and the desk next to it (as `carebot run --web`)."""
+    config = load_config(write_config(tmp_path, mastodon_server.base_url, free_port()), {"BRAND_TOKEN": "brand_token"})
+    app = App.build(config)
+    run_once(app)  # a new account answers from now on
+    desk = start_web_in_thread(config, app.storage, classifier=app.classifier, playbooks=app.playbooks)
+    yield Running(app, desk, mastodon_server)
+    desk.stop()
+    app.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    yield context.new_page()
+    context.close()
+
+
+def log_in(page: Any, url: str, user: str) -> None:
+    page.goto(f"{url}/")
+    assert "/login" in page.url
+    page.fill("#user", user)
+    page.fill("#password", PASSWORDS[user])
+    page.click("button:has-text('Log in')")
+    page.wait_for_selector(".figures")
+
+
+def replies_on_server(base_url: str, post_id: str) -> list[dict[str, Any]]:
+    with client(base_url, BRAND) as api:
+        me = api.account_verify_credentials()
+        return [s for s in api.account_statuses(me["id"], limit=40) if str(s["in_reply_to_id"]) == post_id]
+
+
+def queued_public(app: App, post_id: str) -> int:
+    for item in app.storage.queue():
+        if item.mention.mention.post_id == post_id and item.reply.kind is ReplyKind.PUBLIC:
+            return item.reply.id
+    raise AssertionError(f"no public reply to {post_id} in the queue")
+
+
+def test_log_in_edit_approve_and_the_reply_is_posted_once(running: Running, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    post = post_as(running.mastodon.base_url, "alice", COMPLAINT)
+    post_as(
+        running.mastodon.base_url, "boris", "@brand <script>alert('xss')</script> <img src=x onerror=alert(2)> help"
+    )
+    running.cycle()
+    reply_id = queued_public(running.app, str(post["id"]))
+
+    log_in(page, running.desk.url, "alice")
+    item = page.locator(f"#item-{reply_id}")
+    expect(item).to_contain_text("charged twice")
+    expect(item).to_contain_text("complaint")
+    expect(item.locator(".urgent-badge")).to_be_visible()
+    expect(item).not_to_contain_text("alice.w@example.org")
+    expect(page.locator("body")).to_contain_text("<script>alert('xss')</script>")  # shown as text
+    assert dialogs == []
+
+    edited = "@alice We're so sorry about the double charge. Please email help@acme.example and we'll fix it today."
+    area = item.locator("textarea")
+    area.fill(edited)
+    expect(item.locator(".count .used")).to_have_text(str(len(edited)))
+    item.locator("button:has-text('Approve')").click()
+    expect(page.locator(".flash-ok")).to_contain_text(f"Reply #{reply_id} approved with your edit")
+    expect(page.locator(f"#item-{reply_id}")).to_have_count(0)
+    stored = running.app.storage.reply(reply_id)
+    assert stored.approved_by == "alice" and stored.decided_by == "alice"
+
+    running.cycle()
+    running.cycle()
+    on_server = replies_on_server(running.mastodon.base_url, str(post["id"]))
+    assert len(on_server) == 1
+    assert "double charge" in on_server[0]["content"]
+    assert running.app.storage.reply(reply_id).state is ReplyState.SENT
+
+    page.click("nav >> text=History")
+    expect(page.locator(f"#reply-{reply_id}")).to_contain_text("Sent after approval by alice")
+
+
+def test_two_people_approving_at_once_post_once(running: Running, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    post = post_as(running.mastodon.base_url, "alice", COMPLAINT)
+    running.cycle()
+    reply_id = queued_public(running.app, str(post["id"]))
+    contexts = [browser.new_context(), browser.new_context()]
+    try:
+        pages = [context.new_page() for context in contexts]
+        for page, user in zip(pages, ("alice", "bob"), strict=True):
+            log_in(page, running.desk.url, user)
+            expect(page.locator(f"#item-{reply_id}")).to_be_visible()
+        buttons = [p.locator(f"#item-{reply_id} button:has-text('Approve')") for p in pages]
+        for button in buttons:  # both requests leave before either answer is read
+            button.click(no_wait_after=True)
+        for page in pages:
+            expect(page.locator(".flash")).to_be_visible()
+        messages = [page.locator(".flash").inner_text() for page in pages]
+    finally:
+        for context in contexts:
+            context.close()
+    winners = [m for m in messages if re.search(rf"Reply #{reply_id} approved;", m)]
+    losers = [m for m in messages if re.search(rf"Reply #{reply_id} was already approved by (alice|bob)", m)]
+    assert len(winners) == 1 and len(losers) == 1, messages
+
+    running.cycle()
+    running.cycle()
+    assert len(replies_on_server(running.mastodon.base_url, str(post["id"]))) == 1
+
+
+def test_keyboard_and_phone_screen(running: Running, browser: Any, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    base = running.mastodon.base_url
+    post_as(base, "layla", "@brand الطلب وصلني ناقص وما حد يرد علي، ابغى حل اليوم")
+    post_as(base, "boris", "@brand приложение не работает третий день, деньги списали, а доступа нет!!!")
+    post_as(base, "alice", COMPLAINT)
+    post_as(base, "dewi", "@brand kak, cara ganti email di akun gimana ya?")
+    post_as(base, "alice", "@brand does the app have a dark mode?")
+    running.cycle()
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
+        log_in(page, running.desk.url, "alice")
+        shot = Path(os.environ.get("CAREBOT_SCREENSHOT", tmp_path / "queue.png"))
+        page.screenshot(path=str(shot), full_page=False)
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+        page.set_viewport_size({"width": 390, "height": 844})
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"the page is {overflow}px wider than a phone screen"
+
+        items = page.locator(".queue > .item")
+        expect(items.first).to_have_class(re.compile(r"\bselected\b"))
+        page.keyboard.press("j")
+        expect(items.nth(1)).to_have_class(re.compile(r"\bselected\b"))
+        page.keyboard.press("k")
+        page.keyboard.press("e")
+        area = items.first.locator("textarea")
+        expect(area).to_be_focused()
+        area.fill("x" * 501)
+        expect(items.first.locator(".count")).to_have_class(re.compile(r"\bover\b"))
+        expect(items.first.locator("button:has-text('Approve')")).to_be_disabled()
+        page.keyboard.press("Escape")
+        page.keyboard.press("r")
+        expect(items.first.locator("input[name=reason]")).to_be_focused()
+        first_id = items.first.get_attribute("data-id")
+        page.keyboard.type("asked on the phone already")
+        page.keyboard.press("Enter")
+        expect(page.locator(".flash-ok")).to_contain_text(f"Reply #{first_id} rejected")
+        assert running.app.storage.reply(int(first_id or 0)).rejected_reason == "asked on the phone already"
+
+        page.keyboard.press("a")  # the next one, as drafted
+        expect(page.locator(".flash-ok")).to_contain_text("approved; it goes out with the next cycle")
+    finally:
+        context.close()
