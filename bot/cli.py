@@ -67,7 +67,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
     failures = 0
     for account in config.accounts:
-        connector = open_connector(account)
+        try:
+            connector = open_connector(account)
+        except ConnectorError as exc:
+            failures += 1
+            print(f"{account.name}: {exc}", file=sys.stderr)
+            continue
         try:
             info = connector.verify()
             print(

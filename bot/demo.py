@@ -113,7 +113,8 @@ def run_demo(keep: str | None = None, verbose: bool = False) -> int:
                 f"One cycle: {report.new} new mentions handled and {report.sent.sent} replies posted "
                 f"in {elapsed:.1f}s."
             )
-            print(f"Database and config: {workdir}")
+            if keep:
+                print(f"Database and config kept in {workdir}: carebot queue list --config {workdir}/carebot.yaml")
         finally:
             app.close()
     if not keep:
@@ -142,5 +143,7 @@ def print_results(app: App, posted: dict[str, DemoPost]) -> None:
     print("-" * width)
     pending = app.storage.queue()
     if pending:
-        print(f"{len(pending)} repl{'y waits' if len(pending) == 1 else 'ies wait'} for a person:")
-        print("  carebot queue list --config <dir>/carebot.yaml (run the demo with --keep DIR)")
+        print(
+            f"{len(pending)} repl{'y waits' if len(pending) == 1 else 'ies wait'} for a person "
+            "(run the demo with --keep DIR to work them with `carebot queue` or `carebot web`)."
+        )

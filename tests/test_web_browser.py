@@ -234,6 +234,7 @@ def test_keyboard_and_phone_screen(running: Running, browser: Any, tmp_path: Pat
         page.set_viewport_size({"width": 390, "height": 844})
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"the page is {overflow}px wider than a phone screen"
+        page.screenshot(path=str(shot.with_name("queue-phone.png")))
 
         items = page.locator(".queue > .item")
         expect(items.first).to_have_class(re.compile(r"\bselected\b"))
