@@ -10,7 +10,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from bot import __version__, cli_queue
+from bot import __version__, cli_queue, cli_web
 from bot.config import Config, ConfigError, find_config_path, load_config
 from bot.logs import configure_logging
 
@@ -27,7 +27,8 @@ def load(args: argparse.Namespace) -> Config | None:
 
 
 def secrets_of(config: Config) -> list[str]:
-    return [value for account in config.accounts for value in account.secrets.values()]
+    """Every value the log must never show."""
+    return [value for account in config.accounts for value in account.secrets.values()] + cli_web.web_secrets(config)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -49,7 +50,20 @@ def cmd_run(args: argparse.Namespace) -> int:
                     f"{report.sent.retried} to retry, {report.sent.parked} parked ({status})"
                 )
             return 0
-        run_forever(app)
+        web = None
+        if args.web:
+            try:
+                web = cli_web.start_web_in_thread(
+                    config, app.storage, classifier=app.classifier, playbooks=app.playbooks
+                )
+            except (ValueError, OSError) as exc:
+                print(f"carebot: cannot start the web page: {exc}", file=sys.stderr)
+                return 2
+        try:
+            run_forever(app)
+        finally:
+            if web is not None:
+                web.stop()
         return 0
     finally:
         app.close()
@@ -104,9 +118,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return 0
     for row in rows:
-        paused = (
-            f", paused until {row['paused_until']} ({row['pause_reason']})" if row["paused_until"] else ""
-        )
+        paused = f", paused until {row['paused_until']} ({row['pause_reason']})" if row["paused_until"] else ""
         print(f"{row['account']} ({row['platform']}, {row['mode']}){paused}")
         print(
             f"  mentions {row['mentions']} · replies sent {row['sent']} · waiting {row['waiting']}"
@@ -131,25 +143,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument(
-            "--config", metavar="PATH", help="config file (default: $CAREBOT_CONFIG, ./carebot.yaml)"
-        )
+        p.add_argument("--config", metavar="PATH", help="config file (default: $CAREBOT_CONFIG, ./carebot.yaml)")
         return p
 
     run = with_config(sub.add_parser("run", help="run the bot: poll, classify, decide, send"))
     run.add_argument("--once", action="store_true", help="one full cycle of every account, then exit")
+    run.add_argument("--web", action="store_true", help="also serve the approval desk (see `carebot web`)")
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     run.set_defaults(func=cmd_run)
 
-    check = with_config(
-        sub.add_parser("check-config", help="validate the config and each account's credentials")
-    )
+    check = with_config(sub.add_parser("check-config", help="validate the config and each account's credentials"))
     check.add_argument("--offline", action="store_true", help="do not contact the platforms")
     check.set_defaults(func=cmd_check_config)
 
-    status = with_config(
-        sub.add_parser("status", help="accounts: cursor, pauses, activity, estimated API spend")
-    )
+    status = with_config(sub.add_parser("status", help="accounts: cursor, pauses, activity, estimated API spend"))
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
 
@@ -159,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     cli_queue.register(sub, with_config)
+    cli_web.register(sub, with_config)
     from bot import cli_classify
 
     cli_classify.register(sub)

@@ -22,25 +22,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     classify.set_defaults(func=run_classify)
 
     evaluate = subparsers.add_parser("eval", help="measure the classifier on labelled JSON lines")
-    evaluate.add_argument(
-        "file", help="JSON lines with `text`, `label`, optional `lang` and `id` (- for stdin)"
-    )
+    evaluate.add_argument("file", help="JSON lines with `text`, `label`, optional `lang` and `id` (- for stdin)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON document")
     _common(evaluate)
     evaluate.set_defaults(func=run_eval)
 
     train = subparsers.add_parser("train", help="rebuild the classifier model from the examples")
     train.add_argument("--out", type=Path, help="where to write the model (default: the shipped model)")
-    train.add_argument(
-        "--playbooks", type=Path, help="directory of playbook YAML whose `classifier:` examples to add"
-    )
+    train.add_argument("--playbooks", type=Path, help="directory of playbook YAML whose `classifier:` examples to add")
+    train.add_argument("--data", type=Path, help="directory of train-<lang>.jsonl (default: the project's)")
+    train.add_argument("--folds", type=int, default=5, help="cross-validation folds for calibration (0: none)")
     train.set_defaults(func=run_train)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--default-lang", choices=LANGUAGES, default="en", help="language for other languages"
-    )
+    parser.add_argument("--default-lang", choices=LANGUAGES, default="en", help="language for other languages")
     parser.add_argument("--model", type=Path, help="model file (default: the shipped model)")
     parser.add_argument("--playbooks", type=Path, help="directory of playbook YAML (brand keywords)")
 
@@ -106,8 +102,10 @@ def run_train(args: argparse.Namespace) -> int:
         if not args.playbooks.is_dir():
             return _fail(f"train: no playbook directory {args.playbooks}")
         vocabulary = vocabulary_from_playbooks(args.playbooks)
+    if args.data is not None and not args.data.is_dir():
+        return _fail(f"train: no data directory {args.data}")
     try:
-        report = train(args.out, vocabulary)
+        report = train(args.out, vocabulary, **({"data_dir": args.data} if args.data else {}), folds=args.folds)
     except (InputError, TrainingError) as error:
         return _fail(f"train: {error}")
     print(
@@ -117,9 +115,7 @@ def run_train(args: argparse.Namespace) -> int:
     print(f"  by language: {report.by_lang}")
     print(f"  by label: {report.by_label}")
     if report.cv_macro_f1 is not None:
-        print(
-            f"  cross-validated on the examples: accuracy {report.cv_accuracy}, macro-F1 {report.cv_macro_f1}"
-        )
+        print(f"  cross-validated on the examples: accuracy {report.cv_accuracy}, macro-F1 {report.cv_macro_f1}")
     return 0
 
 

@@ -20,6 +20,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from bot.app import App
 from bot.config import AccountConfig
 from bot.cycle import CycleReport, run_cycle
+from bot.notify import notify_due
 from connectors.base import ConnectorError
 
 log = logging.getLogger("carebot.daemon")
@@ -32,6 +33,7 @@ def run_once(app: App, stop: threading.Event | None = None) -> list[CycleReport]
         if stop is not None and stop.is_set():
             break
         reports.append(run_cycle(app, account, stop))
+    notify_due(app.storage, app.config)
     return reports
 
 
@@ -39,6 +41,7 @@ def _job(app: App, account: AccountConfig, stop: threading.Event) -> None:
     if stop.is_set():
         return
     report = run_cycle(app, account, stop)
+    notify_due(app.storage, app.config)
     if report.new or report.sent.sent or report.error:
         log.info(
             "%s: cycle done: %s new, %s sent, %s retried, %s parked%s",

@@ -18,7 +18,7 @@ from bot.app import App
 from bot.classifier import Classification
 from bot.config import AccountConfig
 from bot.liveness import is_dead, process_identity
-from bot.models import ReplyKind
+from bot.models import ReplyKind, ReplyState
 from bot.pipeline import router_context
 from bot.router import decide
 from bot.storage import AccountState, StoredMention, StoredReply, now
@@ -66,6 +66,8 @@ def send_due(
     for reply in app.storage.due_replies(account.name):
         if stop is not None and stop.is_set():
             break
+        if reply.kind is ReplyKind.DIRECT and not _public_reply_sent(app, account, reply):
+            continue
         if not app.storage.claim(reply, CLAIM_LEASE, process_identity()):
             continue  # another worker took it
         stored = app.storage.mention(reply.mention_id)
@@ -143,6 +145,21 @@ def _send_one(
         stored.mention.post_id,
         posted.post_id,
     )
+
+
+def _public_reply_sent(app: App, account: AccountConfig, reply: StoredReply) -> bool:
+    """A private follow-up goes out only after its public reply did: never a DM out of the blue.
+
+    If a person rejected the public reply, the follow-up is parked for good, so it does not sit
+    among the due replies forever.
+    """
+    public = next((r for r in app.storage.replies_for(reply.mention_id) if r.kind is ReplyKind.PUBLIC), None)
+    if public is None or public.state is ReplyState.SENT:
+        return True
+    if public.state is ReplyState.REJECTED:
+        app.storage.park(reply.id, "not sent: its public reply was rejected")
+        log.info("%s: private follow-up %s dropped: its public reply was rejected", account.name, reply.id)
+    return False
 
 
 def _post(connector: Connector, reply: StoredReply, stored: StoredMention) -> PostedReply:

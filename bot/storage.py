@@ -15,7 +15,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.models import Decision, ReplyKind, ReplyState
@@ -115,8 +115,21 @@ class Classified:
     opt_out: bool
 
 
+MIGRATION_LOCK = 0x6361726562  # PostgreSQL advisory lock id: "careb"
+
+
 def migrate(connection: Connection) -> None:
-    """Bring the schema to the newest revision (a fresh database is created from revision one)."""
+    """Bring the schema to the newest revision (a fresh database is created from revision one).
+
+    All of it in one transaction, so a process killed half-way leaves the schema as it found it, and
+    processes starting together take turns instead of both creating the same tables.
+    """
+    if connection.dialect.name == "sqlite":
+        # pysqlite runs DDL outside any transaction until a write opens one; open it first. IMMEDIATE
+        # takes the write lock now, so a second process starting waits (busy_timeout) and finds it done.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    elif connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
     config = AlembicConfig()
     config.set_main_option("script_location", "bot:migrations")
     config.attributes["connection"] = connection
@@ -294,9 +307,7 @@ class Storage:
 
     def _record_opt_out(self, tx: Connection, platform: str, author: Author) -> None:
         exists = tx.execute(
-            select(opt_outs.c.author_id).where(
-                opt_outs.c.platform == platform, opt_outs.c.author_id == author.id
-            )
+            select(opt_outs.c.author_id).where(opt_outs.c.platform == platform, opt_outs.c.author_id == author.id)
         ).first()
         if exists is None:
             tx.execute(
@@ -431,9 +442,7 @@ class Storage:
                 )
             )
 
-    def release(
-        self, reply_id: int, error: str, retry_at: datetime | None, count_attempt: bool = True
-    ) -> None:
+    def release(self, reply_id: int, error: str, retry_at: datetime | None, count_attempt: bool = True) -> None:
         """Put a claimed reply back to approved, to be tried again at `retry_at`."""
         values: dict[str, Any] = {
             "state": ReplyState.APPROVED.value,
@@ -490,28 +499,26 @@ class Storage:
 
     def replies_for(self, mention_id: int) -> list[StoredReply]:
         with self._tx() as tx:
-            rows = tx.execute(
-                select(replies).where(replies.c.mention_id == mention_id).order_by(replies.c.id)
-            )
+            rows = tx.execute(select(replies).where(replies.c.mention_id == mention_id).order_by(replies.c.id))
             return [_reply(row) for row in rows.mappings()]
 
-    def queue(
-        self, states: Sequence[ReplyState] = (ReplyState.PENDING, ReplyState.FAILED)
-    ) -> list[QueueItem]:
+    def queue(self, states: Sequence[ReplyState] = (ReplyState.PENDING, ReplyState.FAILED)) -> list[QueueItem]:
         """Replies waiting for a person, most urgent first: urgent, then priority, then oldest."""
         query = (
             select(replies, mentions)
             .join(mentions, mentions.c.id == replies.c.mention_id)
             .where(replies.c.state.in_([s.value for s in states]), replies.c.kind == ReplyKind.PUBLIC.value)
-            .order_by(
-                mentions.c.urgent.desc(), mentions.c.priority.desc(), mentions.c.received_at, replies.c.id
-            )
+            .order_by(mentions.c.urgent.desc(), mentions.c.priority.desc(), mentions.c.received_at, replies.c.id)
         )
         with self._tx() as tx:
             rows = tx.execute(query).all()
         return [_queue_item(row) for row in rows]
 
-    def approve(self, reply_id: int, by: str, text: str | None = None) -> StoredReply:
+    def approve(self, reply_id: int, by: str, text: str | None = None, expected_text: str | None = None) -> StoredReply:
+        """Approve a pending reply, with `text` instead of the draft if given.
+
+        With `expected_text`, only if the draft is still exactly that (what the approver saw).
+        """
         values: dict[str, Any] = {
             "state": ReplyState.APPROVED.value,
             "approved_by": by,
@@ -523,7 +530,7 @@ class Storage:
             values["decided_by"] = by
         elif not self.reply(reply_id).text.strip():
             raise ValueError(f"reply {reply_id} has no draft: approve it with a text of your own")
-        return self._transition(reply_id, (ReplyState.PENDING,), values)
+        return self._transition(reply_id, (ReplyState.PENDING,), values, expected_text)
 
     def reject(self, reply_id: int, by: str, reason: str | None) -> StoredReply:
         values = {"state": ReplyState.REJECTED.value, "approved_by": by, "rejected_reason": reason or ""}
@@ -540,16 +547,19 @@ class Storage:
         return self._transition(reply_id, (ReplyState.FAILED,), values)
 
     def _transition(
-        self, reply_id: int, allowed: Sequence[ReplyState], values: dict[str, Any]
+        self,
+        reply_id: int,
+        allowed: Sequence[ReplyState],
+        values: dict[str, Any],
+        expected_text: str | None = None,
     ) -> StoredReply:
         """Compare-and-set; a public reply's private follow-up (if any) follows it, minus any new text."""
         states = [s.value for s in allowed]
+        condition = (replies.c.id == reply_id) & replies.c.state.in_(states)
+        if expected_text is not None:
+            condition &= replies.c.text == expected_text
         with self._tx() as tx:
-            result = tx.execute(
-                update(replies)
-                .where(replies.c.id == reply_id, replies.c.state.in_(states))
-                .values(updated_at=now(), **values)
-            )
+            result = tx.execute(update(replies).where(condition).values(updated_at=now(), **values))
             if result.rowcount == 1:
                 sibling_values = {k: v for k, v in values.items() if k not in ("text", "decided_by")}
                 mention_id = select(replies.c.mention_id).where(replies.c.id == reply_id).scalar_subquery()
@@ -565,6 +575,8 @@ class Storage:
                 )
         if result.rowcount != 1:
             current = self.reply(reply_id)  # raises NotFound
+            if current.state in allowed:
+                raise Conflict(f"reply {reply_id}'s draft changed meanwhile")
             wanted = " or ".join(s.value for s in allowed)
             raise Conflict(f"reply {reply_id} is {current.state.value}, not {wanted}")
         return self.reply(reply_id)

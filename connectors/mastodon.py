@@ -128,7 +128,7 @@ class MastodonConnector:
         Mastodon only notifies (and, for private and direct posts, only shows the
         post to) the accounts a status mentions.
         """
-        with self._edge("reply"):
+        with self._edge("reply", write=True):
             status = self._client.status_post(
                 _addressed(mention.author.handle, text),
                 in_reply_to_id=mention.post_id,
@@ -141,7 +141,7 @@ class MastodonConnector:
         """A direct (mentioned-people-only) status to the mention's author."""
         handle = mention.author.handle
         body = text if text.startswith(f"@{handle} ") else f"@{handle} {text}"
-        with self._edge("send direct message"):
+        with self._edge("send direct message", write=True):
             status = self._client.status_post(body, visibility="direct", idempotency_key=idempotency_key)
             return _posted(status)
 
@@ -197,8 +197,15 @@ class MastodonConnector:
         return MentionPage(mentions=[], next_cursor=cursor, has_more=False)
 
     @contextmanager
-    def _edge(self, action: str) -> Iterator[None]:
-        """Turn anything Mastodon.py or a malformed answer raises into our error tree."""
+    def _edge(self, action: str, write: bool = False) -> Iterator[None]:
+        """Turn anything Mastodon.py or a malformed answer raises into our error tree.
+
+        A request the server already said it would refuse (no budget left before the reset) is not
+        sent: spending a 429 on it only tells us what we knew.
+        """
+        wait = self._rate.seconds_until_refill(write)
+        if wait is not None:
+            raise RateLimited(self._message(action, f"request budget spent, next in {wait:.0f} s"), wait)
         try:
             yield
         except ConnectorError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -43,27 +44,46 @@ def _url_placeholder(match: re.Match[str]) -> str:
 
 
 class RateHeaders:
-    """Remembers the rate-limit headers of the last answers (a `requests` response hook)."""
+    """Remembers the rate-limit headers of the last answers (a `requests` response hook).
+
+    Reads and writes are kept apart: real Mastodon answers a new status with the headers of its
+    posting limit (300 statuses / 3 h), and every other request with those of the general one.
+    """
 
     def __init__(self) -> None:
         self.last: Mapping[str, str] = {}
-        self._budget = RateBudget()
+        self._budgets: dict[bool, RateBudget] = {}
 
     def observe(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         self.last = dict(response.headers)
         headers = response.headers
+        write = (response.request.method or "GET").upper() not in ("GET", "HEAD")
+        read = self._budgets.get(False)
+        if write and read is not None and read.remaining:
+            # A write also spends one request of the general budget, whose headers it does not carry.
+            self._budgets[False] = replace(read, remaining=read.remaining - 1)
         if not any(h in headers for h in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")):
             return  # an answer without the headers says nothing new about the budget
         reset = parse_reset(headers.get("X-RateLimit-Reset"))
+        if reset is not None and _whole_seconds(headers.get("X-RateLimit-Reset")):
+            reset += timedelta(seconds=1)  # a reset rounded down to the second may be up to 1 s later
         now = datetime.now(UTC)
-        self._budget = RateBudget(
+        self._budgets[write] = RateBudget(
             remaining=_int_or_none(headers.get("X-RateLimit-Remaining")),
             limit=_int_or_none(headers.get("X-RateLimit-Limit")),
             reset_at=None if reset is None else now + (reset - _server_now(headers, now)),
         )
 
-    def budget(self) -> RateBudget:
-        return self._budget
+    def budget(self, write: bool = False) -> RateBudget:
+        return self._budgets.get(write, RateBudget())
+
+    def seconds_until_refill(self, write: bool = False) -> float | None:
+        """Seconds to wait when the server said no request is left before its reset; else None."""
+        budget = self.budget(write)
+        if budget.remaining is None or budget.remaining > 0 or budget.reset_at is None:
+            return None
+        wait = (budget.reset_at - datetime.now(UTC)).total_seconds()
+        return min(max(wait, 1.0), MAX_RETRY_AFTER) if wait > 0 else None
 
 
 def parse_reset(value: str | None) -> datetime | None:
@@ -118,6 +138,10 @@ def _server_now(headers: Mapping[str, str], fallback: datetime) -> datetime:
         return fallback
     # The Date header has whole seconds; a skew under two seconds is our own rounding.
     return moment if abs(moment - fallback) > timedelta(seconds=2) else fallback
+
+
+def _whole_seconds(value: str | None) -> bool:
+    return value is not None and value.strip().isdigit()
 
 
 def _int_or_none(value: str | None) -> int | None:

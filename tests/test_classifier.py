@@ -178,9 +178,7 @@ def test_training_is_reproducible_and_uses_brand_examples(tmp_path: Path) -> Non
     assert first.examples == second.examples == 20
     assert first.by_lang == {"en": 19, "ru": 1}
 
-    vocabulary = BrandVocabulary(
-        keywords={}, examples={"price_question": {"en": ["is the zorblax bundle included?"]}}
-    )
+    vocabulary = BrandVocabulary(keywords={}, examples={"price_question": {"en": ["is the zorblax bundle included?"]}})
     branded = train(tmp_path / "c.json", vocabulary, data_dir=data, folds=2)
     assert branded.brand_examples == 1
     assert (tmp_path / "c.json").read_bytes() != (tmp_path / "a.json").read_bytes()

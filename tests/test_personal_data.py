@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 
 from bot.classifier import PersonalData, find_personal_data, mask_personal_data
@@ -69,7 +71,7 @@ def test_spans_are_sorted_and_do_not_overlap() -> None:
     text = "order 99887766 for a@b.io, card 4111111111111111, phone +1 202 555 0143"
     found = find_personal_data(text)
     assert [item.kind for item in found] == ["order", "email", "card", "phone"]
-    assert all(a.end <= b.start for a, b in zip(found, found[1:], strict=False))
+    assert all(a.end <= b.start for a, b in pairwise(found))
     assert all(isinstance(item, PersonalData) for item in found)
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,10 +24,11 @@ from bot.playbooks import Playbooks, load_playbooks, vocabulary
 from bot.router import Context, decide
 from bot.storage import Storage, now
 from bot.web.app import NotConfigured, create_app
-from bot.web.auth import hash_password, verify_password
+from bot.web.auth import LoginThrottle, hash_password, verify_password
 from bot.web.queries import figures
 from bot.web.server import start_in_thread
 from connectors.base import Author, Mention
+from tests.peers.mastodon import free_port
 
 PASSWORDS = {"alice": "correct horse battery", "bob": "staple 42 zebra"}
 HASHES = {name: hash_password(password) for name, password in PASSWORDS.items()}
@@ -237,6 +241,30 @@ def test_admin_token_login(desk: Desk) -> None:
     assert home.status_code == 200
     assert ADMIN_TOKEN not in home.text
     assert re.search(r'class="who"[^>]*>admin<', home.text)
+
+
+def test_password_guessing_is_stopped_per_user(desk: Desk) -> None:
+    client = desk.client
+    page = client.get("/login")
+    for _ in range(10):
+        wrong = client.post("/login", data={"csrf": csrf_of(page.text), "user": "alice", "password": "guess"})
+        assert wrong.status_code == 401
+    right = {"csrf": csrf_of(page.text), "user": "alice", "password": PASSWORDS["alice"]}
+    blocked = client.post("/login", data=right)
+    assert blocked.status_code == 429 and "Too many failed logins" in blocked.text
+    assert client.get("/").status_code == 303
+    assert log_in(client, "bob")  # other people are not locked out
+
+
+def test_the_login_throttle_forgets_old_failures() -> None:
+    clock = [0.0]
+    throttle = LoginThrottle(failures=3, window=60, clock=lambda: clock[0])
+    for _ in range(3):
+        throttle.failed("10.0.0.1", "alice")
+    assert throttle.blocked("10.0.0.1", "alice")
+    assert not throttle.blocked("10.0.0.2", "alice") and not throttle.blocked("10.0.0.1", "bob")
+    clock[0] = 61.0
+    assert not throttle.blocked("10.0.0.1", "alice")
 
 
 def test_login_needs_the_form_csrf_token_and_never_redirects_elsewhere(desk: Desk) -> None:
@@ -672,3 +700,74 @@ def test_start_in_thread_serves_and_stops_and_a_taken_port_is_an_error(desk: Des
     assert not handle.thread.is_alive()
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{handle.url}/health", timeout=2)
+
+
+# `carebot web` as a process. bot/cli.py registers the subcommand; this drives cli_web's own parser part.
+CLI = (
+    "import argparse, sys; from bot import cli_web; parser = argparse.ArgumentParser(); "
+    "sub = parser.add_subparsers(); "
+    "cli_web.register(sub, lambda p: (p.add_argument('--config'), p)[1]); "
+    "args = parser.parse_args(sys.argv[1:]); sys.exit(args.func(args))"
+)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*argv: str, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", CLI, *argv],
+        cwd=ROOT,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **(env or {})},
+    )
+
+
+def test_hash_password_command_reads_stdin() -> None:
+    done = run_cli("web", "hash-password", stdin="tr0ub4dor&3\n")
+    assert done.returncode == 0, done.stderr
+    line = done.stdout.strip()
+    assert verify_password("tr0ub4dor&3", line) and "tr0ub4dor" not in line
+    assert run_cli("web", "hash-password", stdin="\n").returncode == 2
+
+
+def test_web_command_serves_until_sigterm_and_keeps_secrets_out_of_its_output(tmp_path: Path) -> None:
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'cli.db'}")
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-c", CLI, "web", "--config", str(config), "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **ENV},
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert f"http://127.0.0.1:{port}/" in first, first
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
+            assert http.get("/health").text == "ok"
+            page = http.get("/login")
+            assert page.status_code == 200
+            wrong = http.post("/login", data={"csrf": csrf_of(page.text), "token": "wrong-token"})
+            assert wrong.status_code == 401
+            assert log_in(http)
+        process.send_signal(signal.SIGTERM)
+        output = first + process.communicate(timeout=15)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0
+    assert ADMIN_TOKEN not in output and SECRET_KEY not in output
+    assert "desk: alice logged in" in output
+
+
+def test_web_command_refuses_a_desk_nobody_can_log_in_to(tmp_path: Path) -> None:
+    path = write_config(tmp_path, f"sqlite:///{tmp_path / 'cli.db'}", users={})
+    path.write_text(path.read_text().replace("  admin_token: ${DESK_TOKEN}\n", ""))
+    done = run_cli("web", "--config", str(path), env=ENV)
+    assert done.returncode == 2
+    assert "needs someone to log in" in done.stderr

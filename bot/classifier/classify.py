@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.classifier.cues import CueSet, compile_cues, default_cues
-from bot.classifier.features import extract
+from bot.classifier.features import extract_normalized
 from bot.classifier.language import detect_language
 from bot.classifier.model import MODEL_PATH, LinearModel, load_model
 from bot.classifier.personal_data import PersonalData, find_personal_data
@@ -64,7 +64,7 @@ class Classifier:
         lang, lang_confidence = detect_language(text, default_lang)
         norm = normalize(text)
         cue_counts = self._cues.counts(norm)
-        features = extract(text, lang, self._cues)
+        features = extract_normalized(text, norm, lang, cue_counts)
         probabilities = self._model.probabilities(features, self._boost(norm))
         scores = dict(zip(self._labels, probabilities, strict=True))
         situation = self._decide(scores, cue_counts)

@@ -15,31 +15,53 @@ from bot.classifier.text import normalize
 CUES_PATH = Path(__file__).with_name("cues.yaml")
 _ARABIC_LETTER = re.compile(r"[\u0600-\u06ff]")
 _WORDISH = re.compile(r"[^\W_]")
-# Arabic glues conjunctions, prepositions and the article to the word.
-_ARABIC_PREFIXES = ("", "و", "ف", "ب", "ل", "ك", "ال", "وال", "فال", "بال", "لل", "وبال", "ولل")
+# Arabic glues conjunctions, prepositions and the article to the word (و، ف، ب، ل، ك، ال).
+_ARABIC_PREFIX = "(?:[وف]?(?:[بلك]|ال|بال|لل)?|[وف]?ال)?"
 
 
 @dataclass(frozen=True)
 class CueSet:
-    """One compiled matcher per cue name."""
+    """All phrases of all cues in one trie-shaped regex; each match is mapped back to its cues."""
 
-    matchers: Mapping[str, re.Pattern[str]]
+    pattern: re.Pattern[str]
+    exact: Mapping[str, frozenset[str]]  # phrase -> cue names
+    stems: Mapping[str, frozenset[str]]
 
     def counts(self, normalized: str) -> dict[str, int]:
         result: dict[str, int] = {}
-        for name, pattern in self.matchers.items():
-            found = pattern.findall(normalized)
-            if found:
-                result[name] = len(found)
+        for match in self.pattern.finditer(normalized):
+            core = match.group("ar") or match.group("ars") or match.group()
+            for name in self._cues_of(core):
+                result[name] = result.get(name, 0) + 1
         return result
 
-    def hits(self, name: str, normalized: str) -> list[str]:
-        pattern = self.matchers.get(name)
-        return pattern.findall(normalized) if pattern else []
+    def _cues_of(self, matched: str) -> set[str]:
+        # The regex keeps the longest phrase; shorter phrases it starts with count too
+        # ("how much" is a price cue and "how" a question cue).
+        names: set[str] = set()
+        for end in range(len(matched), 0, -1):
+            prefix = matched[:end]
+            if prefix in self.stems:
+                names.update(self.stems[prefix])
+            if prefix in self.exact and (end == len(matched) or not matched[end].isalnum()):
+                names.update(self.exact[prefix])
+        return names
 
 
 def compile_cues(lists: Mapping[str, Iterable[str]]) -> CueSet:
-    return CueSet({name: _compile(phrases) for name, phrases in lists.items()})
+    exact: dict[str, set[str]] = {}
+    stems: dict[str, set[str]] = {}
+    for name, phrases in lists.items():
+        for phrase in phrases:
+            is_stem = phrase.endswith("*") and len(phrase) > 1
+            text = normalize(phrase[:-1] if is_stem else phrase)
+            if text:
+                (stems if is_stem else exact).setdefault(text, set()).add(name)
+    return CueSet(
+        pattern=_compile(exact, stems),
+        exact={k: frozenset(v) for k, v in exact.items()},
+        stems={k: frozenset(v) for k, v in stems.items()},
+    )
 
 
 @cache
@@ -54,31 +76,30 @@ def default_cues() -> CueSet:
     return compile_cues(default_cue_lists())
 
 
-def _compile(phrases: Iterable[str]) -> re.Pattern[str]:
+def _compile(exact_phrases: Iterable[str], stem_phrases: Iterable[str]) -> re.Pattern[str]:
     """One regex for many phrases, shaped as a trie so each position tries one branch."""
     exact: set[str] = set()
     stems: set[str] = set()
+    arabic_exact: set[str] = set()
+    arabic_stems: set[str] = set()
     symbols: set[str] = set()
-    for phrase in phrases:
-        is_stem = phrase.endswith("*") and len(phrase) > 1
-        text = normalize(phrase[:-1] if is_stem else phrase)
-        if not text:
-            continue
-        variants = [p + text for p in _ARABIC_PREFIXES] if _ARABIC_LETTER.match(text) else [text]
+    for text, is_stem in [(p, False) for p in exact_phrases] + [(p, True) for p in stem_phrases]:
         if not _WORDISH.search(text):
-            symbols.update(variants)
-        elif is_stem:
-            stems.update(variants)
+            symbols.add(text)
+        elif _ARABIC_LETTER.match(text):
+            (arabic_stems if is_stem else arabic_exact).add(text)
         else:
-            exact.update(variants)
-    parts = []
-    if exact:
-        parts.append(rf"(?<![^\W_])(?:{_trie(exact)})(?![^\W_])")
-    if stems:
-        parts.append(rf"(?<![^\W_])(?:{_trie(stems)})[^\W_]*")
+            (stems if is_stem else exact).add(text)
+    never = r"(?!x)x"
+    parts = [
+        rf"(?<![^\W_])(?:{_trie(exact) or never})(?![^\W_])",
+        rf"(?<![^\W_])(?:{_trie(stems) or never})[^\W_]*",
+        rf"(?<![^\W_]){_ARABIC_PREFIX}(?P<ar>{_trie(arabic_exact) or never})(?![^\W_])",
+        rf"(?<![^\W_]){_ARABIC_PREFIX}(?P<ars>{_trie(arabic_stems) or never}[^\W_]*)",
+    ]
     if symbols:
         parts.append(_trie(symbols))
-    return re.compile("|".join(parts) or r"(?!x)x")
+    return re.compile("|".join(parts))
 
 
 def _trie(words: Sequence[str] | set[str]) -> str:

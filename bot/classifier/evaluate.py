@@ -113,16 +113,9 @@ def format_report(report: EvalReport) -> str:
 
 
 def _format_metrics(title: str, m: Metrics) -> str:
-    short = {
-        s: s.replace("_request", "").replace("_question", "_q").replace("simple_q", "simple")
-        for s in SITUATIONS
-    }
+    short = {s: s.replace("_request", "").replace("_question", "_q").replace("simple_q", "simple") for s in SITUATIONS}
     head = f"== {title}: {m.posts} posts  accuracy {m.accuracy:.3f}  macro-F1 {m.macro_f1:.3f}"
-    lang = (
-        f"  language {m.language_accuracy:.3f} ({m.language_posts})"
-        if m.language_accuracy is not None
-        else ""
-    )
+    lang = f"  language {m.language_accuracy:.3f} ({m.language_posts})" if m.language_accuracy is not None else ""
     lines = [
         head + lang,
         f"   complaint recall {m.labels['complaint'].recall:.3f}  customer posts called trolling "

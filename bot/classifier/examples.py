@@ -27,9 +27,7 @@ class Example:
     source: str = ""
 
 
-def read_jsonl(
-    path: Path | str, *, require: tuple[str, ...] = ("text",)
-) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_jsonl(path: Path | str, *, require: tuple[str, ...] = ("text",)) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for each non-blank line; "-" reads standard input."""
     import sys
 
@@ -85,9 +83,7 @@ def load_training(data_dir: Path = DATA_DIR) -> list[Example]:
         lang = path.stem.removeprefix("train-")
         if lang not in LANGUAGES:
             continue
-        examples.extend(
-            Example(text=e.text, label=e.label, lang=lang, source=e.source) for e in load_labelled(path)
-        )
+        examples.extend(Example(text=e.text, label=e.label, lang=lang, source=e.source) for e in load_labelled(path))
     return examples
 
 

@@ -83,3 +83,17 @@ def fit_softmax(
         corrected_second = second / (1 - beta2**step)
         weights -= learning_rate * corrected_first / (np.sqrt(corrected_second) + eps)
     return weights
+
+
+def fit_naive_bayes(x: SparseRows, y: np.ndarray, n_classes: int, *, alpha: float) -> np.ndarray:
+    """Log-likelihoods (columns x classes) of a multinomial naive Bayes over binary features."""
+    binary = SparseRows(x.indptr, x.indices, np.ones_like(x.values), x.n_columns)
+    counts = binary.transpose_matmul(np.eye(n_classes)[y]) + alpha
+    return np.log(counts / counts.sum(axis=0, keepdims=True))
+
+
+def mean_likelihood(x: SparseRows, log_likelihood: np.ndarray) -> np.ndarray:
+    """Per row: the naive Bayes log-likelihoods averaged over the row's features."""
+    binary = SparseRows(x.indptr, x.indices, np.ones_like(x.values), x.n_columns)
+    known = np.maximum(np.diff(x.indptr), 1)[:, None]
+    return binary.matmul(log_likelihood) / known

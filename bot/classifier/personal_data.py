@@ -19,6 +19,7 @@ class PersonalData:
 # Same length in and out, so spans found in the folded text are spans of the original.
 _DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
 
+_ANY_DIGIT = re.compile(r"\d")
 _EMAIL = re.compile(r"(?<![@\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}", re.UNICODE)
 _CARD = re.compile(r"(?<![\d+])\d(?:[ -]?\d){12,18}(?!\d)")
 _PHONE = re.compile(r"(?<![\w+#№])(?:\+|00)?\(?\d[\d ().-]{7,19}\d(?![\d])")
@@ -69,6 +70,8 @@ _ADDRESS = re.compile(
 def find_personal_data(text: str) -> tuple[PersonalData, ...]:
     """Spans of personal data, in text order, never overlapping."""
     folded = text.translate(_DIGITS)
+    if "@" not in folded and not _ANY_DIGIT.search(folded) and not _BOOKING_REF.search(folded):
+        return ()  # every kind needs an "@" or a digit, except letter-only booking references
     found: list[PersonalData] = []
 
     def add(kind: str, start: int, end: int) -> None:

@@ -168,9 +168,7 @@ def _folds(y: np.ndarray, folds: int) -> np.ndarray:
     return assignment
 
 
-def _out_of_fold_logits(
-    rows: SparseRows, y: np.ndarray, weight: np.ndarray, n: int, folds: int
-) -> np.ndarray:
+def _out_of_fold_logits(rows: SparseRows, y: np.ndarray, weight: np.ndarray, n: int, folds: int) -> np.ndarray:
     import numpy as np
 
     from bot.classifier.fit import fit_softmax

@@ -13,12 +13,8 @@ from bot.models import LANGUAGES, SITUATIONS
 
 @dataclass(frozen=True)
 class BrandVocabulary:
-    keywords: Mapping[str, Mapping[str, Sequence[str]]] = field(
-        default_factory=dict
-    )  # situation -> lang -> phrases
-    examples: Mapping[str, Mapping[str, Sequence[str]]] = field(
-        default_factory=dict
-    )  # situation -> lang -> posts
+    keywords: Mapping[str, Mapping[str, Sequence[str]]] = field(default_factory=dict)  # situation -> lang -> phrases
+    examples: Mapping[str, Mapping[str, Sequence[str]]] = field(default_factory=dict)  # situation -> lang -> posts
 
     def is_empty(self) -> bool:
         return not any(_phrases(self.keywords)) and not any(_phrases(self.examples))
@@ -51,7 +47,5 @@ def vocabulary_from_playbooks(directory: Path) -> BrandVocabulary:
             for lang, phrases in sorted(by_lang.items()):
                 if lang in LANGUAGES and isinstance(phrases, list):
                     bucket = target.setdefault(situation, {}).setdefault(lang, [])
-                    bucket.extend(
-                        str(p) for p in phrases if isinstance(p, str | int | float) and str(p).strip()
-                    )
+                    bucket.extend(str(p) for p in phrases if isinstance(p, str | int | float) and str(p).strip())
     return BrandVocabulary(keywords=keywords, examples=examples)

@@ -12,7 +12,10 @@ import base64
 import hashlib
 import hmac
 import secrets
-from collections.abc import Mapping, MutableMapping
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,9 +50,7 @@ def verify_password(password: str, line: str) -> bool:
 
 
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
-    return hashlib.scrypt(
-        password.encode("utf-8"), salt=salt, n=n, r=r, p=p, maxmem=_MAX_MEM, dklen=_KEY_BYTES
-    )
+    return hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=r, p=p, maxmem=_MAX_MEM, dklen=_KEY_BYTES)
 
 
 def _b64(data: bytes) -> str:
@@ -127,3 +128,35 @@ def csrf_ok(session: Mapping[str, Any], given: str | None) -> bool:
     if not isinstance(expected, str) or not expected or not given:
         return False
     return hmac.compare_digest(expected.encode(), given.encode())
+
+
+class LoginThrottle:
+    """Refuses logins for a (client, user name) after too many failures in a window: no password guessing.
+
+    Keyed by both, so one attacker cannot lock everyone out from behind a shared proxy address.
+    """
+
+    def __init__(self, failures: int = 10, window: float = 900.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.failures = failures
+        self.window = window
+        self.clock = clock
+        self._seen: dict[tuple[str, str], deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def blocked(self, client: str, name: str) -> bool:
+        with self._lock:
+            return len(self._recent((client, name))) >= self.failures
+
+    def failed(self, client: str, name: str) -> None:
+        with self._lock:
+            self._recent((client, name)).append(self.clock())
+
+    def succeeded(self, client: str, name: str) -> None:
+        with self._lock:
+            self._seen.pop((client, name), None)
+
+    def _recent(self, key: tuple[str, str]) -> deque[float]:
+        times = self._seen.setdefault(key, deque())
+        while times and times[0] < self.clock() - self.window:
+            times.popleft()
+        return times

@@ -10,7 +10,7 @@ from bot.classifier import Classifier
 from bot.config import Config
 from bot.playbooks import Playbooks, load_playbooks, vocabulary
 from bot.storage import Storage
-from bot.web.auth import Authenticator
+from bot.web.auth import Authenticator, LoginThrottle
 
 
 @dataclass
@@ -20,6 +20,7 @@ class Desk:
     auth: Authenticator
     classifier: Classifier | None = None
     playbooks: Playbooks | None = None
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def brains(self) -> tuple[Classifier, Playbooks]:

@@ -152,9 +152,7 @@ def thread(engine: Engine, stored: StoredMention, limit: int = 6) -> list[Thread
                 replies.c.state == ReplyState.SENT.value,
             )
         ).all()
-    posts = [
-        ThreadPost(r.author_handle, mask_personal_data(r.text), _aware(r.created_at), False) for r in earlier
-    ]
+    posts = [ThreadPost(r.author_handle, mask_personal_data(r.text), _aware(r.created_at), False) for r in earlier]
     posts += [ThreadPost("", r.text, _aware(r.sent_at), True) for r in ours if r.sent_at is not None]
     return sorted(posts, key=lambda p: p.created_at)[-limit:]
 
@@ -172,9 +170,7 @@ def apply_redraft(engine: Engine, reply_id: int, expected_text: str, decision: D
         if row is None:
             raise NotFound(f"no reply {reply_id}")
         if row["kind"] != ReplyKind.PUBLIC.value:
-            raise Conflict(
-                f"reply {reply_id} is a private follow-up; change the situation on the public reply"
-            )
+            raise Conflict(f"reply {reply_id} is a private follow-up; change the situation on the public reply")
         changed = db.execute(
             update(replies)
             .where(

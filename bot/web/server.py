@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import uvicorn
@@ -32,6 +35,22 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+class _Server(uvicorn.Server):
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn raises the signal again after its graceful shutdown, so the process would die "killed by
+        # SIGTERM"; carebot stops cleanly and exits with a status instead, as the daemon does.
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 def _server(app: ASGIApp) -> uvicorn.Server:
     config = uvicorn.Config(
         app,
@@ -41,7 +60,7 @@ def _server(app: ASGIApp) -> uvicorn.Server:
         lifespan="off",
         server_header=False,
     )
-    return uvicorn.Server(config)
+    return _Server(config)
 
 
 def serve(app: ASGIApp, sock: socket.socket) -> None:

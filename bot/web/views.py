@@ -77,9 +77,7 @@ async def _form(request: Request) -> dict[str, str] | Response:
     if len(body) > MAX_FORM_BYTES:
         return PlainTextResponse("form too large", status_code=413)
     try:
-        pairs = parse_qsl(
-            body.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=20
-        )
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=20)
     except (UnicodeDecodeError, ValueError):
         return PlainTextResponse("bad form", status_code=400)
     return dict(pairs)
@@ -122,14 +120,22 @@ async def login(request: Request) -> Response:
         return form
     if not csrf_ok(request.session, form.get("csrf")):
         return _login(request, "The form expired: please try again.", 403)
-    auth = _desk(request).auth
+    desk = _desk(request)
+    auth, throttle = desk.auth, desk.throttle
+    client = request.client.host if request.client else "?"
+    name = "admin token" if form.get("token") else form.get("user", "")
+    if throttle.blocked(client, name):
+        log.warning("desk: login for %r refused: too many failures", name)
+        return _login(request, "Too many failed logins: wait a few minutes, then try again.", 429)
     if form.get("token"):
         user = auth.check_token(form["token"])
     else:
         user = await run_in_threadpool(auth.check_password, form.get("user", ""), form.get("password", ""))
     if user is None:
+        throttle.failed(client, name)
         log.warning("desk: failed login (%s)", "token" if form.get("token") else "password")
         return _login(request, "Wrong user name, password or token.", 401)
+    throttle.succeeded(client, name)
     start_session(request.session, auth, user)
     log.info("desk: %s logged in", user)
     return RedirectResponse(_local(form.get("next")), status_code=303)
@@ -254,7 +260,7 @@ def _approve(desk: Desk, user: str, reply_id: int, form: Mapping[str, str]) -> s
         return f"Reply #{reply_id} approved with your edit; it goes out with the next cycle."
     if _lf(reply.text) != shown:
         raise Conflict("the draft changed")
-    desk.storage.approve(reply_id, user)
+    desk.storage.approve(reply_id, user, expected_text=reply.text)
     log.info("desk: reply %s approved by %s", reply_id, user)
     return f"Reply #{reply_id} approved; it goes out with the next cycle."
 

@@ -80,9 +80,9 @@
   function submit(form) {
     if (!form) return;
     var button = form.querySelector("button[type=submit]");
-    if (button && button.disabled) return;
+    if (!button || button.disabled) return;  // e.g. a failed reply has no Approve button
     if (form.reportValidity && !form.reportValidity()) return;
-    form.requestSubmit ? form.requestSubmit(button || undefined) : form.submit();
+    form.requestSubmit ? form.requestSubmit(button) : form.submit();
   }
 
   function typing(el) {
@@ -137,6 +137,15 @@
     }
     tick();
     setInterval(tick, 30000);
+    // New mentions arrive all the time: reload every minute unless the person is in the middle of something.
+    setInterval(function () {
+      // data-hold: the page answers a refused POST; reloading it would send the form again.
+      var busy = typing(document.activeElement) || document.querySelector("dialog[open], [data-hold]") ||
+        Array.prototype.some.call(document.querySelectorAll("textarea, input[name=reason]"), function (el) {
+          return el.value !== el.defaultValue;
+        });
+      if (!busy) window.location.reload();
+    }, 60000);
     document.addEventListener("keydown", onKey);
   }
 

@@ -1,0 +1,273 @@
+"""The crash test: customers post a burst of mentions while the daemon is SIGKILLed at random moments.
+
+    python bench/crash.py --kills 30 --mentions 60 --db sqlite|postgresql [--platform mastodon|x] [--seed N]
+
+The daemon (`carebot run`, a real child process) is killed with SIGKILL after a random uptime and started
+again, `--kills` times, while a customer thread posts `--mentions` mentions of every situation. Then one
+last life settles the backlog and is stopped with SIGTERM. At the end every mention must have exactly one
+reply on the server or be deliberately unanswered by the database's own decision, and every reply the
+database calls sent must be that very post on the server (and the reverse). Exit status 0 only then.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import create_engine, func, select, text  # noqa: E402
+
+from bench.crash_check import Posted, Verdict, check  # noqa: E402
+from bench.crash_peers import PLATFORMS, Daemon, Peer, wait_until  # noqa: E402
+from bot.models import ReplyState  # noqa: E402
+from bot.schema import accounts, mentions, replies  # noqa: E402
+from bot.storage import Storage, now  # noqa: E402
+from tests.scenarios import POSTS, Scenario  # noqa: E402
+
+ACCOUNT = "crash"
+SCENARIOS: tuple[Scenario, ...] = (
+    *POSTS,
+    Scenario("alice", "@{brand} just wanted to say thank you, the new update is lovely!", "other", "en"),
+    Scenario("boris", "@{brand} вы все клоуны, худшая компания, ха-ха", "trolling", "ru"),
+)
+START_TIMEOUT = 60.0  # first life: migrate, verify, set the cursor
+
+
+@dataclass(frozen=True)
+class Options:
+    kills: int = 30
+    mentions: int = 60
+    db: str = "sqlite"
+    platform: str = "mastodon"
+    seed: int | None = None
+    uptime: tuple[float, float] = (0.5, 4.0)  # seconds a life lasts before its SIGKILL
+    delay: float = 0.1  # seconds each answer is held back on the way to the daemon
+    settle_timeout: float = 120.0  # the last life's time to finish everything
+    poll_interval: float = 1.0  # Mastodon's connector allows no less
+
+
+@dataclass
+class Result:
+    options: Options
+    seed: int
+    kills: int = 0
+    kills_mid_send: int = 0  # kills that left a reply claimed but not recorded
+    taken_over: int = 0  # claims of a dead process resolved without waiting for the lease
+    found_existing: int = 0  # replies found already posted by an earlier life
+    settled: bool = False
+    stop_status: int | None = None  # the last life's exit status after SIGTERM
+    secret_in_log: bool = False
+    seconds: float = 0.0
+    verdict: Verdict = field(default_factory=Verdict)
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict.ok and self.settled and self.stop_status == 0 and not self.secret_in_log
+
+
+def write_config(path: Path, peer: Peer, db_url: str, poll_interval: float) -> Path:
+    path.write_text(
+        f"""brand:
+  name: Acme
+  support_email: help@acme.example
+  support_url: https://acme.example/help
+storage:
+  url: "{db_url}"
+accounts:
+  - name: {ACCOUNT}
+    platform: {peer.platform}
+    base_url: {peer.base_url}
+{peer.account_yaml}    mode: auto
+    poll_interval: {poll_interval}s
+    timeout: 5s
+daemon:
+  max_replies_per_author_hour: 1000
+  retry_backoff: 1s
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def run(options: Options, db_url: str, workdir: Path) -> Result:
+    seed = options.seed if options.seed is not None else random.SystemRandom().randrange(1, 2**31)
+    result = Result(options, seed)
+    started = time.monotonic()
+    storage = Storage.open(db_url)  # migrated here, so the daemon's lives never race to create it
+    try:
+        with PLATFORMS[options.platform](workdir, options.delay) as peer:
+            config = write_config(workdir / "carebot.yaml", peer, db_url, options.poll_interval)
+            daemon = Daemon(config, peer.env, workdir / "daemon.log")
+            try:
+                posted = _crash_many_times(options, result, peer, daemon, storage)
+                result.verdict = check(posted, peer.brand_posts(), storage, ACCOUNT)
+                log = daemon.log_text()
+            finally:
+                daemon.close()
+            result.taken_over = log.count("was being sent by a process that died")
+            result.found_existing = log.count("was already posted as")
+            result.secret_in_log = any(secret in log for secret in peer.env.values())
+    finally:
+        storage.close()
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _crash_many_times(options: Options, result: Result, peer: Peer, daemon: Daemon, storage: Storage) -> list[Posted]:
+    """Kill and restart the daemon while the customer posts; then let one last life finish and stop it."""
+    rng = random.Random(result.seed)
+    daemon.start()
+    if not wait_until(lambda: _cursor_set(storage), START_TIMEOUT, daemon):
+        raise RuntimeError(f"the daemon did not start reading:\n{daemon.log_text()[-3000:]}")
+
+    posted: list[Posted] = []
+    phase = options.kills * sum(options.uptime) / 2
+    customer = threading.Thread(
+        target=_customer, args=(peer, options.mentions, phase * 0.7, random.Random(rng.random()), posted)
+    )
+    customer.start()
+    try:
+        for _ in range(options.kills):
+            life_began = now()
+            time.sleep(rng.uniform(*options.uptime))
+            if not daemon.alive():
+                raise RuntimeError(f"the daemon exited on its own:\n{daemon.log_text()[-3000:]}")
+            daemon.kill()
+            result.kills += 1
+            claimed = (replies.c.state == ReplyState.SENDING.value) & (replies.c.updated_at >= life_began)
+            result.kills_mid_send += _count(storage, claimed) > 0
+            daemon.start()
+    finally:
+        customer.join()
+
+    posted_ids = [p.post_id for p in posted]
+    result.settled = wait_until(lambda: _settled(storage, posted_ids), options.settle_timeout, daemon)
+    result.stop_status = daemon.terminate(grace=10.0)
+    return posted
+
+
+def _customer(peer: Peer, count: int, span: float, rng: random.Random, posted: list[Posted]) -> None:
+    """Post `count` mentions over about `span` seconds, in random order and at random gaps."""
+    for i in range(count):
+        time.sleep(rng.uniform(0, 2 * span / max(count, 1)))
+        scenario = rng.choice(SCENARIOS)
+        who = peer.customers(i, scenario.customer)
+        body = scenario.for_brand(peer.brand_handle)
+        posted.append(Posted(peer.post(who, body), who, body))
+
+
+def _cursor_set(storage: Storage) -> bool:
+    with storage.engine.connect() as db:
+        return db.execute(select(accounts.c.cursor).where(accounts.c.name == ACCOUNT)).scalar() is not None
+
+
+def _count(storage: Storage, condition: object) -> int:
+    with storage.engine.connect() as db:
+        return int(db.execute(select(func.count()).select_from(replies).where(condition)).scalar_one())
+
+
+def _settled(storage: Storage, posted_ids: list[str]) -> bool:
+    """Every mention stored, and no reply waiting to be sent or half-sent."""
+    with storage.engine.connect() as db:
+        stored = set(db.execute(select(mentions.c.post_id).where(mentions.c.account == ACCOUNT)).scalars())
+    if not set(posted_ids) <= stored:
+        return False
+    unsent = replies.c.state.in_([ReplyState.APPROVED.value, ReplyState.SENDING.value])
+    return _count(storage, unsent) == 0
+
+
+@contextmanager
+def database(kind: str, workdir: Path, postgres_url: str) -> Iterator[str]:
+    """A fresh SQLite file, or a fresh PostgreSQL schema dropped afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{workdir / 'carebot.db'}"
+        return
+    schema = f"carebot_crash_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_url)
+    with admin.begin() as connection:
+        connection.execute(text(f'create schema "{schema}"'))
+    separator = "&" if "?" in postgres_url else "?"
+    try:
+        yield f"{postgres_url}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'drop schema "{schema}" cascade'))
+        admin.dispose()
+
+
+def report(result: Result) -> str:
+    o, v = result.options, result.verdict
+    unanswered = ", ".join(f"{why}: {n}" for why, n in sorted(v.unanswered.items())) or "none"
+    lines = [
+        f"crash test: {o.platform} on {o.db}, seed {result.seed}",
+        f"kills: {result.kills} (SIGKILL; {result.kills_mid_send} left a reply claimed but not recorded)",
+        f"mentions: {v.posted} posted, {v.stored} stored",
+        f"replies on the server: {v.public_on_server} public, {v.direct_on_server} direct",
+        f"answered once: {v.answered}; deliberately unanswered: {sum(v.unanswered.values())} ({unanswered})",
+        f"duplicates: {len(v.duplicates)}",
+        f"losses: {len(v.losses)}",
+        f"database agrees with the server: {'yes' if not v.disagreements else f'no ({len(v.disagreements)})'}",
+        f"resolved after a kill: {result.taken_over} claims of a dead process taken over, "
+        f"{result.found_existing} replies found already posted",
+        f"last life settled: {'yes' if result.settled else 'no'}; SIGTERM exit status: {result.stop_status}",
+        f"secret in the daemon's log: {'YES' if result.secret_in_log else 'no'}",
+        f"time: {result.seconds:.1f} s",
+    ]
+    for problem in (*v.duplicates, *v.losses, *v.disagreements):
+        lines.append(f"  ! {problem}")
+    lines.append("PASS" if result.ok else "FAIL")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kills", type=int, default=30)
+    parser.add_argument("--mentions", type=int, default=60)
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--platform", choices=sorted(PLATFORMS), default="mastodon")
+    parser.add_argument("--seed", type=int, help="for the kill times and the customer (default: random)")
+    parser.add_argument(
+        "--uptime",
+        type=float,
+        nargs=2,
+        default=(0.5, 4.0),
+        metavar=("MIN", "MAX"),
+        help="seconds each life runs before its SIGKILL (default: 0.5 4.0)",
+    )
+    parser.add_argument("--delay", type=float, default=0.1, help="seconds each answer is held back (default 0.1)")
+    parser.add_argument("--keep", metavar="DIR", help="keep the logs and the SQLite database in DIR")
+    parser.add_argument("--postgres-url", default=None, help="default: $CAREBOT_TEST_POSTGRES or the local one")
+    args = parser.parse_args(argv)
+    if args.platform == "x":
+        uptime = tuple(args.uptime) if args.uptime != (0.5, 4.0) else (2.0, 8.0)  # X polls every 3 s at best
+    else:
+        uptime = tuple(args.uptime)
+    options = Options(
+        kills=args.kills, mentions=args.mentions, db=args.db, platform=args.platform, seed=args.seed,
+        uptime=(uptime[0], uptime[1]), delay=args.delay,
+    )  # fmt: skip
+    from tests.peers.database import POSTGRES_URL
+
+    with tempfile.TemporaryDirectory(prefix="carebot-crash-") as scratch:
+        workdir = Path(args.keep) if args.keep else Path(scratch)
+        workdir.mkdir(parents=True, exist_ok=True)
+        with database(args.db, workdir, args.postgres_url or POSTGRES_URL) as url:
+            result = run(options, url, workdir)
+    print(report(result))
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

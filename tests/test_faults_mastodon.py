@@ -1,0 +1,449 @@
+"""The whole bot under Mastodon failures, injected with mastodon-mock's fault control plane.
+
+Every test ends with what a customer and a support lead would check: on the server, each mention got
+exactly one reply, or the reply is parked as failed with its reason in `carebot queue list`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mastodon_mock.config import MastodonMockConfig, RateLimitConfig
+from mastodon_mock.testing import MockServer
+
+from bot.app import App
+from bot.cli import main as carebot
+from bot.config import Config, load_config
+from bot.cycle import CycleReport
+from bot.daemon import run_forever, run_once
+from bot.models import ReplyState
+from bot.storage import now
+from connectors.mastodon_limits import retry_after
+from tests.peers.mastodon import BRAND, SEED, add_fault, client, free_port, post_as
+
+ACCOUNT = "acme-mastodon"
+COMPLAINT = "@brand my order never arrived and nobody answers, please help"
+QUESTION = "@brand how can I contact your support team? is there an email?"
+
+
+def write_config(directory: Path, base_url: str, db_url: str, *, timeout: str = "5s", extra: str = "") -> Path:
+    path = directory / "carebot.yaml"
+    path.write_text(
+        f"""
+brand:
+  name: Acme
+  support_email: help@acme.example
+  support_url: https://acme.example/help
+storage:
+  url: {db_url}
+accounts:
+  - name: {ACCOUNT}
+    platform: mastodon
+    base_url: {base_url}
+    access_token: ${{BRAND_TOKEN}}
+    mode: auto
+    poll_interval: 1s
+    timeout: {timeout}
+{extra}
+daemon:
+  max_attempts: 3
+  retry_backoff: 100ms
+  page_size: 5
+  max_replies_per_author_hour: 50
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def load(path: Path) -> Config:
+    return load_config(path, {"BRAND_TOKEN": "brand_token"})
+
+
+@pytest.fixture
+def make_app(tmp_path: Path) -> Iterator[Callable[..., App]]:
+    """Build bots that have done their first cycle (reading from now on); all closed at the end."""
+    apps: list[App] = []
+
+    def build(base_url: str, db_url: str | None = None, **options: Any) -> App:
+        url = db_url or f"sqlite:///{tmp_path / 'carebot.db'}"
+        app = App.build(load(write_config(tmp_path, base_url, url, **options)))
+        apps.append(app)
+        run_once(app)
+        return app
+
+    yield build
+    for app in apps:
+        app.close()
+
+
+def brand_replies(base_url: str) -> dict[str, list[dict[str, Any]]]:
+    """The brand's statuses on the server, by the status they answer."""
+    with client(base_url, BRAND) as api:
+        me = api.account_verify_credentials()
+        statuses: list[dict[str, Any]] = []
+        page = api.account_statuses(me["id"], limit=40)
+        while page:
+            statuses.extend(page)
+            page = api.fetch_next(page)
+    found: dict[str, list[dict[str, Any]]] = {}
+    for status in statuses:
+        found.setdefault(str(status["in_reply_to_id"]), []).append(status)
+    return found
+
+
+def settle(app: App, done: Callable[[], bool], rounds: int = 20, pause: float = 0.15) -> list[CycleReport]:
+    """Run cycles until `done()`, letting retry delays and short pauses pass between them."""
+    reports: list[CycleReport] = []
+    for _ in range(rounds):
+        reports.extend(run_once(app))
+        if done():
+            return reports
+        time.sleep(pause)
+    raise AssertionError(f"not settled after {rounds} cycles; last reports: {reports[-3:]}")
+
+
+def public_reply(app: App, post_id: str) -> Any:
+    (stored,) = [m for m in app.storage.mentions_for() if m.mention.post_id == post_id]
+    return next(r for r in app.storage.replies_for(stored.id) if r.kind.value == "public")
+
+
+def queue_list(config_path: Path, capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    capsys.readouterr()
+    assert carebot(["queue", "list", "--json", "--config", str(config_path)]) == 0
+    items: list[dict[str, Any]] = json.loads(capsys.readouterr().out)
+    return items
+
+
+@pytest.fixture(autouse=True)
+def _token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BRAND_TOKEN", "brand_token")  # for the CLI, which reads the environment
+
+
+# --- 429: the account pauses until the reset ---------------------------------------------------------
+
+
+def test_a_429_while_reading_pauses_until_the_epoch_reset_then_answers_once(
+    mastodon_server: MockServer, make_app: Callable[..., App], db_url: str
+) -> None:
+    base = mastodon_server.base_url
+    app = make_app(base, db_url)
+    post_id = str(post_as(base, "alice", QUESTION)["id"])
+    reset = int(time.time()) + 2
+    add_fault(
+        base,
+        effect={"type": "ratelimit", "headers": {"X-RateLimit-Reset": str(reset), "Retry-After": "2"}},
+        path="/api/v1/notifications",
+        methods=["GET"],
+    )
+    (report,) = run_once(app)
+    assert report.paused and report.error and "RateLimited" in report.error
+    state = app.storage.account_state(ACCOUNT)
+    assert state is not None and state.paused_until is not None
+    assert "rate limited" in (state.pause_reason or "")
+    assert abs(state.paused_until.timestamp() - reset) <= 2.5  # the reset the server named, not a default
+    assert brand_replies(base) == {}
+
+    (report,) = run_once(app)  # still paused: not even a request
+    assert report.paused and report.fetched == 0
+
+    time.sleep(max(0.0, state.paused_until.timestamp() - time.time()) + 0.05)
+    settle(app, lambda: post_id in brand_replies(base))
+    run_once(app)
+    assert len(brand_replies(base)[post_id]) == 1
+
+
+def test_a_429_with_an_iso_reset_as_real_mastodon_sends_pauses_until_then(
+    mastodon_server: MockServer, make_app: Callable[..., App]
+) -> None:
+    base = mastodon_server.base_url
+    app = make_app(base)
+    post_as(base, "alice", QUESTION)
+    reset = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=7)
+    add_fault(
+        base,
+        effect={"type": "ratelimit", "headers": {"X-RateLimit-Reset": reset.isoformat().replace("+00:00", "Z")}},
+        path="/api/v1/notifications",
+        methods=["GET"],
+    )
+    (report,) = run_once(app)
+    state = app.storage.account_state(ACCOUNT)
+    assert report.paused and state is not None and state.paused_until is not None
+    assert abs((state.paused_until - reset).total_seconds()) <= 2.5
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["{epoch}", "{iso}", "{iso_z}", "{iso_ms}"],
+    ids=["epoch", "iso-offset", "iso-z", "iso-fraction"],
+)
+def test_the_reset_header_is_read_in_both_formats(header: str) -> None:
+    reset = datetime(2026, 5, 1, 12, 0, 30, tzinfo=UTC)
+    clock = reset - timedelta(seconds=30)
+    value = header.format(
+        epoch=int(reset.timestamp()),
+        iso=reset.isoformat(),
+        iso_z=reset.isoformat().replace("+00:00", "Z"),
+        iso_ms=reset.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+    )
+    assert retry_after({"X-RateLimit-Reset": value}, now=clock) == pytest.approx(30.0, abs=0.01)
+
+
+def test_a_429_while_sending_keeps_the_reply_and_its_attempts_then_sends_once(
+    mastodon_server: MockServer, make_app: Callable[..., App], db_url: str
+) -> None:
+    base = mastodon_server.base_url
+    app = make_app(base, db_url)
+    post_id = str(post_as(base, "alice", COMPLAINT)["id"])
+    add_fault(
+        base,
+        effect={"type": "ratelimit", "headers": {"X-RateLimit-Reset": str(int(time.time()) + 1)}},
+        path="/api/v1/statuses",
+        methods=["POST"],
+    )
+    (report,) = run_once(app)
+    assert report.new == 1 and report.paused
+    reply = public_reply(app, post_id)
+    assert reply.state is ReplyState.APPROVED and reply.attempts == 0  # a 429 is not the reply's fault
+    settle(app, lambda: post_id in brand_replies(base), pause=0.3)
+    assert len(brand_replies(base)[post_id]) == 1
+    assert public_reply(app, post_id).state is ReplyState.SENT
+
+
+# --- 5xx, timeouts, malformed bodies: retried with backoff, then parked ------------------------------
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_server_errors_while_sending_are_retried_and_the_reply_goes_out_once(
+    mastodon_server: MockServer, make_app: Callable[..., App], status: int
+) -> None:
+    base = mastodon_server.base_url
+    app = make_app(base)
+    post_id = str(post_as(base, "alice", COMPLAINT)["id"])
+    add_fault(base, effect={"type": "status", "status": status}, path="/api/v1/statuses", methods=["POST"], count=2)
+    (report,) = run_once(app)
+    assert report.sent.retried == 1 and report.sent.sent == 0
+    assert f"{status}" in (public_reply(app, post_id).last_error or "")
+    reports = settle(app, lambda: public_reply(app, post_id).state is ReplyState.SENT)
+    assert sum(r.sent.retried for r in reports) == 1  # the second 5xx, then success
+    assert len(brand_replies(base)[post_id]) == 1
+
+
+def test_a_reply_that_keeps_failing_is_parked_listed_and_retried_by_a_person(
+    tmp_path: Path,
+    mastodon_server: MockServer,
+    make_app: Callable[..., App],
+    db_url: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    base = mastodon_server.base_url
+    app = make_app(base, db_url)
+    post_id = str(post_as(base, "alice", COMPLAINT)["id"])
+    rule = add_fault(base, effect={"type": "status", "status": 503}, path="/api/v1/statuses", methods=["POST"], count=None)
+    settle(app, lambda: public_reply(app, post_id).state is ReplyState.FAILED)
+    parked = public_reply(app, post_id)
+    assert parked.attempts == 3
+    assert "gave up after 3 attempts" in (parked.last_error or "") and "503" in (parked.last_error or "")
+    for _ in range(3):  # parked means parked: no more requests on its behalf
+        run_once(app)
+    assert public_reply(app, post_id).state is ReplyState.FAILED
+    assert brand_replies(base) == {}
+
+    config_path = tmp_path / "carebot.yaml"
+    listed = [i for i in queue_list(config_path, capsys) if i["post_id"] == post_id]
+    assert len(listed) == 1 and listed[0]["state"] == "failed"
+    assert "503" in listed[0]["last_error"]
+
+    mastodon_server_faults_clear(base, rule["id"])
+    assert carebot(["queue", "retry", str(parked.id), "--by", "lead", "--config", str(config_path)]) == 0
+    settle(app, lambda: public_reply(app, post_id).state is ReplyState.SENT)
+    run_once(app)
+    assert len(brand_replies(base)[post_id]) == 1
+    assert all(i["post_id"] != post_id for i in queue_list(config_path, capsys))
+
+
+def mastodon_server_faults_clear(base_url: str, rule_id: str) -> None:
+    import httpx
+
+    httpx.delete(f"{base_url}/api/v1/_mock/faults/{rule_id}", timeout=10).raise_for_status()
+
+
+def test_a_reply_whose_answer_never_came_back_is_found_not_posted_again(
+    mastodon_server: MockServer, make_app: Callable[..., App], db_url: str
+) -> None:
+    """The server posts the reply but answers after the client gave up: outcome unknown."""
+    base = mastodon_server.base_url
+    app = make_app(base, db_url, timeout="300ms")
+    post_id = str(post_as(base, "alice", COMPLAINT)["id"])
+    add_fault(base, effect={"type": "latency", "delay_ms": 900}, path="/api/v1/statuses", methods=["POST"])
+    (report,) = run_once(app)
+    assert report.sent.retried == 1
+    assert "Unavailable" in (public_reply(app, post_id).last_error or "")
+    settle(app, lambda: post_id in brand_replies(base), pause=0.2)  # the server finishes its work
+    settle(app, lambda: public_reply(app, post_id).state is ReplyState.SENT)
+    run_once(app)
+    replies = brand_replies(base)[post_id]
+    assert len(replies) == 1
+    assert public_reply(app, post_id).platform_post_id == str(replies[0]["id"])
+
+
+def test_a_malformed_answer_to_a_post_is_retried_and_posted_once(
+    mastodon_server: MockServer, make_app: Callable[..., App]
+) -> None:
+    base = mastodon_server.base_url
+    app = make_app(base)
+    post_id = str(post_as(base, "alice", COMPLAINT)["id"])
+    add_fault(base, effect={"type": "malformed"}, path="/api/v1/statuses", methods=["POST"])
+    (report,) = run_once(app)
+    assert report.sent.retried == 1
+    assert "BadResponse" in (public_reply(app, post_id).last_error or "")
+    settle(app, lambda: public_reply(app, post_id).state is ReplyState.SENT)
+    assert len(brand_replies(base)[post_id]) == 1
+
+
+@pytest.mark.parametrize(
+    "effect",
+    [
+        {"type": "status", "status": 502},
+        {"type": "malformed"},
+        {"type": "malformed", "truncate": False},
+        {"type": "latency", "delay_ms": 700},
+        {"type": "status", "status": 200, "body": [{"id": "1", "type": "mention", "status": None}]},
+        {"type": "status", "status": 200, "body": {"error": "not a list"}},
+        {"type": "status", "status": 200, "body": [{"id": "9", "type": "mention", "status": {"id": "9"}}]},
+    ],
+    ids=["502", "truncated", "not-json", "slow", "status-null", "object", "half-status"],
+)
+def test_a_failed_read_loses_nothing_the_next_cycle_answers(
+    mastodon_server: MockServer, make_app: Callable[..., App], effect: dict[str, Any]
+) -> None:
+    base = mastodon_server.base_url
+    app = make_app(base, timeout="400ms")
+    before = app.storage.account_state(ACCOUNT)
+    post_id = str(post_as(base, "alice", QUESTION)["id"])
+    add_fault(base, effect=effect, path="/api/v1/notifications", methods=["GET"])
+    (report,) = run_once(app)
+    assert report.new == 0 and not report.paused
+    after = app.storage.account_state(ACCOUNT)
+    assert after is not None and before is not None
+    assert after.cursor == before.cursor or report.error is None  # a read that failed never moves the cursor
+    settle(app, lambda: post_id in brand_replies(base))
+    run_once(app)
+    assert len(brand_replies(base)[post_id]) == 1
+
+
+# --- other accounts carry on; the daemon never exits ------------------------------------------------
+
+
+def two_accounts(dead_url: str) -> str:
+    return f"""  - name: acme-dead
+    platform: mastodon
+    base_url: {dead_url}
+    access_token: ${{BRAND_TOKEN}}
+    mode: auto
+    poll_interval: 1s
+    timeout: 1s"""
+
+
+def test_an_unreachable_instance_does_not_stop_the_other_account(
+    mastodon_server: MockServer, make_app: Callable[..., App]
+) -> None:
+    base = mastodon_server.base_url
+    dead = f"http://127.0.0.1:{free_port()}"  # nobody listens there
+    app = make_app(base, extra=two_accounts(dead))
+    post_id = str(post_as(base, "alice", QUESTION)["id"])
+    reports = {r.account: r for r in run_once(app)}
+    assert reports["acme-dead"].error and "Unavailable" in reports["acme-dead"].error
+    assert reports[ACCOUNT].error is None and reports[ACCOUNT].sent.sent == 1
+    assert len(brand_replies(base)[post_id]) == 1
+
+
+def test_the_running_daemon_survives_faults_on_every_endpoint(
+    mastodon_server: MockServer, make_app: Callable[..., App]
+) -> None:
+    base = mastodon_server.base_url
+    dead = f"http://127.0.0.1:{free_port()}"
+    app = make_app(base, extra=two_accounts(dead))
+    post_ids = [str(post_as(base, who, QUESTION)["id"]) for who in ("alice", "dewi")]
+    for path, method in (
+        ("/api/v1/notifications", "GET"),
+        ("/api/v1/statuses", "POST"),
+        ("/api/v1/statuses/*/context", "GET"),
+    ):
+        add_fault(base, effect={"type": "status", "status": 500}, path=path, methods=[method], count=1)
+        add_fault(base, effect={"type": "malformed"}, path=path, methods=[method], count=1)
+    stop = threading.Event()
+    daemon = threading.Thread(target=run_forever, args=(app, stop), daemon=True)
+    daemon.start()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not all(p in brand_replies(base) for p in post_ids):
+            assert daemon.is_alive(), "the daemon stopped"
+            time.sleep(0.3)
+        assert daemon.is_alive()
+    finally:
+        stop.set()
+        daemon.join(timeout=15)
+    assert not daemon.is_alive()
+    replies = brand_replies(base)
+    assert [len(replies.get(p, [])) for p in post_ids] == [1, 1]
+
+
+# --- polling within the budget ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def limited_server() -> Iterator[MockServer]:
+    """A mastodon-mock that really limits: 12 requests per token per 2 s window."""
+    config = MastodonMockConfig.model_validate(
+        {"database": {"path": ":memory:"}, "seed": SEED.model_dump()}
+    ).model_copy(update={"ratelimit": RateLimitConfig(enabled=True, limit=12, window_seconds=2)})
+    with MockServer(config=config) as server:
+        yield server
+
+
+def test_a_backlog_is_drained_in_pages_without_running_out_of_budget(
+    limited_server: MockServer, make_app: Callable[..., App]
+) -> None:
+    """16 mentions wait; the server allows 12 requests per window: the bot reads and answers them all
+    over several windows, waiting for each reset instead of being refused (never a 429)."""
+    base = limited_server.base_url
+    app = make_app(base)
+    posted = [
+        str(post_as(base, who, f"@brand how can I reach support? question {n}")["id"])
+        for who in ("alice", "boris", "dewi", "layla")
+        for n in range(4)
+    ]
+    pauses: list[str] = []
+    errors: list[str] = []
+    for _ in range(40):
+        reports = run_once(app)
+        errors += [r.error for r in reports if r.error]
+        state = app.storage.account_state(ACCOUNT)
+        assert state is not None
+        if state.pause_reason:
+            pauses.append(state.pause_reason)
+        if all(public_reply_state(app, p) is ReplyState.SENT for p in posted):
+            break
+        wait = (state.paused_until - now()).total_seconds() if state.paused_until else 0.05
+        time.sleep(min(max(wait, 0.05), 2.1))
+    assert all(public_reply_state(app, p) is ReplyState.SENT for p in posted)
+    assert any("budget nearly spent" in p for p in pauses), pauses  # reading waited for the reset
+    assert not any("rate limited, retry" in e for e in errors), errors  # the server never had to refuse
+    time.sleep(2.1)  # a fresh window, to count what is on the server
+    replies = brand_replies(base)
+    assert sorted(len(replies.get(p, [])) for p in posted) == [1] * len(posted)
+
+
+def public_reply_state(app: App, post_id: str) -> ReplyState | None:
+    found = [m for m in app.storage.mentions_for() if m.mention.post_id == post_id]
+    if not found:
+        return None
+    return public_reply(app, post_id).state
