@@ -21,19 +21,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 _LOAD_PROBE = """
-import json, resource, sys, time, tracemalloc
+import json, resource, sys, time
 sys.path.insert(0, {root!r})
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-tracemalloc.start()
 start = time.perf_counter()
 from bot.classifier import Classifier
 classifier = Classifier.load()
 classifier.classify("warm-up: is everything ok?")
 seconds = time.perf_counter() - start
-_, peak = tracemalloc.get_traced_memory()
-tracemalloc.stop()
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({{"seconds": seconds, "python_peak_mb": peak / 2**20, "rss_growth_mb": (rss - base) / 1024}}))
+print(json.dumps({{"seconds": seconds, "rss_growth_mb": (rss - base) / 1024}}))
 """
 
 
@@ -51,7 +48,6 @@ def load_figures(runs: int) -> dict[str, float]:
     return {
         "load_seconds_median": round(statistics.median(s["seconds"] for s in samples), 3),
         "load_seconds_max": round(max(s["seconds"] for s in samples), 3),
-        "load_python_peak_mb": round(max(s["python_peak_mb"] for s in samples), 1),
         "load_rss_growth_mb": round(max(s["rss_growth_mb"] for s in samples), 1),
     }
 
@@ -104,8 +100,7 @@ def main() -> int:
             f"throughput: {figures['posts_per_second']} posts/s on one core "
             f"({figures['posts']} posts, mean {figures['mean_chars']} chars, {figures['cpu_seconds']} s CPU)\n"
             f"load: {figures['load_seconds_median']} s median, {figures['load_seconds_max']} s max "
-            f"(fresh interpreter, imports included); memory: +{figures['load_rss_growth_mb']} MB RSS, "
-            f"{figures['load_python_peak_mb']} MB Python peak"
+            f"(fresh interpreter, imports included); memory: +{figures['load_rss_growth_mb']} MB peak RSS"
         )
     return 0
 

@@ -12,6 +12,7 @@ database calls sent must be that very post on the server (and the reverse). Exit
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import random
 import sys
 import tempfile
@@ -43,6 +44,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("boris", "@{brand} вы все клоуны, худшая компания, ха-ха", "trolling", "ru"),
 )
 START_TIMEOUT = 60.0  # first life: migrate, verify, set the cursor
+STARTUP_WINDOW = (0.1, 1.5)  # seconds into a first start when it is killed: imports, migrations, verify
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ class Options:
     uptime: tuple[float, float] = (0.5, 4.0)  # seconds a life lasts before its SIGKILL
     delay: float = 0.1  # seconds each answer is held back on the way to the daemon
     settle_timeout: float = 120.0  # the last life's time to finish everything
-    poll_interval: float = 1.0  # Mastodon's connector allows no less
+    startup_kills: int = 5  # kills of the very first start, on a fresh database
 
 
 @dataclass
@@ -63,6 +65,7 @@ class Result:
     options: Options
     seed: int
     kills: int = 0
+    startup_kills: int = 0
     kills_mid_send: int = 0  # kills that left a reply claimed but not recorded
     taken_over: int = 0  # claims of a dead process resolved without waiting for the lease
     found_existing: int = 0  # replies found already posted by an earlier life
@@ -103,32 +106,46 @@ daemon:
 
 def run(options: Options, db_url: str, workdir: Path) -> Result:
     seed = options.seed if options.seed is not None else random.SystemRandom().randrange(1, 2**31)
+    options = dataclasses.replace(options, db=db_url.split(":", 1)[0].split("+", 1)[0])
     result = Result(options, seed)
+    rng = random.Random(seed)
     started = time.monotonic()
-    storage = Storage.open(db_url)  # migrated here, so the daemon's lives never race to create it
-    try:
-        with PLATFORMS[options.platform](workdir, options.delay) as peer:
-            config = write_config(workdir / "carebot.yaml", peer, db_url, options.poll_interval)
-            daemon = Daemon(config, peer.env, workdir / "daemon.log")
+    with PLATFORMS[options.platform](workdir, options.delay) as peer:
+        config = write_config(workdir / "carebot.yaml", peer, db_url, peer.poll_interval)
+        daemon = Daemon(config, peer.env, workdir / "daemon.log")
+        try:
+            _kill_first_starts(options, result, daemon, rng)
+            daemon.start()
+            # Opened while the daemon may be migrating too: the two must take turns, not collide.
+            storage = Storage.open(db_url)
             try:
-                posted = _crash_many_times(options, result, peer, daemon, storage)
+                posted = _crash_many_times(options, result, peer, daemon, storage, rng)
                 result.verdict = check(posted, peer.brand_posts(), storage, ACCOUNT)
-                log = daemon.log_text()
             finally:
-                daemon.close()
-            result.taken_over = log.count("was being sent by a process that died")
-            result.found_existing = log.count("was already posted as")
-            result.secret_in_log = any(secret in log for secret in peer.env.values())
-    finally:
-        storage.close()
+                storage.close()
+            log = daemon.log_text()
+        finally:
+            daemon.close()
+        result.taken_over = log.count("was being sent by a process that died")
+        result.found_existing = log.count("was already posted as")
+        result.secret_in_log = any(secret in log for secret in peer.env.values())
     result.seconds = time.monotonic() - started
     return result
 
 
-def _crash_many_times(options: Options, result: Result, peer: Peer, daemon: Daemon, storage: Storage) -> list[Posted]:
+def _kill_first_starts(options: Options, result: Result, daemon: Daemon, rng: random.Random) -> None:
+    """SIGKILL the very first start on a fresh database a few times: mid-import, mid-migration, mid-verify."""
+    for _ in range(options.startup_kills):
+        daemon.start()
+        time.sleep(rng.uniform(*STARTUP_WINDOW))
+        daemon.kill()
+        result.startup_kills += 1
+
+
+def _crash_many_times(
+    options: Options, result: Result, peer: Peer, daemon: Daemon, storage: Storage, rng: random.Random
+) -> list[Posted]:
     """Kill and restart the daemon while the customer posts; then let one last life finish and stop it."""
-    rng = random.Random(result.seed)
-    daemon.start()
     if not wait_until(lambda: _cursor_set(storage), START_TIMEOUT, daemon):
         raise RuntimeError(f"the daemon did not start reading:\n{daemon.log_text()[-3000:]}")
 
@@ -152,8 +169,11 @@ def _crash_many_times(options: Options, result: Result, peer: Peer, daemon: Daem
     finally:
         customer.join()
 
+    # The last life must really run (not just be judged on what earlier lives left) before SIGTERM.
     posted_ids = [p.post_id for p in posted]
-    result.settled = wait_until(lambda: _settled(storage, posted_ids), options.settle_timeout, daemon)
+    result.settled = wait_until(
+        lambda: daemon.running() and _settled(storage, posted_ids), options.settle_timeout, daemon
+    )
     result.stop_status = daemon.terminate(grace=10.0)
     return posted
 
@@ -212,7 +232,9 @@ def report(result: Result) -> str:
     unanswered = ", ".join(f"{why}: {n}" for why, n in sorted(v.unanswered.items())) or "none"
     lines = [
         f"crash test: {o.platform} on {o.db}, seed {result.seed}",
-        f"kills: {result.kills} (SIGKILL; {result.kills_mid_send} left a reply claimed but not recorded)",
+        f"kills: {result.startup_kills + result.kills} (SIGKILL; {result.startup_kills} during the first start on "
+        f"a fresh database, {result.kills} while running, {result.kills_mid_send} of which left a reply claimed "
+        "but not recorded)",
         f"mentions: {v.posted} posted, {v.stored} stored",
         f"replies on the server: {v.public_on_server} public, {v.direct_on_server} direct",
         f"answered once: {v.answered}; deliberately unanswered: {sum(v.unanswered.values())} ({unanswered})",
@@ -247,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds each life runs before its SIGKILL (default: 0.5 4.0)",
     )
     parser.add_argument("--delay", type=float, default=0.1, help="seconds each answer is held back (default 0.1)")
+    parser.add_argument("--startup-kills", type=int, default=5, help="kills of the first start (default 5)")
     parser.add_argument("--keep", metavar="DIR", help="keep the logs and the SQLite database in DIR")
     parser.add_argument("--postgres-url", default=None, help="default: $CAREBOT_TEST_POSTGRES or the local one")
     args = parser.parse_args(argv)
@@ -256,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         uptime = tuple(args.uptime)
     options = Options(
         kills=args.kills, mentions=args.mentions, db=args.db, platform=args.platform, seed=args.seed,
-        uptime=(uptime[0], uptime[1]), delay=args.delay,
+        uptime=(uptime[0], uptime[1]), delay=args.delay, startup_kills=args.startup_kills,
     )  # fmt: skip
     from tests.peers.database import POSTGRES_URL
 

@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -54,6 +52,7 @@ class Peer:
     env: dict[str, str]  # the secrets the config names
     post: Callable[[str, str], str]  # (customer, text) -> post id
     brand_posts: Callable[[], list[ServerPost]]
+    poll_interval: float  # the fastest the connector allows
     customers: Callable[[int, str], str]  # who posts the i-th mention (given the scenario's customer)
 
 
@@ -134,6 +133,26 @@ def slow_link(upstream: str, delay: float) -> Iterator[str]:
 # --- platforms --------------------------------------------------------------------------------------
 
 
+def mastodon_brand_posts(base_url: str) -> list[ServerPost]:
+    """Everything the brand account has posted on a mastodon-mock, direct messages included."""
+    with mastodon_peer.client(base_url, mastodon_peer.BRAND) as api:
+        me = api.account_verify_credentials()
+        found: list[ServerPost] = []
+        page = api.account_statuses(me["id"], limit=40)
+        while page:
+            found.extend(
+                ServerPost(
+                    id=str(s["id"]),
+                    in_reply_to_id=str(s["in_reply_to_id"]) if s["in_reply_to_id"] else None,
+                    direct=s["visibility"] == "direct",
+                    text=str(s["content"]),
+                )
+                for s in page
+            )
+            page = api.fetch_next(page)
+        return found
+
+
 @contextmanager
 def mastodon(workdir: Path, delay: float) -> Iterator[Peer]:
     """mastodon-mock as a subprocess; the four seeded customers post (each in their own language)."""
@@ -147,24 +166,6 @@ def mastodon(workdir: Path, delay: float) -> Iterator[Peer]:
             def post(customer: str, text: str) -> str:
                 return str(clients[customer].status_post(text)["id"])
 
-            def brand_posts() -> list[ServerPost]:
-                with mastodon_peer.client(direct, mastodon_peer.BRAND) as api:
-                    me = api.account_verify_credentials()
-                    found: list[ServerPost] = []
-                    page = api.account_statuses(me["id"], limit=40)
-                    while page:
-                        found.extend(
-                            ServerPost(
-                                id=str(s["id"]),
-                                in_reply_to_id=str(s["in_reply_to_id"]) if s["in_reply_to_id"] else None,
-                                direct=s["visibility"] == "direct",
-                                text=str(s["content"]),
-                            )
-                            for s in page
-                        )
-                        page = api.fetch_next(page)
-                    return found
-
             yield Peer(
                 platform="mastodon",
                 base_url=url,
@@ -172,7 +173,8 @@ def mastodon(workdir: Path, delay: float) -> Iterator[Peer]:
                 account_yaml="    access_token: ${BRAND_TOKEN}\n",
                 env={"BRAND_TOKEN": mastodon_peer.token_of(mastodon_peer.BRAND)},
                 post=post,
-                brand_posts=brand_posts,
+                brand_posts=lambda: mastodon_brand_posts(direct),
+                poll_interval=1.0,
                 customers=lambda _i, suggested: suggested,
             )
 
@@ -218,6 +220,7 @@ def x(workdir: Path, delay: float) -> Iterator[Peer]:
                 env={"BRAND_TOKEN": str(fake.brand.bearer_token)},
                 post=lambda customer, text: fake.post(customer, text),
                 brand_posts=brand_posts,
+                poll_interval=3.0,  # the "pro" tier's spacing
                 customers=lambda i, _suggested: f"customer{i:04d}",
             )
     finally:
@@ -240,14 +243,24 @@ class Daemon:
         self.log_path = log_path
         self._log = log_path.open("ab")
         self._process: subprocess.Popen[bytes] | None = None
+        self._life_starts_at = 0
         self.lives = 0
 
     def start(self) -> None:
         self.lives += 1
+        self._log.flush()
+        self._life_starts_at = self.log_path.stat().st_size
         self._log.write(f"--- bench: life {self.lives} ---\n".encode())
         self._log.flush()
         command = [sys.executable, "-m", "bot.cli", "run", "--config", str(self._config)]
         self._process = subprocess.Popen(command, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env=self._env)
+
+    def running(self) -> bool:
+        """This life got as far as scheduling its cycles."""
+        self._log.flush()
+        with self.log_path.open("rb") as log:
+            log.seek(self._life_starts_at)
+            return b"carebot running" in log.read()
 
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
@@ -287,10 +300,3 @@ def wait_until(condition: Callable[[], bool], timeout: float, daemon: Daemon | N
             raise RuntimeError(f"the daemon exited on its own:\n{daemon.log_text()[-3000:]}")
         time.sleep(0.1)
     return condition()
-
-
-def health(base_url: str) -> bool:
-    try:
-        return httpx.get(f"{base_url}/health", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False

@@ -63,7 +63,7 @@ def poll_interval(app: App, account: AccountConfig) -> float:
         return account.poll_interval
     if floor > account.poll_interval:
         log.warning(
-            "%s: poll_interval %.0fs is faster than the platform allows; polling every %.0fs",
+            "%s: poll_interval %gs is faster than the platform allows; polling every %gs",
             account.name,
             account.poll_interval,
             floor,

@@ -44,6 +44,7 @@ def configure_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    # Libraries chatter at INFO about every request; carebot says what matters itself.
-    for noisy in ("apscheduler", "httpx", "urllib3", "alembic"):
+    # Libraries chatter at INFO about every request; carebot says what matters itself. At DEBUG, tweepy
+    # logs whole answers (posts with their personal data) and the OAuth libraries what they sign.
+    for noisy in ("apscheduler", "httpx", "urllib3", "alembic", "tweepy", "requests_oauthlib", "oauthlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -108,6 +108,11 @@ def _send_one(
                 "%s: reply %s was already posted as %s; recorded", account.name, reply.id, existing.post_id
             )
             return
+        if reply.decided_by == "auto" and stored.mention.author.id in connector.ignored_author_ids():
+            storage.park(reply.id, "not sent: the brand has since blocked or muted the author")
+            report.parked += 1
+            log.info("%s: reply %s parked: its author is blocked or muted", account.name, reply.id)
+            return
         posted = _post(connector, reply, stored)
     except (RateLimited, AuthFailed) as exc:
         storage.release(reply.id, _describe(exc), retry_at=None, count_attempt=False)

@@ -55,6 +55,7 @@ def router_context(
         allow_direct=platform.automated_direct_messages,
         prefer_links=platform.links_in_replies,
         own_account_ids=frozenset({state.own_id}) if state.own_id else frozenset(),
+        ignored_author_ids=connector.ignored_author_ids(),  # the connector caches it between cycles
         author_opted_out=history.opted_out,
         recent_replies_to_author=history.replies_last_hour,
         max_replies_per_author_hour=app.config.daemon.max_replies_per_author_hour,
@@ -74,12 +75,29 @@ def classified(result: Classification) -> Classified:
     )
 
 
+def without_nul(mention: Mention) -> Mention:
+    """The mention with NUL characters removed: PostgreSQL cannot store them in text, and a post that
+    cannot be stored would hold the account's cursor back forever."""
+    author = mention.author
+    if "\x00" not in f"{mention.text}{author.handle}{author.display_name}{mention.url or ''}":
+        return mention
+    return dataclasses.replace(
+        mention,
+        text=mention.text.replace("\x00", ""),
+        url=mention.url.replace("\x00", "") if mention.url else mention.url,
+        author=dataclasses.replace(
+            author, handle=author.handle.replace("\x00", ""), display_name=author.display_name.replace("\x00", "")
+        ),
+    )
+
+
 def process_mention(
     app: App, account: AccountConfig, state: AccountState, connector: Connector, mention: Mention
 ) -> bool:
     """Classify, decide and store one mention; False if it was already stored (seen before)."""
     if app.storage.has_mention(account.name, mention.post_id):
         return False
+    mention = without_nul(mention)
     result = app.classifier.classify(mention.text, default_lang=app.config.brand.default_language)
     decision = decide(mention, result, app.playbooks, router_context(app, account, state, connector, mention))
     new_state = reply_state(decision, account.mode)

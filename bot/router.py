@@ -33,6 +33,7 @@ class Context:
     allow_direct: bool = True  # False on X (no automated DMs)
     prefer_links: bool = True  # False on X by default: use email, not {support_url}
     own_account_ids: frozenset[str] = frozenset()  # the brand's own account ids on this platform
+    ignored_author_ids: frozenset[str] = frozenset()  # accounts the brand blocked or muted
     author_opted_out: bool = False  # the author said "stop" before
     recent_replies_to_author: int = 0  # automated replies to this author in the last hour
     max_replies_per_author_hour: int = 3
@@ -134,6 +135,8 @@ def _guard(mention: Mention, result: Classification, ctx: Context) -> tuple[Acti
     author = mention.author
     if author.id in ctx.own_account_ids or author.handle.lower().lstrip("@") in ctx.brand.handles:
         return Action.IGNORE, "guard: the brand's own post"
+    if author.id in ctx.ignored_author_ids:
+        return Action.IGNORE, "guard: the brand blocked or muted this author"
     if result.opt_out or ctx.author_opted_out:
         return Action.RECORD, "guard: the author asked for no automated replies"
     if author.is_bot or result.bot_like:

@@ -144,6 +144,10 @@ class Connector(Protocol):
         """Length of `text` as the platform counts it against `max_characters`."""
         ...
 
+    def ignored_author_ids(self) -> frozenset[str]:
+        """Ids of the accounts the brand blocked or muted: the bot never answers them."""
+        ...
+
     def budget(self) -> RateBudget:
         """The request budget reported by the platform's last answer."""
         ...

@@ -7,8 +7,10 @@ notification id. Errors from Mastodon.py are translated here and nowhere else.
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -45,8 +47,14 @@ from connectors.base import (
 from connectors.mastodon_html import html_to_text
 from connectors.mastodon_limits import RateHeaders, retry_after, text_length
 
+log = logging.getLogger(__name__)
+
 # Real Mastodon serves 40 notifications by default and at most 80 per request.
 MAX_PAGE = 80
+# Blocks and mutes change rarely; re-reading them once a minute costs 2 of 300 requests per 5 minutes.
+IGNORED_TTL = 60.0
+IGNORED_UNREADABLE_TTL = 3600.0  # the token may not read them (no read:blocks scope): ask again hourly
+MAX_RELATION_PAGES = 10
 DEFAULT_MAX_CHARACTERS = 500
 
 # Least to most private; a reply may move right along this line, never left.
@@ -79,6 +87,8 @@ class MastodonConnector:
         # file as that file's contents, which a real token must never trigger.
         self._client.access_token = self._token
         self._me: AccountInfo | None = None
+        self._ignored: frozenset[str] | None = None
+        self._ignored_until = 0.0  # time.monotonic() when blocks and mutes are read again
 
     def __repr__(self) -> str:
         return f"MastodonConnector(account={self._account!r}, base_url={self._client.api_base_url!r})"
@@ -167,6 +177,30 @@ class MastodonConnector:
     def text_length(self, text: str) -> int:
         return text_length(text)
 
+    def ignored_author_ids(self) -> frozenset[str]:
+        """Accounts the brand blocked or muted (Mastodon still notifies of some), re-read once a minute.
+
+        If they cannot be read for a while, the last list read stands; if they were never read, the
+        error propagates, so that the cycle answers nobody rather than someone the brand blocked. A
+        token without the scope to read them gets an empty list and a warning, once an hour.
+        """
+        if time.monotonic() < self._ignored_until and self._ignored is not None:
+            return self._ignored
+        try:
+            with self._edge("read blocks and mutes"):
+                ids = self._account_ids(self._client.blocks) | self._account_ids(self._client.mutes)
+        except (AuthFailed, Rejected) as exc:
+            log.warning("%s; blocked and muted authors are not known", exc)
+            ids, ttl = set(self._ignored or ()), IGNORED_UNREADABLE_TTL
+        except ConnectorError:
+            if self._ignored is None:
+                raise
+            ids, ttl = set(self._ignored), IGNORED_TTL / 4
+        else:
+            ttl = IGNORED_TTL
+        self._ignored, self._ignored_until = frozenset(ids), time.monotonic() + ttl
+        return self._ignored
+
     def budget(self) -> RateBudget:
         return self._rate.budget()
 
@@ -189,6 +223,16 @@ class MastodonConnector:
             except _SHAPE_ERRORS:
                 return DEFAULT_MAX_CHARACTERS
             return int(value) if isinstance(value, int) and value > 0 else DEFAULT_MAX_CHARACTERS
+
+    def _account_ids(self, listing: Callable[..., Any]) -> set[str]:
+        page = listing(limit=MAX_PAGE)
+        ids: set[str] = set()
+        for _ in range(MAX_RELATION_PAGES):
+            if not page:
+                break
+            ids |= {str(account["id"]) for account in page}
+            page = self._client.fetch_next(page)
+        return ids
 
     def _start_from_now(self) -> MentionPage:
         with self._edge("fetch mentions"):
@@ -231,6 +275,8 @@ class MastodonConnector:
 
     def _message(self, action: str, what: str, exc: BaseException | None = None) -> str:
         detail = " ".join(str(a).strip() for a in exc.args if a not in (None, "")) if exc is not None else ""
+        # Mastodon.py quotes an unparseable body, which may hold posts and their personal data.
+        detail = detail.split(", bad json content was", 1)[0]
         detail = detail.replace(self._token, "***")[:300] if self._token else detail[:300]
         return f"mastodon account {self._account!r}: {action}: " + "; ".join(p for p in (what, detail) if p)
 

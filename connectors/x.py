@@ -98,6 +98,10 @@ PAGE_SIZE = 100  # X's maximum; the mentions endpoint keeps only the latest 800 
 MAX_PAGES = 40  # X can return short pages; past this the server is paginating in circles
 FIND_REPLY_PAGES = 5  # the brand's latest 500 posts: far more than it writes while a reply is in doubt
 DEFAULT_RETRY_AFTER = 60.0  # a 429 without a reset header
+# GET /2/users/:id/blocking and /muting allow 15 requests per 15 minutes each.
+IGNORED_TTL = 120.0
+IGNORED_UNREADABLE_TTL = 3600.0  # a token without block.read/mute.read: ask again hourly
+RELATION_PAGES = 5  # 1000 accounts a page
 
 
 class XConnector:
@@ -138,8 +142,10 @@ class XConnector:
         configured = settings.options.get("user_id")
         self._user_id: str | None = str(configured) if configured else None
         self._username: str | None = None
-        self._budget = RateBudget()
+        self._budgets: dict[str, RateBudget] = {}  # X limits each endpoint on its own
         self._usage: Counter[str] = Counter()
+        self._ignored: frozenset[str] | None = None
+        self._ignored_until = 0.0  # time.monotonic() when blocks and mutes are read again
         self._posted: dict[str, PostedReply] = {}  # idempotency key -> reply, for this process
         # Mentions already read past the last page returned, and the cursor they follow:
         # saves re-reading (and paying for) them when more than `limit` were waiting.
@@ -248,7 +254,32 @@ class XConnector:
         return weighted_length(text)
 
     def budget(self) -> RateBudget:
-        return self._budget
+        """The budget of the mentions endpoint: what the core spends when it reads."""
+        return self._budgets.get("get_users_mentions", RateBudget())
+
+    def ignored_author_ids(self) -> frozenset[str]:
+        """Users the brand blocked or muted, re-read every two minutes.
+
+        If they cannot be read for a while, the last list read stands; if they were never read, the
+        error propagates (better to answer nobody than someone the brand blocked). A token without
+        the block.read and mute.read scopes gets an empty list and a warning, once an hour.
+        """
+        if time.monotonic() < self._ignored_until and self._ignored is not None:
+            return self._ignored
+        try:
+            user_id = self._require_user()
+            ids = self._user_ids(user_id, "blocking") | self._user_ids(user_id, "muting")
+        except (AuthFailed, Rejected) as exc:
+            log.warning("%s; blocked and muted authors are not known", exc)
+            ids, ttl = set(self._ignored or ()), IGNORED_UNREADABLE_TTL
+        except ConnectorError:
+            if self._ignored is None:
+                raise
+            ids, ttl = set(self._ignored), IGNORED_TTL / 4
+        else:
+            ttl = IGNORED_TTL
+        self._ignored, self._ignored_until = frozenset(ids), time.monotonic() + ttl
+        return self._ignored
 
     def usage(self) -> dict[str, int]:
         """What this connector has asked X for so far, for the core's spend estimate."""
@@ -293,6 +324,35 @@ class XConnector:
         self._usage["users_read"] += len(_list(includes, "users"))
         return body
 
+    def _user_ids(self, user_id: str, relation: str) -> set[str]:
+        """Ids listed by GET /2/users/:id/blocking or /muting, all pages."""
+
+        def listing(user_auth: bool, **params: Any) -> requests.Response:
+            response: requests.Response = self._client._make_request(
+                "GET",
+                f"/2/users/{user_id}/{relation}",
+                params=params,
+                endpoint_parameters=("max_results", "pagination_token"),
+                user_auth=user_auth,
+            )
+            return response
+
+        listing.__name__ = f"get_{relation}"
+        ids: set[str] = set()
+        token: str | None = None
+        for _ in range(RELATION_PAGES):
+            params: dict[str, Any] = {"max_results": 1000}
+            if token:
+                params["pagination_token"] = token
+            body = self._call(f"read the {relation} list", listing, **params)
+            users = _list(body, "data")
+            self._usage["users_read"] += len(users)
+            ids |= {str(u["id"]) for u in users if isinstance(u, dict) and u.get("id")}
+            token = _meta(body).get("next_token")
+            if not token:
+                break
+        return ids
+
     def _require_user(self) -> str:
         if self._user_id is None or self._username is None:
             self.verify()
@@ -310,7 +370,7 @@ class XConnector:
         try:
             response = method(user_auth=self._user_auth, **params)
         except tweepy.HTTPException as exc:
-            self._note_budget(exc.response.headers)
+            self._note_budget(method.__name__, exc.response.headers)
             raise _translate(where, exc) from exc
         except (requests.Timeout, requests.ConnectionError) as exc:
             raise Unavailable(f"{where} failed: {type(exc).__name__} talking to {self.base_url}") from exc
@@ -318,7 +378,7 @@ class XConnector:
             raise Unavailable(f"{where} failed: {type(exc).__name__}") from exc
         except ValueError as exc:  # tweepy parsing a malformed x-rate-limit-reset, for one
             raise BadResponse(f"{where}: unreadable answer ({exc})") from exc
-        self._note_budget(response.headers)
+        self._note_budget(method.__name__, response.headers)
         try:
             body = response.json()
         except ValueError as exc:
@@ -327,14 +387,14 @@ class XConnector:
             raise BadResponse(f"{where}: answer is not a JSON object")
         return body
 
-    def _note_budget(self, headers: Mapping[str, str]) -> None:
+    def _note_budget(self, endpoint: str, headers: Mapping[str, str]) -> None:
         remaining = _int(headers.get("x-rate-limit-remaining"))
         limit = _int(headers.get("x-rate-limit-limit"))
         reset = _int(headers.get("x-rate-limit-reset"))
         if remaining is None and limit is None and reset is None:
             return
         reset_at = datetime.fromtimestamp(reset, UTC) if reset is not None else None
-        self._budget = RateBudget(remaining=remaining, limit=limit, reset_at=reset_at)
+        self._budgets[endpoint] = RateBudget(remaining=remaining, limit=limit, reset_at=reset_at)
 
 
 def _translate(where: str, exc: tweepy.HTTPException) -> ConnectorError:

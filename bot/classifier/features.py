@@ -50,6 +50,8 @@ def extract_normalized(text: str, norm: str, lang: str, counts: Mapping[str, int
         if count > 1:
             meta.append(f"q:{name}:2+")
         meta.append(f"q:{name}:{lang}")
+    if "service" not in counts:
+        meta.append("s:no_service")  # nothing a brand provides is named: rarely a complaint
     meta.extend(_shape(strip_handles_and_urls(text), norm, len(tokens)))
     return Features(
         (

@@ -26,6 +26,8 @@ _OTHER_SCRIPT = re.compile(
 _NOT_RUSSIAN = re.compile(r"[іїєґўәғқңөұүһ]")
 # Letters of Persian and Urdu that Arabic does not use.
 _NOT_ARABIC = re.compile(r"[پچژگکیےٹڈڑںہ]")
+_LETTER = re.compile(r"[^\W\d_]")
+_HANDLE_WORD = re.compile(r"(?<![\w@])@([\w.]+)")
 _ARABIZI_WORD = re.compile(r"^(?=.*[a-z])(?=.*[235789])[a-z235789']+$")
 
 WORDS_PATH = Path(__file__).with_name("language_words.yaml")
@@ -40,6 +42,17 @@ def _word_lists() -> dict[str, frozenset[str]]:
 def detect_language(text: str, default: str = "en") -> tuple[str, float]:
     """(language, confidence) for en, ru, id, ar; other languages and empty posts give `default`."""
     body = strip_handles_and_urls(text)
+    if not _LETTER.search(body):
+        # Nothing typed but a handle and emoji: the handle's script is the only hint left.
+        handles = " ".join(_HANDLE_WORD.findall(text))
+        cyr, arb = len(_CYRILLIC.findall(handles)), len(_ARABIC.findall(handles))
+        if max(cyr, arb) > len(_LATIN.findall(handles)):
+            return ("ru" if cyr > arb else "ar"), 0.2
+        return default, 0.0
+    return _by_script(body, default)
+
+
+def _by_script(body: str, default: str) -> tuple[str, float]:
     cyr = len(_CYRILLIC.findall(body))
     arb = len(_ARABIC.findall(body))
     lat = len(_LATIN.findall(body))
@@ -99,7 +112,7 @@ def _latin_language(body: str, default: str) -> tuple[str, float]:
         return default, 0.3
     # Both word lists share short words (a, di, ya...); demand a clear lead before leaving
     # the brand's default between the two Latin languages.
-    if best in ("ru", "ar") and scores[best] < 2:
+    if best in ("ru", "ar") and scores[best] < 1.5:
         best = max(("en", "id"), key=lambda lang: (scores[lang], lang == default))
         if scores[best] == 0:
             return default, 0.3

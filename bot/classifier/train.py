@@ -1,9 +1,11 @@
-"""`carebot train`: rebuild the model from the project's examples plus a brand's, reproducibly."""
+"""`carebot train`: rebuild the model from the project's examples plus a brand's, reproducibly.
+
+Same examples in, same bytes out: the fit is full-batch and the folds come from a fixed seed.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,7 +31,10 @@ ITERATIONS = 300
 FOLDS = 5
 MIN_DOCUMENTS = 2  # a feature seen in one post only is noise, not a pattern
 BRAND_WEIGHT = 2.0  # a brand's own examples count double: they describe its real posts
+NB_ALPHA = 0.3
 TEMPERATURES = tuple(round(0.5 + 0.1 * i, 1) for i in range(46))
+NB_GAINS = (5.0, 10.0, 20.0, 40.0)
+NB_MIXES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 
 
 class TrainingError(RuntimeError):
@@ -45,7 +50,8 @@ class TrainReport:
     by_label: dict[str, int]
     features: int
     temperature: float
-    cv_accuracy: float | None
+    nb_mix: float
+    cv_accuracy: float | None  # cross-validated on the examples themselves: optimistic for real posts
     cv_macro_f1: float | None
     inputs_sha256: str
 
@@ -60,7 +66,7 @@ def train(
     """Train on data_dir/train-*.jsonl plus the vocabulary's examples; write the model to out_path."""
     import numpy as np
 
-    from bot.classifier.fit import SparseRows, fit_softmax
+    from bot.classifier.fit import SparseRows, fit_naive_bayes, fit_softmax
 
     path = Path(out_path) if out_path is not None else MODEL_PATH
     project = _unique(load_training(data_dir))
@@ -79,16 +85,17 @@ def train(
     weight[len(project) :] *= BRAND_WEIGHT
 
     cv_accuracy = cv_macro_f1 = None
-    temperature = 1.0
+    temperature, nb_gain, nb_mix = 1.0, NB_GAINS[1], 0.0
     if folds > 1:
-        logits = _out_of_fold_logits(rows, y, weight, len(labels), folds)
-        temperature = _best_temperature(logits, y)
-        predicted = logits.argmax(axis=1)
+        logits, likelihood = _out_of_fold_scores(rows, y, weight, len(labels), folds)
+        temperature, nb_gain, nb_mix, probabilities = _calibrate(logits, likelihood, y)
+        predicted = probabilities.argmax(axis=1)
         cv_accuracy = round(float((predicted == y).mean()), 4)
         cv_macro_f1 = round(_macro_f1(y, predicted, len(labels)), 4)
     weights = fit_softmax(rows, y, len(labels), weight, l2=L2, iterations=ITERATIONS)
+    log_likelihood = fit_naive_bayes(rows, y, len(labels), alpha=NB_ALPHA)
 
-    kept = sorted(name for name, i in index.items() if np.abs(weights[i]).max() >= 5e-5)
+    names = sorted(index)
     digest = _digest(examples)
     info = {
         "examples": len(examples),
@@ -97,14 +104,22 @@ def train(
         "by_label": {label: counts[label] for label in labels},
         "cv_accuracy": cv_accuracy,
         "cv_macro_f1": cv_macro_f1,
-        "settings": {"l2": L2, "iterations": ITERATIONS, "folds": folds, "min_documents": MIN_DOCUMENTS},
+        "settings": {
+            "l2": L2,
+            "iterations": ITERATIONS,
+            "folds": folds,
+            "min_documents": MIN_DOCUMENTS,
+            "nb_alpha": NB_ALPHA,
+        },
         "inputs_sha256": digest,
     }
     model = LinearModel(
         labels=labels,
-        index={name: n for n, name in enumerate(kept)},
-        rows=[tuple(float(w) for w in weights[index[name]]) for name in kept],
+        index={name: n for n, name in enumerate(names)},
+        rows=[tuple(float(w) for w in (*weights[index[n]], *log_likelihood[index[n]])) for n in names],
         temperature=temperature,
+        nb_gain=nb_gain,
+        nb_mix=nb_mix,
         info=info,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,8 +130,9 @@ def train(
         brand_examples=len(brand),
         by_lang=info["by_lang"],
         by_label=info["by_label"],
-        features=len(kept),
+        features=len(names),
         temperature=temperature,
+        nb_mix=nb_mix,
         cv_accuracy=cv_accuracy,
         cv_macro_f1=cv_macro_f1,
         inputs_sha256=digest,
@@ -168,29 +184,48 @@ def _folds(y: np.ndarray, folds: int) -> np.ndarray:
     return assignment
 
 
-def _out_of_fold_logits(rows: SparseRows, y: np.ndarray, weight: np.ndarray, n: int, folds: int) -> np.ndarray:
+def _out_of_fold_scores(
+    rows: SparseRows, y: np.ndarray, weight: np.ndarray, n: int, folds: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Regression logits and naive Bayes mean log-likelihoods per example, from models not trained on it."""
     import numpy as np
 
-    from bot.classifier.fit import fit_softmax
+    from bot.classifier.fit import fit_naive_bayes, fit_softmax, mean_likelihood
 
     assignment = _folds(y, folds)
     logits = np.zeros((len(y), n))
+    likelihood = np.zeros((len(y), n))
     for fold in range(folds):
         test = np.flatnonzero(assignment == fold)
         fit = np.flatnonzero(assignment != fold)
-        weights = fit_softmax(rows.take(fit), y[fit], n, weight[fit], l2=L2, iterations=ITERATIONS)
-        logits[test] = rows.take(test).matmul(weights)
-    return logits
+        train_rows, test_rows = rows.take(fit), rows.take(test)
+        weights = fit_softmax(train_rows, y[fit], n, weight[fit], l2=L2, iterations=ITERATIONS)
+        logits[test] = test_rows.matmul(weights)
+        log_likelihood = fit_naive_bayes(train_rows, y[fit], n, alpha=NB_ALPHA)
+        likelihood[test] = mean_likelihood(test_rows, log_likelihood)
+    return logits, likelihood
 
 
-def _best_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+def _calibrate(logits: np.ndarray, likelihood: np.ndarray, y: np.ndarray) -> tuple[float, float, float, np.ndarray]:
+    """Temperature, naive Bayes gain and mix with the lowest log-loss on out-of-fold scores."""
+    import numpy as np
+
     from bot.classifier.fit import softmax_rows
 
-    def loss(t: float) -> float:
-        p = softmax_rows(logits / t)[range(len(y)), y]
-        return float(-sum(math.log(max(v, 1e-12)) for v in p) / len(y))
+    def loss(probabilities: np.ndarray) -> float:
+        return float(-np.log(np.maximum(probabilities[np.arange(len(y)), y], 1e-12)).mean())
 
-    return min(TEMPERATURES, key=loss)
+    temperature = min(TEMPERATURES, key=lambda t: loss(softmax_rows(logits / t)))
+    regression = softmax_rows(logits / temperature)
+    best = (loss(regression), NB_GAINS[1], 0.0, regression)
+    for gain in NB_GAINS:
+        bayes = softmax_rows(likelihood * gain)
+        for mix in NB_MIXES[1:]:
+            mixed = (1 - mix) * regression + mix * bayes
+            candidate = loss(mixed)
+            if candidate < best[0] - 1e-9:
+                best = (candidate, gain, mix, mixed)
+    return temperature, best[1], best[2], best[3]
 
 
 def _macro_f1(y: np.ndarray, predicted: np.ndarray, n: int) -> float:
