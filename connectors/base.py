@@ -161,7 +161,7 @@ class ConnectorSettings:
 
     account: str  # the account's name in the config, for messages
     base_url: str
-    secrets: Mapping[str, str]  # e.g. {"access_token": "..."}; never logged
+    secrets: Mapping[str, str] = field(repr=False)  # e.g. {"access_token": "..."}; never logged
     options: Mapping[str, Any] = field(default_factory=dict)  # platform-specific, see each Platform
     timeout: float = 10.0  # seconds for one HTTP request
 

@@ -185,7 +185,6 @@ def test_x_connector_repr_and_errors_hold_no_secret(x_peer: XPeer, auth: str) ->
         connector.close()
 
 
-@pytest.mark.xfail(strict=True, reason="connectors/base.py: ConnectorSettings.secrets needs field(repr=False)")
 def test_connector_settings_repr_holds_no_secret() -> None:
     settings = ConnectorSettings(account="a", base_url="http://127.0.0.1:1", secrets={"access_token": "tok-Secret-1"})
     assert "tok-Secret-1" not in repr(settings)
