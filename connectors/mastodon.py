@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -44,6 +43,7 @@ from connectors.base import (
     Rejected,
     Unavailable,
 )
+from connectors.ignored import IgnoredAuthors
 from connectors.mastodon_html import html_to_text
 from connectors.mastodon_limits import RateHeaders, retry_after, text_length
 
@@ -53,7 +53,6 @@ log = logging.getLogger(__name__)
 MAX_PAGE = 80
 # Blocks and mutes change rarely; re-reading them once a minute costs 2 of 300 requests per 5 minutes.
 IGNORED_TTL = 60.0
-IGNORED_UNREADABLE_TTL = 3600.0  # the token may not read them (no read:blocks scope): ask again hourly
 MAX_RELATION_PAGES = 10
 DEFAULT_MAX_CHARACTERS = 500
 
@@ -87,8 +86,7 @@ class MastodonConnector:
         # file as that file's contents, which a real token must never trigger.
         self._client.access_token = self._token
         self._me: AccountInfo | None = None
-        self._ignored: frozenset[str] | None = None
-        self._ignored_until = 0.0  # time.monotonic() when blocks and mutes are read again
+        self._ignored = IgnoredAuthors(self._read_ignored, IGNORED_TTL)
 
     def __repr__(self) -> str:
         return f"MastodonConnector(account={self._account!r}, base_url={self._client.api_base_url!r})"
@@ -178,28 +176,12 @@ class MastodonConnector:
         return text_length(text)
 
     def ignored_author_ids(self) -> frozenset[str]:
-        """Accounts the brand blocked or muted (Mastodon still notifies of some), re-read once a minute.
+        """Accounts the brand blocked or muted (Mastodon still notifies of some), re-read once a minute."""
+        return self._ignored.get()
 
-        If they cannot be read for a while, the last list read stands; if they were never read, the
-        error propagates, so that the cycle answers nobody rather than someone the brand blocked. A
-        token without the scope to read them gets an empty list and a warning, once an hour.
-        """
-        if time.monotonic() < self._ignored_until and self._ignored is not None:
-            return self._ignored
-        try:
-            with self._edge("read blocks and mutes"):
-                ids = self._account_ids(self._client.blocks) | self._account_ids(self._client.mutes)
-        except (AuthFailed, Rejected) as exc:
-            log.warning("%s; blocked and muted authors are not known", exc)
-            ids, ttl = set(self._ignored or ()), IGNORED_UNREADABLE_TTL
-        except ConnectorError:
-            if self._ignored is None:
-                raise
-            ids, ttl = set(self._ignored), IGNORED_TTL / 4
-        else:
-            ttl = IGNORED_TTL
-        self._ignored, self._ignored_until = frozenset(ids), time.monotonic() + ttl
-        return self._ignored
+    def _read_ignored(self) -> set[str]:
+        with self._edge("read blocks and mutes"):
+            return self._account_ids(self._client.blocks) | self._account_ids(self._client.mutes)
 
     def budget(self) -> RateBudget:
         return self._rate.budget()

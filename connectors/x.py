@@ -42,6 +42,7 @@ from connectors.base import (
     Rejected,
     Unavailable,
 )
+from connectors.ignored import IgnoredAuthors
 from connectors.x_http import BEARER_PLACEHOLDER, RoutedSession, redact_from_logs
 from connectors.x_posts import mentions_from, post_id_or_none, replied_to
 from connectors.x_text import MAX_WEIGHTED_LENGTH
@@ -73,6 +74,7 @@ def snowflake_at(epoch_seconds: float) -> str:
     """The smallest post id X could give a post made at that time."""
     return str((int(epoch_seconds * 1000) - TWITTER_EPOCH_MS) << 22)
 
+
 # Pay-per-use estimates in USD (2026): a post read, and a post created without a URL. A post with a
 # URL costs about $0.20, which is why X replies carry the support email instead of a link.
 DEFAULT_PRICES: Mapping[str, float] = {"price_per_read": 0.005, "price_per_post": 0.015}
@@ -100,7 +102,6 @@ FIND_REPLY_PAGES = 5  # the brand's latest 500 posts: far more than it writes wh
 DEFAULT_RETRY_AFTER = 60.0  # a 429 without a reset header
 # GET /2/users/:id/blocking and /muting allow 15 requests per 15 minutes each.
 IGNORED_TTL = 120.0
-IGNORED_UNREADABLE_TTL = 3600.0  # a token without block.read/mute.read: ask again hourly
 RELATION_PAGES = 5  # 1000 accounts a page
 
 
@@ -144,8 +145,7 @@ class XConnector:
         self._username: str | None = None
         self._budgets: dict[str, RateBudget] = {}  # X limits each endpoint on its own
         self._usage: Counter[str] = Counter()
-        self._ignored: frozenset[str] | None = None
-        self._ignored_until = 0.0  # time.monotonic() when blocks and mutes are read again
+        self._ignored = IgnoredAuthors(self._read_ignored, IGNORED_TTL)
         self._posted: dict[str, PostedReply] = {}  # idempotency key -> reply, for this process
         # Mentions already read past the last page returned, and the cursor they follow:
         # saves re-reading (and paying for) them when more than `limit` were waiting.
@@ -205,12 +205,9 @@ class XConnector:
         length = weighted_length(text)
         if length > MAX_WEIGHTED_LENGTH:
             raise Rejected(
-                f"X account {self._account!r}: reply is {length} weighted characters, "
-                f"X allows {MAX_WEIGHTED_LENGTH}"
+                f"X account {self._account!r}: reply is {length} weighted characters, X allows {MAX_WEIGHTED_LENGTH}"
             )
-        body = self._call(
-            "post a reply", self._client.create_tweet, text=text, in_reply_to_tweet_id=mention.post_id
-        )
+        body = self._call("post a reply", self._client.create_tweet, text=text, in_reply_to_tweet_id=mention.post_id)
         data = body.get("data")
         post_id = post_id_or_none(data.get("id")) if isinstance(data, dict) else None
         if post_id is None:
@@ -258,28 +255,12 @@ class XConnector:
         return self._budgets.get("get_users_mentions", RateBudget())
 
     def ignored_author_ids(self) -> frozenset[str]:
-        """Users the brand blocked or muted, re-read every two minutes.
+        """Users the brand blocked or muted, re-read every two minutes."""
+        return self._ignored.get()
 
-        If they cannot be read for a while, the last list read stands; if they were never read, the
-        error propagates (better to answer nobody than someone the brand blocked). A token without
-        the block.read and mute.read scopes gets an empty list and a warning, once an hour.
-        """
-        if time.monotonic() < self._ignored_until and self._ignored is not None:
-            return self._ignored
-        try:
-            user_id = self._require_user()
-            ids = self._user_ids(user_id, "blocking") | self._user_ids(user_id, "muting")
-        except (AuthFailed, Rejected) as exc:
-            log.warning("%s; blocked and muted authors are not known", exc)
-            ids, ttl = set(self._ignored or ()), IGNORED_UNREADABLE_TTL
-        except ConnectorError:
-            if self._ignored is None:
-                raise
-            ids, ttl = set(self._ignored), IGNORED_TTL / 4
-        else:
-            ttl = IGNORED_TTL
-        self._ignored, self._ignored_until = frozenset(ids), time.monotonic() + ttl
-        return self._ignored
+    def _read_ignored(self) -> set[str]:
+        user_id = self._require_user()
+        return self._user_ids(user_id, "blocking") | self._user_ids(user_id, "muting")
 
     def usage(self) -> dict[str, int]:
         """What this connector has asked X for so far, for the core's spend estimate."""
@@ -307,9 +288,7 @@ class XConnector:
             seen_tokens.add(token)
         raise BadResponse(f"X account {self._account!r}: mentions did not end after {MAX_PAGES} pages")
 
-    def _mentions_page(
-        self, user_id: str, since_id: str | None, token: str | None, size: int
-    ) -> dict[str, Any]:
+    def _mentions_page(self, user_id: str, since_id: str | None, token: str | None, size: int) -> dict[str, Any]:
         body = self._call(
             "read mentions",
             self._client.get_users_mentions,

@@ -18,7 +18,6 @@ import pytest
 from mastodon import Mastodon
 from mastodon_mock.testing import MockServer
 
-import connectors.mastodon
 from bot.app import App
 from bot.config import load_config
 from bot.daemon import run_once
@@ -144,7 +143,8 @@ def test_blocked_and_muted_authors_get_no_reply(bot: App, mastodon_server: MockS
 def test_a_reply_in_flight_is_not_sent_once_the_author_is_blocked(
     bot: App, mastodon_server: MockServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(connectors.mastodon, "IGNORED_TTL", 0.0)  # re-read the block list every time
+    connector = bot.connector(bot.config.accounts[0])
+    monkeypatch.setattr(connector._ignored, "ttl", 0.0)  # re-read the block list every time
     base = mastodon_server.base_url
     post_id = str(post_as(base, "boris", QUESTION)["id"])
     add_fault(base, effect={"type": "status", "status": 503}, path="/api/v1/statuses", methods=["POST"])
