@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 from bench.crash_peers import ServerPost
 from bot.models import ReplyKind, ReplyState
-from bot.storage import Storage, StoredReply
+from bot.records import StoredReply
+from bot.storage import Storage
 
 DELIBERATE = {ReplyState.PENDING, ReplyState.REJECTED, ReplyState.DRAFTED}
 

@@ -12,7 +12,8 @@ from typing import Any
 
 from bot.classifier import mask_personal_data
 from bot.config import Config
-from bot.storage import Conflict, NotFound, QueueItem, Storage, now
+from bot.records import QueueItem
+from bot.storage import Conflict, NotFound, Storage, now
 from connectors import get_platform
 
 

@@ -162,9 +162,7 @@ class _Reader:
         line = node.start_mark.line + 1 if node is not None else 1
         self.problems.append(f"{self.path}:{line}: {key}: {message}")
 
-    def mapping(
-        self, node: yaml.Node, key: str, allowed: set[str], required: set[str]
-    ) -> dict[str, yaml.Node] | None:
+    def mapping(self, node: yaml.Node, key: str, allowed: set[str], required: set[str]) -> dict[str, yaml.Node] | None:
         if not isinstance(node, yaml.MappingNode):
             self.problem(node, key, "expected a mapping of keys")
             return None
@@ -207,9 +205,7 @@ class _Reader:
             self.problem(node, key, f"environment variable {name} is not set")
         return None if missing else expanded
 
-    def typed(
-        self, nodes: Mapping[str, yaml.Node], name: str, key: str, kind: type, default: Any = None
-    ) -> Any:
+    def typed(self, nodes: Mapping[str, yaml.Node], name: str, key: str, kind: type, default: Any = None) -> Any:
         node = nodes.get(name)
         if node is None:
             return default
@@ -338,9 +334,7 @@ class _Reader:
                 nodes, "retry_backoff", "daemon.retry_backoff", parse_duration, defaults.retry_backoff
             ),
             page_size=self.checked(nodes, "page_size", "daemon.page_size", _positive, defaults.page_size),
-            max_pages_per_cycle=self.checked(
-                nodes, "max_pages_per_cycle", "daemon.max_pages_per_cycle", _positive, 20
-            ),
+            max_pages_per_cycle=self.checked(nodes, "max_pages_per_cycle", "daemon.max_pages_per_cycle", _positive, 20),
             max_replies_per_author_hour=self.checked(
                 nodes, "max_replies_per_author_hour", "daemon.max_replies_per_author_hour", _positive, 3
             ),
@@ -416,9 +410,7 @@ class _Reader:
             urgent=self.typed(nodes, "urgent", "notify.urgent", bool, defaults.urgent),
             desk_url=self.checked(nodes, "desk_url", "notify.desk_url", _url, None),
             timeout=self.checked(nodes, "timeout", "notify.timeout", parse_duration, defaults.timeout),
-            max_attempts=self.checked(
-                nodes, "max_attempts", "notify.max_attempts", _positive, defaults.max_attempts
-            ),
+            max_attempts=self.checked(nodes, "max_attempts", "notify.max_attempts", _positive, defaults.max_attempts),
         )
 
     def accounts(self, node: yaml.Node) -> tuple[AccountConfig, ...]:
@@ -452,9 +444,7 @@ class _Reader:
                 platform = get_platform(platform_name)
             else:
                 choices = ", ".join(platform_names())
-                self.problem(
-                    platform_node, f"{key}.platform", f"unknown platform {platform_name!r} ({choices})"
-                )
+                self.problem(platform_node, f"{key}.platform", f"unknown platform {platform_name!r} ({choices})")
         allowed = set(common)
         if platform is not None:
             allowed |= set(platform.options)
@@ -473,9 +463,7 @@ class _Reader:
         secrets = self.secrets(nodes, key, platform.secret_keys)
         if not any(all(s in secrets for s in group) for group in platform.required_secrets):
             wanted = " or ".join("+".join(group) for group in platform.required_secrets)
-            self.problem(
-                node, f"{key}", f"credentials missing: give {wanted} (inline, ${{VAR}} or <key>_file)"
-            )
+            self.problem(node, f"{key}", f"credentials missing: give {wanted} (inline, ${{VAR}} or <key>_file)")
         options = {
             option: self.typed(nodes, option, f"{key}.{option}", kind)
             for option, kind in platform.options.items()

@@ -16,7 +16,8 @@ from bot.app import App
 from bot.config import AccountConfig
 from bot.outbox import SendReport, send_due
 from bot.pipeline import process_mention
-from bot.storage import AccountState, now
+from bot.records import AccountState
+from bot.storage import now
 from connectors.base import AuthFailed, Connector, ConnectorError, RateLimited
 
 log = logging.getLogger("carebot.cycle")
@@ -71,9 +72,7 @@ def _verified(app: App, account: AccountConfig, state: AccountState, connector: 
     if account.name in app.verified and state.own_id:
         return state
     info = connector.verify()
-    app.storage.update_account(
-        account.name, own_id=info.id, own_handle=info.handle, max_characters=info.max_characters
-    )
+    app.storage.update_account(account.name, own_id=info.id, own_handle=info.handle, max_characters=info.max_characters)
     app.verified.add(account.name)
     refreshed = app.storage.account_state(account.name)
     assert refreshed is not None
@@ -134,9 +133,7 @@ def _handle_failure(app: App, account: AccountConfig, exc: ConnectorError, repor
         log.warning("%s: rate limited; paused until %s", account.name, until.isoformat())
     elif isinstance(exc, AuthFailed):
         until = now() + AUTH_PAUSE
-        app.storage.update_account(
-            account.name, paused_until=until, pause_reason=f"credentials refused: {exc}"
-        )
+        app.storage.update_account(account.name, paused_until=until, pause_reason=f"credentials refused: {exc}")
         app.drop_connector(account.name)
         report.paused = True
         log.error("%s: credentials refused (%s); paused until %s", account.name, exc, until.isoformat())

@@ -110,8 +110,7 @@ def run_demo(keep: str | None = None, verbose: bool = False) -> int:
             print_results(app, posted)
             report = reports[0]
             print(
-                f"One cycle: {report.new} new mentions handled and {report.sent.sent} replies posted "
-                f"in {elapsed:.1f}s."
+                f"One cycle: {report.new} new mentions handled and {report.sent.sent} replies posted in {elapsed:.1f}s."
             )
             if keep:
                 print(f"Database and config kept in {workdir}: carebot queue list --config {workdir}/carebot.yaml")

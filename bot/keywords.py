@@ -20,9 +20,7 @@ def normalise(text: str) -> str:
 
 def phrase_pattern(phrase: str) -> re.Pattern[str]:
     """Whole words; a `*` ending a word lets it go on ("спасиб*" matches "спасибо")."""
-    parts = [
-        re.escape(w.rstrip("*")) + (r"\w*" if w.endswith("*") else "") for w in normalise(phrase).split()
-    ]
+    parts = [re.escape(w.rstrip("*")) + (r"\w*" if w.endswith("*") else "") for w in normalise(phrase).split()]
     return re.compile(r"(?<!\w)" + r"\s+".join(parts) + r"(?!\w)")
 
 

@@ -20,8 +20,9 @@ from bot.config import AccountConfig
 from bot.liveness import is_dead, process_identity
 from bot.models import ReplyKind, ReplyState
 from bot.pipeline import router_context
+from bot.records import AccountState, StoredMention, StoredReply
 from bot.router import decide
-from bot.storage import AccountState, StoredMention, StoredReply, now
+from bot.storage import now
 from connectors.base import (
     AuthFailed,
     BadResponse,
@@ -104,9 +105,7 @@ def _send_one(
         if existing is not None:
             storage.mark_sent(reply.id, existing.post_id)
             report.found_existing += 1
-            log.info(
-                "%s: reply %s was already posted as %s; recorded", account.name, reply.id, existing.post_id
-            )
+            log.info("%s: reply %s was already posted as %s; recorded", account.name, reply.id, existing.post_id)
             return
         if reply.decided_by == "auto" and stored.mention.author.id in connector.ignored_author_ids():
             storage.park(reply.id, "not sent: the brand has since blocked or muted the author")

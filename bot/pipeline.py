@@ -9,8 +9,8 @@ from bot.app import App
 from bot.classifier import Classification, mask_personal_data
 from bot.config import AccountConfig
 from bot.models import Action, Decision, Mode, ReplyState
+from bot.records import AccountState, Classified
 from bot.router import Context, decide
-from bot.storage import AccountState, Classified
 from connectors import get_platform
 from connectors.base import Connector, Mention
 

@@ -102,9 +102,7 @@ def load_playbooks(directory: Path | None = None) -> Playbooks:
         package = importlib.resources.files("playbooks")
         for entry in sorted(package.iterdir(), key=lambda e: e.name):
             if entry.name.endswith(".yaml"):
-                sources.append(
-                    (f"playbooks/{entry.name}", entry.name[: -len(".yaml")], entry.read_text("utf-8"))
-                )
+                sources.append((f"playbooks/{entry.name}", entry.name[: -len(".yaml")], entry.read_text("utf-8")))
         where = "playbooks/"
     else:
         directory = Path(directory)
@@ -265,9 +263,7 @@ class _Checker:
                 for lang, phrases in keywords.items():
                     for i, phrase in enumerate(phrases):
                         if "*" in phrase:
-                            self.problem(
-                                ("classifier", "keywords", lang, i), "`*` works only in rules' keywords"
-                            )
+                            self.problem(("classifier", "keywords", lang, i), "`*` works only in rules' keywords")
             if "examples" in section:
                 examples = self.by_language(section["examples"], ("classifier", "examples"), "example posts")
         templates = self.templates(top.get("templates", {}))
@@ -301,9 +297,7 @@ class _Checker:
             by_lang = self.by_language(langs, path, "variants")
             for lang in LANGUAGES:
                 if lang not in by_lang and isinstance(langs, dict) and lang not in langs:
-                    self.problem(
-                        path, f"missing language {lang!r}: every template needs {', '.join(LANGUAGES)}"
-                    )
+                    self.problem(path, f"missing language {lang!r}: every template needs {', '.join(LANGUAGES)}")
             for lang, variants in by_lang.items():
                 self.variants(variants, (*path, lang))
             out[str(name)] = MappingProxyType(by_lang)
@@ -311,13 +305,9 @@ class _Checker:
 
     def variants(self, variants: tuple[str, ...], path: KeyPath) -> None:
         if variants and len(variants) < MIN_VARIANTS:
-            self.problem(
-                path, f"needs at least {MIN_VARIANTS} variants so replies do not repeat, has {len(variants)}"
-            )
+            self.problem(path, f"needs at least {MIN_VARIANTS} variants so replies do not repeat, has {len(variants)}")
         if variants and sum(not uses_link(v) for v in variants) < MIN_LINKLESS_VARIANTS:
-            self.problem(
-                path, f"needs at least {MIN_LINKLESS_VARIANTS} variants without {{support_url}} (for X)"
-            )
+            self.problem(path, f"needs at least {MIN_LINKLESS_VARIANTS} variants without {{support_url}} (for X)")
         if len(set(variants)) < len(variants):
             self.problem(path, "has the same variant twice")
         for i, variant in enumerate(variants):
@@ -348,13 +338,9 @@ class _Checker:
             when = self.condition(fields["when"], (*path, "when")) if "when" in fields else None
             last = i == len(value) - 1
             if last and "when" in fields:
-                self.problem(
-                    (*path, "when"), "the last rule must have no `when`, so every post gets an answer"
-                )
+                self.problem((*path, "when"), "the last rule must have no `when`, so every post gets an answer")
             if not last and "when" not in fields:
-                self.problem(
-                    path, "only the last rule may leave out `when`: the rules after it are never reached"
-                )
+                self.problem(path, "only the last rule may leave out `when`: the rules after it are never reached")
             template = self.template_ref(fields, "template", path, templates, action)
             direct = self.template_ref(fields, "direct_template", path, templates, action)
             if action is Action.REPLY and "template" not in fields:
@@ -389,9 +375,7 @@ class _Checker:
             key: self.typed(fields[key], (*path, key), bool, "true or false") if key in fields else None
             for key in ("personal_data", "angry")
         }
-        platform = (
-            self.choice(fields["platform"], (*path, "platform"), PLATFORMS) if "platform" in fields else None
-        )
+        platform = self.choice(fields["platform"], (*path, "platform"), PLATFORMS) if "platform" in fields else None
         keywords = None
         if "keywords" in fields:
             phrases = self.by_language(fields["keywords"], (*path, "keywords"), "phrases")

@@ -14,8 +14,9 @@ from bot.classifier import Classifier
 from bot.config import Config
 from bot.models import Action, Decision
 from bot.playbooks import Playbooks
+from bot.records import StoredMention
 from bot.router import Context, decide
-from bot.storage import Storage, StoredMention
+from bot.storage import Storage
 from connectors import get_platform
 
 

@@ -66,9 +66,7 @@ def template_problems(template: str) -> list[str]:
         )
     folded = normalise(template)
     problems.extend(
-        f"stock phrase {stock!r}: say what happened in your own words"
-        for stock in _STOCK_PHRASES
-        if stock in folded
+        f"stock phrase {stock!r}: say what happened in your own words" for stock in _STOCK_PHRASES if stock in folded
     )
     return problems
 
@@ -112,9 +110,7 @@ def render(template: str, brand: Brand, handle: str, lang: str, prefer_links: bo
     return f"@{safe} {body}"
 
 
-def variants(
-    templates: Sequence[str], brand: Brand, handle: str, lang: str, prefer_links: bool
-) -> list[Variant]:
+def variants(templates: Sequence[str], brand: Brand, handle: str, lang: str, prefer_links: bool) -> list[Variant]:
     """Every variant that can be used here, rendered, with its index in the playbook."""
     return [
         Variant(index, render(template, brand, handle, lang, prefer_links))

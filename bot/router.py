@@ -81,16 +81,12 @@ def decide(mention: Mention, result: Classification, playbooks: Playbooks, ctx: 
     if rule.action is not Action.REPLY or rule.template is None:
         # A post we would let pass, but are unsure about, is kept for a person rather than dropped.
         action = Action.RECORD if unsure and rule.action is Action.IGNORE else rule.action
-        return Decision(
-            situation, action, "; ".join(reasons), needs_approval=unsure, urgent=urgent, priority=priority
-        )
+        return Decision(situation, action, "; ".join(reasons), needs_approval=unsure, urgent=urgent, priority=priority)
 
     lang = _language(result.lang, playbook, rule.template, ctx.brand)
     handle = mention.author.handle
     try:
-        pick = _pick(
-            playbook, rule.template, lang, handle, mention.post_id, ctx, ctx.last_template_for_author
-        )
+        pick = _pick(playbook, rule.template, lang, handle, mention.post_id, ctx, ctx.last_template_for_author)
     except ValueError as exc:  # the handle has nothing we can safely write
         pick = f"no reply drafted: {exc}"
     if isinstance(pick, str):  # nothing can go out as it is: a person writes or drops the reply
@@ -183,9 +179,7 @@ def _pick(
         return _Pick(ident(fresh[0]), fresh[0].text)
     if fitting:
         shortest = min(fitting, key=lambda v: ctx.text_length(v.text))
-        return _Pick(
-            ident(shortest), shortest.text, "only a repeat of this author's last reply fits: a person checks"
-        )
+        return _Pick(ident(shortest), shortest.text, "only a repeat of this author's last reply fits: a person checks")
     return f"no variant of {playbook.situation}/{template}/{lang} fits {ctx.max_characters} characters"
 
 

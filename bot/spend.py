@@ -28,9 +28,7 @@ def account_status(storage: Storage, account: AccountConfig) -> dict[str, Any]:
         ).scalar_one()
         by_state = dict(
             connection.execute(
-                select(replies.c.state, func.count())
-                .where(replies.c.account == account.name)
-                .group_by(replies.c.state)
+                select(replies.c.state, func.count()).where(replies.c.account == account.name).group_by(replies.c.state)
             ).all()
         )
     return {

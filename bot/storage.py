@@ -9,7 +9,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +18,18 @@ from sqlalchemy import Connection, Engine, create_engine, event, func, insert, s
 from sqlalchemy.exc import IntegrityError
 
 from bot.models import Decision, ReplyKind, ReplyState
+from bot.records import (
+    AccountState,
+    AuthorHistory,
+    Classified,
+    QueueItem,
+    StoredMention,
+    StoredReply,
+    account_record,
+    mention_record,
+    queue_item_record,
+    reply_record,
+)
 from bot.schema import accounts, mentions, opt_outs, replies
 from connectors.base import Author, Mention
 
@@ -33,86 +44,6 @@ class Conflict(RuntimeError):
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class AccountState:
-    name: str
-    platform: str
-    cursor: str | None
-    paused_until: datetime | None
-    pause_reason: str | None
-    own_id: str | None
-    own_handle: str | None
-    max_characters: int | None
-    requests: int
-    posts_read: int
-    posts_created: int
-
-
-@dataclass(frozen=True)
-class StoredMention:
-    id: int
-    account: str
-    mention: Mention
-    lang: str
-    situation: str
-    confidence: float
-    personal_data: list[dict[str, Any]]
-    angry: bool
-    action: str
-    reason: str
-    urgent: bool
-    priority: int
-    received_at: datetime
-
-
-@dataclass(frozen=True)
-class StoredReply:
-    id: int
-    mention_id: int
-    account: str
-    kind: ReplyKind
-    text: str
-    template_id: str | None
-    state: ReplyState
-    idempotency_key: str
-    platform_post_id: str | None
-    attempts: int
-    last_error: str | None
-    reworded: bool
-    decided_by: str
-    approved_by: str | None
-    rejected_reason: str | None
-    created_at: datetime
-    updated_at: datetime
-    sent_at: datetime | None
-
-
-@dataclass(frozen=True)
-class QueueItem:
-    reply: StoredReply
-    mention: StoredMention
-
-
-@dataclass(frozen=True)
-class AuthorHistory:
-    opted_out: bool
-    replies_last_hour: int
-    last_template_id: str | None
-
-
-@dataclass(frozen=True)
-class Classified:
-    """What the pipeline learned about a mention, as storage keeps it."""
-
-    lang: str
-    situation: str
-    confidence: float
-    scores: dict[str, float]
-    personal_data: list[dict[str, Any]]
-    angry: bool
-    opt_out: bool
 
 
 MIGRATION_LOCK = 0x6361726562  # PostgreSQL advisory lock id: "careb"
@@ -193,17 +124,17 @@ class Storage:
                 except IntegrityError:
                     pass  # another worker created it first
                 row = tx.execute(select(accounts).where(accounts.c.name == name)).mappings().one()
-        return _account(row)
+        return account_record(row)
 
     def account_state(self, name: str) -> AccountState | None:
         with self._tx() as tx:
             row = tx.execute(select(accounts).where(accounts.c.name == name)).mappings().first()
-        return _account(row) if row else None
+        return account_record(row) if row else None
 
     def all_account_states(self) -> list[AccountState]:
         with self._tx() as tx:
             rows = tx.execute(select(accounts).order_by(accounts.c.name)).mappings().all()
-        return [_account(row) for row in rows]
+        return [account_record(row) for row in rows]
 
     def update_account(self, name: str, **values: Any) -> None:
         with self._tx() as tx:
@@ -349,14 +280,14 @@ class Storage:
             row = tx.execute(select(mentions).where(mentions.c.id == mention_id)).mappings().first()
         if row is None:
             raise NotFound(f"no mention {mention_id}")
-        return _mention(row)
+        return mention_record(row)
 
     def mentions_for(self, account: str | None = None) -> list[StoredMention]:
         query = select(mentions).order_by(mentions.c.id)
         if account is not None:
             query = query.where(mentions.c.account == account)
         with self._tx() as tx:
-            return [_mention(row) for row in tx.execute(query).mappings()]
+            return [mention_record(row) for row in tx.execute(query).mappings()]
 
     # --- replies: sending -------------------------------------------------------------------------
 
@@ -377,7 +308,7 @@ class Storage:
             .limit(limit)
         )
         with self._tx() as tx:
-            return [_reply(row) for row in tx.execute(query).mappings()]
+            return [reply_record(row) for row in tx.execute(query).mappings()]
 
     def claims_in_flight(self, account: str) -> list[tuple[int, str | None]]:
         """(reply id, claimant) of the replies being sent whose lease has not run out yet."""
@@ -495,12 +426,12 @@ class Storage:
             row = tx.execute(select(replies).where(replies.c.id == reply_id)).mappings().first()
         if row is None:
             raise NotFound(f"no reply {reply_id}")
-        return _reply(row)
+        return reply_record(row)
 
     def replies_for(self, mention_id: int) -> list[StoredReply]:
         with self._tx() as tx:
             rows = tx.execute(select(replies).where(replies.c.mention_id == mention_id).order_by(replies.c.id))
-            return [_reply(row) for row in rows.mappings()]
+            return [reply_record(row) for row in rows.mappings()]
 
     def queue(self, states: Sequence[ReplyState] = (ReplyState.PENDING, ReplyState.FAILED)) -> list[QueueItem]:
         """Replies waiting for a person, most urgent first: urgent, then priority, then oldest."""
@@ -512,7 +443,7 @@ class Storage:
         )
         with self._tx() as tx:
             rows = tx.execute(query).all()
-        return [_queue_item(row) for row in rows]
+        return [queue_item_record(row) for row in rows]
 
     def approve(self, reply_id: int, by: str, text: str | None = None, expected_text: str | None = None) -> StoredReply:
         """Approve a pending reply, with `text` instead of the draft if given.
@@ -580,81 +511,3 @@ class Storage:
             wanted = " or ".join(s.value for s in allowed)
             raise Conflict(f"reply {reply_id} is {current.state.value}, not {wanted}")
         return self.reply(reply_id)
-
-
-def _account(row: Any) -> AccountState:
-    return AccountState(
-        name=row["name"],
-        platform=row["platform"],
-        cursor=row["cursor"],
-        paused_until=row["paused_until"],
-        pause_reason=row["pause_reason"],
-        own_id=row["own_id"],
-        own_handle=row["own_handle"],
-        max_characters=row["max_characters"],
-        requests=row["requests"] or 0,
-        posts_read=row["posts_read"] or 0,
-        posts_created=row["posts_created"] or 0,
-    )
-
-
-def _mention(row: Any) -> StoredMention:
-    mention = Mention(
-        platform=row["platform"],
-        post_id=row["post_id"],
-        cursor=row["cursor"],
-        author=Author(row["author_id"], row["author_handle"], row["author_name"], row["author_is_bot"]),
-        text=row["text"],
-        created_at=row["created_at"],
-        url=row["url"],
-        in_reply_to_id=row["in_reply_to_id"],
-        in_reply_to_author_id=row["in_reply_to_author_id"],
-        conversation_id=row["conversation_id"],
-        visibility=row["visibility"],
-        mentions_brand=row["mentions_brand"],
-    )
-    return StoredMention(
-        id=row["id"],
-        account=row["account"],
-        mention=mention,
-        lang=row["lang"],
-        situation=row["situation"],
-        confidence=row["confidence"],
-        personal_data=list(row["personal_data"] or []),
-        angry=row["angry"],
-        action=row["action"],
-        reason=row["reason"],
-        urgent=row["urgent"],
-        priority=row["priority"],
-        received_at=row["received_at"],
-    )
-
-
-def _reply(row: Any) -> StoredReply:
-    return StoredReply(
-        id=row["id"],
-        mention_id=row["mention_id"],
-        account=row["account"],
-        kind=ReplyKind(row["kind"]),
-        text=row["text"],
-        template_id=row["template_id"],
-        state=ReplyState(row["state"]),
-        idempotency_key=row["idempotency_key"],
-        platform_post_id=row["platform_post_id"],
-        attempts=row["attempts"],
-        last_error=row["last_error"],
-        reworded=row["reworded"],
-        decided_by=row["decided_by"],
-        approved_by=row["approved_by"],
-        rejected_reason=row["rejected_reason"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        sent_at=row["sent_at"],
-    )
-
-
-def _queue_item(row: Any) -> QueueItem:
-    values = row._mapping
-    reply_values = {c.name: values[replies.c[c.name]] for c in replies.columns}
-    mention_values = {c.name: values[mentions.c[c.name]] for c in mentions.columns}
-    return QueueItem(_reply(reply_values), _mention(mention_values))

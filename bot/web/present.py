@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from bot.classifier import mask_personal_data
-from bot.storage import QueueItem, Storage, now
+from bot.records import QueueItem
+from bot.storage import Storage, now
 from bot.web.queries import Figures, ThreadPost, thread
 from connectors import get_platform
 

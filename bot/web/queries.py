@@ -12,8 +12,9 @@ from sqlalchemy import Engine, and_, func, insert, or_, select, update
 
 from bot.classifier import mask_personal_data
 from bot.models import Decision, ReplyKind, ReplyState
+from bot.records import StoredMention
 from bot.schema import mentions, replies
-from bot.storage import Conflict, NotFound, StoredMention, now
+from bot.storage import Conflict, NotFound, now
 
 WAITING = (ReplyState.PENDING.value, ReplyState.FAILED.value)
 
