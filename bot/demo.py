@@ -28,7 +28,7 @@ class DemoPost:
     text: str
 
 
-CUSTOMERS = ("alice", "boris", "dewi", "layla", "grumpy")
+CUSTOMERS = ("alice", "sam", "boris", "dewi", "layla", "grumpy")
 
 POSTS: tuple[DemoPost, ...] = (
     DemoPost("alice", "@acme how do I reach a real person at support? Email or phone is fine"),
@@ -38,9 +38,9 @@ POSTS: tuple[DemoPost, ...] = (
         "@acme my order never arrived and nobody answers. It's been two weeks! "
         "My email is alice.w@example.org, order #A-558812",
     ),
-    DemoPost("alice", "@acme why is the yearly plan so expensive? Any student discount?"),
+    DemoPost("sam", "@acme why is the yearly plan so expensive? Any student discount?"),
     DemoPost("grumpy", "@acme lol you are all clowns, worst company ever, go cry"),
-    DemoPost("alice", "@acme just wanted to say the new update is lovely, thank you!"),
+    DemoPost("sam", "@acme just wanted to say the new update is lovely, thank you!"),
     DemoPost("boris", "@acme как связаться с поддержкой? Дайте почту пожалуйста"),
     DemoPost("boris", "@acme приложение не работает третий день, деньги списали, а доступа нет!!!"),
     DemoPost("boris", "@acme почему подписка подорожала? Есть скидки для студентов?"),
