@@ -22,9 +22,7 @@ class Scenario:
 
 
 POSTS: tuple[Scenario, ...] = (
-    Scenario(
-        "alice", "@{brand} how can I contact your support team? is there an email?", "contact_request", "en"
-    ),
+    Scenario("alice", "@{brand} how can I contact your support team? is there an email?", "contact_request", "en"),
     Scenario("alice", "@{brand} does the app have a dark mode?", "simple_question", "en"),
     Scenario(
         "alice",

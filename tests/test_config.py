@@ -42,7 +42,7 @@ def problems_of(path: Path, environ: dict[str, str] | None = None) -> list[str]:
     return caught.value.problems
 
 
-def config_from(path: Path, environ: dict[str, str] | None = None):  # noqa: ANN201
+def config_from(path: Path, environ: dict[str, str] | None = None):
     return load_config(path, environ if environ is not None else {"MASTODON_TOKEN": "tok-123456"})
 
 
@@ -127,9 +127,7 @@ def test_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert find_config_path(None) == Path("carebot.yaml")
 
 
-@pytest.mark.parametrize(
-    ("raw", "seconds"), [(30, 30.0), ("30s", 30.0), ("2m", 120.0), ("1h", 3600.0), ("500ms", 0.5)]
-)
+@pytest.mark.parametrize(("raw", "seconds"), [(30, 30.0), ("30s", 30.0), ("2m", 120.0), ("1h", 3600.0), ("500ms", 0.5)])
 def test_durations(raw: object, seconds: float) -> None:
     assert parse_duration(raw) == seconds
 

@@ -89,9 +89,7 @@ def test_verify_returns_who_we_are_and_the_instance_limit(
 # --- reading mentions -----------------------------------------------------------
 
 
-def test_first_poll_starts_from_now_and_ignores_history(
-    brand: MastodonConnector, mastodon_server: MockServer
-) -> None:
+def test_first_poll_starts_from_now_and_ignores_history(brand: MastodonConnector, mastodon_server: MockServer) -> None:
     old = post_as(mastodon_server.base_url, "alice", "@brand an old question")
     first = brand.fetch_mentions(None, 40)
     assert first.mentions == []
@@ -254,9 +252,7 @@ def test_recorded_notifications_that_are_not_mentions(name: str) -> None:
 def test_reply_lands_in_the_thread_no_more_public_than_the_mention(
     brand: MastodonConnector, mastodon_server: MockServer, visibility: str
 ) -> None:
-    mention = mention_from(
-        brand, mastodon_server.base_url, "@brand where is my parcel?", visibility=visibility
-    )
+    mention = mention_from(brand, mastodon_server.base_url, "@brand where is my parcel?", visibility=visibility)
     posted = brand.reply(mention, "Sorry about the wait, we are checking it now.", "reply-1")
     status = server_status(mastodon_server.base_url, posted.post_id, as_user="alice")
     assert str(status["in_reply_to_id"]) == mention.post_id
@@ -283,9 +279,7 @@ def test_same_idempotency_key_posts_once(brand: MastodonConnector, mastodon_serv
     assert len(replies) == 1
 
 
-def test_direct_message_reaches_only_the_author(
-    brand: MastodonConnector, mastodon_server: MockServer
-) -> None:
+def test_direct_message_reaches_only_the_author(brand: MastodonConnector, mastodon_server: MockServer) -> None:
     mention = mention_from(brand, mastodon_server.base_url, "@brand I want a refund", author="layla")
     posted = brand.send_direct(mention, "Please send us your order number here.", "dm-1")
     status = server_status(mastodon_server.base_url, posted.post_id, as_user="layla")
@@ -303,9 +297,7 @@ def test_find_reply_before_and_after_replying(brand: MastodonConnector, mastodon
     assert found is not None and found.post_id == posted.post_id
 
 
-def test_find_reply_on_a_deleted_mention_is_none(
-    brand: MastodonConnector, mastodon_server: MockServer
-) -> None:
+def test_find_reply_on_a_deleted_mention_is_none(brand: MastodonConnector, mastodon_server: MockServer) -> None:
     mention = mention_from(brand, mastodon_server.base_url, "@brand never mind")
     with client(mastodon_server.base_url, "alice") as api:
         api.status_delete(mention.post_id)
@@ -359,12 +351,8 @@ def test_budget_is_unknown_until_the_server_reports_one(brand: MastodonConnector
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
-def test_server_errors_are_unavailable(
-    brand: MastodonConnector, mastodon_server: MockServer, status: int
-) -> None:
-    add_fault(
-        mastodon_server.base_url, path="/api/v1/notifications", effect={"type": "status", "status": status}
-    )
+def test_server_errors_are_unavailable(brand: MastodonConnector, mastodon_server: MockServer, status: int) -> None:
+    add_fault(mastodon_server.base_url, path="/api/v1/notifications", effect={"type": "status", "status": status})
     with pytest.raises(Unavailable):
         brand.fetch_mentions("0", 40)
     assert brand.fetch_mentions("0", 40).mentions == []  # the fault was one-off: next poll works
@@ -460,9 +448,7 @@ def test_subprocess_peer_serves_the_seed_and_stops(tmp_path: Path) -> None:
         try:
             cursor = connector.fetch_mentions(None, 40).next_cursor
             post_as(running.base_url, "alice", "@brand are you there?")
-            assert [m.text for m in connector.fetch_mentions(cursor, 40).mentions] == [
-                "@brand are you there?"
-            ]
+            assert [m.text for m in connector.fetch_mentions(cursor, 40).mentions] == ["@brand are you there?"]
         finally:
             connector.close()
     with pytest.raises(httpx.TransportError):

@@ -127,9 +127,7 @@ def test_mentions_carry_author_thread_and_quoted_post(x_peer: XPeer, connect: Co
     assert page.next_cursor == quote and not page.has_more
 
 
-def test_reply_in_the_thread_without_naming_the_brand_is_not_addressed_to_it(
-    x_peer: XPeer, connect: Connect
-) -> None:
+def test_reply_in_the_thread_without_naming_the_brand_is_not_addressed_to_it(x_peer: XPeer, connect: Connect) -> None:
     fake = x_peer.fake
     brand_post = fake.post("AcmeCare", "Maintenance tonight")
     other = fake.post("dana", "ok thanks", in_reply_to=brand_post)
@@ -214,9 +212,7 @@ def test_rate_limit_pauses_until_reset_and_loses_nothing(x_peer: XPeer, connect:
     assert [m.post_id for m in page.mentions] == [waiting]
 
 
-def test_budget_follows_the_rate_limit_headers_and_a_spent_budget_is_a_429(
-    x_peer: XPeer, connect: Connect
-) -> None:
+def test_budget_follows_the_rate_limit_headers_and_a_spent_budget_is_a_429(x_peer: XPeer, connect: Connect) -> None:
     fake = x_peer.fake
     fake.set_limit("GET mentions", 2)
     connector = connect(x_peer.settings())
@@ -312,9 +308,7 @@ def test_refused_connection_is_unavailable(connect: Connect) -> None:
         connect(x_settings(f"http://127.0.0.1:{free_port()}")).verify()
 
 
-def test_lost_answer_then_find_reply_finds_the_post_instead_of_reposting(
-    x_peer: XPeer, connect: Connect
-) -> None:
+def test_lost_answer_then_find_reply_finds_the_post_instead_of_reposting(x_peer: XPeer, connect: Connect) -> None:
     fake = x_peer.fake
     fake.post("rina", "@AcmeCare first")
     fake.post("omar", "@AcmeCare second")
@@ -415,9 +409,7 @@ def test_tier_sets_the_poll_spacing() -> None:
 
 def test_credentials_are_required() -> None:
     with pytest.raises(AuthFailed, match="bearer_token"):
-        XConnector(
-            ConnectorSettings(account="a", base_url="http://127.0.0.1:9", secrets={"access_token": "x"})
-        )
+        XConnector(ConnectorSettings(account="a", base_url="http://127.0.0.1:9", secrets={"access_token": "x"}))
 
 
 def test_platform_describes_the_config() -> None:

@@ -17,36 +17,17 @@ from bot.app import App
 from bot.config import Config, load_config
 from bot.daemon import run_once
 from bot.models import ReplyState
+from tests import configs
 from tests.peers.mastodon import BRAND, RunningMock, client, post_as, reset
 from tests.scenarios import ANSWERED, PERSONAL_DATA, POSTS, SCRIPTS, Scenario
 
 ROOT = Path(__file__).resolve().parents[1]
+DAEMON = "daemon:\n  max_replies_per_author_hour: 10\n"
 
 
 def write_config(directory: Path, base_url: str, db_url: str, mode: str = "auto") -> Path:
-    path = directory / "carebot.yaml"
-    path.write_text(
-        f"""
-brand:
-  name: Acme
-  support_email: help@acme.example
-  support_url: https://acme.example/help
-storage:
-  url: {db_url}
-accounts:
-  - name: acme-mastodon
-    platform: mastodon
-    base_url: {base_url}
-    access_token: ${{BRAND_TOKEN}}
-    mode: {mode}
-    poll_interval: 1s
-    timeout: 5s
-daemon:
-  max_replies_per_author_hour: 10
-""",
-        encoding="utf-8",
-    )
-    return path
+    account = configs.mastodon_account(base_url, mode=mode)
+    return configs.write_config(directory, db_url=db_url, accounts=account, sections=DAEMON)
 
 
 def config_for(tmp_path: Path, server_url: str, db_url: str, mode: str = "auto") -> Config:
@@ -161,9 +142,7 @@ def test_approve_mode_posts_nothing_until_approved_then_once(
         app.close()
 
 
-def test_dry_run_posts_nothing_but_records_everything(
-    tmp_path: Path, mastodon_server: MockServer, db_url: str
-) -> None:
+def test_dry_run_posts_nothing_but_records_everything(tmp_path: Path, mastodon_server: MockServer, db_url: str) -> None:
     app = App.build(config_for(tmp_path, mastodon_server.base_url, db_url, mode="dry-run"))
     try:
         run_once(app)
@@ -179,9 +158,7 @@ def test_dry_run_posts_nothing_but_records_everything(
         app.close()
 
 
-def test_the_daemon_process_answers_and_stops_on_sigterm(
-    tmp_path: Path, mastodon_process: RunningMock
-) -> None:
+def test_the_daemon_process_answers_and_stops_on_sigterm(tmp_path: Path, mastodon_process: RunningMock) -> None:
     reset(mastodon_process.base_url)
     config = write_config(tmp_path, mastodon_process.base_url, f"sqlite:///{tmp_path / 'bot.db'}")
     log_path = tmp_path / "daemon.log"
@@ -196,9 +173,7 @@ def test_the_daemon_process_answers_and_stops_on_sigterm(
         try:
             _wait_for(lambda: b"carebot running" in log_path.read_bytes(), daemon, log_path)
             time.sleep(1.5)  # the first cycle sets the cursor at "now"
-            post_as(
-                mastodon_process.base_url, "alice", "@brand how do I contact support? what is your email?"
-            )
+            post_as(mastodon_process.base_url, "alice", "@brand how do I contact support? what is your email?")
             _wait_for(lambda: len(brand_statuses(mastodon_process.base_url)) == 1, daemon, log_path)
             daemon.terminate()
             assert daemon.wait(timeout=10) == 0

@@ -15,36 +15,16 @@ from bot.daemon import run_once
 from bot.models import ReplyState
 from bot.spend import account_status
 from connectors.x_text import text_length
+from tests import configs
 from tests.peers.x import XPeer
 from tests.peers.x_fake import BRAND
 from tests.scenarios import ANSWERED, PERSONAL_DATA, POSTS, SCRIPTS, Scenario
 
 
 def config_for(tmp_path: Path, peer: XPeer, db_url: str, mode: str = "auto") -> Config:
-    path = tmp_path / "carebot.yaml"
-    path.write_text(
-        f"""
-brand:
-  name: Acme
-  support_email: help@acme.example
-  support_url: https://acme.example/help
-storage:
-  url: {db_url}
-accounts:
-  - name: acme-x
-    platform: x
-    base_url: {peer.base_url}
-    bearer_token: ${{X_TOKEN}}
-    tier: pro
-    mode: {mode}
-    poll_interval: 1s
-    timeout: 5s
-daemon:
-  max_replies_per_author_hour: 10
-  retry_backoff: 100ms
-""",
-        encoding="utf-8",
-    )
+    daemon = "daemon:\n  max_replies_per_author_hour: 10\n  retry_backoff: 100ms\n"
+    account = configs.x_account(peer.base_url, mode=mode)
+    path = configs.write_config(tmp_path, db_url=db_url, accounts=account, sections=daemon)
     return load_config(path, {"X_TOKEN": str(BRAND.bearer_token)})
 
 

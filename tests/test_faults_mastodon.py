@@ -26,6 +26,7 @@ from bot.daemon import run_forever, run_once
 from bot.models import ReplyState
 from bot.storage import now
 from connectors.mastodon_limits import retry_after
+from tests import configs
 from tests.peers.mastodon import BRAND, SEED, add_fault, client, free_port, post_as
 
 ACCOUNT = "acme-mastodon"
@@ -33,34 +34,17 @@ COMPLAINT = "@brand my order never arrived and nobody answers, please help"
 QUESTION = "@brand how can I contact your support team? is there an email?"
 
 
-def write_config(directory: Path, base_url: str, db_url: str, *, timeout: str = "5s", extra: str = "") -> Path:
-    path = directory / "carebot.yaml"
-    path.write_text(
-        f"""
-brand:
-  name: Acme
-  support_email: help@acme.example
-  support_url: https://acme.example/help
-storage:
-  url: {db_url}
-accounts:
-  - name: {ACCOUNT}
-    platform: mastodon
-    base_url: {base_url}
-    access_token: ${{BRAND_TOKEN}}
-    mode: auto
-    poll_interval: 1s
-    timeout: {timeout}
-{extra}
-daemon:
+DAEMON = """daemon:
   max_attempts: 3
   retry_backoff: 100ms
   page_size: 5
   max_replies_per_author_hour: 50
-""",
-        encoding="utf-8",
-    )
-    return path
+"""
+
+
+def write_config(directory: Path, base_url: str, db_url: str, *, timeout: str = "5s", other_account: str = "") -> Path:
+    accounts = [configs.mastodon_account(base_url, name=ACCOUNT, timeout=timeout), other_account]
+    return configs.write_config(directory, db_url=db_url, accounts=accounts, sections=DAEMON)
 
 
 def load(path: Path) -> Config:
@@ -345,13 +329,7 @@ def test_a_failed_read_loses_nothing_the_next_cycle_answers(
 
 
 def two_accounts(dead_url: str) -> str:
-    return f"""  - name: acme-dead
-    platform: mastodon
-    base_url: {dead_url}
-    access_token: ${{BRAND_TOKEN}}
-    mode: auto
-    poll_interval: 1s
-    timeout: 1s"""
+    return configs.mastodon_account(dead_url, name="acme-dead", timeout="1s")
 
 
 def test_an_unreachable_instance_does_not_stop_the_other_account(
@@ -359,7 +337,7 @@ def test_an_unreachable_instance_does_not_stop_the_other_account(
 ) -> None:
     base = mastodon_server.base_url
     dead = f"http://127.0.0.1:{free_port()}"  # nobody listens there
-    app = make_app(base, extra=two_accounts(dead))
+    app = make_app(base, other_account=two_accounts(dead))
     post_id = str(post_as(base, "alice", QUESTION)["id"])
     reports = {r.account: r for r in run_once(app)}
     assert reports["acme-dead"].error and "Unavailable" in reports["acme-dead"].error
@@ -372,7 +350,7 @@ def test_the_running_daemon_survives_faults_on_every_endpoint(
 ) -> None:
     base = mastodon_server.base_url
     dead = f"http://127.0.0.1:{free_port()}"
-    app = make_app(base, extra=two_accounts(dead))
+    app = make_app(base, other_account=two_accounts(dead))
     post_ids = [str(post_as(base, who, QUESTION)["id"]) for who in ("alice", "dewi")]
     for path, method in (
         ("/api/v1/notifications", "GET"),

@@ -20,6 +20,7 @@ from bot.cli import main as carebot
 from bot.config import load_config
 from bot.daemon import run_once
 from bot.models import ReplyState
+from tests import configs
 from tests.peers.mastodon import post_as
 from tests.peers.x import XPeer
 from tests.peers.x_fake import BRAND, FakeX
@@ -30,32 +31,18 @@ COMPLAINT = f"@{BRAND.username} my order never arrived and nobody answers, pleas
 QUESTION = f"@{BRAND.username} how can I contact your support team? is there an email?"
 
 
-def write_config(directory: Path, base_url: str, db_url: str, *, timeout: str = "5s", extra: str = "") -> Path:
-    path = directory / "carebot.yaml"
-    path.write_text(
-        f"""
-brand:
-  name: Acme
-  support_email: help@acme.example
-storage:
-  url: {db_url}
-accounts:
-  - name: {ACCOUNT}
-    platform: x
-    base_url: {base_url}
-    bearer_token: ${{X_TOKEN}}
-    tier: pro
-    mode: auto
-    timeout: {timeout}
-{extra}
-daemon:
+DAEMON = """daemon:
   max_attempts: 3
   retry_backoff: 100ms
   max_replies_per_author_hour: 50
-""",
-        encoding="utf-8",
+"""
+
+
+def write_config(directory: Path, base_url: str, db_url: str, *, timeout: str = "5s", other_account: str = "") -> Path:
+    accounts = [configs.x_account(base_url, name=ACCOUNT, poll_interval=None, timeout=timeout), other_account]
+    return configs.write_config(
+        directory, db_url=db_url, accounts=accounts, sections=DAEMON, brand=configs.EMAIL_ONLY_BRAND_YAML
     )
-    return path
 
 
 @pytest.fixture(autouse=True)
@@ -259,13 +246,8 @@ def test_blocked_and_muted_users_get_no_reply_on_x(
 def test_x_down_does_not_stop_the_mastodon_account(
     x_peer: XPeer, mastodon_server: MockServer, make_app: Callable[..., App]
 ) -> None:
-    mastodon = f"""  - name: acme-mastodon
-    platform: mastodon
-    base_url: {mastodon_server.base_url}
-    access_token: ${{BRAND_TOKEN}}
-    mode: auto
-    timeout: 5s"""
-    app = make_app(x_peer.base_url, extra=mastodon)
+    mastodon = configs.mastodon_account(mastodon_server.base_url, poll_interval=None)
+    app = make_app(x_peer.base_url, other_account=mastodon)
     on_x = x_peer.fake.post("rina", QUESTION)
     on_mastodon = str(post_as(mastodon_server.base_url, "alice", "@brand how can I contact your support team?")["id"])
     x_peer.fake.fail_next(503, 2, method="GET", path="/2/users/*/mentions")

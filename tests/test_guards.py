@@ -22,6 +22,7 @@ from bot.app import App
 from bot.config import load_config
 from bot.daemon import run_once
 from bot.models import ReplyState
+from tests import configs
 from tests.peers.mastodon import BRAND, add_fault, client, post_as
 from tests.test_faults_mastodon import brand_replies
 
@@ -29,28 +30,12 @@ ACCOUNT = "acme-mastodon"
 
 
 def build(tmp_path: Path, base_url: str, *, per_hour: int = 10, handles: str = "[]") -> App:
-    path = tmp_path / "carebot.yaml"
-    path.write_text(
-        f"""
-brand:
-  name: Acme
-  support_email: help@acme.example
-  support_url: https://acme.example/help
-  handles: {handles}
-storage:
-  url: sqlite:///{tmp_path / "carebot.db"}
-accounts:
-  - name: {ACCOUNT}
-    platform: mastodon
-    base_url: {base_url}
-    access_token: ${{BRAND_TOKEN}}
-    mode: auto
-    timeout: 5s
-daemon:
-  retry_backoff: 100ms
-  max_replies_per_author_hour: {per_hour}
-""",
-        encoding="utf-8",
+    path = configs.write_config(
+        tmp_path,
+        db_url=f"sqlite:///{tmp_path / 'carebot.db'}",
+        accounts=configs.mastodon_account(base_url, name=ACCOUNT, poll_interval=None),
+        sections=f"daemon:\n  retry_backoff: 100ms\n  max_replies_per_author_hour: {per_hour}\n",
+        brand=f"{configs.BRAND_YAML}  handles: {handles}\n",
     )
     app = App.build(load_config(path, {"BRAND_TOKEN": "brand_token"}))
     run_once(app)  # from now on

@@ -15,7 +15,7 @@ from bot.daemon import run_once
 from bot.liveness import is_dead, process_identity
 from bot.models import ReplyState
 from bot.outbox import CLAIM_LEASE
-from bot.storage import StoredReply
+from bot.records import StoredReply
 from tests.peers.mastodon import BRAND, client, post_as
 from tests.test_daemon_mastodon import config_for
 

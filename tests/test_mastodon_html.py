@@ -13,8 +13,7 @@ EXPECTED = {
     "mention_hcard.html": "@brand how do I reach your support team?",
     "remote_mentions.html": "@brand @friend look, same problem as yours",
     "long_link_hashtags.html": (
-        "@brand my order page is broken: shop.example/account/orders/20 "
-        "(home is fine: shop.example/) #bug #ShopFail"
+        "@brand my order page is broken: shop.example/account/orders/20 (home is fine: shop.example/) #bug #ShopFail"
     ),
     "paragraphs_br.html": (
         "@brand I paid twice for the same order.\nIt was yesterday evening.\nPlease help\n\n"

@@ -14,26 +14,27 @@ import respx
 from bot.config import Config, ConfigError, NotifyConfig, load_config
 from bot.models import Action, Decision, ReplyState
 from bot.notify import Webhook, notify_due
-from bot.storage import Classified, Storage, now
+from bot.records import Classified
+from bot.storage import Storage, now
 from connectors.base import Author, Mention
+from tests import configs
 
 HOOK = "https://hooks.example.com/services/T000/B000/not-a-real-token"  # respx answers; nothing leaves
 
 
 def config_for(tmp_path: Path, extra: str = "") -> Config:
-    path = tmp_path / "carebot.yaml"
-    path.write_text(
-        f"""
-brand: {{name: Acme, support_email: help@acme.example}}
-storage: {{url: "sqlite:///unused.db"}}
-notify:
+    notify = f"""notify:
   webhook_url: ${{HOOK_URL}}
   wait_threshold: 15m
   desk_url: https://desk.acme.example/
-{extra}accounts:
-  - {{name: acme-mastodon, platform: mastodon, base_url: "http://127.0.0.1:9", access_token: t0ken}}
-""",
-        encoding="utf-8",
+{extra}"""
+    account = configs.mastodon_account("http://127.0.0.1:9", mode=None, token="t0ken", poll_interval=None, timeout=None)
+    path = configs.write_config(
+        tmp_path,
+        db_url="sqlite:///unused.db",
+        accounts=account,
+        sections=notify,
+        brand=configs.EMAIL_ONLY_BRAND_YAML,
     )
     return load_config(path, {"HOOK_URL": HOOK})
 

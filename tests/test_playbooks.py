@@ -202,9 +202,8 @@ def test_a_template_missing_a_language_is_named_with_its_line(tmp_path: Path) ->
     ar = text.index("    ar:", start)
     path.write_text(text[:ar], "utf-8")  # the file ends before idea_thanks' Arabic variants
     problems = problems_of(directory)
-    assert (
-        f"{path}:{line_of(path, 'idea_thanks:')}: templates.idea_thanks: missing language 'ar'"
-        in "\n".join(problems)
+    assert f"{path}:{line_of(path, 'idea_thanks:')}: templates.idea_thanks: missing language 'ar'" in "\n".join(
+        problems
     )
 
 
@@ -214,9 +213,7 @@ def test_too_few_variants_are_an_error(tmp_path: Path) -> None:
     edit(path, '      - "That\'s lovely to hear, thank you for taking the time to tell us!"\n', "")
     problems = problems_of(directory)
     assert any(
-        p.startswith(
-            f"{path}:{line_of(path, 'praise_thanks:') + 1}: templates.praise_thanks.en: needs at least 3"
-        )
+        p.startswith(f"{path}:{line_of(path, 'praise_thanks:') + 1}: templates.praise_thanks.en: needs at least 3")
         for p in problems
     ), problems
 

@@ -29,6 +29,7 @@ from connectors.mastodon_html import html_to_text
 from connectors.mastodon_limits import text_length as mastodon_length
 from connectors.x_posts import mentions_from
 from connectors.x_text import text_length as x_length
+from tests import configs
 from tests.peers.mastodon import add_fault, post_as
 from tests.test_faults_mastodon import brand_replies
 
@@ -237,24 +238,11 @@ POSTS = {
 
 @pytest.fixture
 def bot(tmp_path: Path, mastodon_server: MockServer, db_url: str) -> Iterator[App]:
-    path = tmp_path / "carebot.yaml"
-    path.write_text(
-        f"""
-brand:
-  name: Acme
-  support_email: help@acme.example
-  support_url: https://acme.example/help
-storage:
-  url: {db_url}
-accounts:
-  - name: acme-mastodon
-    platform: mastodon
-    base_url: {mastodon_server.base_url}
-    access_token: ${{BRAND_TOKEN}}
-daemon:
-  max_replies_per_author_hour: 50
-""",
-        encoding="utf-8",
+    path = configs.write_config(
+        tmp_path,
+        db_url=db_url,
+        accounts=configs.mastodon_account(mastodon_server.base_url, mode=None, poll_interval=None, timeout=None),
+        sections="daemon:\n  max_replies_per_author_hour: 50\n",
     )
     app = App.build(load_config(path, {"BRAND_TOKEN": "brand_token"}))
     run_once(app)

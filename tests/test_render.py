@@ -35,9 +35,7 @@ def shipped_variants() -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("brand", [WITH_PAGE, WITHOUT_PAGE], ids=["with-page", "email-only"])
 @pytest.mark.parametrize("prefer_links", [True, False], ids=["links", "no-links"])
-def test_every_shipped_variant_renders_within_280_with_a_30_char_handle(
-    brand: Brand, prefer_links: bool
-) -> None:
+def test_every_shipped_variant_renders_within_280_with_a_30_char_handle(brand: Brand, prefer_links: bool) -> None:
     checked = 0
     for template_id, template in shipped_variants():
         if not usable(template, brand, prefer_links):
@@ -155,6 +153,4 @@ def test_contacts_written_out_and_stock_phrases_are_refused(template: str) -> No
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_rendered_spacing_is_tidy(lang: str) -> None:
-    assert (
-        render("  Thanks   from {brand}.  ", WITHOUT_PAGE, "jo", lang, True) == "@jo Thanks from Acme Mobile."
-    )
+    assert render("  Thanks   from {brand}.  ", WITHOUT_PAGE, "jo", lang, True) == "@jo Thanks from Acme Mobile."

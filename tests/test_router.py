@@ -61,9 +61,7 @@ def mention(text: str = "hello @acme", post_id: str = "1001", **author: object) 
     )
 
 
-def classified(
-    situation: str, lang: str = "en", confidence: float = 0.9, **signals: object
-) -> Classification:
+def classified(situation: str, lang: str = "en", confidence: float = 0.9, **signals: object) -> Classification:
     values: dict[str, object] = {
         "lang": lang,
         "lang_confidence": 0.99,
@@ -81,9 +79,7 @@ def classified(
 
 def mastodon(**changes: object) -> Context:
     return dataclasses.replace(
-        Context(
-            brand=BRAND, platform="mastodon", max_characters=500, text_length=mastodon_limits.text_length
-        ),
+        Context(brand=BRAND, platform="mastodon", max_characters=500, text_length=mastodon_limits.text_length),
         **changes,
     )
 
@@ -144,16 +140,12 @@ def test_complaint_with_personal_data_gets_the_privacy_warning_and_none_of_the_d
     for ctx in (mastodon(), x()):
         decision = decide(mention(text), result, playbooks, ctx)
         assert decision.action is Action.REPLY
-        assert decision.template_id is not None and decision.template_id.startswith(
-            f"complaint/pii_warning/{lang}/"
-        )
+        assert decision.template_id is not None and decision.template_id.startswith(f"complaint/pii_warning/{lang}/")
         assert decision.urgent and decision.priority == playbooks["complaint"].priority + ANGRY_BONUS
         for reply in (decision.reply_text, decision.direct_text):
             for span in found:
                 assert text[span.start : span.end] not in (reply or "")
-            assert (
-                "4111" not in (reply or "") and "0958" not in (reply or "") and "99812" not in (reply or "")
-            )
+            assert "4111" not in (reply or "") and "0958" not in (reply or "") and "99812" not in (reply or "")
         # The private follow-up goes out only where automated DMs are allowed.
         assert (decision.direct_text is not None) is ctx.allow_direct
 
@@ -164,9 +156,7 @@ def test_an_angry_complaint_is_acknowledged_as_such_and_goes_first(playbooks: Pl
     assert calm.template_id is not None and calm.template_id.startswith("complaint/ack/en/")
     assert angry.template_id is not None and angry.template_id.startswith("complaint/angry_ack/en/")
     assert (
-        angry.priority
-        > calm.priority
-        > decide(mention(), classified("price_question"), playbooks, mastodon()).priority
+        angry.priority > calm.priority > decide(mention(), classified("price_question"), playbooks, mastodon()).priority
     )
     assert calm.urgent and angry.urgent
     assert calm.direct_text is not None and calm.direct_text.startswith("@jane_doe ")
@@ -185,9 +175,7 @@ def test_an_angry_complaint_is_acknowledged_as_such_and_goes_first(playbooks: Pl
         ("other", "@acme ada saran: tambahin mode gelap dong", "other/idea_thanks/id/"),
     ],
 )
-def test_keyword_rules_pick_the_answer(
-    playbooks: Playbooks, situation: str, text: str, template: str
-) -> None:
+def test_keyword_rules_pick_the_answer(playbooks: Playbooks, situation: str, text: str, template: str) -> None:
     lang = template.split("/")[2]
     decision = decide(mention(text), classified(situation, lang), playbooks, mastodon())
     assert decision.action is Action.REPLY
@@ -325,8 +313,7 @@ def test_the_variant_must_fit_the_platform_limit(playbooks: Playbooks) -> None:
     texts = playbooks["complaint"].templates["ack"]["en"]
     rendered = sorted(
         (
-            len(t.replace("{support_email}", BRAND.support_email).replace("{brand}", BRAND.name))
-            + len("@jane_doe "),
+            len(t.replace("{support_email}", BRAND.support_email).replace("{brand}", BRAND.name)) + len("@jane_doe "),
             i,
         )
         for i, t in enumerate(texts)
@@ -344,13 +331,9 @@ def test_the_variant_must_fit_the_platform_limit(playbooks: Playbooks) -> None:
         playbooks,
         dataclasses.replace(tight, last_template_for_author=decision.template_id),
     )
-    assert (
-        repeat.action is Action.REPLY and repeat.needs_approval and repeat.template_id == decision.template_id
-    )
+    assert repeat.action is Action.REPLY and repeat.needs_approval and repeat.template_id == decision.template_id
     # Nothing fits: never truncated, never over the limit; kept for a person.
-    none_fits = decide(
-        mention(), classified("complaint"), playbooks, mastodon(max_characters=shortest_length - 1)
-    )
+    none_fits = decide(mention(), classified("complaint"), playbooks, mastodon(max_characters=shortest_length - 1))
     assert none_fits.action is Action.RECORD and none_fits.needs_approval and none_fits.reply_text is None
     assert "fits" in none_fits.reason
     assert none_fits.urgent  # still a complaint: first in the queue
@@ -380,9 +363,7 @@ def test_without_a_help_page_or_links_no_reply_names_one(playbooks: Playbooks) -
 
 def test_an_unknown_language_falls_back_to_the_brand_default(playbooks: Playbooks) -> None:
     russian_brand = dataclasses.replace(BRAND, default_language="ru")
-    decision = decide(
-        mention(), classified("contact_request", "fr"), playbooks, mastodon(brand=russian_brand)
-    )
+    decision = decide(mention(), classified("contact_request", "fr"), playbooks, mastodon(brand=russian_brand))
     assert decision.template_id is not None and "/ru/" in decision.template_id
 
 

@@ -22,6 +22,7 @@ from bot.daemon import run_once
 from bot.schema import metadata
 from connectors.base import AuthFailed, ConnectorSettings
 from connectors.x import XConnector
+from tests import configs
 from tests.peers.mastodon import add_fault, post_as
 from tests.peers.x import XPeer
 from tests.peers.x_fake import BRAND as X_BRAND
@@ -39,28 +40,17 @@ X_SECRETS = {
     "access_token_secret": "ats-Secret-63cc",
 }
 
+DAEMON = "daemon:\n  retry_backoff: 100ms\n"
+
 
 def mastodon_config(tmp_path: Path, base_url: str) -> Path:
-    path = tmp_path / "carebot.yaml"
-    path.write_text(
-        f"""
-brand:
-  name: Acme
-  support_email: help@acme.example
-storage:
-  url: sqlite:///{tmp_path / "carebot.db"}
-accounts:
-  - name: acme-mastodon
-    platform: mastodon
-    base_url: {base_url}
-    access_token: ${{BRAND_TOKEN}}
-    timeout: 1s
-daemon:
-  retry_backoff: 100ms
-""",
-        encoding="utf-8",
+    return configs.write_config(
+        tmp_path,
+        db_url=f"sqlite:///{tmp_path / 'carebot.db'}",
+        accounts=configs.mastodon_account(base_url, mode=None, poll_interval=None, timeout="1s"),
+        sections=DAEMON,
+        brand=configs.EMAIL_ONLY_BRAND_YAML,
     )
-    return path
 
 
 def carebot_once(config: Path, env: dict[str, str]) -> str:
@@ -121,25 +111,14 @@ def test_a_refused_token_is_named_nowhere(tmp_path: Path, mastodon_server: MockS
 
 
 def test_oauth1_secrets_stay_out_of_debug_logs_on_x(tmp_path: Path, x_peer: XPeer) -> None:
-    path = tmp_path / "carebot.yaml"
-    secrets = "\n".join(f"    {key}: ${{X_{key.upper()}}}" for key in X_SECRETS)
-    path.write_text(
-        f"""
-brand:
-  name: Acme
-  support_email: help@acme.example
-storage:
-  url: sqlite:///{tmp_path / "carebot.db"}
-accounts:
-  - name: acme-x
-    platform: x
-    base_url: {x_peer.base_url}
-{secrets}
-    tier: pro
-daemon:
-  retry_backoff: 100ms
-""",
-        encoding="utf-8",
+    secrets = "".join(f"    {key}: ${{X_{key.upper()}}}\n" for key in X_SECRETS)
+    account = configs.x_account(x_peer.base_url, mode=None, token=None, poll_interval=None, timeout=None, extra=secrets)
+    path = configs.write_config(
+        tmp_path,
+        db_url=f"sqlite:///{tmp_path / 'carebot.db'}",
+        accounts=account,
+        sections=DAEMON,
+        brand=configs.EMAIL_ONLY_BRAND_YAML,
     )
     env = {f"X_{key.upper()}": value for key, value in X_SECRETS.items()}
     output = carebot_once(path, env)

@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import inspect
 
 from bot.models import Action, Decision, ReplyKind, ReplyState
-from bot.storage import Classified, Conflict, NotFound, Storage
+from bot.records import Classified
+from bot.storage import Conflict, NotFound, Storage
 from connectors.base import Author, Mention
 
 CLASSIFIED = Classified(
@@ -74,9 +75,7 @@ def test_a_mention_is_stored_once(storage: Storage) -> None:
 
 def test_public_and_direct_replies_are_kept_apart(storage: Storage) -> None:
     storage.ensure_account("a", "mastodon")
-    mention_id = storage.record_mention(
-        "a", mention("1"), CLASSIFIED, decision(direct="details?"), ReplyState.PENDING
-    )
+    mention_id = storage.record_mention("a", mention("1"), CLASSIFIED, decision(direct="details?"), ReplyState.PENDING)
     assert mention_id is not None
     kinds = sorted(r.kind for r in storage.replies_for(mention_id))
     assert kinds == [ReplyKind.DIRECT, ReplyKind.PUBLIC]

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ from bot.web.auth import LoginThrottle, hash_password, verify_password
 from bot.web.queries import figures
 from bot.web.server import start_in_thread
 from connectors.base import Author, Mention
+from tests import configs
 from tests.peers.mastodon import free_port
 
 PASSWORDS = {"alice": "correct horse battery", "bob": "staple 42 zebra"}
@@ -39,28 +41,12 @@ SECRET_KEY = "test-cookie-signing-key-0b7e"
 def write_config(directory: Path, db_url: str, users: dict[str, str] | None = None, extra: str = "") -> Path:
     users = HASHES if users is None else users
     user_lines = "".join(f'    {name}: "{line}"\n' for name, line in users.items())
-    path = directory / "carebot.yaml"
-    path.write_text(
-        f"""
-brand:
-  name: Acme
-  support_email: help@acme.example
-  support_url: https://acme.example/help
-storage:
-  url: {db_url}
-web:
+    web = f"""web:
   admin_token: ${{DESK_TOKEN}}
   secret_key: ${{DESK_SECRET}}
-{"  users:" + chr(10) + user_lines if users else ""}{extra}accounts:
-  - name: acme-mastodon
-    platform: mastodon
-    base_url: http://127.0.0.1:9
-    access_token: ${{BRAND_TOKEN}}
-    mode: approve
-""",
-        encoding="utf-8",
-    )
-    return path
+{"  users:" + chr(10) + user_lines if users else ""}{extra}"""
+    account = configs.mastodon_account("http://127.0.0.1:9", mode="approve", poll_interval=None, timeout=None)
+    return configs.write_config(directory, db_url=db_url, accounts=account, sections=web)
 
 
 ENV = {"DESK_TOKEN": ADMIN_TOKEN, "DESK_SECRET": SECRET_KEY, "BRAND_TOKEN": "brand_token"}
@@ -732,6 +718,18 @@ def test_hash_password_command_reads_stdin() -> None:
     assert run_cli("web", "hash-password", stdin="\n").returncode == 2
 
 
+def wait_for_health(http: httpx.Client, process: subprocess.Popen[str], timeout: float = 20.0) -> str:
+    """The server announces its address just before it listens: on a loaded machine, wait for it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return http.get("/health").text
+        except httpx.TransportError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def test_web_command_serves_until_sigterm_and_keeps_secrets_out_of_its_output(tmp_path: Path) -> None:
     config = write_config(tmp_path, f"sqlite:///{tmp_path / 'cli.db'}")
     port = free_port()
@@ -748,7 +746,7 @@ def test_web_command_serves_until_sigterm_and_keeps_secrets_out_of_its_output(tm
         first = process.stdout.readline()
         assert f"http://127.0.0.1:{port}/" in first, first
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
-            assert http.get("/health").text == "ok"
+            assert wait_for_health(http, process) == "ok"
             page = http.get("/login")
             assert page.status_code == 200
             wrong = http.post("/login", data={"csrf": csrf_of(page.text), "token": "wrong-token"})

@@ -20,6 +20,7 @@ from bot.daemon import run_once
 from bot.models import ReplyKind, ReplyState
 from bot.web.auth import hash_password
 from bot.web.server import WebHandle
+from tests import configs
 from tests.peers.mastodon import BRAND, client, free_port, post_as
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -71,32 +72,18 @@ class Running:
 
 def write_config(directory: Path, base_url: str, port: int) -> Path:
     users = "".join(f'    {name}: "{hash_password(pw)}"\n' for name, pw in PASSWORDS.items())
-    path = directory / "carebot.yaml"
-    path.write_text(
-        f"""
-brand:
-  name: Acme
-  support_email: help@acme.example
-  support_url: https://acme.example/help
-storage:
-  url: sqlite:///{directory / "bot.db"}
-web:
+    web = f"""web:
   host: 127.0.0.1
   port: {port}
   secret_key: browser-test-cookie-key
   users:
-{users}accounts:
-  - name: acme-mastodon
-    platform: mastodon
-    base_url: {base_url}
-    access_token: ${{BRAND_TOKEN}}
-    mode: approve
-    poll_interval: 1s
-    timeout: 5s
-""",
-        encoding="utf-8",
+{users}"""
+    return configs.write_config(
+        directory,
+        db_url=f"sqlite:///{directory / 'bot.db'}",
+        accounts=configs.mastodon_account(base_url, mode="approve"),
+        sections=web,
     )
-    return path
 
 
 @pytest.fixture

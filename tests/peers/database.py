@@ -19,9 +19,7 @@ from sqlalchemy.exc import OperationalError
 
 from bot.storage import Storage
 
-POSTGRES_URL = os.environ.get(
-    "CAREBOT_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+POSTGRES_URL = os.environ.get("CAREBOT_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 def _postgres_unreachable() -> str | None:

@@ -47,9 +47,7 @@ class XPeer:
         return x_settings(self.base_url, auth=auth, timeout=timeout, **options)
 
 
-def x_settings(
-    base_url: str, auth: str = "oauth2", timeout: float = 5.0, **options: object
-) -> ConnectorSettings:
+def x_settings(base_url: str, auth: str = "oauth2", timeout: float = 5.0, **options: object) -> ConnectorSettings:
     """Settings for the fake's brand account, by OAuth 2.0 user token or OAuth 1.0a."""
     if auth == "oauth2":
         secrets = {"bearer_token": str(BRAND.bearer_token)}
@@ -60,9 +58,7 @@ def x_settings(
             "access_token": str(BRAND.access_token),
             "access_token_secret": "fake-access-secret",
         }
-    return ConnectorSettings(
-        account="brand-x", base_url=base_url, secrets=secrets, options=options, timeout=timeout
-    )
+    return ConnectorSettings(account="brand-x", base_url=base_url, secrets=secrets, options=options, timeout=timeout)
 
 
 def spec_path() -> Path:

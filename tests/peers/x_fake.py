@@ -177,9 +177,7 @@ class FakeX:
         self.fail_next(429, count, method=method, path=path, headers=headers)
         return reset
 
-    def delay_next(
-        self, seconds: float, count: int = 1, *, method: str | None = None, path: str | None = None
-    ) -> None:
+    def delay_next(self, seconds: float, count: int = 1, *, method: str | None = None, path: str | None = None) -> None:
         """Do the next `count` matching requests' work, then answer only after `seconds`."""
         with self._lock:
             self._faults.append(_Fault(method, path, count, delay=seconds))
@@ -244,9 +242,7 @@ class FakeX:
         if target_id is not None:
             target = self._posts.get(str(target_id))
             if target is None:
-                return 403, problem(
-                    403, "You attempted to reply to a Tweet that is deleted or not visible to you."
-                )
+                return 403, problem(403, "You attempted to reply to a Tweet that is deleted or not visible to you.")
             if target["author_id"] != user.id and not _engages(target, user, self._posts):
                 return 403, problem(
                     403,
@@ -267,8 +263,7 @@ class FakeX:
             "id": post_id,
             "text": text,
             "author_id": author.id,
-            "created_at": datetime.fromtimestamp(now_ms / 1000, UTC).isoformat(timespec="milliseconds")[:-6]
-            + "Z",
+            "created_at": datetime.fromtimestamp(now_ms / 1000, UTC).isoformat(timespec="milliseconds")[:-6] + "Z",
             "conversation_id": post_id,
             "lang": lang,
             "edit_history_tweet_ids": [post_id],
@@ -354,11 +349,7 @@ class FakeX:
         for user in self._users.values():
             if user.bearer_token and auth == f"Bearer {user.bearer_token}":
                 return user
-            if (
-                user.access_token
-                and auth.startswith("OAuth ")
-                and f'oauth_token="{user.access_token}"' in auth
-            ):
+            if user.access_token and auth.startswith("OAuth ") and f'oauth_token="{user.access_token}"' in auth:
                 return user
         return None
 

@@ -82,9 +82,7 @@ class _Handler(BaseHTTPRequestHandler):
         app: App = self.server.app  # type: ignore[attr-defined]
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        status, headers, answer, delay = app.handle(
-            method, self.path, self.headers.get("Authorization", ""), body
-        )
+        status, headers, answer, delay = app.handle(method, self.path, self.headers.get("Authorization", ""), body)
         if delay:
             app.sleep(delay)
         data = json.dumps(answer).encode() if answer is not None else b""
