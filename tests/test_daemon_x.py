@@ -17,7 +17,7 @@ from bot.spend import account_status
 from connectors.x_text import text_length
 from tests import configs
 from tests.peers.x import XPeer
-from tests.peers.x_fake import BRAND
+from tests.peers.x_fake import BRAND, DUPLICATE_DETAIL
 from tests.scenarios import ANSWERED, PERSONAL_DATA, POSTS, SCRIPTS, Scenario
 
 
@@ -158,3 +158,28 @@ def test_rate_limit_pauses_and_nothing_is_lost(x_bot: tuple[App, XPeer]) -> None
     time.sleep(max(0.0, (state.paused_until - datetime.now(UTC)).total_seconds()) + 0.1)
     run_once(app)
     assert set(replies_to(peer)) == set(posted)
+
+
+def test_a_reply_refused_as_duplicate_content_is_reworded_once(x_bot: tuple[App, XPeer]) -> None:
+    app, peer = x_bot
+    (post_id,) = post_all(peer, POSTS[:1])
+    peer.fake.fail_next(403, 1, method="POST", path="*/tweets", detail=DUPLICATE_DETAIL)
+    run_once(app)
+    (reply,) = app.storage.replies_for(app.storage.mentions_for()[0].id)
+    assert peer.fake.brand_posts() == []
+    assert reply.reworded and reply.state is ReplyState.APPROVED
+    run_once(app)
+    (posted,) = replies_to(peer)[post_id]
+    assert posted["text"] == app.storage.reply(reply.id).text
+    assert app.storage.reply(reply.id).state is ReplyState.SENT
+
+
+def test_a_second_duplicate_refusal_parks_the_reply_with_the_reason(x_bot: tuple[App, XPeer]) -> None:
+    app, peer = x_bot
+    post_all(peer, POSTS[:1])
+    peer.fake.fail_next(403, 2, method="POST", path="*/tweets", detail=DUPLICATE_DETAIL)
+    run_once(app)
+    run_once(app)
+    (reply,) = app.storage.replies_for(app.storage.mentions_for()[0].id)
+    assert reply.state is ReplyState.FAILED and "DuplicateContent" in (reply.last_error or "")
+    assert peer.fake.brand_posts() == []
