@@ -356,68 +356,37 @@ class Storage:
             )
         return result.rowcount == 1
 
-    def mark_sent(self, reply_id: int, platform_post_id: str) -> None:
-        stamp = now()
+    def _unclaim(self, reply_id: int, **values: Any) -> None:
+        """Set `values` on a reply and end its claim: the sender is done with it, one way or another."""
         with self._tx() as tx:
             tx.execute(
                 update(replies)
                 .where(replies.c.id == reply_id)
-                .values(
-                    state=ReplyState.SENT.value,
-                    platform_post_id=platform_post_id,
-                    sent_at=stamp,
-                    claimed_until=None,
-                    claimed_by=None,
-                    last_error=None,
-                    updated_at=stamp,
-                )
+                .values(claimed_until=None, claimed_by=None, updated_at=now(), **values)
             )
+
+    def mark_sent(self, reply_id: int, platform_post_id: str) -> None:
+        self._unclaim(
+            reply_id,
+            state=ReplyState.SENT.value,
+            platform_post_id=platform_post_id,
+            sent_at=now(),
+            last_error=None,
+        )
 
     def release(self, reply_id: int, error: str, retry_at: datetime | None, count_attempt: bool = True) -> None:
         """Put a claimed reply back to approved, to be tried again at `retry_at`."""
-        values: dict[str, Any] = {
-            "state": ReplyState.APPROVED.value,
-            "next_attempt_at": retry_at,
-            "claimed_until": None,
-            "claimed_by": None,
-            "last_error": error,
-            "updated_at": now(),
-        }
+        values: dict[str, Any] = {"next_attempt_at": retry_at, "last_error": error}
         if not count_attempt:
             values["attempts"] = replies.c.attempts - 1
-        with self._tx() as tx:
-            tx.execute(update(replies).where(replies.c.id == reply_id).values(**values))
+        self._unclaim(reply_id, state=ReplyState.APPROVED.value, **values)
 
     def park(self, reply_id: int, error: str) -> None:
         """Give up on a reply for now: failed, with the reason, until a person retries it."""
-        with self._tx() as tx:
-            tx.execute(
-                update(replies)
-                .where(replies.c.id == reply_id)
-                .values(
-                    state=ReplyState.FAILED.value,
-                    claimed_until=None,
-                    claimed_by=None,
-                    last_error=error,
-                    updated_at=now(),
-                )
-            )
+        self._unclaim(reply_id, state=ReplyState.FAILED.value, last_error=error)
 
     def reword(self, reply_id: int, text: str, template_id: str | None) -> None:
-        with self._tx() as tx:
-            tx.execute(
-                update(replies)
-                .where(replies.c.id == reply_id)
-                .values(
-                    text=text,
-                    template_id=template_id,
-                    reworded=True,
-                    state=ReplyState.APPROVED.value,
-                    claimed_until=None,
-                    claimed_by=None,
-                    updated_at=now(),
-                )
-            )
+        self._unclaim(reply_id, text=text, template_id=template_id, reworded=True, state=ReplyState.APPROVED.value)
 
     # --- replies: the approval queue -------------------------------------------------------------
 
