@@ -18,7 +18,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,13 +27,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, func, select, text  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
 from bench.crash_check import Posted, Verdict, check  # noqa: E402
 from bench.crash_peers import PLATFORMS, Daemon, Peer, wait_until  # noqa: E402
 from bot.models import ReplyState  # noqa: E402
 from bot.schema import accounts, mentions, replies  # noqa: E402
 from bot.storage import Storage, now  # noqa: E402
+from tests.peers.database import scratch_schema  # noqa: E402
 from tests.scenarios import POSTS, Scenario  # noqa: E402
 
 ACCOUNT = "crash"
@@ -214,17 +214,8 @@ def database(kind: str, workdir: Path, postgres_url: str) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite:///{workdir / 'carebot.db'}"
         return
-    schema = f"carebot_crash_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(postgres_url)
-    with admin.begin() as connection:
-        connection.execute(text(f'create schema "{schema}"'))
-    separator = "&" if "?" in postgres_url else "?"
-    try:
-        yield f"{postgres_url}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'drop schema "{schema}" cascade'))
-        admin.dispose()
+    with scratch_schema(postgres_url, "carebot_crash") as url:
+        yield url
 
 
 def report(result: Result) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -45,13 +46,20 @@ def postgres_schema_url() -> Iterator[str]:
         if os.environ.get("CI") == "true":
             pytest.fail(f"{problem} (CI=true: storage tests must run on PostgreSQL)")
         pytest.skip(problem)
-    schema = f"carebot_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL)
+    with scratch_schema(POSTGRES_URL, "carebot_test") as url:
+        yield url
+
+
+@contextmanager
+def scratch_schema(base_url: str, prefix: str) -> Iterator[str]:
+    """A URL of `base_url` whose connections use a new schema, dropped when the block ends."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base_url)
     with admin.begin() as connection:
         connection.execute(text(f'create schema "{schema}"'))
-    separator = "&" if "?" in POSTGRES_URL else "?"
+    separator = "&" if "?" in base_url else "?"
     try:
-        yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+        yield f"{base_url}{separator}options=-csearch_path%3D{schema}"
     finally:
         with admin.begin() as connection:
             connection.execute(text(f'drop schema "{schema}" cascade'))
