@@ -14,15 +14,16 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from bot.classifier.cues import CueSet
-from bot.classifier.text import normalize, strip_handles_and_urls, words
+from bot.classifier.text import case_counts, normalize, strip_handles_and_urls, words
 
-CHAR_NGRAMS = (2, 3, 4, 5)
+# Lengths 3-5 only: adding 2-grams (a quarter more features to look up per post) did no better in
+# cross-validation on the training examples (accuracy 0.888 with them, 0.891 without).
+CHAR_NGRAMS = (3, 4, 5)
 # Text groups weigh more than the cue/shape group; 5 won the cross-validation on the training
 # examples (tried 1, 3, 5, 8, 12): with less, the model leans on a few cues and ignores wording.
 TEXT_WEIGHT = 5.0
 _DIGIT = re.compile(r"\d")
 _UPPER_WORD = re.compile(r"\b[A-ZА-ЯЁ]{3,}\b")
-_RAW_LETTER = re.compile(r"[^\W\d_]")
 
 
 @dataclass(frozen=True)
@@ -74,12 +75,11 @@ def _shape(raw: str, norm: str, n_tokens: int) -> list[str]:
         shape.append("s:short")
     elif n_tokens >= 30:
         shape.append("s:long")
-    letters = _RAW_LETTER.findall(raw)
-    cased = [c for c in letters if c.lower() != c.upper()]
-    if len(cased) >= 8 and sum(c.isupper() for c in cased) / len(cased) > 0.6:
+    upper, cased = case_counts(raw)
+    if cased >= 8 and upper / cased > 0.6:
         shape.append("s:caps")
     elif len(_UPPER_WORD.findall(raw)) >= 2:
         shape.append("s:caps_words")
-    if any(ch.isdigit() for ch in norm):
+    if _DIGIT.search(norm):
         shape.append("s:digits")
     return shape

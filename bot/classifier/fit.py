@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -32,17 +33,24 @@ class SparseRows:
         indptr[1:] = np.cumsum([len(p) for p in parts])
         return SparseRows(indptr, self.indices[flat], self.values[flat], self.n_columns)
 
+    @cached_property
+    def row_of(self) -> np.ndarray:
+        """The row of each stored value."""
+        return np.repeat(np.arange(len(self.indptr) - 1), np.diff(self.indptr))
+
+    # Both products work one class column at a time on contiguous arrays: several times faster
+    # than gathering whole (values x classes) blocks, which is what made training slow.
     def matmul(self, weights: np.ndarray) -> np.ndarray:
-        contributions = weights[self.indices] * self.values[:, None]
-        return np.add.reduceat(contributions, self.indptr[:-1], axis=0)
+        by_class = np.ascontiguousarray(weights.T)
+        starts = self.indptr[:-1]
+        return np.stack([np.add.reduceat(column[self.indices] * self.values, starts) for column in by_class], axis=1)
 
     def transpose_matmul(self, gradients: np.ndarray) -> np.ndarray:
-        row_of = np.repeat(np.arange(len(self.indptr) - 1), np.diff(self.indptr))
-        contributions = gradients[row_of] * self.values[:, None]
+        by_class = np.ascontiguousarray(gradients.T)
         return np.stack(
             [
-                np.bincount(self.indices, weights=contributions[:, k], minlength=self.n_columns)
-                for k in range(gradients.shape[1])
+                np.bincount(self.indices, weights=column[self.row_of] * self.values, minlength=self.n_columns)
+                for column in by_class
             ],
             axis=1,
         )

@@ -39,8 +39,11 @@ def _word_lists() -> dict[str, frozenset[str]]:
     return {name: frozenset(words) for name, words in raw.items()}
 
 
-def detect_language(text: str, default: str = "en") -> tuple[str, float]:
-    """(language, confidence) for en, ru, id, ar; other languages and empty posts give `default`."""
+def detect_language(text: str, default: str = "en", normalized: str | None = None) -> tuple[str, float]:
+    """(language, confidence) for en, ru, id, ar; other languages and empty posts give `default`.
+
+    `normalized` is `normalize(text)` when the caller already has it.
+    """
     body = strip_handles_and_urls(text)
     if not _LETTER.search(body):
         # Nothing typed but a handle and emoji: the handle's script is the only hint left.
@@ -49,10 +52,10 @@ def detect_language(text: str, default: str = "en") -> tuple[str, float]:
         if max(cyr, arb) > len(_LATIN.findall(handles)):
             return ("ru" if cyr > arb else "ar"), 0.2
         return default, 0.0
-    return _by_script(body, default)
+    return _by_script(body, default, normalized)
 
 
-def _by_script(body: str, default: str) -> tuple[str, float]:
+def _by_script(body: str, default: str, normalized: str | None) -> tuple[str, float]:
     cyr = len(_CYRILLIC.findall(body))
     arb = len(_ARABIC.findall(body))
     lat = len(_LATIN.findall(body))

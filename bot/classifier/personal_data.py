@@ -54,6 +54,8 @@ _BOOKING_REF = re.compile(
     r"\s*[#:№-]?\s*(?P<id>(?-i:[A-Z0-9]{5,8}))(?!\w)",
     re.IGNORECASE,
 )
+# The words every _BOOKING_REF match starts with.
+_BOOKING_WORD = re.compile(r"booking|reservation|confirmation|брон|حجز|pnr", re.IGNORECASE)
 _HASH_NUMBER = re.compile(r"(?:#|№)\s?(?P<id>\d{5,})(?!\d)")
 _ADDRESS = re.compile(
     r"\b\d{1,5}\s+(?:[A-Z][\w'-]*\s+){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|"
@@ -70,31 +72,39 @@ _ADDRESS = re.compile(
 def find_personal_data(text: str) -> tuple[PersonalData, ...]:
     """Spans of personal data, in text order, never overlapping."""
     folded = text.translate(_DIGITS)
-    if "@" not in folded and not _ANY_DIGIT.search(folded) and not _BOOKING_REF.search(folded):
-        return ()  # every kind needs an "@" or a digit, except letter-only booking references
+    # Every kind but emails and letter-only booking references needs a digit; skipping the
+    # patterns that cannot match keeps classifying fast (most posts carry no number at all).
+    has_digit = _ANY_DIGIT.search(folded) is not None
+    has_booking_word = _BOOKING_WORD.search(folded) is not None
+    if "@" not in folded and not has_digit and not has_booking_word:
+        return ()
     found: list[PersonalData] = []
 
     def add(kind: str, start: int, end: int) -> None:
         if not any(start < item.end and item.start < end for item in found):
             found.append(PersonalData(kind, start, end))
 
-    for match in _EMAIL.finditer(folded):
-        add("email", match.start(), match.end())
-    for match in _CARD.finditer(folded):
-        if _luhn_ok(re.sub(r"\D", "", match.group())):
-            add("card", match.start(), match.end())
-    for match in _ORDER.finditer(folded):
-        add("order", match.start("id"), match.end("id"))
-    for match in _BOOKING_REF.finditer(folded):
-        add("order", match.start("id"), match.end("id"))
-    for match in _HASH_NUMBER.finditer(folded):
-        add("order", match.start("id"), match.end("id"))
-    for match in _PHONE.finditer(folded):
-        start, end = _trim_phone(folded, match.start(), match.end())
-        if _looks_like_phone(folded, start, end):
-            add("phone", start, end)
-    for match in _ADDRESS.finditer(folded):
-        add("address", match.start(), match.end())
+    if "@" in folded:
+        for match in _EMAIL.finditer(folded):
+            add("email", match.start(), match.end())
+    if has_digit:
+        for match in _CARD.finditer(folded):
+            if _luhn_ok(re.sub(r"\D", "", match.group())):
+                add("card", match.start(), match.end())
+        for match in _ORDER.finditer(folded):
+            add("order", match.start("id"), match.end("id"))
+    if has_booking_word:
+        for match in _BOOKING_REF.finditer(folded):
+            add("order", match.start("id"), match.end("id"))
+    if has_digit:
+        for match in _HASH_NUMBER.finditer(folded):
+            add("order", match.start("id"), match.end("id"))
+        for match in _PHONE.finditer(folded):
+            start, end = _trim_phone(folded, match.start(), match.end())
+            if _looks_like_phone(folded, start, end):
+                add("phone", start, end)
+        for match in _ADDRESS.finditer(folded):
+            add("address", match.start(), match.end())
     return tuple(sorted(found, key=lambda item: item.start))
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from bot.classifier.text import normalize, strip_handles_and_urls
+from bot.classifier.text import case_counts, normalize, strip_handles_and_urls
 
 _ANGRY_EMOJI = re.compile("[😡🤬👿💢😤🖕]")
-_CASED = re.compile(r"[A-Za-zА-Яа-яЁё]")
 _CAPS_WORD = re.compile(r"\b[A-ZА-ЯЁ]{3,}\b")
 _HASHTAG = re.compile(r"(?<!\w)#\w+")
 _HANDLE = re.compile(r"(?<![\w@])@\w+")
@@ -43,8 +42,8 @@ def is_angry(text: str, cue_counts: Mapping[str, int]) -> bool:
     body = strip_handles_and_urls(text)
     score = 2 * cue_counts.get("swear", 0) + cue_counts.get("leave", 0) + cue_counts.get("urgent", 0)
     score += 2 * len(_ANGRY_EMOJI.findall(body))
-    cased = _CASED.findall(body)
-    if len(cased) >= 12 and sum(c.isupper() for c in cased) / len(cased) > 0.6:
+    upper, cased = case_counts(body)
+    if cased >= 12 and upper / cased > 0.6:
         score += 2
     elif len(_CAPS_WORD.findall(body)) >= 2:
         score += 1
@@ -53,9 +52,9 @@ def is_angry(text: str, cue_counts: Mapping[str, int]) -> bool:
     return score >= 2
 
 
-def is_opt_out(text: str) -> bool:
+def is_opt_out(text: str, normalized: str | None = None) -> bool:
     """The author asks for no more (automated) replies, as a command: "stop", not "my app stopped"."""
-    norm = normalize(text)
+    norm = normalize(text) if normalized is None else normalized
     bare = " ".join(_COMMAND_NOISE.sub(" ", norm).split())
     return bool(_STOP_ALONE.fullmatch(bare) or _STOP_PHRASE.search(norm))
 

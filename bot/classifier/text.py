@@ -63,3 +63,9 @@ def words(normalized: str) -> list[str]:
 def strip_handles_and_urls(text: str) -> str:
     """The text a person typed, without addressing and links (case kept)."""
     return _SPACE.sub(" ", _HANDLE.sub(" ", _URL.sub(" ", text))).strip()
+
+
+def case_counts(text: str) -> tuple[int, int]:
+    """(upper-case letters, letters that have a case at all) in `text`; Arabic has no case."""
+    upper = sum(map(str.isupper, text))
+    return upper, upper + sum(map(str.islower, text))
