@@ -110,7 +110,8 @@ def run_train(args: argparse.Namespace) -> int:
         return _fail(f"train: {error}")
     print(
         f"wrote {report.path}: {report.examples} examples ({report.brand_examples} from the brand), "
-        f"{report.features} features, temperature {report.temperature}, naive Bayes share {report.nb_mix}"
+        f"{report.features} features, temperature {report.temperature}, naive Bayes share {report.nb_mix}, "
+        f"complaint cost {report.complaint_cost}"
     )
     print(f"  by language: {report.by_lang}")
     print(f"  by label: {report.by_label}")

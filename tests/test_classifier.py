@@ -188,6 +188,55 @@ def test_training_is_reproducible_and_uses_brand_examples(tmp_path: Path) -> Non
     assert load_model(tmp_path / "c.json").info["brand_examples"] == 1
 
 
+def test_complaint_cost_is_the_smallest_that_reaches_the_recall_bar() -> None:
+    import numpy as np
+
+    from bot.classifier.train import COMPLAINT_RECALL, _complaint_cost
+
+    complaint = SITUATIONS.index("complaint")
+    other = SITUATIONS.index("other")
+    # 20 complaints the model half-misses: complaint probability 0.3 against 0.7 for other.
+    probabilities = np.zeros((40, len(SITUATIONS)))
+    probabilities[:20, complaint], probabilities[:20, other] = 0.3, 0.7
+    probabilities[20:, other] = 1.0
+    y = np.array([complaint] * 20 + [other] * 20)
+    # 0.3 * cost beats 0.7 from cost 2.5 on (2.25 gives 0.675); every complaint is then caught.
+    assert _complaint_cost(probabilities, y, complaint) == 2.5
+
+    probabilities[: math.ceil(20 * COMPLAINT_RECALL), complaint] = 0.9  # already caught without help
+    probabilities[: math.ceil(20 * COMPLAINT_RECALL), other] = 0.1
+    assert _complaint_cost(probabilities, y, complaint) == 1.0
+
+
+def test_the_decision_weighs_complaints_by_the_models_cost() -> None:
+    from dataclasses import replace
+
+    from bot.classifier.cues import default_cues
+
+    model = load_model()
+    text = "@AcmeTel the app shows my balance as zero since this morning"
+    scores = Classifier(model, default_cues()).classify(text).scores
+    others = max(p for label, p in scores.items() if label != "complaint")
+    tilted = Classifier(replace(model, complaint_cost=2 * others / scores["complaint"]), default_cues())
+    level = Classifier(replace(model, complaint_cost=0.5 * others / scores["complaint"]), default_cues())
+    assert tilted.classify(text).situation == "complaint"
+    assert level.classify(text).situation != "complaint"
+    assert tilted.classify(text).confidence == scores["complaint"]  # the confidence stays the probability
+
+
+def test_a_rewritten_model_file_is_read_again(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from bot.classifier.model import save_model
+
+    path = tmp_path / "model.json"
+    save_model(replace(load_model(), complaint_cost=2.0), path)
+    assert load_model(path).complaint_cost == 2.0
+    assert load_model(path) is load_model(path)  # parsed once while unchanged
+    save_model(replace(load_model(), complaint_cost=2.25), path)  # as `carebot train` would
+    assert load_model(path).complaint_cost == 2.25
+
+
 def test_shipped_model_was_trained_on_the_project_examples() -> None:
     info = load_model().info
     assert info["brand_examples"] == 0

@@ -20,10 +20,6 @@ from bot.models import LANGUAGES, SITUATIONS
 KEYWORD_BOOST = 2.0
 # Cues that mean a real customer issue: such a post is never called trolling.
 _CUSTOMER_CUES = ("failure", "contact")
-# Missing a complaint is the worst failure (an unhandled complaint), so the decision weighs it as
-# costing this many times any other mistake: a Bayes decision with unequal costs, chosen by that
-# principle, not fitted to any measurement.
-COMPLAINT_COST = 1.5
 # Ties go to the higher-priority situation (the labelling rule's order).
 PRIORITY = ("complaint", "price_question", "contact_request", "simple_question", "trolling", "other")
 
@@ -62,8 +58,8 @@ class Classifier:
     def classify(self, text: str, default_lang: str = "en") -> Classification:
         if default_lang not in LANGUAGES:
             raise ValueError(f"default_lang must be one of {LANGUAGES}, not {default_lang!r}")
-        lang, lang_confidence = detect_language(text, default_lang)
         norm = normalize(text)
+        lang, lang_confidence = detect_language(text, default_lang, norm)
         cue_counts = self._cues.counts(norm)
         features = extract_normalized(text, norm, lang, cue_counts)
         probabilities = self._model.probabilities(features, self._boost(norm))
@@ -77,7 +73,7 @@ class Classifier:
             scores={label: round(scores[label], 4) for label in SITUATIONS},
             personal_data=find_personal_data(text),
             angry=is_angry(text, cue_counts),
-            opt_out=is_opt_out(text),
+            opt_out=is_opt_out(text, norm),
             bot_like=is_bot_like(text, cue_counts),
         )
 
@@ -93,7 +89,9 @@ class Classifier:
         # Calling a customer a troll is the worst mistake a care bot can make: a post that names a
         # failure or asks for a contact is never trolling, whatever the model says.
         weighted = dict(scores)
-        weighted["complaint"] *= COMPLAINT_COST
+        # Missing a complaint costs more than any other mistake: a Bayes decision with unequal
+        # costs, the cost learned in training (bot.classifier.train.COMPLAINT_RECALL).
+        weighted["complaint"] *= self._model.complaint_cost
         if any(cue_counts.get(cue) for cue in _CUSTOMER_CUES):
             weighted["trolling"] = 0.0
         return max(PRIORITY, key=lambda label: (weighted[label], -PRIORITY.index(label)))

@@ -12,8 +12,11 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from bot.classifier.features import Features
 
@@ -25,30 +28,33 @@ FORMAT = 2
 class LinearModel:
     labels: tuple[str, ...]
     index: Mapping[str, int]  # feature name -> row
-    rows: Sequence[tuple[float, ...]]  # regression weight per label, then naive Bayes log-likelihood per label
+    rows: np.ndarray  # per feature: regression weight per label, then naive Bayes log-likelihood per label
     temperature: float = 1.0  # regression logits are divided by it
     nb_gain: float = 10.0  # mean naive Bayes log-likelihood is multiplied by it
     nb_mix: float = 0.0  # share of naive Bayes in the mixed probability
+    complaint_cost: float = 1.5  # the complaint probability is multiplied by it before deciding
     info: Mapping[str, Any] = field(default_factory=dict)
 
     def scores(self, features: Features) -> tuple[list[float], list[float]]:
         """(regression logits, naive Bayes mean log-likelihoods) of a post."""
-        n = len(self.labels)
         index = self.index
-        rows = self.rows
-        logits = [0.0] * n
-        likelihood = [0.0] * n
-        known = 0
+        found: list[int] = []
+        starts: list[int] = []
+        scales: list[float] = []
         for names, scale in features.groups:
-            hit = [rows[i] for i in map(index.get, names) if i is not None]
-            if hit:
-                known += len(hit)
-                sums = [sum(column) for column in zip(*hit)]  # noqa: B905 - rows all have 2n columns
-                logits = [total + scale * value for total, value in zip(logits, sums[:n], strict=True)]
-                likelihood = [total + value for total, value in zip(likelihood, sums[n:], strict=True)]
-        if known:
-            likelihood = [value / known for value in likelihood]
-        return logits, likelihood
+            rows = [i for i in map(index.get, names) if i is not None]
+            if rows:
+                starts.append(len(found))
+                scales.append(scale)
+                found.extend(rows)
+        n = len(self.labels)
+        if not found:
+            return [0.0] * n, [0.0] * n
+        # One gather and one sum per group: numpy calls cost more than the arithmetic here.
+        by_group = np.add.reduceat(np.take(self.rows, found, axis=0), starts, axis=0)
+        logits = np.asarray(scales) @ by_group[:, :n]
+        likelihood = by_group[:, n:].sum(axis=0) / len(found)
+        return logits.tolist(), likelihood.tolist()
 
     def probabilities(self, features: Features, boost: Sequence[float] | None = None) -> list[float]:
         logits, likelihood = self.scores(features)
@@ -78,25 +84,37 @@ def save_model(model: LinearModel, path: Path) -> None:
         "temperature": model.temperature,
         "nb_gain": model.nb_gain,
         "nb_mix": model.nb_mix,
+        "complaint_cost": model.complaint_cost,
         "info": model.info,
         "features": names,
-        "weights": [[round(w, 4) for w in model.rows[model.index[name]]] for name in names],
+        "weights": [[round(w, 4) for w in model.rows[model.index[name]].tolist()] for name in names],
     }
     text = json.dumps(document, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     path.write_text(text + "\n", encoding="utf-8")
 
 
 def load_model(path: Path = MODEL_PATH) -> LinearModel:
+    """The model in `path`, parsed once per process while the file stays the same: the daemon, the
+    web desk and every test build their own classifier, and parsing takes most of a second."""
+    stat = path.stat()
+    return _parse_model(path.resolve(), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=4)
+def _parse_model(path: Path, _mtime_ns: int, _size: int) -> LinearModel:
     document = json.loads(path.read_text(encoding="utf-8"))
     if document.get("format") != FORMAT:
         raise ValueError(f"{path}: unsupported model format {document.get('format')!r}; run `carebot train`")
     names = document["features"]
+    rows = np.array(document["weights"], dtype=np.float64).reshape(len(names), 2 * len(document["labels"]))
+    rows.flags.writeable = False  # shared by every classifier built from this file
     return LinearModel(
         labels=tuple(document["labels"]),
         index={name: i for i, name in enumerate(names)},
-        rows=[tuple(row) for row in document["weights"]],
+        rows=rows,
         temperature=float(document["temperature"]),
         nb_gain=float(document["nb_gain"]),
         nb_mix=float(document["nb_mix"]),
+        complaint_cost=float(document.get("complaint_cost", 1.5)),  # models from before it was learned
         info=document.get("info", {}),
     )
