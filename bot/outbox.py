@@ -2,8 +2,9 @@
 
 Exactly once rests on three things: a reply is claimed (state `sending`, committed) before any request;
 each reply carries its own idempotency key (Mastodon returns the same status for the same key); and a reply
-whose earlier attempt has an unknown outcome is first looked up on the platform (`find_reply`) and, if it
-is there, recorded instead of posted again (X has no idempotency key).
+whose earlier attempt has an unknown outcome (public reply or private follow-up) is first looked up on the
+platform (`find_reply`) and, if it is there, recorded instead of posted again (X has no idempotency key,
+and Mastodon forgets one after an hour).
 """
 
 from __future__ import annotations
@@ -100,8 +101,9 @@ def _send_one(
     attempt = reply.attempts + 1
     try:
         existing = None
-        if reply.attempts > 0 and reply.kind is ReplyKind.PUBLIC:
-            existing = connector.find_reply(stored.mention, reply.idempotency_key)
+        if reply.attempts > 0:
+            direct = reply.kind is ReplyKind.DIRECT
+            existing = connector.find_reply(stored.mention, reply.idempotency_key, direct=direct)
         if existing is not None:
             storage.mark_sent(reply.id, existing.post_id)
             report.found_existing += 1

@@ -136,8 +136,9 @@ class Connector(Protocol):
         """Send `text` privately to the author of `mention`."""
         ...
 
-    def find_reply(self, mention: Mention, idempotency_key: str) -> PostedReply | None:
-        """The brand's existing reply to `mention`, if an earlier attempt did post one."""
+    def find_reply(self, mention: Mention, idempotency_key: str, *, direct: bool = False) -> PostedReply | None:
+        """The brand's existing reply to `mention` (its private follow-up when `direct`), if an
+        earlier attempt did post one."""
         ...
 
     def text_length(self, text: str) -> int:

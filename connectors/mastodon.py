@@ -146,15 +146,21 @@ class MastodonConnector:
             return _posted(status)
 
     def send_direct(self, mention: Mention, text: str, idempotency_key: str) -> PostedReply:
-        """A direct (mentioned-people-only) status to the mention's author."""
+        """A direct (mentioned-people-only) status to the mention's author.
+
+        It answers the mention, so the author sees it as a private reply in context and
+        `find_reply(direct=True)` can find it again after the idempotency key has expired.
+        """
         handle = mention.author.handle
         body = text if text.startswith(f"@{handle} ") else f"@{handle} {text}"
         with self._edge("send direct message", write=True):
-            status = self._client.status_post(body, visibility="direct", idempotency_key=idempotency_key)
+            status = self._client.status_post(
+                body, in_reply_to_id=mention.post_id, visibility="direct", idempotency_key=idempotency_key
+            )
             return _posted(status)
 
-    def find_reply(self, mention: Mention, idempotency_key: str) -> PostedReply | None:
-        """Our reply to `mention` in its thread, if there is one.
+    def find_reply(self, mention: Mention, idempotency_key: str, *, direct: bool = False) -> PostedReply | None:
+        """Our reply to `mention` in its thread (our private follow-up when `direct`), if there is one.
 
         Mastodon cannot look a status up by idempotency key; posting again with the
         same key within an hour returns the first status instead. This finds a
@@ -166,11 +172,18 @@ class MastodonConnector:
                 context = self._client.status_context(mention.post_id)
             except MastodonNotFoundError:
                 return None
-            for status in sorted(context["descendants"], key=_id_order):
-                mine = str(status["account"]["id"]) == own_id
-                if mine and str(status["in_reply_to_id"]) == mention.post_id:
-                    return _posted(status)
-        return None
+        ours = [
+            status
+            for status in sorted(context["descendants"], key=_id_order)
+            if str(status["account"]["id"]) == own_id and str(status["in_reply_to_id"]) == mention.post_id
+        ]
+        if _reply_visibility(mention.visibility) == "direct":
+            # The public reply to a direct mention is direct too; it always goes out before the
+            # follow-up (the outbox holds follow-ups until it is sent), so order tells them apart.
+            found = ours[1:] if direct else ours[:1]
+        else:
+            found = [status for status in ours if (status.get("visibility") == "direct") == direct]
+        return _posted(found[0]) if found else None
 
     def text_length(self, text: str) -> int:
         return text_length(text)

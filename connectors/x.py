@@ -220,8 +220,10 @@ class XConnector:
     def send_direct(self, mention: Mention, text: str, idempotency_key: str) -> PostedReply:
         raise Rejected("X allows automated DMs only after the user has DMed the brand")
 
-    def find_reply(self, mention: Mention, idempotency_key: str) -> PostedReply | None:
+    def find_reply(self, mention: Mention, idempotency_key: str, *, direct: bool = False) -> PostedReply | None:
         """The brand's reply to `mention` among its posts newer than the mention, if any."""
+        if direct:
+            return None  # carebot never sends DMs on X (send_direct refuses)
         if idempotency_key in self._posted:
             return self._posted[idempotency_key]
         user_id = self._require_user()

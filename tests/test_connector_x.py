@@ -324,6 +324,7 @@ def test_lost_answer_then_find_reply_finds_the_post_instead_of_reposting(x_peer:
     [posted] = fake.brand_posts()
     assert found is not None and found.post_id == posted["id"]
     assert not_found is None
+    assert restarted.find_reply(first, "k-1", direct=True) is None  # a reply is not a DM (none are sent on X)
     timeline = [r.query for r in fake.requests if r.path.endswith("/tweets") and r.method == "GET"]
     assert timeline[0]["since_id"] == first.post_id
     assert "referenced_tweets" in timeline[0]["tweet.fields"].split(",")

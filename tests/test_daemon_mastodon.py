@@ -68,8 +68,10 @@ def test_every_situation_and_language_answered_on_the_server(started: tuple[App,
     run_once(app)
 
     replies_by_target: dict[str, list[dict[str, Any]]] = {}
+    private_by_target: dict[str, list[dict[str, Any]]] = {}
     for status in brand_statuses(server.base_url):
-        replies_by_target.setdefault(str(status["in_reply_to_id"]), []).append(status)
+        by_target = private_by_target if status["visibility"] == "direct" else replies_by_target
+        by_target.setdefault(str(status["in_reply_to_id"]), []).append(status)
 
     stored = {m.mention.post_id: m for m in app.storage.mentions_for()}
     for post_id, scenario in posted.items():
@@ -89,6 +91,12 @@ def test_every_situation_and_language_answered_on_the_server(started: tuple[App,
             assert SCRIPTS[lang].search(reply_text), f"{lang} reply not in {lang}: {reply_text}"
         (reply_row,) = app.storage.replies_for(stored[post_id].id)[:1]
         assert f"/{lang}/" in (reply_row.template_id or ""), reply_row.template_id
+        # A private follow-up, if the playbook sends one, answers the mention privately, once, to its author.
+        sent_privately = [r for r in app.storage.replies_for(stored[post_id].id) if r.kind.value == "direct"]
+        private = private_by_target.get(post_id, [])
+        assert [str(s["id"]) for s in private] == [r.platform_post_id for r in sent_privately]
+        assert all([m["acct"] for m in s["mentions"]] == [who] for s in private)
+    assert private_by_target, "no private follow-up was sent at all"
 
     for status in brand_statuses(server.base_url):  # public replies and direct messages alike
         for personal in PERSONAL_DATA:

@@ -25,6 +25,7 @@ from bot.cycle import CycleReport
 from bot.daemon import run_forever, run_once
 from bot.models import ReplyState
 from bot.storage import now
+from connectors.base import Unavailable
 from connectors.mastodon_limits import retry_after
 from tests import configs
 from tests.peers.mastodon import BRAND, SEED, add_fault, client, free_port, post_as
@@ -68,8 +69,9 @@ def make_app(tmp_path: Path) -> Iterator[Callable[..., App]]:
         app.close()
 
 
-def brand_replies(base_url: str) -> dict[str, list[dict[str, Any]]]:
-    """The brand's statuses on the server, by the status they answer."""
+def brand_replies(base_url: str, *, direct: bool = False) -> dict[str, list[dict[str, Any]]]:
+    """The brand's public replies (or, with `direct`, private follow-ups) on the server, by the status
+    they answer."""
     with client(base_url, BRAND) as api:
         me = api.account_verify_credentials()
         statuses: list[dict[str, Any]] = []
@@ -79,7 +81,8 @@ def brand_replies(base_url: str) -> dict[str, list[dict[str, Any]]]:
             page = api.fetch_next(page)
     found: dict[str, list[dict[str, Any]]] = {}
     for status in statuses:
-        found.setdefault(str(status["in_reply_to_id"]), []).append(status)
+        if (status["visibility"] == "direct") == direct:
+            found.setdefault(str(status["in_reply_to_id"]), []).append(status)
     return found
 
 
@@ -95,8 +98,16 @@ def settle(app: App, done: Callable[[], bool], rounds: int = 20, pause: float = 
 
 
 def public_reply(app: App, post_id: str) -> Any:
+    return _stored_reply(app, post_id, "public")
+
+
+def private_follow_up(app: App, post_id: str) -> Any:
+    return _stored_reply(app, post_id, "direct")
+
+
+def _stored_reply(app: App, post_id: str, kind: str) -> Any:
     (stored,) = [m for m in app.storage.mentions_for() if m.mention.post_id == post_id]
-    return next(r for r in app.storage.replies_for(stored.id) if r.kind.value == "public")
+    return next(r for r in app.storage.replies_for(stored.id) if r.kind.value == kind)
 
 
 def queue_list(config_path: Path, capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
@@ -278,6 +289,46 @@ def test_a_reply_whose_answer_never_came_back_is_found_not_posted_again(
     replies = brand_replies(base)[post_id]
     assert len(replies) == 1
     assert public_reply(app, post_id).platform_post_id == str(replies[0]["id"])
+
+
+class _LosesFirstDirectAnswer:
+    """The real connector, except that the first private message's answer is lost on the way back:
+    the server has posted it, carebot hears a dropped connection (what mastodon-mock's faults cannot
+    aim at one of two POSTs to the same path)."""
+
+    def __init__(self, connector: Any) -> None:
+        self._connector = connector
+        self.lost = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connector, name)
+
+    def send_direct(self, mention: Any, text: str, idempotency_key: str) -> Any:
+        posted = self._connector.send_direct(mention, text, idempotency_key)
+        if not self.lost:
+            self.lost += 1
+            raise Unavailable("connection dropped before the answer arrived")
+        return posted
+
+
+def test_a_private_follow_up_whose_answer_was_lost_is_found_not_sent_again(
+    mastodon_server: MockServer, make_app: Callable[..., App], db_url: str
+) -> None:
+    base = mastodon_server.base_url
+    app = make_app(base, db_url)
+    lossy = _LosesFirstDirectAnswer(app.connectors[ACCOUNT])
+    app.connectors[ACCOUNT] = lossy
+    post_id = str(post_as(base, "alice", COMPLAINT)["id"])
+    (first,) = run_once(app)
+    assert lossy.lost == 1 and first.sent.retried == 1
+    waiting = private_follow_up(app, post_id)
+    assert (waiting.state, waiting.attempts) == (ReplyState.APPROVED, 1)  # due again, outcome unknown
+    reports = settle(app, lambda: private_follow_up(app, post_id).state is ReplyState.SENT)
+    # Looked up and recorded, not posted again (an idempotency key is only kept for an hour).
+    assert sum(report.sent.found_existing for report in reports) == 1
+    (private,) = brand_replies(base, direct=True)[post_id]
+    assert private_follow_up(app, post_id).platform_post_id == str(private["id"])
+    assert len(brand_replies(base)[post_id]) == 1
 
 
 def test_a_malformed_answer_to_a_post_is_retried_and_posted_once(
@@ -472,13 +523,15 @@ def test_under_mixed_faults_every_mention_ends_answered_once_or_parked_with_a_re
         else:
             assert public.state is ReplyState.FAILED and public.last_error
             assert post_id not in on_server
-    # Private follow-ups are statuses of their own: each went out once, and only after its public reply.
-    direct_sent = [
-        r
+    # Private follow-ups answer their mention privately: each went out once, and only after its public reply.
+    direct_sent = {
+        m.mention.post_id: r
         for m in stored.values()
         for r in app.storage.replies_for(m.id)
         if r.kind.value == "direct" and r.state is ReplyState.SENT
-    ]
-    assert all(app.storage.replies_for(r.mention_id)[0].state is ReplyState.SENT for r in direct_sent)
-    direct_on_server = sorted(str(s["id"]) for s in on_server.get("None", []))
-    assert direct_on_server == sorted(str(r.platform_post_id) for r in direct_sent)
+    }
+    assert all(app.storage.replies_for(r.mention_id)[0].state is ReplyState.SENT for r in direct_sent.values())
+    direct_on_server = {
+        post_id: [str(s["id"]) for s in found] for post_id, found in brand_replies(base, direct=True).items()
+    }
+    assert direct_on_server == {post_id: [r.platform_post_id] for post_id, r in direct_sent.items()}

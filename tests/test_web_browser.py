@@ -115,9 +115,11 @@ def log_in(page: Any, url: str, user: str) -> None:
 
 
 def replies_on_server(base_url: str, post_id: str) -> list[dict[str, Any]]:
+    """The brand's public replies to `post_id` (a private follow-up answers it too, as a direct status)."""
     with client(base_url, BRAND) as api:
         me = api.account_verify_credentials()
-        return [s for s in api.account_statuses(me["id"], limit=40) if str(s["in_reply_to_id"]) == post_id]
+        statuses = api.account_statuses(me["id"], limit=40)
+    return [s for s in statuses if str(s["in_reply_to_id"]) == post_id and s["visibility"] != "direct"]
 
 
 def queued_public(app: App, post_id: str) -> int:
