@@ -22,6 +22,8 @@ from bot.classifier.features import Features
 
 MODEL_PATH = Path(__file__).with_name("model.json")
 FORMAT = 2
+# The complaint weight of a model trained without cross-validation, or saved before it was learned.
+DEFAULT_COMPLAINT_COST = 1.5
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,7 @@ class LinearModel:
     temperature: float = 1.0  # regression logits are divided by it
     nb_gain: float = 10.0  # mean naive Bayes log-likelihood is multiplied by it
     nb_mix: float = 0.0  # share of naive Bayes in the mixed probability
-    complaint_cost: float = 1.5  # the complaint probability is multiplied by it before deciding
+    complaint_cost: float = DEFAULT_COMPLAINT_COST  # the complaint probability is multiplied by it before deciding
     info: Mapping[str, Any] = field(default_factory=dict)
 
     def scores(self, features: Features) -> tuple[list[float], list[float]]:
@@ -115,6 +117,6 @@ def _parse_model(path: Path, _mtime_ns: int, _size: int) -> LinearModel:
         temperature=float(document["temperature"]),
         nb_gain=float(document["nb_gain"]),
         nb_mix=float(document["nb_mix"]),
-        complaint_cost=float(document.get("complaint_cost", 1.5)),  # models from before it was learned
+        complaint_cost=float(document.get("complaint_cost", DEFAULT_COMPLAINT_COST)),
         info=document.get("info", {}),
     )
