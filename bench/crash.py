@@ -21,19 +21,19 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import func, select  # noqa: E402
 
 from bench.crash_check import Posted, Verdict, check  # noqa: E402
 from bench.crash_peers import PLATFORMS, Daemon, Peer, wait_until  # noqa: E402
+from bot.clock import now  # noqa: E402
 from bot.models import ReplyState  # noqa: E402
-from bot.schema import accounts, mentions, replies  # noqa: E402
-from bot.storage import Storage, now  # noqa: E402
+from bot.storage import Storage  # noqa: E402
 from tests.peers.database import scratch_schema  # noqa: E402
 from tests.scenarios import POSTS, Scenario  # noqa: E402
 
@@ -163,8 +163,7 @@ def _crash_many_times(
                 raise RuntimeError(f"the daemon exited on its own:\n{daemon.log_text()[-3000:]}")
             daemon.kill()
             result.kills += 1
-            claimed = (replies.c.state == ReplyState.SENDING.value) & (replies.c.updated_at >= life_began)
-            result.kills_mid_send += _count(storage, claimed) > 0
+            result.kills_mid_send += _claimed_since(storage, life_began)
             daemon.start()
     finally:
         customer.join()
@@ -189,23 +188,26 @@ def _customer(peer: Peer, count: int, span: float, rng: random.Random, posted: l
 
 
 def _cursor_set(storage: Storage) -> bool:
-    with storage.engine.connect() as db:
-        return db.execute(select(accounts.c.cursor).where(accounts.c.name == ACCOUNT)).scalar() is not None
+    state = storage.accounts.get(ACCOUNT)
+    return state is not None and state.cursor is not None
 
 
-def _count(storage: Storage, condition: object) -> int:
-    with storage.engine.connect() as db:
-        return int(db.execute(select(func.count()).select_from(replies).where(condition)).scalar_one())
+def _claimed_since(storage: Storage, moment: datetime) -> bool:
+    """A reply was being sent (claimed, outcome unknown) by the life that began at `moment`."""
+    return any(
+        reply.state is ReplyState.SENDING and reply.updated_at >= moment
+        for mention in storage.mentions.all(ACCOUNT)
+        for reply in storage.replies.for_mention(mention.id)
+    )
 
 
 def _settled(storage: Storage, posted_ids: list[str]) -> bool:
     """Every mention stored, and no reply waiting to be sent or half-sent."""
-    with storage.engine.connect() as db:
-        stored = set(db.execute(select(mentions.c.post_id).where(mentions.c.account == ACCOUNT)).scalars())
+    stored = {m.mention.post_id for m in storage.mentions.all(ACCOUNT)}
     if not set(posted_ids) <= stored:
         return False
-    unsent = replies.c.state.in_([ReplyState.APPROVED.value, ReplyState.SENDING.value])
-    return _count(storage, unsent) == 0
+    by_state = storage.figures.activity(ACCOUNT).replies_by_state
+    return by_state.get(ReplyState.APPROVED.value, 0) + by_state.get(ReplyState.SENDING.value, 0) == 0
 
 
 @contextmanager

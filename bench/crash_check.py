@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from bench.crash_peers import ServerPost
 from bot.models import ReplyKind, ReplyState
-from bot.records import StoredReply
 from bot.storage import Storage
+from bot.storage.records import StoredReply
 
 DELIBERATE = {ReplyState.PENDING, ReplyState.REJECTED, ReplyState.DRAFTED}
 
@@ -56,11 +56,11 @@ def check(posted: list[Posted], server: list[ServerPost], storage: Storage, acco
             verdict.public_on_server += 1
             public_by_target.setdefault(post.in_reply_to_id or "", []).append(post)
 
-    stored = {m.mention.post_id: m for m in storage.mentions_for(account)}
+    stored = {m.mention.post_id: m for m in storage.mentions.all(account)}
     recorded: dict[str, StoredReply] = {}
     direct_sent: Counter[str] = Counter()
     for mention in stored.values():
-        for reply in storage.replies_for(mention.id):
+        for reply in storage.replies.for_mention(mention.id):
             if reply.state is ReplyState.SENT and reply.platform_post_id:
                 recorded[reply.platform_post_id] = reply
                 if reply.kind is ReplyKind.DIRECT:
@@ -76,7 +76,7 @@ def check(posted: list[Posted], server: list[ServerPost], storage: Storage, acco
             verdict.losses.append(f"mention {item.post_id} ({item.text[:40]!r}) was never stored")
             continue
         verdict.stored += 1
-        replies = {r.kind: r for r in storage.replies_for(mention.id)}
+        replies = {r.kind: r for r in storage.replies.for_mention(mention.id)}
         public = replies.get(ReplyKind.PUBLIC)
         if public is None or public.state in DELIBERATE:
             why = f"{mention.situation}: {mention.action}" if public is None else f"reply {public.state.value}"

@@ -1,4 +1,4 @@
-"""Plain values shared by the core: the brand, situations, decisions, reply states."""
+"""Plain values shared by the core: situations, languages, modes, actions, decisions, reply states."""
 
 from __future__ import annotations
 
@@ -41,15 +41,6 @@ class ReplyState(StrEnum):
 class ReplyKind(StrEnum):
     PUBLIC = "public"
     DIRECT = "direct"
-
-
-@dataclass(frozen=True)
-class Brand:
-    name: str
-    support_email: str
-    support_url: str | None = None
-    default_language: str = "en"
-    handles: tuple[str, ...] = ()  # the brand's own handles, lower-case, without "@"
 
 
 @dataclass(frozen=True)

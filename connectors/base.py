@@ -17,7 +17,7 @@ Error tree (catch the base, or a precise leaf)::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -172,13 +172,15 @@ class Platform:
     """How the config and the daemon see one platform: its keys and how to build a connector."""
 
     name: str
-    create: Any  # Callable[[ConnectorSettings], Connector]; Any keeps modules import-light
+    create: Callable[[ConnectorSettings], Connector]
     secret_keys: tuple[str, ...]  # each may be given inline, as ${VAR}, or as <key>_file
     required_secrets: tuple[tuple[str, ...], ...]  # alternatives: one whole tuple must be present
-    options: Mapping[str, type] = field(default_factory=dict)  # extra account keys and their types
+    # A dataclass of the platform's own account keys, declared with `bot.setting.setting` (type, default,
+    # doc, check); the config reader checks them and hands them over as `ConnectorSettings.options`.
+    options: type[Any] | None = None
     default_base_url: str | None = None
     max_characters: int = 500  # used before verify() has read the real limit
-    count_text: Any = None  # Callable[[str], int]: length as the platform counts it; None = len()
+    count_text: Callable[[str], int] | None = None  # length as the platform counts it; None = len()
     default_prices: Mapping[str, float] = field(default_factory=dict)  # USD per read/post, for estimates
     automated_direct_messages: bool = True  # X forbids unsolicited automated DMs
     links_in_replies: bool = True  # X charges ~13x for a post with a URL: use the email there

@@ -369,7 +369,6 @@ PLATFORM = Platform(
     create=MastodonConnector,
     secret_keys=("access_token",),
     required_secrets=(("access_token",),),
-    options={},
     default_base_url=None,
     max_characters=DEFAULT_MAX_CHARACTERS,
     count_text=text_length,

@@ -11,6 +11,7 @@ from typing import Any
 
 import requests
 
+from bot.waits import parse_reset, parse_retry_after
 from connectors.base import RateBudget
 
 URL_LENGTH = 23  # every http(s) URL counts this much, whatever its length
@@ -86,22 +87,6 @@ class RateHeaders:
         return min(max(wait, 1.0), MAX_RETRY_AFTER) if wait > 0 else None
 
 
-def parse_reset(value: str | None) -> datetime | None:
-    """`X-RateLimit-Reset` as a moment: ISO-8601 (real Mastodon) or epoch seconds (GoToSocial, mocks)."""
-    if not value:
-        return None
-    text = value.strip()
-    try:
-        return datetime.fromtimestamp(float(text), UTC)
-    except (ValueError, OverflowError, OSError):
-        pass
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def retry_after(headers: Mapping[str, str], now: datetime | None = None) -> float:
     """Seconds to wait after a 429, between 1 s and a day; a minute if the server did not say."""
     now = now or datetime.now(UTC)
@@ -111,21 +96,9 @@ def retry_after(headers: Mapping[str, str], now: datetime | None = None) -> floa
         # Measured against the server's clock (its Date header), not ours.
         wait = (reset - _server_now(lowered, now)).total_seconds()
     else:
-        wait = _retry_after_header(lowered.get("retry-after"), now)
+        told = parse_retry_after(lowered.get("retry-after"), now)
+        wait = DEFAULT_RETRY_AFTER if told is None else told
     return min(max(wait, 1.0), MAX_RETRY_AFTER)
-
-
-def _retry_after_header(value: str | None, now: datetime) -> float:
-    if not value:
-        return DEFAULT_RETRY_AFTER
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        return (parsedate_to_datetime(value) - now).total_seconds()
-    except (TypeError, ValueError):
-        return DEFAULT_RETRY_AFTER
 
 
 def _server_now(headers: Mapping[str, str], fallback: datetime) -> datetime:

@@ -20,12 +20,14 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any
 
 import requests
 import tweepy
 
+from bot.setting import setting
+from bot.waits import parse_reset
 from connectors.base import (
     AccountInfo,
     AuthFailed,
@@ -371,10 +373,9 @@ class XConnector:
     def _note_budget(self, endpoint: str, headers: Mapping[str, str]) -> None:
         remaining = _int(headers.get("x-rate-limit-remaining"))
         limit = _int(headers.get("x-rate-limit-limit"))
-        reset = _int(headers.get("x-rate-limit-reset"))
-        if remaining is None and limit is None and reset is None:
+        reset_at = parse_reset(headers.get("x-rate-limit-reset"))
+        if remaining is None and limit is None and reset_at is None:
             return
-        reset_at = datetime.fromtimestamp(reset, UTC) if reset is not None else None
         self._budgets[endpoint] = RateBudget(remaining=remaining, limit=limit, reset_at=reset_at)
 
 
@@ -397,10 +398,10 @@ def _translate(where: str, exc: tweepy.HTTPException) -> ConnectorError:
 
 def retry_after(headers: Mapping[str, str], now: float | None = None) -> float:
     """Seconds until X's `x-rate-limit-reset` (epoch seconds), at least 1."""
-    reset = _int(headers.get("x-rate-limit-reset"))
+    reset = parse_reset(headers.get("x-rate-limit-reset"))
     if reset is None:
         return DEFAULT_RETRY_AFTER
-    return max(1.0, reset - (time.time() if now is None else now))
+    return max(1.0, reset.timestamp() - (time.time() if now is None else now))
 
 
 def _meta(body: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -420,17 +421,40 @@ def _int(value: str | None) -> int | None:
         return None
 
 
+def _non_negative(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValueError(f"expected a price in USD (0 or more), got {value!r}")
+    return float(value)
+
+
+def _tier(value: object) -> str:
+    if value not in TIER_MENTION_REQUESTS_PER_15_MIN:
+        raise ValueError(f"expected one of {', '.join(TIER_MENTION_REQUESTS_PER_15_MIN)}, got {value!r}")
+    return str(value)
+
+
+@dataclass(frozen=True)
+class XOptions:
+    """An X account's own keys in the config."""
+
+    tier: str = setting(
+        DEFAULT_TIER, doc="free | basic | pro | pay-per-use | enterprise: spaces the polls", check=_tier
+    )
+    user_id: str | None = setting(None, doc="optional: checked against the credentials")
+    price_per_read: float | None = setting(
+        None, doc="USD per post read, for `carebot status` (default: X's price)", check=_non_negative
+    )
+    price_per_post: float | None = setting(
+        None, doc="USD per post created, for `carebot status` (default: X's price)", check=_non_negative
+    )
+
+
 PLATFORM = Platform(
     name="x",
     create=XConnector,
     secret_keys=("bearer_token", *OAUTH1_KEYS),
     required_secrets=(("bearer_token",), OAUTH1_KEYS),
-    options={
-        "user_id": str,
-        "tier": str,
-        "price_per_read": float,
-        "price_per_post": float,
-    },
+    options=XOptions,
     default_base_url="https://api.twitter.com",
     max_characters=MAX_WEIGHTED_LENGTH,
     count_text=weighted_length,

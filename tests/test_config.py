@@ -50,14 +50,14 @@ def test_good_config_is_read_with_defaults(tmp_path: Path) -> None:
     config = config_from(write(tmp_path, GOOD))
     assert config.brand.name == "Acme"
     assert config.brand.support_url == "https://acme.example/help"
-    assert config.storage_url == f"sqlite:///{tmp_path / 'carebot.db'}"  # relative to the config file
+    assert config.storage.url == f"sqlite:///{tmp_path / 'carebot.db'}"  # relative to the config file
     account = config.accounts[0]
     assert account.platform == "mastodon"
     assert account.mode is Mode.APPROVE
     assert account.poll_interval == 120.0
     assert account.secrets == {"access_token": "tok-123456"}
     assert "tok-123456" not in repr(account)
-    assert config.min_confidence == 0.55
+    assert config.classifier.min_confidence == 0.55
 
 
 def test_the_example_config_is_valid(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -416,7 +417,8 @@ def test_credentials_are_required() -> None:
 def test_platform_describes_the_config() -> None:
     assert PLATFORM.name == "x" and PLATFORM.create is XConnector
     assert PLATFORM.required_secrets[0] == ("bearer_token",)
-    assert set(PLATFORM.options) >= {"user_id", "tier"}
+    assert PLATFORM.options is not None
+    assert {f.name for f in dataclasses.fields(PLATFORM.options)} >= {"user_id", "tier"}
     assert PLATFORM.max_characters == 280 and PLATFORM.default_base_url == "https://api.twitter.com"
 
 

@@ -18,8 +18,8 @@ from mastodon_mock.testing import MockServer
 from bench.crash import Options, report, run
 from bench.crash_check import Posted, check
 from bench.crash_peers import mastodon_brand_posts
-from bot.app import App
-from bot.daemon import run_once
+from bot.run.app import App
+from bot.run.daemon import run_once
 from bot.storage import Storage
 from tests.peers.mastodon import BRAND, client, post_as
 from tests.test_daemon_mastodon import config_for
@@ -65,8 +65,8 @@ def test_the_check_sees_a_duplicate_a_stuck_reply_and_an_unrecorded_post(
 
         with client(mastodon_server.base_url, BRAND) as brand:
             brand.status_post("@alice again", in_reply_to_id=posted[0].post_id)
-        stuck = app.storage.replies_for(app.storage.mentions_for(account)[1].id)[0]
-        app.storage.release(stuck.id, "as if the sender died", retry_at=None)
+        stuck = app.storage.replies.for_mention(app.storage.mentions.all(account)[1].id)[0]
+        app.storage.replies.release(stuck.id, "as if the sender died", retry_at=None)
         broken = check(posted, mastodon_brand_posts(mastodon_server.base_url), app.storage, account)
         assert len(broken.duplicates) == 1 and posted[0].post_id in broken.duplicates[0]
         assert len(broken.losses) == 1 and "approved" in broken.losses[0]
@@ -108,7 +108,7 @@ def test_a_kill_during_the_first_migration_leaves_a_database_that_opens(db_url: 
     assert child.returncode == -9, child.stderr.decode()[-2000:]
     reopened = Storage.open(db_url)  # before the fix: "table accounts already exists", for ever
     try:
-        assert reopened.all_account_states() == []
-        assert reopened.ensure_account("acme", "mastodon").cursor is None
+        assert reopened.accounts.all() == []
+        assert reopened.accounts.ensure("acme", "mastodon").cursor is None
     finally:
         reopened.close()

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from mastodon_mock.testing import MockServer
 
-from bot.app import App
 from bot.config import Config, load_config
-from bot.daemon import run_once
 from bot.models import ReplyState
+from bot.run.app import App
+from bot.run.daemon import run_once
 from tests import configs
 from tests.peers.mastodon import BRAND, RunningMock, client, post_as, reset
 from tests.scenarios import ANSWERED, PERSONAL_DATA, POSTS, SCRIPTS, Scenario
@@ -73,7 +73,7 @@ def test_every_situation_and_language_answered_on_the_server(started: tuple[App,
         by_target = private_by_target if status["visibility"] == "direct" else replies_by_target
         by_target.setdefault(str(status["in_reply_to_id"]), []).append(status)
 
-    stored = {m.mention.post_id: m for m in app.storage.mentions_for()}
+    stored = {m.mention.post_id: m for m in app.storage.mentions.all()}
     for post_id, scenario in posted.items():
         who, text, situation, lang = scenario.customer, scenario.text, scenario.situation, scenario.lang
         assert stored[post_id].situation == situation, (text, stored[post_id].situation)
@@ -89,10 +89,10 @@ def test_every_situation_and_language_answered_on_the_server(started: tuple[App,
         assert "<script" not in replies[0]["content"]
         if lang in SCRIPTS:
             assert SCRIPTS[lang].search(reply_text), f"{lang} reply not in {lang}: {reply_text}"
-        (reply_row,) = app.storage.replies_for(stored[post_id].id)[:1]
+        (reply_row,) = app.storage.replies.for_mention(stored[post_id].id)[:1]
         assert f"/{lang}/" in (reply_row.template_id or ""), reply_row.template_id
         # A private follow-up, if the playbook sends one, answers the mention privately, once, to its author.
-        sent_privately = [r for r in app.storage.replies_for(stored[post_id].id) if r.kind.value == "direct"]
+        sent_privately = [r for r in app.storage.replies.for_mention(stored[post_id].id) if r.kind.value == "direct"]
         private = private_by_target.get(post_id, [])
         assert [str(s["id"]) for s in private] == [r.platform_post_id for r in sent_privately]
         assert all([m["acct"] for m in s["mentions"]] == [who] for s in private)
@@ -132,10 +132,10 @@ def test_approve_mode_posts_nothing_until_approved_then_once(
         post_all(mastodon_server.base_url, POSTS[:3])
         run_once(app)
         assert brand_statuses(mastodon_server.base_url) == []
-        queue = app.storage.queue()
+        queue = app.storage.replies.queue()
         assert len(queue) == 3
         assert queue[0].mention.situation == "complaint"  # most urgent first
-        approved = app.storage.approve(
+        approved = app.storage.replies.approve(
             queue[0].reply.id, "lead", text="@alice We're sorry. Please email help@acme.example"
         )
         assert approved.state is ReplyState.APPROVED
@@ -145,7 +145,7 @@ def test_approve_mode_posts_nothing_until_approved_then_once(
         assert len(statuses) == 1
         assert statuses[0]["in_reply_to_id"] == queue[0].mention.mention.post_id
         assert "We're sorry" in plain(statuses[0]["content"])
-        assert app.storage.reply(queue[0].reply.id).state is ReplyState.SENT
+        assert app.storage.replies.get(queue[0].reply.id).state is ReplyState.SENT
     finally:
         app.close()
 
@@ -158,9 +158,9 @@ def test_dry_run_posts_nothing_but_records_everything(tmp_path: Path, mastodon_s
         run_once(app)
         run_once(app)
         assert brand_statuses(mastodon_server.base_url) == []
-        stored = app.storage.mentions_for()
+        stored = app.storage.mentions.all()
         assert len(stored) == len(POSTS)
-        states = {r.state for m in stored for r in app.storage.replies_for(m.id)}
+        states = {r.state for m in stored for r in app.storage.replies.for_mention(m.id)}
         assert states == {ReplyState.DRAFTED}
     finally:
         app.close()

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import App
 from bot.config import Config, load_config
-from bot.daemon import run_once
 from bot.models import ReplyState
-from bot.spend import account_status
+from bot.run.app import App
+from bot.run.daemon import run_once
+from bot.run.status import account_status
 from connectors.x_text import text_length
 from tests import configs
 from tests.peers.x import XPeer
@@ -54,7 +54,7 @@ def test_every_situation_and_language_on_x(x_bot: tuple[App, XPeer]) -> None:
     posted = post_all(peer, POSTS)
     run_once(app)
     replies = replies_to(peer)
-    stored = {m.mention.post_id: m for m in app.storage.mentions_for()}
+    stored = {m.mention.post_id: m for m in app.storage.mentions.all()}
     for post_id, scenario in posted.items():
         assert stored[post_id].situation == scenario.situation, scenario.text
         got = replies.get(post_id, [])
@@ -99,10 +99,10 @@ def test_approve_mode_posts_only_what_was_approved(tmp_path: Path, x_peer: XPeer
         post_all(x_peer, POSTS[:3])
         run_once(app)
         assert x_peer.fake.brand_posts() == []
-        queue = app.storage.queue()
+        queue = app.storage.replies.queue()
         assert len(queue) == 3
         assert queue[0].mention.situation == "complaint"
-        app.storage.approve(queue[0].reply.id, "lead")
+        app.storage.replies.approve(queue[0].reply.id, "lead")
         run_once(app)
         run_once(app)
         (posted,) = x_peer.fake.brand_posts()
@@ -119,8 +119,8 @@ def test_dry_run_posts_nothing(tmp_path: Path, x_peer: XPeer, db_url: str) -> No
         run_once(app)
         run_once(app)
         assert x_peer.fake.brand_posts() == []
-        assert len(app.storage.mentions_for()) == len(POSTS)
-        states = {r.state for m in app.storage.mentions_for() for r in app.storage.replies_for(m.id)}
+        assert len(app.storage.mentions.all()) == len(POSTS)
+        states = {r.state for m in app.storage.mentions.all() for r in app.storage.replies.for_mention(m.id)}
         assert states == {ReplyState.DRAFTED}
     finally:
         app.close()
@@ -135,7 +135,7 @@ def test_x_rules_stop_not_addressed_and_spend(x_bot: tuple[App, XPeer]) -> None:
     run_once(app)
     replies = replies_to(peer)
     assert first not in replies  # carol opted out: no automated reply, but the complaint is kept
-    stored = {m.mention.post_id: m for m in app.storage.mentions_for()}
+    stored = {m.mention.post_id: m for m in app.storage.mentions.all()}
     assert stored[first].situation == "complaint"
     assert thread_root in replies
     # A reply in the thread that does not address the brand gets no automated reply.
@@ -153,7 +153,7 @@ def test_rate_limit_pauses_and_nothing_is_lost(x_bot: tuple[App, XPeer]) -> None
     peer.fake.rate_limit_next(1, reset_in=1.0, path="*/mentions")
     report = run_once(app)[0]
     assert report.paused and peer.fake.brand_posts() == []
-    state = app.storage.account_state("acme-x")
+    state = app.storage.accounts.get("acme-x")
     assert state is not None and state.paused_until is not None
     time.sleep(max(0.0, (state.paused_until - datetime.now(UTC)).total_seconds()) + 0.1)
     run_once(app)
@@ -165,13 +165,13 @@ def test_a_reply_refused_as_duplicate_content_is_reworded_once(x_bot: tuple[App,
     (post_id,) = post_all(peer, POSTS[:1])
     peer.fake.fail_next(403, 1, method="POST", path="*/tweets", detail=DUPLICATE_DETAIL)
     run_once(app)
-    (reply,) = app.storage.replies_for(app.storage.mentions_for()[0].id)
+    (reply,) = app.storage.replies.for_mention(app.storage.mentions.all()[0].id)
     assert peer.fake.brand_posts() == []
     assert reply.reworded and reply.state is ReplyState.APPROVED
     run_once(app)
     (posted,) = replies_to(peer)[post_id]
-    assert posted["text"] == app.storage.reply(reply.id).text
-    assert app.storage.reply(reply.id).state is ReplyState.SENT
+    assert posted["text"] == app.storage.replies.get(reply.id).text
+    assert app.storage.replies.get(reply.id).state is ReplyState.SENT
 
 
 def test_a_second_duplicate_refusal_parks_the_reply_with_the_reason(x_bot: tuple[App, XPeer]) -> None:
@@ -180,6 +180,6 @@ def test_a_second_duplicate_refusal_parks_the_reply_with_the_reason(x_bot: tuple
     peer.fake.fail_next(403, 2, method="POST", path="*/tweets", detail=DUPLICATE_DETAIL)
     run_once(app)
     run_once(app)
-    (reply,) = app.storage.replies_for(app.storage.mentions_for()[0].id)
+    (reply,) = app.storage.replies.for_mention(app.storage.mentions.all()[0].id)
     assert reply.state is ReplyState.FAILED and "DuplicateContent" in (reply.last_error or "")
     assert peer.fake.brand_posts() == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.demo import POSTS, run_demo
+from bot.cli.demo import POSTS, run_demo
 
 
 def test_demo_answers_every_situation_and_says_so(capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,7 +10,7 @@ import pytest
 from bot.classifier import Classification
 from bot.classifier.evaluate import metrics
 from bot.classifier.examples import Example
-from bot.cli_classify import main
+from bot.cli.classify import main
 
 POSTS = [
     {"id": 1, "lang": "en", "text": "@AcmeTel my internet is down since yesterday, fix it", "label": "complaint"},

@@ -18,13 +18,13 @@ import pytest
 from mastodon_mock.config import MastodonMockConfig, RateLimitConfig
 from mastodon_mock.testing import MockServer
 
-from bot.app import App
 from bot.cli import main as carebot
+from bot.clock import now
 from bot.config import Config, load_config
-from bot.cycle import CycleReport
-from bot.daemon import run_forever, run_once
 from bot.models import ReplyState
-from bot.storage import now
+from bot.run.app import App
+from bot.run.cycle import CycleReport
+from bot.run.daemon import run_forever, run_once
 from connectors.base import Unavailable
 from connectors.mastodon_limits import retry_after
 from tests import configs
@@ -106,8 +106,8 @@ def private_follow_up(app: App, post_id: str) -> Any:
 
 
 def _stored_reply(app: App, post_id: str, kind: str) -> Any:
-    (stored,) = [m for m in app.storage.mentions_for() if m.mention.post_id == post_id]
-    return next(r for r in app.storage.replies_for(stored.id) if r.kind.value == kind)
+    (stored,) = [m for m in app.storage.mentions.all() if m.mention.post_id == post_id]
+    return next(r for r in app.storage.replies.for_mention(stored.id) if r.kind.value == kind)
 
 
 def queue_list(config_path: Path, capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
@@ -140,7 +140,7 @@ def test_a_429_while_reading_pauses_until_the_epoch_reset_then_answers_once(
     )
     (report,) = run_once(app)
     assert report.paused and report.error and "RateLimited" in report.error
-    state = app.storage.account_state(ACCOUNT)
+    state = app.storage.accounts.get(ACCOUNT)
     assert state is not None and state.paused_until is not None
     assert "rate limited" in (state.pause_reason or "")
     assert abs(state.paused_until.timestamp() - reset) <= 2.5  # the reset the server named, not a default
@@ -169,7 +169,7 @@ def test_a_429_with_an_iso_reset_as_real_mastodon_sends_pauses_until_then(
         methods=["GET"],
     )
     (report,) = run_once(app)
-    state = app.storage.account_state(ACCOUNT)
+    state = app.storage.accounts.get(ACCOUNT)
     assert report.paused and state is not None and state.paused_until is not None
     assert abs((state.paused_until - reset).total_seconds()) <= 2.5
 
@@ -363,12 +363,12 @@ def test_a_failed_read_loses_nothing_the_next_cycle_answers(
 ) -> None:
     base = mastodon_server.base_url
     app = make_app(base, timeout="400ms")
-    before = app.storage.account_state(ACCOUNT)
+    before = app.storage.accounts.get(ACCOUNT)
     post_id = str(post_as(base, "alice", QUESTION)["id"])
     add_fault(base, effect=effect, path="/api/v1/notifications", methods=["GET"])
     (report,) = run_once(app)
     assert report.new == 0 and not report.paused
-    after = app.storage.account_state(ACCOUNT)
+    after = app.storage.accounts.get(ACCOUNT)
     assert after is not None and before is not None
     assert after.cursor == before.cursor or report.error is None  # a read that failed never moves the cursor
     settle(app, lambda: post_id in brand_replies(base))
@@ -457,7 +457,7 @@ def test_a_backlog_is_drained_in_pages_without_running_out_of_budget(
     for _ in range(40):
         reports = run_once(app)
         errors += [r.error for r in reports if r.error]
-        state = app.storage.account_state(ACCOUNT)
+        state = app.storage.accounts.get(ACCOUNT)
         assert state is not None
         if state.pause_reason:
             pauses.append(state.pause_reason)
@@ -474,7 +474,7 @@ def test_a_backlog_is_drained_in_pages_without_running_out_of_budget(
 
 
 def public_reply_state(app: App, post_id: str) -> ReplyState | None:
-    found = [m for m in app.storage.mentions_for() if m.mention.post_id == post_id]
+    found = [m for m in app.storage.mentions.all() if m.mention.post_id == post_id]
     if not found:
         return None
     return public_reply(app, post_id).state
@@ -501,8 +501,8 @@ def test_under_mixed_faults_every_mention_ends_answered_once_or_parked_with_a_re
     add_fault(base, effect={"type": "status", "status": 502}, path="/api/v1/statuses/*/context", methods=["GET"])
 
     def settled() -> bool:
-        states = [r.state for m in app.storage.mentions_for() for r in app.storage.replies_for(m.id)]
-        return len(app.storage.mentions_for()) == len(posted) and all(
+        states = [r.state for m in app.storage.mentions.all() for r in app.storage.replies.for_mention(m.id)]
+        return len(app.storage.mentions.all()) == len(posted) and all(
             s in (ReplyState.SENT, ReplyState.FAILED, ReplyState.PENDING) for s in states
         )
 
@@ -510,9 +510,9 @@ def test_under_mixed_faults_every_mention_ends_answered_once_or_parked_with_a_re
     time.sleep(0.9)  # let the server finish any post it was still holding back
     run_once(app)
     on_server = brand_replies(base)
-    stored = {m.mention.post_id: m for m in app.storage.mentions_for()}
+    stored = {m.mention.post_id: m for m in app.storage.mentions.all()}
     for post_id in posted:
-        replies = {r.kind.value: r for r in app.storage.replies_for(stored[post_id].id)}
+        replies = {r.kind.value: r for r in app.storage.replies.for_mention(stored[post_id].id)}
         public = replies.get("public")
         if public is None or public.state is ReplyState.PENDING:
             assert post_id not in on_server  # nothing decided to say: nothing said
@@ -527,10 +527,10 @@ def test_under_mixed_faults_every_mention_ends_answered_once_or_parked_with_a_re
     direct_sent = {
         m.mention.post_id: r
         for m in stored.values()
-        for r in app.storage.replies_for(m.id)
+        for r in app.storage.replies.for_mention(m.id)
         if r.kind.value == "direct" and r.state is ReplyState.SENT
     }
-    assert all(app.storage.replies_for(r.mention_id)[0].state is ReplyState.SENT for r in direct_sent.values())
+    assert all(app.storage.replies.for_mention(r.mention_id)[0].state is ReplyState.SENT for r in direct_sent.values())
     direct_on_server = {
         post_id: [str(s["id"]) for s in found] for post_id, found in brand_replies(base, direct=True).items()
     }

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from mastodon_mock.testing import MockServer
 
-from bot.app import App
 from bot.cli import main as carebot
 from bot.config import load_config
-from bot.daemon import run_once
 from bot.models import ReplyState
+from bot.run.app import App
+from bot.run.daemon import run_once
 from tests import configs
 from tests.peers.mastodon import post_as
 from tests.peers.x import XPeer
@@ -78,8 +78,8 @@ def replies_on_x(fake: FakeX) -> dict[str, list[dict[str, Any]]]:
 
 
 def the_reply(app: App, post_id: str) -> Any:
-    (stored,) = [m for m in app.storage.mentions_for() if m.mention.post_id == post_id]
-    (reply,) = app.storage.replies_for(stored.id)  # X: public only, never an automated DM
+    (stored,) = [m for m in app.storage.mentions.all() if m.mention.post_id == post_id]
+    (reply,) = app.storage.replies.for_mention(stored.id)  # X: public only, never an automated DM
     return reply
 
 
@@ -157,7 +157,7 @@ def test_a_rate_limited_post_keeps_its_attempts_and_goes_out_after_the_reset(
     assert report.paused
     reply = the_reply(app, post_id)
     assert reply.state is ReplyState.APPROVED and reply.attempts == 0
-    state = app.storage.account_state(ACCOUNT)
+    state = app.storage.accounts.get(ACCOUNT)
     assert state is not None and state.paused_until is not None
     time.sleep(max(0.0, state.paused_until.timestamp() - time.time()) + 0.05)
     settle(app, lambda: the_reply(app, post_id).state is ReplyState.SENT)
@@ -195,7 +195,7 @@ def test_reading_stays_within_the_mentions_budget(x_peer: XPeer, make_app: Calla
         post_id = x_peer.fake.post(f"user{n}", f"{QUESTION} ({n})")
         (report,) = run_once(app)
         assert report.error is None or "RateLimited" not in report.error, report.error
-        state = app.storage.account_state(ACCOUNT)
+        state = app.storage.accounts.get(ACCOUNT)
         assert state is not None
         if state.paused_until is not None:
             paused = state.pause_reason
@@ -237,7 +237,7 @@ def test_blocked_and_muted_users_get_no_reply_on_x(
     replies = replies_on_x(x_peer.fake)
     assert blocked not in replies and muted not in replies
     assert len(replies[welcome]) == 1
-    stored = {m.mention.post_id: m for m in app.storage.mentions_for()}
+    stored = {m.mention.post_id: m for m in app.storage.mentions.all()}
     assert "blocked or muted" in stored[blocked].reason and "blocked or muted" in stored[muted].reason
     relations = [r.path for r in x_peer.fake.requests if r.path.endswith(("/blocking", "/muting"))]
     assert len(relations) == 2  # read once, then cached across cycles

@@ -18,10 +18,10 @@ import pytest
 from mastodon import Mastodon
 from mastodon_mock.testing import MockServer
 
-from bot.app import App
 from bot.config import load_config
-from bot.daemon import run_once
 from bot.models import ReplyState
+from bot.run.app import App
+from bot.run.daemon import run_once
 from tests import configs
 from tests.peers.mastodon import BRAND, add_fault, client, post_as
 from tests.test_faults_mastodon import brand_replies
@@ -68,7 +68,7 @@ def plain(html: str) -> str:
 
 
 def stored(app: App, post_id: str) -> Any:
-    (found,) = [m for m in app.storage.mentions_for() if m.mention.post_id == post_id]
+    (found,) = [m for m in app.storage.mentions.all() if m.mention.post_id == post_id]
     return found
 
 
@@ -122,7 +122,7 @@ def test_blocked_and_muted_authors_get_no_reply(bot: App, mastodon_server: MockS
     for post_id in (blocked, muted):
         assert stored(bot, post_id).action == "ignore"
         assert "blocked or muted" in stored(bot, post_id).reason
-        assert bot.storage.replies_for(stored(bot, post_id).id) == []
+        assert bot.storage.replies.for_mention(stored(bot, post_id).id) == []
 
 
 def test_a_reply_in_flight_is_not_sent_once_the_author_is_blocked(
@@ -134,7 +134,7 @@ def test_a_reply_in_flight_is_not_sent_once_the_author_is_blocked(
     post_id = str(post_as(base, "boris", QUESTION)["id"])
     add_fault(base, effect={"type": "status", "status": 503}, path="/api/v1/statuses", methods=["POST"])
     run_once(bot)
-    reply = bot.storage.replies_for(stored(bot, post_id).id)[0]
+    reply = bot.storage.replies.for_mention(stored(bot, post_id).id)[0]
     assert reply.state is ReplyState.APPROVED and reply.attempts == 1  # waiting for its retry
     with client(base, BRAND) as api:
         api.account_block(account_id(base, "boris"))
@@ -142,7 +142,7 @@ def test_a_reply_in_flight_is_not_sent_once_the_author_is_blocked(
         time.sleep(0.15)  # past the retry delay
         run_once(bot)
     assert brand_replies(base) == {}
-    parked = bot.storage.reply(reply.id)
+    parked = bot.storage.replies.get(reply.id)
     assert parked.state is ReplyState.FAILED and "blocked or muted" in (parked.last_error or "")
 
 
@@ -193,7 +193,7 @@ def test_a_bot_to_bot_loop_is_cut_after_the_hourly_limit(tmp_path: Path, mastodo
     try:
         answered = [r for rs in brand_replies(base).values() for r in rs]
         assert len(answered) == 2
-        waiting = [i for i in app.storage.queue() if i.mention.mention.author.handle == "autoresponder"]
+        waiting = [i for i in app.storage.replies.queue() if i.mention.mention.author.handle == "autoresponder"]
         assert len(waiting) == 3
         assert all("a person decides" in i.mention.reason for i in waiting)
     finally:
@@ -213,6 +213,6 @@ def test_the_same_template_is_never_posted_twice_in_a_row_to_one_person(bot: App
         run_once(bot)
         (reply,) = brand_replies(base)[post_id]
         texts.append(plain(reply["content"]))
-        templates.append(bot.storage.replies_for(stored(bot, post_id).id)[0].template_id)
+        templates.append(bot.storage.replies.for_mention(stored(bot, post_id).id)[0].template_id)
     assert all(a != b for a, b in itertools.pairwise(templates)), templates
     assert all(a != b for a, b in itertools.pairwise(texts)), texts

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.keywords import Keywords, normalise, phrase_problem
+from bot.decide.keywords import Keywords, normalise, phrase_problem
 
 
 @pytest.mark.parametrize(

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from mastodon_mock.testing import MockServer
 
-from bot.app import App
-from bot.daemon import run_once
-from bot.liveness import is_dead, process_identity
 from bot.models import ReplyState
-from bot.outbox import CLAIM_LEASE
-from bot.records import StoredReply
+from bot.run.app import App
+from bot.run.daemon import run_once
+from bot.run.liveness import is_dead, process_identity
+from bot.run.outbox import CLAIM_LEASE
+from bot.storage.records import StoredReply
 from tests.peers.mastodon import BRAND, client, post_as
 from tests.test_daemon_mastodon import config_for
 
@@ -70,10 +70,10 @@ def _claimed_reply(app: App, server: MockServer, claimed_by: str) -> StoredReply
     run_once(app)  # the cursor starts at "now"
     post_as(server.base_url, "alice", "@brand how can I contact your support team? is there an email?")
     run_once(app)
-    (item,) = app.storage.queue()
-    approved = app.storage.approve(item.reply.id, "lead")
-    assert app.storage.claim(approved, CLAIM_LEASE, claimed_by)
-    return app.storage.reply(approved.id)
+    (item,) = app.storage.replies.queue()
+    approved = app.storage.replies.approve(item.reply.id, "lead")
+    assert app.storage.replies.claim(approved, CLAIM_LEASE, claimed_by)
+    return app.storage.replies.get(approved.id)
 
 
 def _public_replies(base_url: str) -> list[dict[str, object]]:
@@ -92,7 +92,7 @@ def test_a_dead_senders_claim_is_sent_at_once_not_after_the_lease(
         child.wait()
         reply = _claimed_reply(app, mastodon_server, dead)
         run_once(app)
-        assert app.storage.reply(reply.id).state is ReplyState.SENT
+        assert app.storage.replies.get(reply.id).state is ReplyState.SENT
         assert len(_public_replies(mastodon_server.base_url)) == 1
     finally:
         app.close()
@@ -105,7 +105,7 @@ def test_a_live_senders_claim_is_left_alone(
     try:
         reply = _claimed_reply(app, mastodon_server, identity_of(child))
         run_once(app)
-        assert app.storage.reply(reply.id).state is ReplyState.SENDING
+        assert app.storage.replies.get(reply.id).state is ReplyState.SENDING
         assert _public_replies(mastodon_server.base_url) == []
     finally:
         app.close()

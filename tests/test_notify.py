@@ -11,11 +11,12 @@ import httpx
 import pytest
 import respx
 
+from bot.clock import now
 from bot.config import Config, ConfigError, NotifyConfig, load_config
 from bot.models import Action, Decision, ReplyState
-from bot.notify import Webhook, notify_due
-from bot.records import Classified
-from bot.storage import Storage, now
+from bot.run.notify import Webhook, notify_due
+from bot.storage import Storage
+from bot.storage.records import Classified
 from connectors.base import Author, Mention
 from tests import configs
 
@@ -58,7 +59,7 @@ def store(
     decision = Decision(
         situation, Action.REPLY, "test", reply_text="@alice.customer We're on it.", urgent=urgent, priority=10
     )
-    mention_id = storage.record_mention("acme-mastodon", mention, classified, decision, state)
+    mention_id = storage.mentions.record("acme-mastodon", mention, classified, decision, state)
     assert mention_id is not None
     return mention_id
 

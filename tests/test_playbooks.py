@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.decide.playbooks import MIN_VARIANTS, PlaybookError, load_playbooks, vocabulary
 from bot.models import LANGUAGES, SITUATIONS, Action
-from bot.playbooks import MIN_VARIANTS, PlaybookError, load_playbooks, vocabulary
 
 
 def copy_shipped(tmp_path: Path) -> Path:

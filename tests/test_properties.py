@@ -15,14 +15,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mastodon_mock.testing import MockServer
 
-from bot.app import App
 from bot.classifier import Classifier, find_personal_data, mask_personal_data
-from bot.config import load_config
-from bot.daemon import run_once
-from bot.models import LANGUAGES, SITUATIONS, Action, Brand
-from bot.playbooks import Playbooks, load_playbooks, vocabulary
-from bot.render import render
-from bot.router import Context, decide
+from bot.config import Brand, load_config
+from bot.decide.playbooks import Playbooks, load_playbooks, vocabulary
+from bot.decide.render import render
+from bot.decide.router import Context, decide
+from bot.models import LANGUAGES, SITUATIONS, Action
+from bot.run.app import App
+from bot.run.daemon import run_once
 from connectors.base import Author, BadResponse, Mention
 from connectors.mastodon import _SHAPE_ERRORS, _to_mention
 from connectors.mastodon_html import html_to_text
@@ -269,7 +269,7 @@ def test_nasty_posts_are_read_stored_and_answered_safely(bot: App, mastodon_serv
     )
     reports = run_once(bot) + run_once(bot) + run_once(bot)
     assert all(r.error is None for r in reports), [r.error for r in reports]
-    stored = {m.mention.post_id: m for m in bot.storage.mentions_for()}
+    stored = {m.mention.post_id: m for m in bot.storage.mentions.all()}
     assert set(posted.values()) <= set(stored), "every post is stored, however odd"
     for replies in brand_replies(base).values():
         for reply in replies:

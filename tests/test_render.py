@@ -4,9 +4,10 @@ import re
 
 import pytest
 
-from bot.models import LANGUAGES, Brand
-from bot.playbooks import load_playbooks
-from bot.render import render, sanitise_handle, support_channels, template_problems, usable, variants
+from bot.config import Brand
+from bot.decide.playbooks import load_playbooks
+from bot.decide.render import render, sanitise_handle, support_channels, template_problems, usable, variants
+from bot.models import LANGUAGES
 from connectors import mastodon_limits, x_text
 
 WITH_PAGE = Brand(

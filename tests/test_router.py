@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.classifier import Classification, PersonalData, find_personal_data
-from bot.models import LANGUAGES, SITUATIONS, Action, Brand, Decision
-from bot.playbooks import Playbooks, load_playbooks
-from bot.router import ANGRY_BONUS, Context, decide
+from bot.config import Brand
+from bot.decide.playbooks import Playbooks, load_playbooks
+from bot.decide.router import ANGRY_BONUS, Context, decide
+from bot.models import LANGUAGES, SITUATIONS, Action, Decision
 from connectors import mastodon_limits, x_text
 from connectors.base import Author, Mention
 

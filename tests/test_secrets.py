@@ -16,10 +16,10 @@ import pytest
 from mastodon_mock.testing import MockServer
 from sqlalchemy import create_engine, select
 
-from bot.app import App
 from bot.config import load_config
-from bot.daemon import run_once
-from bot.schema import metadata
+from bot.run.app import App
+from bot.run.daemon import run_once
+from bot.storage.tables import metadata
 from connectors.base import AuthFailed, ConnectorSettings
 from connectors.x import XConnector
 from tests import configs
@@ -143,7 +143,7 @@ def test_reprs_and_connector_errors_hold_no_token(tmp_path: Path, mastodon_serve
         assert report.error is not None and token not in report.error
         app.connector(app.config.accounts[0])
         assert token not in repr(app) and token not in repr(app.config)
-        state = app.storage.account_state("acme-mastodon")
+        state = app.storage.accounts.get("acme-mastodon")
         assert state is not None and token not in (state.pause_reason or "")
     finally:
         app.close()

@@ -6,11 +6,11 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import create_engine, inspect
 
 from bot.models import Action, Decision, ReplyKind, ReplyState
-from bot.records import Classified
 from bot.storage import Conflict, NotFound, Storage
+from bot.storage.records import Classified
 from connectors.base import Author, Mention
 
 CLASSIFIED = Classified(
@@ -48,56 +48,58 @@ def decision(text: str | None = "@alice sorry, please email us", direct: str | N
     )
 
 
-def test_schema_is_created_by_the_migration(storage: Storage) -> None:
-    tables = set(inspect(storage.engine).get_table_names())
+def test_schema_is_created_by_the_migration(storage: Storage, db_url: str) -> None:
+    engine = create_engine(db_url)
+    tables = set(inspect(engine).get_table_names())
+    engine.dispose()
     assert {"accounts", "mentions", "replies", "opt_outs", "alembic_version"} <= tables
 
 
 def test_reopening_keeps_data(db_url: str) -> None:
     first = Storage.open(db_url)
-    first.ensure_account("a", "mastodon")
-    first.record_mention("a", mention("1"), CLASSIFIED, decision(), ReplyState.APPROVED)
+    first.accounts.ensure("a", "mastodon")
+    first.mentions.record("a", mention("1"), CLASSIFIED, decision(), ReplyState.APPROVED)
     first.close()
     second = Storage.open(db_url)  # migrations run again: a no-op on an up-to-date database
-    assert second.has_mention("a", "1")
+    assert second.mentions.has("a", "1")
     second.close()
 
 
 def test_a_mention_is_stored_once(storage: Storage) -> None:
-    storage.ensure_account("a", "mastodon")
-    assert storage.record_mention("a", mention("1"), CLASSIFIED, decision(), ReplyState.APPROVED)
-    assert storage.record_mention("a", mention("1"), CLASSIFIED, decision(), ReplyState.APPROVED) is None
-    assert len(storage.mentions_for("a")) == 1
-    stored = storage.mentions_for("a")[0]
-    assert len(storage.replies_for(stored.id)) == 1
+    storage.accounts.ensure("a", "mastodon")
+    assert storage.mentions.record("a", mention("1"), CLASSIFIED, decision(), ReplyState.APPROVED)
+    assert storage.mentions.record("a", mention("1"), CLASSIFIED, decision(), ReplyState.APPROVED) is None
+    assert len(storage.mentions.all("a")) == 1
+    stored = storage.mentions.all("a")[0]
+    assert len(storage.replies.for_mention(stored.id)) == 1
     assert stored.mention.created_at == datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
 def test_public_and_direct_replies_are_kept_apart(storage: Storage) -> None:
-    storage.ensure_account("a", "mastodon")
-    mention_id = storage.record_mention("a", mention("1"), CLASSIFIED, decision(direct="details?"), ReplyState.PENDING)
+    storage.accounts.ensure("a", "mastodon")
+    mention_id = storage.mentions.record("a", mention("1"), CLASSIFIED, decision(direct="details?"), ReplyState.PENDING)
     assert mention_id is not None
-    kinds = sorted(r.kind for r in storage.replies_for(mention_id))
+    kinds = sorted(r.kind for r in storage.replies.for_mention(mention_id))
     assert kinds == [ReplyKind.DIRECT, ReplyKind.PUBLIC]
 
 
 def test_no_reply_row_without_text(storage: Storage) -> None:
-    storage.ensure_account("a", "mastodon")
-    mention_id = storage.record_mention("a", mention("1"), CLASSIFIED, decision(text=None), None)
+    storage.accounts.ensure("a", "mastodon")
+    mention_id = storage.mentions.record("a", mention("1"), CLASSIFIED, decision(text=None), None)
     assert mention_id is not None
-    assert storage.replies_for(mention_id) == []
+    assert storage.replies.for_mention(mention_id) == []
 
 
 def test_claim_is_won_by_one_worker_only(storage: Storage) -> None:
-    storage.ensure_account("a", "mastodon")
-    storage.record_mention("a", mention("1"), CLASSIFIED, decision(), ReplyState.APPROVED)
-    (due,) = storage.due_replies("a")
+    storage.accounts.ensure("a", "mastodon")
+    storage.mentions.record("a", mention("1"), CLASSIFIED, decision(), ReplyState.APPROVED)
+    (due,) = storage.replies.due("a")
     wins: list[bool] = []
     barrier = threading.Barrier(4)
 
     def worker() -> None:
         barrier.wait()
-        wins.append(storage.claim(due, timedelta(seconds=60)))
+        wins.append(storage.replies.claim(due, timedelta(seconds=60)))
 
     threads = [threading.Thread(target=worker) for _ in range(4)]
     for t in threads:
@@ -105,83 +107,83 @@ def test_claim_is_won_by_one_worker_only(storage: Storage) -> None:
     for t in threads:
         t.join()
     assert wins.count(True) == 1
-    assert storage.due_replies("a") == []  # claimed and the lease is still running
+    assert storage.replies.due("a") == []  # claimed and the lease is still running
 
 
 def test_an_abandoned_send_comes_back_after_its_lease(storage: Storage) -> None:
-    storage.ensure_account("a", "mastodon")
-    storage.record_mention("a", mention("1"), CLASSIFIED, decision(), ReplyState.APPROVED)
-    (due,) = storage.due_replies("a")
-    assert storage.claim(due, timedelta(seconds=-1))  # as if the sender died long ago
-    (again,) = storage.due_replies("a")
+    storage.accounts.ensure("a", "mastodon")
+    storage.mentions.record("a", mention("1"), CLASSIFIED, decision(), ReplyState.APPROVED)
+    (due,) = storage.replies.due("a")
+    assert storage.replies.claim(due, timedelta(seconds=-1))  # as if the sender died long ago
+    (again,) = storage.replies.due("a")
     assert again.state is ReplyState.SENDING and again.attempts == 1
-    assert storage.claim(again, timedelta(seconds=60))
-    storage.mark_sent(again.id, "999")
-    assert storage.reply(again.id).state is ReplyState.SENT
-    assert storage.due_replies("a") == []
+    assert storage.replies.claim(again, timedelta(seconds=60))
+    storage.replies.mark_sent(again.id, "999")
+    assert storage.replies.get(again.id).state is ReplyState.SENT
+    assert storage.replies.due("a") == []
 
 
 def test_queue_is_most_urgent_first_and_approval_is_compare_and_set(storage: Storage) -> None:
-    storage.ensure_account("a", "mastodon")
+    storage.accounts.ensure("a", "mastodon")
     calm = Decision("simple_question", Action.REPLY, "q", reply_text="@bob thanks", priority=10)
-    storage.record_mention("a", mention("1", "bob"), CLASSIFIED, calm, ReplyState.PENDING)
-    storage.record_mention("a", mention("2"), CLASSIFIED, decision(), ReplyState.PENDING)
-    queue = storage.queue()
+    storage.mentions.record("a", mention("1", "bob"), CLASSIFIED, calm, ReplyState.PENDING)
+    storage.mentions.record("a", mention("2"), CLASSIFIED, decision(), ReplyState.PENDING)
+    queue = storage.replies.queue()
     assert [item.mention.mention.post_id for item in queue] == ["2", "1"]
     first = queue[0].reply
-    approved = storage.approve(first.id, "lead@acme", text="@alice edited")
+    approved = storage.replies.approve(first.id, "lead@acme", text="@alice edited")
     assert approved.state is ReplyState.APPROVED and approved.text == "@alice edited"
     assert approved.approved_by == "lead@acme"
     with pytest.raises(Conflict):
-        storage.approve(first.id, "someone-else")
+        storage.replies.approve(first.id, "someone-else")
     with pytest.raises(NotFound):
-        storage.approve(12345, "x")
+        storage.replies.approve(12345, "x")
     second = queue[1].reply
-    rejected = storage.reject(second.id, "lead@acme", "not needed")
+    rejected = storage.replies.reject(second.id, "lead@acme", "not needed")
     assert rejected.state is ReplyState.REJECTED and rejected.rejected_reason == "not needed"
 
 
 def test_parked_reply_can_be_retried(storage: Storage) -> None:
-    storage.ensure_account("a", "mastodon")
-    storage.record_mention("a", mention("1"), CLASSIFIED, decision(), ReplyState.APPROVED)
-    (due,) = storage.due_replies("a")
-    storage.claim(due, timedelta(seconds=60))
-    storage.park(due.id, "Unavailable: 503")
-    assert [i.reply.state for i in storage.queue()] == [ReplyState.FAILED]
-    retried = storage.retry(due.id, "lead")
+    storage.accounts.ensure("a", "mastodon")
+    storage.mentions.record("a", mention("1"), CLASSIFIED, decision(), ReplyState.APPROVED)
+    (due,) = storage.replies.due("a")
+    storage.replies.claim(due, timedelta(seconds=60))
+    storage.replies.park(due.id, "Unavailable: 503")
+    assert [i.reply.state for i in storage.replies.queue()] == [ReplyState.FAILED]
+    retried = storage.replies.retry(due.id, "lead")
     assert retried.state is ReplyState.APPROVED and retried.attempts == 0
-    assert [r.id for r in storage.due_replies("a")] == [due.id]
+    assert [r.id for r in storage.replies.due("a")] == [due.id]
 
 
 def test_released_reply_waits_for_its_retry_time(storage: Storage) -> None:
-    storage.ensure_account("a", "mastodon")
-    storage.record_mention("a", mention("1"), CLASSIFIED, decision(), ReplyState.APPROVED)
-    (due,) = storage.due_replies("a")
-    storage.claim(due, timedelta(seconds=60))
-    storage.release(due.id, "Unavailable: 502", retry_at=datetime.now(UTC) + timedelta(hours=1))
-    assert storage.due_replies("a") == []
-    assert storage.reply(due.id).last_error == "Unavailable: 502"
+    storage.accounts.ensure("a", "mastodon")
+    storage.mentions.record("a", mention("1"), CLASSIFIED, decision(), ReplyState.APPROVED)
+    (due,) = storage.replies.due("a")
+    storage.replies.claim(due, timedelta(seconds=60))
+    storage.replies.release(due.id, "Unavailable: 502", retry_at=datetime.now(UTC) + timedelta(hours=1))
+    assert storage.replies.due("a") == []
+    assert storage.replies.get(due.id).last_error == "Unavailable: 502"
 
 
 def test_author_history_counts_recent_replies_and_opt_outs(storage: Storage) -> None:
-    storage.ensure_account("a", "mastodon")
-    storage.record_mention("a", mention("1"), CLASSIFIED, decision(), ReplyState.APPROVED)
-    storage.record_mention("a", mention("2"), CLASSIFIED, decision(), ReplyState.APPROVED)
-    history = storage.author_history("mastodon", "id-alice")
+    storage.accounts.ensure("a", "mastodon")
+    storage.mentions.record("a", mention("1"), CLASSIFIED, decision(), ReplyState.APPROVED)
+    storage.mentions.record("a", mention("2"), CLASSIFIED, decision(), ReplyState.APPROVED)
+    history = storage.mentions.author_history("mastodon", "id-alice")
     assert history.replies_last_hour == 2
     assert history.last_template_id == "complaint/ack/en/0"
     assert not history.opted_out
     stop = Classified("en", "other", 0.9, {}, [], angry=False, opt_out=True)
-    storage.record_mention("a", mention("3", text="@acme stop"), stop, decision(text=None), None)
-    assert storage.author_history("mastodon", "id-alice").opted_out
-    assert not storage.author_history("mastodon", "id-bob").opted_out
+    storage.mentions.record("a", mention("3", text="@acme stop"), stop, decision(text=None), None)
+    assert storage.mentions.author_history("mastodon", "id-alice").opted_out
+    assert not storage.mentions.author_history("mastodon", "id-bob").opted_out
 
 
 def test_cursor_and_pause_survive(storage: Storage) -> None:
-    storage.ensure_account("a", "mastodon")
+    storage.accounts.ensure("a", "mastodon")
     until = datetime.now(UTC) + timedelta(minutes=5)
-    storage.update_account("a", cursor="12345", paused_until=until, pause_reason="rate limited")
-    state = storage.account_state("a")
+    storage.accounts.update("a", cursor="12345", paused_until=until, pause_reason="rate limited")
+    state = storage.accounts.get("a")
     assert state is not None
     assert state.cursor == "12345"
     assert state.paused_until is not None and abs((state.paused_until - until).total_seconds()) < 1

@@ -18,15 +18,15 @@ import pytest
 from starlette.testclient import TestClient
 
 from bot.classifier import Classifier
+from bot.clock import now
 from bot.config import Config, ConfigError, load_config
+from bot.decide.playbooks import Playbooks, load_playbooks, vocabulary
+from bot.decide.router import Context, decide
 from bot.models import ReplyState
-from bot.pipeline import classified, reply_state
-from bot.playbooks import Playbooks, load_playbooks, vocabulary
-from bot.router import Context, decide
-from bot.storage import Storage, now
-from bot.web.app import NotConfigured, create_app
+from bot.run.pipeline import classified, reply_state
+from bot.storage import Storage
+from bot.web.asgi import NotConfigured, create_app
 from bot.web.auth import LoginThrottle, hash_password, verify_password
-from bot.web.queries import figures
 from bot.web.server import start_in_thread
 from connectors.base import Author, Mention
 from tests import configs
@@ -118,9 +118,9 @@ def seed(
     context = Context(brand=config.brand, platform="mastodon", max_characters=500, text_length=len)
     decision = decide(mention, result, playbooks, context)
     state = reply_state(decision, config.accounts[0].mode)
-    mention_id = storage.record_mention("acme-mastodon", mention, classified(result), decision, state)
+    mention_id = storage.mentions.record("acme-mastodon", mention, classified(result), decision, state)
     assert mention_id is not None
-    return storage.replies_for(mention_id)[0].id
+    return storage.replies.for_mention(mention_id)[0].id
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +131,8 @@ def brains() -> tuple[Classifier, Playbooks]:
 
 def open_desk(tmp_path: Path, db_url: str, brains: tuple[Classifier, Playbooks]) -> Iterator[Desk]:
     config = load_config(write_config(tmp_path, db_url), ENV)
-    storage = Storage.open(config.storage_url)
-    storage.ensure_account("acme-mastodon", "mastodon")
+    storage = Storage.open(config.storage.url)
+    storage.accounts.ensure("acme-mastodon", "mastodon")
     app = create_app(config, storage, *brains)
     with TestClient(app, follow_redirects=False) as client:
         yield Desk(config, storage, *brains, client)
@@ -169,7 +169,7 @@ def log_in(client: TestClient | httpx.Client, user: str = "alice", password: str
 
 
 def shown(desk: Desk, reply_id: int) -> str:
-    return desk.storage.reply(reply_id).text
+    return desk.storage.replies.get(reply_id).text
 
 
 COMPLAINT = "@brand my order never arrived and I was charged twice! email me at alice.w@example.org"
@@ -189,7 +189,7 @@ def test_pages_need_a_login_and_health_does_not(desk: Desk) -> None:
     for action in ("approve", "reject", "retry", "situation"):
         response = client.post(f"/replies/{reply_id}/{action}", data={"csrf": "x", "shown": "x"})
         assert response.status_code == 403, action
-    assert desk.storage.reply(reply_id).state is ReplyState.PENDING
+    assert desk.storage.replies.get(reply_id).state is ReplyState.PENDING
     assert client.get("/health").text == "ok"
     assert client.get("/login").status_code == 200
 
@@ -284,7 +284,7 @@ def test_a_forged_or_stale_session_cookie_is_not_a_login(
 
     # A new password for alice ends the sessions opened with the old one (same signing key).
     renewed = load_config(
-        write_config(tmp_path, desk.config.storage_url, {**HASHES, "alice": hash_password("new one")}), ENV
+        write_config(tmp_path, desk.config.storage.url, {**HASHES, "alice": hash_password("new one")}), ENV
     )
     with TestClient(create_app(renewed, desk.storage, *brains), follow_redirects=False) as other:
         other.cookies.set("carebot_session", cookie)
@@ -313,7 +313,7 @@ def test_a_desk_nobody_can_log_in_to_is_refused(tmp_path: Path) -> None:
     text = path.read_text().replace("  admin_token: ${DESK_TOKEN}\n", "")
     path.write_text(text)
     config = load_config(path, ENV)
-    storage = Storage.open(config.storage_url)
+    storage = Storage.open(config.storage.url)
     try:
         with pytest.raises(NotConfigured):
             create_app(config, storage)
@@ -341,7 +341,7 @@ def test_queue_shows_everything_a_person_needs_escaped_and_masked(desk: Desk) ->
     assert ">complaint<" in html and "urgent" in html
     assert re.search(r'class="confidence"[^>]*>\d+%<', html)
     assert 'lang="en"' in html
-    draft = desk.storage.reply(reply_id).text
+    draft = desk.storage.replies.get(reply_id).text
     assert f'<span class="used">{len(draft)}</span> / 500' in html
     assert re.search(r"waiting 5m", html)
     assert 'href="http://127.0.0.1:9/@mallory/' in html
@@ -389,8 +389,8 @@ def test_every_action_refuses_a_missing_or_forged_csrf_token(desk: Desk) -> None
             data = {"shown": text, **extra} | ({"csrf": token} if token else {})
             response = desk.client.post(f"/replies/{reply_id}/{action}", data=data)
             assert response.status_code == 403, (action, token)
-    assert desk.storage.reply(reply_id).state is ReplyState.PENDING
-    assert desk.storage.mention(desk.storage.reply(reply_id).mention_id).situation == "complaint"
+    assert desk.storage.replies.get(reply_id).state is ReplyState.PENDING
+    assert desk.storage.mentions.get(desk.storage.replies.get(reply_id).mention_id).situation == "complaint"
 
 
 def test_approve_as_is_records_who(desk: Desk) -> None:
@@ -399,7 +399,7 @@ def test_approve_as_is_records_who(desk: Desk) -> None:
     text = shown(desk, reply_id)
     response = desk.client.post(f"/replies/{reply_id}/approve", data={"csrf": csrf, "shown": text, "text": text})
     assert response.status_code == 303
-    reply = desk.storage.reply(reply_id)
+    reply = desk.storage.replies.get(reply_id)
     assert reply.state is ReplyState.APPROVED
     assert reply.approved_by == "alice" and reply.decided_by == "auto" and reply.text == text
     page = desk.client.get("/").text
@@ -415,7 +415,7 @@ def test_edit_then_approve_posts_the_edit_with_browser_line_breaks(desk: Desk) -
     desk.client.post(
         f"/replies/{reply_id}/approve", data={"csrf": csrf, "shown": original.replace("\n", "\r\n"), "text": edited}
     )
-    reply = desk.storage.reply(reply_id)
+    reply = desk.storage.replies.get(reply_id)
     assert reply.state is ReplyState.APPROVED
     assert reply.text == edited.replace("\r\n", "\n")
     assert reply.decided_by == "alice" and reply.approved_by == "alice"
@@ -431,7 +431,7 @@ def test_an_edit_over_the_limit_is_refused_and_kept(desk: Desk) -> None:
     assert response.status_code == 422
     assert "607 characters; mastodon allows 500" in response.text
     assert too_long in response.text  # the person's edit is still in the box
-    assert desk.storage.reply(reply_id).state is ReplyState.PENDING
+    assert desk.storage.replies.get(reply_id).state is ReplyState.PENDING
     empty = desk.client.post(
         f"/replies/{reply_id}/approve", data={"csrf": csrf, "shown": shown(desk, reply_id), "text": "  "}
     )
@@ -453,7 +453,7 @@ def test_the_second_approver_is_told_who_was_first(desk: Desk) -> None:
         response = other.post(f"/replies/{reply_id}/approve", data={"csrf": second, "shown": text, "text": text + "!"})
         assert response.status_code == 303
         assert f"Reply #{reply_id} was already approved by alice." in other.get("/").text
-    reply = desk.storage.reply(reply_id)
+    reply = desk.storage.replies.get(reply_id)
     assert reply.approved_by == "alice" and reply.text == text
 
 
@@ -463,12 +463,12 @@ def test_a_draft_changed_under_the_page_is_not_approved_blind(desk: Desk) -> Non
     csrf = log_in(desk.client)
     stale = {"csrf": csrf, "shown": "an older draft", "text": "an older draft"}
     assert desk.client.post(f"/replies/{reply_id}/approve", data=stale).status_code == 303
-    assert desk.storage.reply(reply_id).state is ReplyState.PENDING
+    assert desk.storage.replies.get(reply_id).state is ReplyState.PENDING
     assert "changed while you were looking at it" in desk.client.get("/").text
     # An edit is what the person typed and saw: it is approved whatever the draft became meanwhile.
     edited = {"csrf": csrf, "shown": "an older draft", "text": "@alice Yes: Settings, then Display."}
     desk.client.post(f"/replies/{reply_id}/approve", data=edited)
-    reply = desk.storage.reply(reply_id)
+    reply = desk.storage.replies.get(reply_id)
     assert reply.state is ReplyState.APPROVED and reply.text == "@alice Yes: Settings, then Display."
     assert current != reply.text
 
@@ -501,7 +501,7 @@ def test_many_people_approving_at_once_approve_once(tmp_path: Path, any_desk: De
     won = [page for page in outcomes if f"Reply #{reply_id} approved;" in page]
     lost = [page for page in outcomes if f"Reply #{reply_id} was already approved by" in page]
     assert len(won) == 1 and len(lost) == 5
-    assert any_desk.storage.reply(reply_id).state is ReplyState.APPROVED
+    assert any_desk.storage.replies.get(reply_id).state is ReplyState.APPROVED
 
 
 def test_reject_needs_a_reason_and_records_it(desk: Desk) -> None:
@@ -509,9 +509,9 @@ def test_reject_needs_a_reason_and_records_it(desk: Desk) -> None:
     csrf = log_in(desk.client, "bob")
     response = desk.client.post(f"/replies/{reply_id}/reject", data={"csrf": csrf, "reason": "   "})
     assert response.status_code == 422 and "Say why" in response.text
-    assert desk.storage.reply(reply_id).state is ReplyState.PENDING
+    assert desk.storage.replies.get(reply_id).state is ReplyState.PENDING
     desk.client.post(f"/replies/{reply_id}/reject", data={"csrf": csrf, "reason": "answered by phone already"})
-    reply = desk.storage.reply(reply_id)
+    reply = desk.storage.replies.get(reply_id)
     assert reply.state is ReplyState.REJECTED
     assert reply.approved_by == "bob" and reply.rejected_reason == "answered by phone already"
 
@@ -520,13 +520,13 @@ def test_retry_a_failed_send(desk: Desk) -> None:
     reply_id = desk.seed(COMPLAINT)
     csrf = log_in(desk.client)
     desk.client.post(f"/replies/{reply_id}/retry", data={"csrf": csrf})
-    assert desk.storage.reply(reply_id).state is ReplyState.PENDING  # only a failed reply is retried
-    desk.storage.approve(reply_id, "alice")
-    desk.storage.park(reply_id, "Unavailable: 503 from the server")
+    assert desk.storage.replies.get(reply_id).state is ReplyState.PENDING  # only a failed reply is retried
+    desk.storage.replies.approve(reply_id, "alice")
+    desk.storage.replies.park(reply_id, "Unavailable: 503 from the server")
     page = desk.client.get("/").text
     assert "Last error" in page and "503 from the server" in page and ">Retry<" in page
     assert desk.client.post(f"/replies/{reply_id}/retry", data={"csrf": csrf}).status_code == 303
-    reply = desk.storage.reply(reply_id)
+    reply = desk.storage.replies.get(reply_id)
     assert reply.state is ReplyState.APPROVED and reply.attempts == 0 and reply.approved_by == "alice"
 
 
@@ -548,16 +548,16 @@ def test_forms_must_be_forms(desk: Desk) -> None:
 def test_change_situation_redrafts_from_that_playbook(any_desk: Desk) -> None:
     desk = any_desk
     reply_id = desk.seed("@brand the app does not open since the update, what do I do?")
-    before = desk.storage.reply(reply_id)
-    mention = desk.storage.mention(before.mention_id)
+    before = desk.storage.replies.get(reply_id)
+    mention = desk.storage.mentions.get(before.mention_id)
     target = "complaint" if mention.situation != "complaint" else "simple_question"
     csrf = log_in(desk.client)
     response = desk.client.post(
         f"/replies/{reply_id}/situation", data={"csrf": csrf, "shown": before.text, "situation": target}
     )
     assert response.status_code == 303
-    after = desk.storage.reply(reply_id)
-    changed = desk.storage.mention(before.mention_id)
+    after = desk.storage.replies.get(reply_id)
+    changed = desk.storage.mentions.get(before.mention_id)
     assert changed.situation == target
     assert after.state is ReplyState.PENDING
     assert after.template_id and after.template_id.startswith(f"{target}/")
@@ -568,15 +568,15 @@ def test_change_situation_redrafts_from_that_playbook(any_desk: Desk) -> None:
 
 def test_change_to_a_silent_playbook_changes_nothing(desk: Desk) -> None:
     reply_id = desk.seed(QUESTION)
-    before = desk.storage.reply(reply_id)
+    before = desk.storage.replies.get(reply_id)
     csrf = log_in(desk.client)
     response = desk.client.post(
         f"/replies/{reply_id}/situation", data={"csrf": csrf, "shown": before.text, "situation": "trolling"}
     )
     assert response.status_code == 422
     assert "drafts no reply" in response.text
-    assert desk.storage.reply(reply_id).text == before.text
-    assert desk.storage.mention(before.mention_id).situation == "simple_question"
+    assert desk.storage.replies.get(reply_id).text == before.text
+    assert desk.storage.mentions.get(before.mention_id).situation == "simple_question"
     bad = desk.client.post(
         f"/replies/{reply_id}/situation", data={"csrf": csrf, "shown": before.text, "situation": "<b>x</b>"}
     )
@@ -589,11 +589,11 @@ def test_change_to_a_silent_playbook_changes_nothing(desk: Desk) -> None:
 def test_history_says_what_was_sent_by_whom_and_what_was_rejected(desk: Desk) -> None:
     by_person = desk.seed(COMPLAINT)
     rejected = desk.seed(QUESTION)
-    desk.storage.approve(by_person, "alice", text="@alice So sorry: please email help@acme.example")
-    reply = desk.storage.reply(by_person)
-    assert desk.storage.claim(reply, timedelta(minutes=1))
-    desk.storage.mark_sent(by_person, "post-77")
-    desk.storage.reject(rejected, "bob", "<b>duplicate</b> of a DM")
+    desk.storage.replies.approve(by_person, "alice", text="@alice So sorry: please email help@acme.example")
+    reply = desk.storage.replies.get(by_person)
+    assert desk.storage.replies.claim(reply, timedelta(minutes=1))
+    desk.storage.replies.mark_sent(by_person, "post-77")
+    desk.storage.replies.reject(rejected, "bob", "<b>duplicate</b> of a DM")
     log_in(desk.client)
     page = desk.client.get("/history").text
     assert "Sent after approval by <strong>alice</strong>, text by <strong>alice</strong>" in page
@@ -610,11 +610,11 @@ def test_figures_on_both_backends(any_desk: Desk) -> None:
     desk.seed(QUESTION, age=timedelta(minutes=10))
     for age in (timedelta(minutes=10), timedelta(minutes=20), timedelta(minutes=60)):
         reply_id = desk.seed("@brand how do I reach support by email?", age=age)
-        desk.storage.approve(reply_id, "alice")
-        assert desk.storage.claim(desk.storage.reply(reply_id), timedelta(minutes=1))
-        desk.storage.mark_sent(reply_id, f"p{reply_id}")
+        desk.storage.replies.approve(reply_id, "alice")
+        assert desk.storage.replies.claim(desk.storage.replies.get(reply_id), timedelta(minutes=1))
+        desk.storage.replies.mark_sent(reply_id, f"p{reply_id}")
     assert waiting_old
-    numbers = figures(desk.storage.engine)
+    numbers = desk.storage.figures.desk()
     assert numbers.waiting_now == 2
     assert numbers.oldest_wait is not None and timedelta(hours=3) <= numbers.oldest_wait < timedelta(hours=3, minutes=1)
     assert numbers.answered_today == 3
@@ -630,12 +630,12 @@ def test_figures_on_both_backends(any_desk: Desk) -> None:
 
 def test_figures_count_only_today(desk: Desk) -> None:
     reply_id = desk.seed(QUESTION)
-    desk.storage.approve(reply_id, "alice")
-    desk.storage.claim(desk.storage.reply(reply_id), timedelta(minutes=1))
-    desk.storage.mark_sent(reply_id, "p1")
+    desk.storage.replies.approve(reply_id, "alice")
+    desk.storage.replies.claim(desk.storage.replies.get(reply_id), timedelta(minutes=1))
+    desk.storage.replies.mark_sent(reply_id, "p1")
     tomorrow = datetime.now(UTC) + timedelta(days=1)
-    assert figures(desk.storage.engine, at=tomorrow).answered_today == 0
-    assert figures(desk.storage.engine).answered_today == 1
+    assert desk.storage.figures.desk(at=tomorrow).answered_today == 0
+    assert desk.storage.figures.desk().answered_today == 1
 
 
 # --- config, passwords and the server ------------------------------------------------------------------
@@ -688,19 +688,12 @@ def test_start_in_thread_serves_and_stops_and_a_taken_port_is_an_error(desk: Des
         httpx.get(f"{handle.url}/health", timeout=2)
 
 
-# `carebot web` as a process. bot/cli.py registers the subcommand; this drives cli_web's own parser part.
-CLI = (
-    "import argparse, sys; from bot import cli_web; parser = argparse.ArgumentParser(); "
-    "sub = parser.add_subparsers(); "
-    "cli_web.register(sub, lambda p: (p.add_argument('--config'), p)[1]); "
-    "args = parser.parse_args(sys.argv[1:]); sys.exit(args.func(args))"
-)
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_cli(*argv: str, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", CLI, *argv],
+        [sys.executable, "-m", "bot.cli", *argv],  # `carebot ...` as a process
         cwd=ROOT,
         input=stdin,
         capture_output=True,
@@ -734,7 +727,7 @@ def test_web_command_serves_until_sigterm_and_keeps_secrets_out_of_its_output(tm
     config = write_config(tmp_path, f"sqlite:///{tmp_path / 'cli.db'}")
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-c", CLI, "web", "--config", str(config), "--port", str(port)],
+        [sys.executable, "-m", "bot.cli", "web", "--config", str(config), "--port", str(port)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

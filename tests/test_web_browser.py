@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from mastodon_mock.testing import MockServer
 
-from bot.app import App
-from bot.cli_web import start_web_in_thread
+from bot.cli.web import start_web_in_thread
 from bot.config import load_config
-from bot.daemon import run_once
 from bot.models import ReplyKind, ReplyState
+from bot.run.app import App
+from bot.run.daemon import run_once
 from bot.web.auth import hash_password
 from bot.web.server import WebHandle
 from tests import configs
@@ -123,7 +123,7 @@ def replies_on_server(base_url: str, post_id: str) -> list[dict[str, Any]]:
 
 
 def queued_public(app: App, post_id: str) -> int:
-    for item in app.storage.queue():
+    for item in app.storage.replies.queue():
         if item.mention.mention.post_id == post_id and item.reply.kind is ReplyKind.PUBLIC:
             return item.reply.id
     raise AssertionError(f"no public reply to {post_id} in the queue")
@@ -157,7 +157,7 @@ def test_log_in_edit_approve_and_the_reply_is_posted_once(running: Running, page
     item.locator("button:has-text('Approve')").click()
     expect(page.locator(".flash-ok")).to_contain_text(f"Reply #{reply_id} approved with your edit")
     expect(page.locator(f"#item-{reply_id}")).to_have_count(0)
-    stored = running.app.storage.reply(reply_id)
+    stored = running.app.storage.replies.get(reply_id)
     assert stored.approved_by == "alice" and stored.decided_by == "alice"
 
     running.cycle()
@@ -165,7 +165,7 @@ def test_log_in_edit_approve_and_the_reply_is_posted_once(running: Running, page
     on_server = replies_on_server(running.mastodon.base_url, str(post["id"]))
     assert len(on_server) == 1
     assert "double charge" in on_server[0]["content"]
-    assert running.app.storage.reply(reply_id).state is ReplyState.SENT
+    assert running.app.storage.replies.get(reply_id).state is ReplyState.SENT
 
     page.click("nav >> text=History")
     expect(page.locator(f"#reply-{reply_id}")).to_contain_text("Sent after approval by alice")
@@ -243,7 +243,7 @@ def test_keyboard_and_phone_screen(running: Running, browser: Any, tmp_path: Pat
         page.keyboard.type("asked on the phone already")
         page.keyboard.press("Enter")
         expect(page.locator(".flash-ok")).to_contain_text(f"Reply #{first_id} rejected")
-        assert running.app.storage.reply(int(first_id or 0)).rejected_reason == "asked on the phone already"
+        assert running.app.storage.replies.get(int(first_id or 0)).rejected_reason == "asked on the phone already"
 
         page.keyboard.press("a")  # the next one, as drafted
         expect(page.locator(".flash-ok")).to_contain_text("approved; it goes out with the next cycle")

@@ -9,7 +9,7 @@ from bot.classifier.classify import Classification, Classifier
 from bot.classifier.language import detect_language
 from bot.classifier.personal_data import PersonalData, find_personal_data, mask_personal_data
 from bot.classifier.train import TrainReport, train
-from bot.classifier.vocabulary import BrandVocabulary, vocabulary_from_playbooks
+from bot.classifier.vocabulary import BrandVocabulary
 
 __all__ = [
     "BrandVocabulary",
@@ -21,5 +21,4 @@ __all__ = [
     "find_personal_data",
     "mask_personal_data",
     "train",
-    "vocabulary_from_playbooks",
 ]

@@ -8,18 +8,11 @@ from typing import Any
 
 from bot.classifier.classify import Classification, Classifier
 from bot.classifier.examples import Example
+from bot.classifier.scores import LabelScores, confusion, label_scores, macro_f1
 from bot.models import SITUATIONS
 
 CUSTOMER_LABELS = ("complaint", "contact_request", "simple_question", "price_question")
 CONFIDENCE_BINS = (0.0, 0.5, 0.7, 0.9)
-
-
-@dataclass(frozen=True)
-class LabelScores:
-    precision: float
-    recall: float
-    f1: float
-    support: int
 
 
 @dataclass(frozen=True)
@@ -56,27 +49,17 @@ def evaluate(classifier: Classifier, examples: Sequence[Example], default_lang: 
 def metrics(pairs: Sequence[tuple[Example, Classification]]) -> Metrics:
     gold = [e.label for e, _ in pairs]
     predicted = [r.situation for _, r in pairs]
-    confusion = {g: {p: 0 for p in SITUATIONS} for g in SITUATIONS}
-    for g, p in zip(gold, predicted, strict=True):
-        confusion[g][p] += 1
-    labels = {}
-    for label in SITUATIONS:
-        tp = confusion[label][label]
-        predicted_n = sum(confusion[g][label] for g in SITUATIONS)
-        support = sum(confusion[label].values())
-        precision = tp / predicted_n if predicted_n else 0.0
-        recall = tp / support if support else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        labels[label] = LabelScores(_r(precision), _r(recall), _r(f1), support)
-    present = [s for s in labels.values() if s.support]
+    table = confusion(gold, predicted, SITUATIONS)
+    scores = label_scores(table)
+    labels = {k: LabelScores(_r(s.precision), _r(s.recall), _r(s.f1), s.support) for k, s in scores.items()}
     customers = [p for g, p in zip(gold, predicted, strict=True) if g in CUSTOMER_LABELS]
     with_lang = [(e.lang, r.lang) for e, r in pairs if e.lang]
     return Metrics(
         posts=len(pairs),
         accuracy=_r(sum(g == p for g, p in zip(gold, predicted, strict=True)) / len(pairs)) if pairs else 0.0,
-        macro_f1=_r(sum(s.f1 for s in present) / len(present)) if present else 0.0,
+        macro_f1=_r(macro_f1(scores)),
         labels=labels,
-        confusion=confusion,
+        confusion=table,
         customer_as_trolling=_r(customers.count("trolling") / len(customers)) if customers else 0.0,
         language_accuracy=_r(sum(a == b for a, b in with_lang) / len(with_lang)) if with_lang else None,
         language_posts=len(with_lang),

@@ -17,6 +17,7 @@ from bot.classifier.examples import DATA_DIR, Example, brand_examples, load_trai
 from bot.classifier.features import Features, extract
 from bot.classifier.language import detect_language
 from bot.classifier.model import DEFAULT_COMPLAINT_COST, MODEL_PATH, LinearModel, save_model
+from bot.classifier.scores import confusion, label_scores, macro_f1
 from bot.classifier.vocabulary import BrandVocabulary
 from bot.models import SITUATIONS
 
@@ -99,7 +100,8 @@ def train(
         complaint_cost = _complaint_cost(probabilities, y, labels.index("complaint"))
         predicted = probabilities.argmax(axis=1)
         cv_accuracy = round(float((predicted == y).mean()), 4)
-        cv_macro_f1 = round(_macro_f1(y, predicted, len(labels)), 4)
+        names = [labels[i] for i in y], [labels[i] for i in predicted]
+        cv_macro_f1 = round(macro_f1(label_scores(confusion(*names, labels))), 4)
     weights = fit_softmax(rows, y, len(labels), weight, l2=L2, iterations=ITERATIONS)
     log_likelihood = fit_naive_bayes(rows, y, len(labels), alpha=NB_ALPHA)
 
@@ -249,16 +251,6 @@ def _complaint_cost(probabilities: np.ndarray, y: np.ndarray, complaint: int) ->
         if (weighted.argmax(axis=1)[is_complaint] == complaint).mean() >= COMPLAINT_RECALL:
             return cost
     return COMPLAINT_COSTS[-1]
-
-
-def _macro_f1(y: np.ndarray, predicted: np.ndarray, n: int) -> float:
-    scores = []
-    for label in range(n):
-        tp = int(((predicted == label) & (y == label)).sum())
-        fp = int(((predicted == label) & (y != label)).sum())
-        fn = int(((predicted != label) & (y == label)).sum())
-        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
-    return sum(scores) / n
 
 
 def _digest(examples: Sequence[Example]) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from bot.classifier import Classifier
 from bot.config import Config
-from bot.playbooks import Playbooks, load_playbooks, vocabulary
+from bot.decide.playbooks import Playbooks, load_playbooks, vocabulary
 from bot.storage import Storage
 from bot.web.auth import Authenticator, LoginThrottle
 
@@ -27,7 +27,7 @@ class Desk:
         """The classifier and playbooks, loaded on first use: most visits never re-draft."""
         with self._lock:
             if self.playbooks is None:
-                self.playbooks = load_playbooks(self.config.playbooks_dir)
+                self.playbooks = load_playbooks(self.config.playbooks)
             if self.classifier is None:
                 self.classifier = Classifier.load(vocabulary(self.playbooks))
             return self.classifier, self.playbooks

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from bot.classifier import mask_personal_data
-from bot.records import QueueItem
-from bot.storage import Storage, now
-from bot.web.queries import Figures, ThreadPost, thread
+from bot.clock import format_duration, now
+from bot.storage import Storage
+from bot.storage.records import DeskFigures, HistoryRow, QueueItem, ThreadPost
 from connectors import get_platform
 
 LANGUAGE_NAMES = {"en": "English", "ru": "Русский", "id": "Bahasa Indonesia", "ar": "العربية"}
@@ -52,7 +53,7 @@ def item_view(storage: Storage, item: QueueItem, at: datetime | None = None) -> 
     stored, reply = item.mention, item.reply
     mention = stored.mention
     platform = get_platform(mention.platform)
-    state = storage.account_state(stored.account)
+    state = storage.accounts.get(stored.account)
     limit = (state.max_characters if state else None) or platform.max_characters
     count = platform.count_text or len
     asked_at = min(mention.created_at, stored.received_at)
@@ -79,12 +80,12 @@ def item_view(storage: Storage, item: QueueItem, at: datetime | None = None) -> 
         limit=limit,
         counting="x" if mention.platform == "x" else "plain",
         asked_at=asked_at,
-        waiting=duration((at or now()) - asked_at),
+        waiting=format_duration((at or now()) - asked_at),
         attempts=reply.attempts,
         last_error=reply.last_error,
         visibility=mention.visibility,
         in_reply_to_id=mention.in_reply_to_id,
-        thread=tuple(thread(storage.engine, stored)),
+        thread=tuple(_masked(post) for post in storage.mentions.thread(stored)),
     )
 
 
@@ -94,24 +95,19 @@ def safe_url(url: str | None) -> str | None:
     return url if urlsplit(url).scheme in ("http", "https") else None
 
 
-def duration(delta: timedelta | None) -> str:
-    """'45s', '12m', '3h05m', '2d4h'; '—' for none."""
-    if delta is None:
-        return "—"
-    seconds = max(int(delta.total_seconds()), 0)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m"
-    if seconds < 86400:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 86400}d{seconds % 86400 // 3600}h"
-
-
-def figure_texts(figures: Figures) -> dict[str, str]:
+def figure_texts(figures: DeskFigures) -> dict[str, str]:
     return {
         "waiting_now": str(figures.waiting_now),
-        "oldest_wait": duration(figures.oldest_wait),
+        "oldest_wait": format_duration(figures.oldest_wait),
         "answered_today": str(figures.answered_today),
-        "median_first_response": duration(figures.median_first_response),
+        "median_first_response": format_duration(figures.median_first_response),
     }
+
+
+def history_view(rows: list[HistoryRow]) -> list[HistoryRow]:
+    """History rows with the customers' posts masked."""
+    return [dataclasses.replace(row, post=mask_personal_data(row.post)) for row in rows]
+
+
+def _masked(post: ThreadPost) -> ThreadPost:
+    return post if post.ours else dataclasses.replace(post, text=mask_personal_data(post.text))

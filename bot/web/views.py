@@ -14,14 +14,13 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from bot.cli_queue import check_length
 from bot.models import SITUATIONS, ReplyState
-from bot.redraft import RedraftRefused, redraft
+from bot.run.context import check_length
+from bot.run.redraft import RedraftRefused, redraft
 from bot.storage import Conflict, NotFound
 from bot.web.auth import csrf_ok, csrf_token, session_user, start_session
 from bot.web.desk import Desk
-from bot.web.present import figure_texts, item_view
-from bot.web.queries import apply_redraft, figures, history
+from bot.web.present import figure_texts, history_view, item_view
 
 log = logging.getLogger("carebot.web")
 
@@ -168,12 +167,12 @@ async def queue_page(request: Request) -> Response:
 
 
 def _queue_context(desk: Desk, refused: Refused | None) -> dict[str, Any]:
-    items = desk.storage.queue()
+    items = desk.storage.replies.queue()
     views = [item_view(desk.storage, item) for item in items[:QUEUE_SHOWN]]
     return {
         "items": views,
         "hidden": max(len(items) - QUEUE_SHOWN, 0),
-        "figures": figure_texts(figures(desk.storage.engine)),
+        "figures": figure_texts(desk.storage.figures.desk()),
         "situations": SITUATIONS,
         "refused": refused,
     }
@@ -187,7 +186,7 @@ async def history_page(request: Request) -> Response:
     states = HISTORY_FILTERS.get(shown, HISTORY_FILTERS["all"])
     before_raw = request.query_params.get("before", "")
     before = int(before_raw) if before_raw.isdigit() else None
-    rows = await run_in_threadpool(history, _desk(request).storage.engine, states, before)
+    rows = history_view(await run_in_threadpool(_desk(request).storage.replies.history, states, before))
     context = {
         "user": user,
         "rows": rows,
@@ -228,7 +227,7 @@ async def _act(request: Request, work: Work) -> Response:
 
 
 def _conflict_message(desk: Desk, reply_id: int) -> str:
-    reply = desk.storage.reply(reply_id)
+    reply = desk.storage.replies.get(reply_id)
     who = reply.approved_by or "the bot"
     if reply.state in (ReplyState.APPROVED, ReplyState.SENDING, ReplyState.SENT):
         sent = " and it was sent" if reply.state is ReplyState.SENT else ""
@@ -247,7 +246,7 @@ def _shown(form: Mapping[str, str], reply_id: int) -> str:
 
 
 def _approve(desk: Desk, user: str, reply_id: int, form: Mapping[str, str]) -> str:
-    reply = desk.storage.reply(reply_id)
+    reply = desk.storage.replies.get(reply_id)
     shown = _shown(form, reply_id)
     text = _lf(form["text"]).strip() if "text" in form else None
     if text is not None and text != shown.strip():
@@ -255,41 +254,41 @@ def _approve(desk: Desk, user: str, reply_id: int, form: Mapping[str, str]) -> s
             check_length(desk.config, desk.storage, reply_id, text)
         except ValueError as exc:
             raise Refused(f"Not approved: {exc}.", reply_id, text) from exc
-        desk.storage.approve(reply_id, user, text)
+        desk.storage.replies.approve(reply_id, user, text)
         log.info("desk: reply %s edited and approved by %s", reply_id, user)
         return f"Reply #{reply_id} approved with your edit; it goes out with the next cycle."
     if _lf(reply.text) != shown:
         raise Conflict("the draft changed")
-    desk.storage.approve(reply_id, user, expected_text=reply.text)
+    desk.storage.replies.approve(reply_id, user, expected_text=reply.text)
     log.info("desk: reply %s approved by %s", reply_id, user)
     return f"Reply #{reply_id} approved; it goes out with the next cycle."
 
 
 def _reject(desk: Desk, user: str, reply_id: int, form: Mapping[str, str]) -> str:
-    desk.storage.reply(reply_id)
+    desk.storage.replies.get(reply_id)
     reason = " ".join(form.get("reason", "").split())[:500]
     if not reason:
         raise Refused("Say why the reply is rejected: the team reads the reason.", reply_id)
-    desk.storage.reject(reply_id, user, reason)
+    desk.storage.replies.reject(reply_id, user, reason)
     log.info("desk: reply %s rejected by %s", reply_id, user)
     return f"Reply #{reply_id} rejected; nothing is sent."
 
 
 def _retry(desk: Desk, user: str, reply_id: int, _form: Mapping[str, str]) -> str:
-    desk.storage.retry(reply_id, user)
+    desk.storage.replies.retry(reply_id, user)
     log.info("desk: reply %s sent back to the outbox by %s", reply_id, user)
     return f"Reply #{reply_id} will be tried again with the next cycle."
 
 
 def _situation(desk: Desk, user: str, reply_id: int, form: Mapping[str, str]) -> str:
-    reply = desk.storage.reply(reply_id)
+    reply = desk.storage.replies.get(reply_id)
     situation = form.get("situation", "")
     if situation not in SITUATIONS:
         raise Refused(f"Unknown situation {situation!r}.", reply_id)
     shown = _shown(form, reply_id)
     if reply.state is not ReplyState.PENDING or _lf(reply.text) != shown:
         raise Conflict("the reply changed")
-    stored = desk.storage.mention(reply.mention_id)
+    stored = desk.storage.mentions.get(reply.mention_id)
     if stored.situation == situation:
         return f"Reply #{reply_id} is already drafted as {situation}."
     classifier, playbooks = desk.brains()
@@ -304,7 +303,7 @@ def _situation(desk: Desk, user: str, reply_id: int, form: Mapping[str, str]) ->
         )
     except RedraftRefused as exc:
         raise Refused(f"Not changed: {exc}.", reply_id) from exc
-    apply_redraft(desk.storage.engine, reply_id, reply.text, decision, user)
+    desk.storage.replies.redraft(reply_id, reply.text, decision, user)
     log.info("desk: reply %s re-drafted as %s by %s", reply_id, situation, user)
     return f"Reply #{reply_id} re-drafted from the {situation} playbook: check it, then approve."
 

@@ -1,0 +1,153 @@
+"""`carebot queue ...`: work the approval queue from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from bot.classifier import mask_personal_data
+from bot.cli.common import actor, add_config_option, load
+from bot.clock import format_duration, now
+from bot.config import Config
+from bot.run.context import check_length
+from bot.storage import Conflict, NotFound, Storage
+from bot.storage.records import QueueItem
+
+
+def register(sub: Any) -> None:
+    with_config = add_config_option
+    queue = sub.add_parser("queue", help="replies waiting for a person: list, approve, reject, retry")
+    actions = queue.add_subparsers(dest="queue_command", required=True, metavar="ACTION")
+
+    listing = with_config(actions.add_parser("list", help="pending and failed replies, most urgent first"))
+    listing.add_argument("--json", action="store_true", help="one JSON document, for scripts")
+    listing.set_defaults(func=cmd_list)
+
+    approve = with_config(actions.add_parser("approve", help="approve a reply; the next cycle posts it"))
+    approve.add_argument("id", type=int)
+    approve.add_argument("--text", help="post this text instead of the draft")
+    approve.add_argument("--by", default=None, help="who approves (default: your user name)")
+    approve.set_defaults(func=cmd_approve)
+
+    reject = with_config(actions.add_parser("reject", help="reject a reply: it is never posted"))
+    reject.add_argument("id", type=int)
+    reject.add_argument("--reason", default="", help="why, for the team")
+    reject.add_argument("--by", default=None)
+    reject.set_defaults(func=cmd_reject)
+
+    retry = with_config(actions.add_parser("retry", help="try a failed reply again"))
+    retry.add_argument("id", type=int)
+    retry.add_argument("--by", default=None)
+    retry.set_defaults(func=cmd_retry)
+
+
+def _open(args: argparse.Namespace) -> tuple[Config, Storage] | None:
+    config = load(args)
+    if config is None:
+        return None
+    return config, Storage.open(config.storage.url)
+
+
+def item_json(item: QueueItem) -> dict[str, Any]:
+    mention, reply = item.mention, item.reply
+    return {
+        "id": reply.id,
+        "state": reply.state.value,
+        "account": mention.account,
+        "platform": mention.mention.platform,
+        "author": mention.mention.author.handle,
+        "post_id": mention.mention.post_id,
+        "post_url": mention.mention.url,
+        "post": mask_personal_data(mention.mention.text),
+        "personal_data": sorted({p["kind"] for p in mention.personal_data}),
+        "lang": mention.lang,
+        "situation": mention.situation,
+        "confidence": mention.confidence,
+        "urgent": mention.urgent,
+        "reason": mention.reason,
+        "kind": reply.kind.value,
+        "draft": reply.text,
+        "attempts": reply.attempts,
+        "last_error": reply.last_error,
+        "received_at": mention.received_at.isoformat(),
+        "waiting_seconds": int((now() - mention.received_at).total_seconds()),
+    }
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    opened = _open(args)
+    if opened is None:
+        return 2
+    _, storage = opened
+    try:
+        items = storage.replies.queue()
+    finally:
+        storage.close()
+    if args.json:
+        json.dump([item_json(i) for i in items], sys.stdout, ensure_ascii=False, indent=2)
+        print()
+        return 0
+    if not items:
+        print("Nothing waits for a person.")
+        return 0
+    for item in items:
+        data = item_json(item)
+        flag = "URGENT " if data["urgent"] else ""
+        print(
+            f"#{data['id']} {flag}{data['state']} · {data['situation']} ({data['lang']}, "
+            f"{data['confidence']:.2f}) · {data['account']} · @{data['author']} · waiting "
+            f"{format_duration(now() - item.mention.received_at)}"
+        )
+        print(f"  post:  {data['post']}")
+        print(f"  draft: {data['draft']}")
+        if data["last_error"]:
+            print(f"  error: {data['last_error']}")
+        print()
+    return 0
+
+
+def _act(args: argparse.Namespace, action: Callable[[Config, Storage], str]) -> int:
+    opened = _open(args)
+    if opened is None:
+        return 2
+    config, storage = opened
+    try:
+        print(action(config, storage))
+        return 0
+    except NotFound as exc:
+        print(f"carebot: {exc}", file=sys.stderr)
+        return 1
+    except (Conflict, ValueError) as exc:
+        print(f"carebot: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        storage.close()
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    def approve(config: Config, storage: Storage) -> str:
+        if args.text is not None:
+            check_length(config, storage, args.id, args.text)
+        reply = storage.replies.approve(args.id, actor(args), args.text)
+        return f"#{reply.id} approved by {reply.approved_by}; the next cycle posts it"
+
+    return _act(args, approve)
+
+
+def cmd_reject(args: argparse.Namespace) -> int:
+    def reject(_config: Config, storage: Storage) -> str:
+        reply = storage.replies.reject(args.id, actor(args), args.reason)
+        return f"#{reply.id} rejected by {reply.approved_by}"
+
+    return _act(args, reject)
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    def retry(_config: Config, storage: Storage) -> str:
+        reply = storage.replies.retry(args.id, actor(args))
+        return f"#{reply.id} will be tried again by the next cycle"
+
+    return _act(args, retry)

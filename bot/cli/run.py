@@ -1,0 +1,126 @@
+"""`carebot run`, `check-config` and `status`: the bot itself, its config check, and what it has done."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from bot.cli.common import BAD_USAGE, add_config_option, load, secrets_of
+from bot.logs import configure_logging
+
+
+def register(sub: Any) -> None:
+    run = add_config_option(sub.add_parser("run", help="run the bot: poll, classify, decide, send"))
+    run.add_argument("--once", action="store_true", help="one full cycle of every account, then exit")
+    run.add_argument("--web", action="store_true", help="also serve the approval desk (see `carebot web`)")
+    run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    run.set_defaults(func=cmd_run)
+
+    check = add_config_option(sub.add_parser("check-config", help="validate the config and each account's credentials"))
+    check.add_argument("--offline", action="store_true", help="do not contact the platforms")
+    check.set_defaults(func=cmd_check_config)
+
+    status = add_config_option(sub.add_parser("status", help="accounts: cursor, pauses, activity, estimated API spend"))
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = load(args)
+    if config is None:
+        return BAD_USAGE
+    configure_logging("DEBUG" if args.verbose else config.daemon.log_level, secrets_of(config))
+    from bot.cli.web import start_web_in_thread
+    from bot.run.app import App
+    from bot.run.daemon import run_forever, run_once
+
+    app = App.build(config)
+    try:
+        if args.once:
+            reports = run_once(app)
+            for report in reports:
+                status = "paused" if report.paused else (f"error: {report.error}" if report.error else "ok")
+                print(
+                    f"{report.account}: {report.fetched} read, {report.new} new, {report.sent.sent} sent, "
+                    f"{report.sent.retried} to retry, {report.sent.parked} parked ({status})"
+                )
+            return 0
+        web = None
+        if args.web:
+            try:
+                web = start_web_in_thread(config, app.storage, classifier=app.classifier, playbooks=app.playbooks)
+            except (ValueError, OSError) as exc:
+                print(f"carebot: cannot start the web page: {exc}", file=sys.stderr)
+                return BAD_USAGE
+        try:
+            run_forever(app)
+        finally:
+            if web is not None:
+                web.stop()
+        return 0
+    finally:
+        app.close()
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = load(args)
+    if config is None:
+        return BAD_USAGE
+    print(f"{config.path}: configuration is valid ({len(config.accounts)} account(s))")
+    if args.offline:
+        return 0
+    from bot.run.app import open_connector
+    from connectors.base import ConnectorError
+
+    failures = 0
+    for account in config.accounts:
+        try:
+            connector = open_connector(account)
+        except ConnectorError as exc:
+            failures += 1
+            print(f"{account.name}: {exc}", file=sys.stderr)
+            continue
+        try:
+            info = connector.verify()
+            print(
+                f"{account.name}: ok, signed in as @{info.handle} on {account.base_url} "
+                f"(limit {info.max_characters} characters)"
+            )
+        except ConnectorError as exc:
+            failures += 1
+            print(f"{account.name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        finally:
+            connector.close()
+    return 1 if failures else 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Each account: where it has read to, whether it is paused, what it has done and cost."""
+    config = load(args)
+    if config is None:
+        return BAD_USAGE
+    from bot.run.status import account_status
+    from bot.storage import Storage
+
+    storage = Storage.open(config.storage.url)
+    try:
+        rows = [account_status(storage, account) for account in config.accounts]
+    finally:
+        storage.close()
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    for row in rows:
+        paused = f", paused until {row['paused_until']} ({row['pause_reason']})" if row["paused_until"] else ""
+        print(f"{row['account']} ({row['platform']}, {row['mode']}){paused}")
+        print(
+            f"  mentions {row['mentions']} · replies sent {row['sent']} · waiting {row['waiting']}"
+            f" · failed {row['failed']}"
+        )
+        print(
+            f"  requests {row['requests']} · posts read {row['posts_read']} · posts created {row['posts_created']}"
+            + (f" · estimated spend ${row['estimated_spend_usd']:.2f}" if row["estimated_spend_usd"] else "")
+        )
+    return 0

@@ -1,0 +1,130 @@
+"""Every setting of carebot's config file, written once: its key, type, default, doc and check.
+
+The dataclasses mirror the YAML (`daemon.max_attempts` is `Config.daemon.max_attempts`). A field made
+with `setting()` is a key; one without a default is required. `bot.config.read` walks these classes, and
+`config.example.yaml` documents every key (a test checks that it names them all).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.config import checks
+from bot.models import Mode
+from bot.setting import internal, setting
+
+
+@dataclass(frozen=True)
+class Brand:
+    name: str = setting(doc="used in replies")
+    support_email: str = setting(doc="the channel every hand-off points to", check=checks.email)
+    support_url: str | None = setting(None, doc="optional help page; never used in X replies", check=checks.url)
+    default_language: str = setting(
+        "en", doc="en | ru | id | ar: replies to posts in other languages", check=checks.language
+    )
+    handles: tuple[str, ...] = setting(
+        (), doc="the brand's own handles (its account is added automatically)", check=checks.handles
+    )
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    url: str = setting(doc="sqlite:///FILE (relative to the config file) or postgresql+psycopg://user@host/db")
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    min_confidence: float = setting(
+        0.55, doc="below this, a reply waits for a person instead of going out", check=checks.fraction
+    )
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    max_attempts: int = setting(5, doc="tries before a reply is parked as failed", check=checks.positive)
+    retry_backoff: float = setting(
+        5.0, doc="seconds before the first retry; doubles each time, with jitter", check=checks.duration
+    )
+    page_size: int = setting(40, doc="mentions per request", check=checks.positive)
+    max_pages_per_cycle: int = setting(
+        20, doc="a backlog is drained over several cycles beyond this", check=checks.positive
+    )
+    max_replies_per_author_hour: int = setting(
+        3, doc="more automated replies than this to one author needs a person (bot loops)", check=checks.positive
+    )
+    log_level: str = setting("INFO", doc="DEBUG | INFO | WARNING | ERROR", check=checks.log_level)
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    host: str = setting("127.0.0.1", doc="the address the approval desk listens on")
+    port: int = setting(8080, doc="the port the approval desk listens on", check=checks.port)
+    # name -> "scrypt$..." line from `carebot web hash-password`; hashes, yet kept out of reprs too.
+    users: Mapping[str, str] = setting(
+        factory=dict,
+        doc="name: hash line from `carebot web hash-password`",
+        read=lambda r, v, p: r.users(v, p),
+        shown=False,
+    )
+    admin_token: str | None = setting(None, doc='logs in as "admin"', secret=True)
+    secret_key: str | None = setting(None, doc="signs session cookies; random per process if not given", secret=True)
+    session_max_age: float = setting(12 * 3600.0, doc="a login lasts this long", check=checks.duration)
+    secure_cookies: bool = setting(False, doc="true when people reach the desk over HTTPS (via a proxy)")
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    webhook_url: str | None = setting(
+        None, doc="Slack-compatible webhook; the URL holds a token", secret=True, check=checks.url
+    )
+    wait_threshold: float = setting(
+        15 * 60.0, doc="a reply waiting for a person longer than this is announced", check=checks.duration
+    )
+    urgent: bool = setting(True, doc="announce each urgent complaint as it arrives")
+    desk_url: str | None = setting(
+        None, doc="the approval desk's public address, linked in each message", check=checks.url
+    )
+    timeout: float = setting(10.0, doc="one webhook request", check=checks.duration)
+    max_attempts: int = setting(4, doc="5xx, 429 and timeouts are retried with backoff", check=checks.positive)
+
+
+@dataclass(frozen=True)
+class AccountConfig:
+    """One account. Its platform adds its own secret keys and options (see `connectors/<platform>.py`)."""
+
+    name: str = setting(doc="your name for the account: used in logs and the queue")
+    platform: str = setting(doc="mastodon | x")
+    base_url: str = setting(doc="the server the account lives on (some platforms have a default)", check=checks.url)
+    mode: Mode = setting(
+        Mode.AUTO, doc="auto | approve (everything waits) | dry-run (never posts)", check=checks.member_of(Mode)
+    )
+    poll_interval: float = setting(30.0, doc="seconds between reads of the mentions", check=checks.duration)
+    timeout: float = setting(10.0, doc="one HTTP request", check=checks.duration)
+    secrets: Mapping[str, str] = internal(factory=dict, repr=False)  # the platform's secret keys, resolved
+    options: Mapping[str, Any] = internal(factory=dict)  # the platform's own options, checked
+
+
+@dataclass(frozen=True)
+class Config:
+    brand: Brand = setting(doc="who the bot speaks for")
+    storage: StorageConfig = setting(doc="the database", read=lambda r, v, p: r.storage(v, p))
+    accounts: tuple[AccountConfig, ...] = setting(doc="the accounts to watch", read=lambda r, v, p: r.accounts(v, p))
+    classifier: ClassifierConfig = setting(factory=ClassifierConfig, doc="how sure the classifier must be")
+    playbooks: Path | None = setting(
+        None,
+        doc="a directory with your own playbooks (default: the shipped ones)",
+        read=lambda r, v, p: r.directory(v, p),
+    )
+    daemon: DaemonConfig = setting(factory=DaemonConfig, doc="the running loop")
+    web: WebConfig = setting(factory=WebConfig, doc="the approval desk")
+    notify: NotifyConfig = setting(factory=NotifyConfig, doc="webhook alerts to the team")
+    path: Path | None = internal(None)  # the file this was read from
+
+    def account(self, name: str) -> AccountConfig:
+        for account in self.accounts:
+            if account.name == name:
+                return account
+        raise KeyError(name)

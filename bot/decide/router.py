@@ -1,0 +1,190 @@
+"""Decide what to do with one classified mention: guards first, then the situation's playbook.
+
+A pure function of the mention, its classification, the playbooks and a context the daemon
+builds (platform limits, what we already said to this author). No I/O, no clock, no randomness:
+the same inputs always give the same decision, so a re-run after a crash decides the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bot.config import Brand, ClassifierConfig, DaemonConfig
+from bot.decide.playbooks import Condition, Playbook, Playbooks
+from bot.decide.render import Variant, variants
+from bot.models import Action, Decision
+from connectors.base import Mention
+
+if TYPE_CHECKING:
+    from bot.classifier import Classification
+
+ANGRY_BONUS = 10  # an angry complaint goes ahead of a calm one in the queue
+
+
+@dataclass(frozen=True)
+class Context:
+    brand: Brand
+    platform: str  # "mastodon" | "x"
+    max_characters: int
+    text_length: Callable[[str], int]  # the platform's way to count (X weighs URLs/emoji)
+    min_confidence: float = ClassifierConfig.min_confidence
+    allow_direct: bool = True  # False on X (no automated DMs)
+    prefer_links: bool = True  # False on X by default: use email, not {support_url}
+    own_account_ids: frozenset[str] = frozenset()  # the brand's own account ids on this platform
+    ignored_author_ids: frozenset[str] = frozenset()  # accounts the brand blocked or muted
+    author_opted_out: bool = False  # the author said "stop" before
+    recent_replies_to_author: int = 0  # automated replies to this author in the last hour
+    max_replies_per_author_hour: int = DaemonConfig.max_replies_per_author_hour
+    last_template_for_author: str | None = None  # never the same template twice in a row to one person
+
+
+@dataclass(frozen=True)
+class _Pick:
+    template_id: str
+    text: str
+    doubt: str | None = None  # why a person should look before it goes out
+
+
+def decide(mention: Mention, result: Classification, playbooks: Playbooks, ctx: Context) -> Decision:
+    if result.situation not in playbooks.by_situation:
+        raise ValueError(f"no playbook for situation {result.situation!r}")
+    playbook = playbooks.by_situation[result.situation]
+    situation = playbook.situation
+    urgent = playbook.urgent
+    priority = playbook.priority + (ANGRY_BONUS if result.angry and playbook.urgent else 0)
+
+    guard = _guard(mention, result, ctx)
+    if guard is not None:
+        action, reason = guard
+        if action is Action.IGNORE:
+            return Decision(situation, action, reason)
+        return Decision(situation, action, reason, urgent=urgent, priority=priority)
+
+    rule = next(r for r in playbook.rules if _holds(r.when, mention, result, ctx))
+    threshold = playbook.min_confidence if playbook.min_confidence is not None else ctx.min_confidence
+    unsure = result.confidence < threshold
+    # Past the per-author limit (a bot loop, or a very busy conversation) the reply is still drafted,
+    # so that the person who decides finds it in the queue instead of writing it from scratch.
+    capped = ctx.recent_replies_to_author >= ctx.max_replies_per_author_hour
+    reasons = [f"{situation} playbook, rule {rule.name}"]
+    if capped:
+        reasons.insert(
+            0,
+            f"guard: {ctx.recent_replies_to_author} automated replies to this author in the last hour "
+            f"(limit {ctx.max_replies_per_author_hour}): a person decides",
+        )
+    if unsure:
+        reasons.append(f"confidence {result.confidence:.2f} is below {threshold:.2f}: a person checks")
+
+    if rule.action is not Action.REPLY or rule.template is None:
+        # A post we would let pass, but are unsure about, is kept for a person rather than dropped.
+        action = Action.RECORD if unsure and rule.action is Action.IGNORE else rule.action
+        return Decision(situation, action, "; ".join(reasons), needs_approval=unsure, urgent=urgent, priority=priority)
+
+    lang = _language(result.lang, playbook, rule.template, ctx.brand)
+    handle = mention.author.handle
+    try:
+        pick = _pick(playbook, rule.template, lang, handle, mention.post_id, ctx, ctx.last_template_for_author)
+    except ValueError as exc:  # the handle has nothing we can safely write
+        pick = f"no reply drafted: {exc}"
+    if isinstance(pick, str):  # nothing can go out as it is: a person writes or drops the reply
+        reasons.append(pick)
+        return Decision(
+            situation,
+            Action.RECORD,
+            "; ".join(reasons),
+            needs_approval=True,
+            urgent=urgent,
+            priority=priority,
+        )
+    reasons.append(f"template {pick.template_id}")
+    if pick.doubt:
+        reasons.append(pick.doubt)
+    if playbook.approval_required:
+        reasons.append(f"the {situation} playbook asks a person to approve every reply")
+
+    direct_text = None
+    if rule.direct_template and ctx.allow_direct:
+        direct = _pick(playbook, rule.direct_template, lang, handle, mention.post_id, ctx, None)
+        if isinstance(direct, _Pick) and direct.doubt is None:
+            direct_text = direct.text
+        else:
+            reasons.append("private follow-up left out: no variant fits")
+
+    return Decision(
+        situation=situation,
+        action=Action.REPLY,
+        reason="; ".join(reasons),
+        reply_text=pick.text,
+        direct_text=direct_text,
+        template_id=pick.template_id,
+        needs_approval=unsure or capped or playbook.approval_required or pick.doubt is not None,
+        urgent=urgent,
+        priority=priority,
+    )
+
+
+def _guard(mention: Mention, result: Classification, ctx: Context) -> tuple[Action, str] | None:
+    """Reasons to say nothing that win over any playbook."""
+    author = mention.author
+    if author.id in ctx.own_account_ids or author.handle.lower().lstrip("@") in ctx.brand.handles:
+        return Action.IGNORE, "guard: the brand's own post"
+    if author.id in ctx.ignored_author_ids:
+        return Action.IGNORE, "guard: the brand blocked or muted this author"
+    if result.opt_out or ctx.author_opted_out:
+        return Action.RECORD, "guard: the author asked for no automated replies"
+    if author.is_bot or result.bot_like:
+        return Action.RECORD, "guard: the author looks like a bot"
+    if not mention.mentions_brand:
+        return Action.RECORD, "guard: the post does not address the brand"
+    return None
+
+
+def _holds(when: Condition | None, mention: Mention, result: Classification, ctx: Context) -> bool:
+    if when is None:
+        return True
+    checks = (
+        when.personal_data is None or when.personal_data == bool(result.personal_data),
+        when.angry is None or when.angry == bool(result.angry),
+        when.platform is None or when.platform == ctx.platform,
+    )
+    return all(checks) and (when.keywords is None or when.keywords.search(mention.text))
+
+
+def _language(lang: str, playbook: Playbook, template: str, brand: Brand) -> str:
+    available = playbook.templates[template]
+    for candidate in (lang, brand.default_language, "en"):
+        if candidate in available:
+            return candidate
+    return next(iter(available))
+
+
+def _pick(
+    playbook: Playbook, template: str, lang: str, handle: str, post_id: str, ctx: Context, avoid: str | None
+) -> _Pick | str:
+    """The variant to send, or (as text) why none can be sent."""
+    texts: Sequence[str] = playbook.templates[template][lang]
+    usable = variants(texts, ctx.brand, handle, lang, ctx.prefer_links)
+    start = _start(post_id, len(texts))
+    ordered = sorted(usable, key=lambda v: (v.index - start) % len(texts))
+
+    def ident(v: Variant) -> str:
+        return f"{playbook.situation}/{template}/{lang}/{v.index}"
+
+    fitting = [v for v in ordered if ctx.text_length(v.text) <= ctx.max_characters]
+    fresh = [v for v in fitting if ident(v) != avoid]
+    if fresh:
+        return _Pick(ident(fresh[0]), fresh[0].text)
+    if fitting:
+        shortest = min(fitting, key=lambda v: ctx.text_length(v.text))
+        return _Pick(ident(shortest), shortest.text, "only a repeat of this author's last reply fits: a person checks")
+    return f"no variant of {playbook.situation}/{template}/{lang} fits {ctx.max_characters} characters"
+
+
+def _start(post_id: str, count: int) -> int:
+    """Where to start in the variant list: spread over posts, the same for the same post."""
+    digest = hashlib.sha256(post_id.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % max(count, 1)

@@ -1,0 +1,143 @@
+"""One polling cycle of one account: check who we are, read new mentions page by page, decide, send.
+
+A cycle never raises for a platform failure: it records what happened (a pause for rate limits and bad
+credentials, a log line for the rest) and the next cycle carries on. Mentions are stored before the cursor
+moves past them, so a crash anywhere loses nothing: the next cycle reads them again and skips those stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from bot.clock import now
+from bot.config import AccountConfig
+from bot.run.app import App
+from bot.run.outbox import SendReport, send_due
+from bot.run.pipeline import process_mention
+from bot.storage.records import AccountState
+from connectors.base import AuthFailed, Connector, ConnectorError, RateLimited
+
+log = logging.getLogger("carebot.cycle")
+
+AUTH_PAUSE = timedelta(minutes=5)
+BUDGET_RESERVE = 3  # requests kept for sending replies when a backlog is being read
+
+
+@dataclass
+class CycleReport:
+    account: str
+    fetched: int = 0
+    new: int = 0
+    sent: SendReport = field(default_factory=SendReport)
+    paused: bool = False
+    error: str | None = None
+
+
+def run_cycle(app: App, account: AccountConfig, stop: threading.Event | None = None) -> CycleReport:
+    report = CycleReport(account.name)
+    state = app.storage.accounts.ensure(account.name, account.platform)
+    if state.paused_until is not None and state.paused_until > now():
+        report.paused = True
+        log.info("%s: paused until %s (%s)", account.name, state.paused_until.isoformat(), state.pause_reason)
+        return report
+    if state.paused_until is not None:
+        app.storage.accounts.update(account.name, paused_until=None, pause_reason=None)
+    try:
+        connector = app.connector(account)
+        state = _verified(app, account, state, connector)
+        _read_mentions(app, account, state, connector, report, stop)
+    except ConnectorError as exc:
+        _handle_failure(app, account, exc, report)
+        if isinstance(exc, RateLimited | AuthFailed):
+            return report
+    except Exception as exc:  # a bug or an unexpected library error must not stop the daemon
+        log.exception("%s: unexpected error while reading mentions", account.name)
+        report.error = f"{type(exc).__name__}: {exc}"
+        return report
+    try:
+        report.sent = send_due(app, account, state, app.connector(account), stop)
+    except ConnectorError as exc:
+        _handle_failure(app, account, exc, report)
+    except Exception as exc:
+        log.exception("%s: unexpected error while sending replies", account.name)
+        report.error = f"{type(exc).__name__}: {exc}"
+    return report
+
+
+def _verified(app: App, account: AccountConfig, state: AccountState, connector: Connector) -> AccountState:
+    """Check credentials once per connector, and remember who the brand is on this platform."""
+    if account.name in app.verified and state.own_id:
+        return state
+    info = connector.verify()
+    app.storage.accounts.update(
+        account.name, own_id=info.id, own_handle=info.handle, max_characters=info.max_characters
+    )
+    app.verified.add(account.name)
+    refreshed = app.storage.accounts.get(account.name)
+    assert refreshed is not None
+    return refreshed
+
+
+def _read_mentions(
+    app: App,
+    account: AccountConfig,
+    state: AccountState,
+    connector: Connector,
+    report: CycleReport,
+    stop: threading.Event | None,
+) -> None:
+    cursor = state.cursor
+    settings = app.config.daemon
+    for _ in range(settings.max_pages_per_cycle):
+        if stop is not None and stop.is_set():
+            return
+        if _budget_spent(app, account, connector):
+            return
+        page = connector.fetch_mentions(cursor, settings.page_size)
+        app.storage.accounts.add_usage(account.name, requests=1, posts_read=len(page.mentions))
+        report.fetched += len(page.mentions)
+        for mention in page.mentions:
+            if process_mention(app, account, state, connector, mention):
+                report.new += 1
+        # The cursor moves only after every mention of the page is stored.
+        if page.next_cursor is not None and page.next_cursor != cursor:
+            cursor = page.next_cursor
+            app.storage.accounts.update(account.name, cursor=cursor)
+        if not page.has_more:
+            return
+
+
+def _budget_spent(app: App, account: AccountConfig, connector: Connector) -> bool:
+    """True (and the account paused until the reset) when the platform's request budget is nearly gone.
+
+    A few requests are kept back so that replies can still be sent while a backlog waits for the reset.
+    """
+    budget = connector.budget()
+    if budget.remaining is None or budget.reset_at is None or budget.remaining > BUDGET_RESERVE:
+        return False
+    if budget.reset_at <= now():
+        return False
+    reason = f"request budget nearly spent ({budget.remaining} left until {budget.reset_at.isoformat()})"
+    app.storage.accounts.update(account.name, paused_until=budget.reset_at, pause_reason=reason)
+    log.info("%s: %s; reading more after the reset", account.name, reason)
+    return True
+
+
+def _handle_failure(app: App, account: AccountConfig, exc: ConnectorError, report: CycleReport) -> None:
+    report.error = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, RateLimited):
+        until = now() + timedelta(seconds=max(exc.retry_after, 1.0))
+        app.storage.accounts.update(account.name, paused_until=until, pause_reason=f"rate limited: {exc}")
+        report.paused = True
+        log.warning("%s: rate limited; paused until %s", account.name, until.isoformat())
+    elif isinstance(exc, AuthFailed):
+        until = now() + AUTH_PAUSE
+        app.storage.accounts.update(account.name, paused_until=until, pause_reason=f"credentials refused: {exc}")
+        app.drop_connector(account.name)
+        report.paused = True
+        log.error("%s: credentials refused (%s); paused until %s", account.name, exc, until.isoformat())
+    else:
+        log.warning("%s: %s; will try again next cycle", account.name, report.error)

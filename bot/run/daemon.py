@@ -1,0 +1,118 @@
+"""The long-running bot: one APScheduler job per account, on the account's poll interval.
+
+The scheduler owns time; a job is one `run_cycle`. Jobs never overlap for one account (max_instances=1) and
+a missed run is coalesced into one. SIGTERM and SIGINT set the stop event: cycles stop taking new work at
+the next mention or reply, and the scheduler waits for them to finish.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import FrameType
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from bot.config import AccountConfig
+from bot.run.app import App
+from bot.run.cycle import CycleReport, run_cycle
+from bot.run.notify import notify_due
+from connectors.base import ConnectorError
+
+log = logging.getLogger("carebot.daemon")
+
+
+def run_once(app: App, stop: threading.Event | None = None) -> list[CycleReport]:
+    """One full cycle of every account, one after the other."""
+    reports = []
+    for account in app.config.accounts:
+        if stop is not None and stop.is_set():
+            break
+        reports.append(run_cycle(app, account, stop))
+    notify_due(app.storage, app.config)
+    return reports
+
+
+def _job(app: App, account: AccountConfig, stop: threading.Event) -> None:
+    if stop.is_set():
+        return
+    report = run_cycle(app, account, stop)
+    notify_due(app.storage, app.config)
+    if report.new or report.sent.sent or report.error:
+        log.info(
+            "%s: cycle done: %s new, %s sent, %s retried, %s parked%s",
+            account.name,
+            report.new,
+            report.sent.sent,
+            report.sent.retried,
+            report.sent.parked,
+            f", error: {report.error}" if report.error else "",
+        )
+
+
+def poll_interval(app: App, account: AccountConfig) -> float:
+    """The account's interval, stretched if the platform's request budget needs more room."""
+    try:
+        floor = app.connector(account).min_poll_interval
+    except ConnectorError as exc:
+        log.error("%s: cannot set up the connector: %s", account.name, exc)
+        return account.poll_interval
+    if floor > account.poll_interval:
+        log.warning(
+            "%s: poll_interval %gs is faster than the platform allows; polling every %gs",
+            account.name,
+            account.poll_interval,
+            floor,
+        )
+    return max(account.poll_interval, floor)
+
+
+def run_forever(
+    app: App,
+    stop: threading.Event | None = None,
+    on_started: Callable[[], None] | None = None,
+) -> None:
+    """Poll every account until SIGTERM/SIGINT (or `stop` is set)."""
+    stop = stop or threading.Event()
+    _install_signal_handlers(stop)
+    workers = max(1, min(len(app.config.accounts), 8))
+    scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(workers)}, timezone=UTC)
+    for account in app.config.accounts:
+        scheduler.add_job(
+            _job,
+            "interval",
+            seconds=poll_interval(app, account),
+            args=(app, account, stop),
+            id=account.name,
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(UTC),
+            misfire_grace_time=None,
+        )
+    scheduler.start()
+    names = ", ".join(f"{a.name} ({a.mode.value})" for a in app.config.accounts)
+    log.info("carebot running: %s", names)
+    if on_started is not None:
+        on_started()
+    try:
+        stop.wait()
+    finally:
+        log.info("stopping: finishing in-flight work")
+        scheduler.shutdown(wait=True)
+        log.info("stopped")
+
+
+def _install_signal_handlers(stop: threading.Event) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)

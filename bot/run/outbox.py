@@ -1,0 +1,209 @@
+"""Send approved replies exactly once, retrying transient failures and parking what keeps failing.
+
+Exactly once rests on three things: a reply is claimed (state `sending`, committed) before any request;
+each reply carries its own idempotency key (Mastodon returns the same status for the same key); and a reply
+whose earlier attempt has an unknown outcome (public reply or private follow-up) is first looked up on the
+platform (`find_reply`) and, if it is there, recorded instead of posted again (X has no idempotency key,
+and Mastodon forgets one after an hour).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+
+from bot.classifier import Classification
+from bot.clock import now
+from bot.config import AccountConfig
+from bot.decide.router import decide
+from bot.models import ReplyKind, ReplyState
+from bot.run.app import App
+from bot.run.context import router_context
+from bot.run.liveness import is_dead, process_identity
+from bot.storage.records import AccountState, StoredMention, StoredReply
+from connectors.base import (
+    AuthFailed,
+    BadResponse,
+    Connector,
+    DuplicateContent,
+    PostedReply,
+    RateLimited,
+    Rejected,
+    Unavailable,
+)
+
+log = logging.getLogger("carebot.outbox")
+
+# Longer than one request can take, so a live sender is never mistaken for a crashed one.
+CLAIM_LEASE = timedelta(seconds=120)
+
+
+@dataclass
+class SendReport:
+    sent: int = 0
+    retried: int = 0
+    parked: int = 0
+    found_existing: int = 0
+
+
+def retry_delay(base: float, attempts: int) -> float:
+    """Exponential backoff with full jitter, capped at 15 minutes."""
+    ceiling = min(base * (2 ** max(attempts - 1, 0)), 900.0)
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def send_due(
+    app: App,
+    account: AccountConfig,
+    state: AccountState,
+    connector: Connector,
+    stop: threading.Event | None = None,
+) -> SendReport:
+    """Send every reply of this account whose time has come. RateLimited and AuthFailed propagate."""
+    report = SendReport()
+    _take_over_dead_claims(app, account)
+    for reply in app.storage.replies.due(account.name):
+        if stop is not None and stop.is_set():
+            break
+        if reply.kind is ReplyKind.DIRECT and not _public_reply_sent(app, account, reply):
+            continue
+        if not app.storage.replies.claim(reply, CLAIM_LEASE, process_identity()):
+            continue  # another worker took it
+        stored = app.storage.mentions.get(reply.mention_id)
+        _send_one(app, account, state, connector, reply, stored, report)
+    return report
+
+
+def _take_over_dead_claims(app: App, account: AccountConfig) -> None:
+    """Make replies claimed by a process that has since died due now, not when their lease ends.
+
+    Such a reply may or may not have been posted: it is sent like any retry, so `find_reply` (or the
+    same idempotency key) settles which. A claimant on another machine is never judged dead here.
+    """
+    for reply_id, claimed_by in app.storage.replies.claims_in_flight(account.name):
+        if claimed_by is not None and is_dead(claimed_by) and app.storage.replies.expire_claim(reply_id, claimed_by):
+            log.info("%s: reply %s was being sent by a process that died; resolving it now", account.name, reply_id)
+
+
+def _send_one(
+    app: App,
+    account: AccountConfig,
+    state: AccountState,
+    connector: Connector,
+    reply: StoredReply,
+    stored: StoredMention,
+    report: SendReport,
+) -> None:
+    storage = app.storage
+    attempt = reply.attempts + 1
+    try:
+        existing = None
+        if reply.attempts > 0:
+            direct = reply.kind is ReplyKind.DIRECT
+            existing = connector.find_reply(stored.mention, reply.idempotency_key, direct=direct)
+        if existing is not None:
+            storage.replies.mark_sent(reply.id, existing.post_id)
+            report.found_existing += 1
+            log.info("%s: reply %s was already posted as %s; recorded", account.name, reply.id, existing.post_id)
+            return
+        if reply.decided_by == "auto" and stored.mention.author.id in connector.ignored_author_ids():
+            storage.replies.park(reply.id, "not sent: the brand has since blocked or muted the author")
+            report.parked += 1
+            log.info("%s: reply %s parked: its author is blocked or muted", account.name, reply.id)
+            return
+        posted = _post(connector, reply, stored)
+    except (RateLimited, AuthFailed) as exc:
+        storage.replies.release(reply.id, _describe(exc), retry_at=None, count_attempt=False)
+        raise
+    except DuplicateContent as exc:
+        if reply.reworded or not _reword(app, account, state, connector, reply, stored):
+            storage.replies.park(reply.id, _describe(exc))
+            report.parked += 1
+            log.warning("%s: reply %s parked: %s", account.name, reply.id, _describe(exc))
+        return
+    except Rejected as exc:
+        storage.replies.park(reply.id, _describe(exc))
+        report.parked += 1
+        log.warning("%s: reply %s parked: %s", account.name, reply.id, _describe(exc))
+        return
+    except (Unavailable, BadResponse) as exc:
+        if attempt >= app.config.daemon.max_attempts:
+            storage.replies.park(reply.id, f"gave up after {attempt} attempts: {_describe(exc)}")
+            report.parked += 1
+            log.warning("%s: reply %s parked after %s attempts: %s", account.name, reply.id, attempt, exc)
+        else:
+            delay = retry_delay(app.config.daemon.retry_backoff, attempt)
+            storage.replies.release(reply.id, _describe(exc), retry_at=now() + timedelta(seconds=delay))
+            report.retried += 1
+            log.warning("%s: reply %s failed (%s); retry in %.0fs", account.name, reply.id, exc, delay)
+        return
+    storage.replies.mark_sent(reply.id, posted.post_id)
+    storage.accounts.add_usage(account.name, posts_created=1)
+    report.sent += 1
+    log.info(
+        "%s: sent %s reply %s to mention %s as %s",
+        account.name,
+        reply.kind.value,
+        reply.id,
+        stored.mention.post_id,
+        posted.post_id,
+    )
+
+
+def _public_reply_sent(app: App, account: AccountConfig, reply: StoredReply) -> bool:
+    """A private follow-up goes out only after its public reply did: never a DM out of the blue.
+
+    If a person rejected the public reply, the follow-up is parked for good, so it does not sit
+    among the due replies forever.
+    """
+    public = next((r for r in app.storage.replies.for_mention(reply.mention_id) if r.kind is ReplyKind.PUBLIC), None)
+    if public is None or public.state is ReplyState.SENT:
+        return True
+    if public.state is ReplyState.REJECTED:
+        app.storage.replies.park(reply.id, "not sent: its public reply was rejected")
+        log.info("%s: private follow-up %s dropped: its public reply was rejected", account.name, reply.id)
+    return False
+
+
+def _post(connector: Connector, reply: StoredReply, stored: StoredMention) -> PostedReply:
+    if reply.kind is ReplyKind.DIRECT:
+        return connector.send_direct(stored.mention, reply.text, reply.idempotency_key)
+    return connector.reply(stored.mention, reply.text, reply.idempotency_key)
+
+
+def _reword(
+    app: App,
+    account: AccountConfig,
+    state: AccountState,
+    connector: Connector,
+    reply: StoredReply,
+    stored: StoredMention,
+) -> bool:
+    """Redraft a reply the platform refused as a duplicate with another variant; False if none differs."""
+    if reply.kind is not ReplyKind.PUBLIC or reply.decided_by != "auto":
+        return False  # a person's words are not ours to change
+    result: Classification = app.classifier.classify(
+        stored.mention.text, default_lang=app.config.brand.default_language
+    )
+    context = router_context(
+        app.config,
+        app.storage,
+        state,
+        stored.mention,
+        measure=connector.text_length,
+        ignored_author_ids=connector.ignored_author_ids(),
+        last_template=reply.template_id,
+    )
+    decision = decide(stored.mention, result, app.playbooks, context)
+    if not decision.reply_text or decision.reply_text == reply.text:
+        return False
+    app.storage.replies.reword(reply.id, decision.reply_text, decision.template_id)
+    log.info("%s: reply %s was a duplicate on the platform; reworded once", account.name, reply.id)
+    return True
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,39 @@
+"""`carebot status`: what each account has done and what it has probably cost, from what storage keeps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.config import AccountConfig
+from bot.models import ReplyState
+from bot.storage import Storage
+from connectors import get_platform
+
+
+def estimated_spend(account: AccountConfig, posts_read: int, posts_created: int) -> float:
+    """USD, from the account's price_per_read / price_per_post options or the platform's defaults."""
+    prices = dict(get_platform(account.platform).default_prices)
+    prices.update({k: float(v) for k, v in account.options.items() if k.startswith("price_per_")})
+    return posts_read * prices.get("price_per_read", 0.0) + posts_created * prices.get("price_per_post", 0.0)
+
+
+def account_status(storage: Storage, account: AccountConfig) -> dict[str, Any]:
+    state = storage.accounts.ensure(account.name, account.platform)
+    activity = storage.figures.activity(account.name)
+    by_state = activity.replies_by_state
+    return {
+        "account": account.name,
+        "platform": account.platform,
+        "mode": account.mode.value,
+        "cursor": state.cursor,
+        "paused_until": state.paused_until.isoformat() if state.paused_until else None,
+        "pause_reason": state.pause_reason,
+        "mentions": activity.mentions,
+        "sent": by_state.get(ReplyState.SENT.value, 0),
+        "waiting": by_state.get(ReplyState.PENDING.value, 0),
+        "failed": by_state.get(ReplyState.FAILED.value, 0),
+        "requests": state.requests,
+        "posts_read": state.posts_read,
+        "posts_created": state.posts_created,
+        "estimated_spend_usd": round(estimated_spend(account, state.posts_read, state.posts_created), 4),
+    }

@@ -1,0 +1,46 @@
+"""The database: the only door to it. Every read and write carebot makes goes through `Storage`.
+
+`Storage.open(url)` migrates the schema to the newest revision, then hands out one small repository per
+table group: `accounts`, `mentions`, `replies`, `alerts`, and `figures` (counts for the desk and status).
+Nothing outside this package imports SQLAlchemy or the tables (tests/test_boundaries.py checks it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.storage.accounts import Accounts
+from bot.storage.alerts import Alerts
+from bot.storage.engine import Database, create_db_engine, migrate
+from bot.storage.errors import Conflict, NotFound
+from bot.storage.figures import Figures
+from bot.storage.mentions import Mentions
+from bot.storage.replies import Replies
+
+__all__ = ["Conflict", "NotFound", "Storage"]
+
+
+@dataclass(frozen=True)
+class Storage:
+    db: Database
+    accounts: Accounts
+    mentions: Mentions
+    replies: Replies
+    alerts: Alerts
+    figures: Figures
+
+    @classmethod
+    def open(cls, url: str) -> Storage:
+        engine = create_db_engine(url)
+        with engine.begin() as connection:
+            migrate(connection)
+        db = Database(engine)
+        return cls(db, Accounts(db), Mentions(db), Replies(db), Alerts(db), Figures(db))
+
+    @property
+    def backend(self) -> str:
+        """ "sqlite" or "postgresql"."""
+        return self.db.dialect
+
+    def close(self) -> None:
+        self.db.dispose()

@@ -1,0 +1,66 @@
+"""The `accounts` table: where each account's mention stream was read up to, pauses, usage counters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from bot.clock import now
+from bot.storage.engine import Database
+from bot.storage.records import AccountState, account_record
+from bot.storage.tables import accounts
+
+
+class Accounts:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def ensure(self, name: str, platform: str) -> AccountState:
+        """The account's row, created on first use (another worker may create it at the same time)."""
+        with self._db.begin() as tx:
+            row = tx.execute(select(accounts).where(accounts.c.name == name)).mappings().first()
+            if row is None:
+                try:
+                    with tx.begin_nested():
+                        tx.execute(
+                            insert(accounts).values(
+                                name=name,
+                                platform=platform,
+                                requests=0,
+                                posts_read=0,
+                                posts_created=0,
+                                updated_at=now(),
+                            )
+                        )
+                except IntegrityError:
+                    pass  # another worker created it first
+                row = tx.execute(select(accounts).where(accounts.c.name == name)).mappings().one()
+        return account_record(row)
+
+    def get(self, name: str) -> AccountState | None:
+        with self._db.read() as db:
+            row = db.execute(select(accounts).where(accounts.c.name == name)).mappings().first()
+        return account_record(row) if row else None
+
+    def all(self) -> list[AccountState]:
+        with self._db.read() as db:
+            rows = db.execute(select(accounts).order_by(accounts.c.name)).mappings().all()
+        return [account_record(row) for row in rows]
+
+    def update(self, name: str, **values: Any) -> None:
+        with self._db.begin() as tx:
+            tx.execute(update(accounts).where(accounts.c.name == name).values(updated_at=now(), **values))
+
+    def add_usage(self, name: str, requests: int = 0, posts_read: int = 0, posts_created: int = 0) -> None:
+        with self._db.begin() as tx:
+            tx.execute(
+                update(accounts)
+                .where(accounts.c.name == name)
+                .values(
+                    requests=accounts.c.requests + requests,
+                    posts_read=accounts.c.posts_read + posts_read,
+                    posts_created=accounts.c.posts_created + posts_created,
+                )
+            )

@@ -1,0 +1,72 @@
+"""Opening the database: the engine for its URL, and the schema migrated to the newest revision."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Connection, Engine, create_engine, event, text
+
+MIGRATION_LOCK = 0x6361726562  # PostgreSQL advisory lock id: "careb"
+
+
+def migrate(connection: Connection) -> None:
+    """Bring the schema to the newest revision (a fresh database is created from revision one).
+
+    All of it in one transaction, so a process killed half-way leaves the schema as it found it, and
+    processes starting together take turns instead of both creating the same tables.
+    """
+    if connection.dialect.name == "sqlite":
+        # pysqlite runs DDL outside any transaction until a write opens one; open it first. IMMEDIATE
+        # takes the write lock now, so a second process starting waits (busy_timeout) and finds it done.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    elif connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+    config = AlembicConfig()
+    config.set_main_option("script_location", "bot.storage:migrations")
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets the web page read while the daemon writes; busy_timeout waits for a lock instead of failing.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def create_db_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 10}, hide_parameters=True)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+
+
+class Database:
+    """The engine, lent out one transaction (`begin`) or one read (`read`) at a time."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        with self._engine.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self._engine.connect() as connection:
+            yield connection
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
+
+    def dispose(self) -> None:
+        self._engine.dispose()

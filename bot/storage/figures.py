@@ -1,0 +1,72 @@
+"""Counts and timings over mentions and replies: the desk's figures and each account's activity."""
+
+from __future__ import annotations
+
+import statistics
+from datetime import datetime, time, timedelta
+
+from sqlalchemy import func, select
+
+from bot.clock import as_utc, now
+from bot.models import ReplyKind, ReplyState
+from bot.storage.engine import Database
+from bot.storage.records import Activity, DeskFigures
+from bot.storage.tables import mentions, replies
+
+WAITING = (ReplyState.PENDING.value, ReplyState.FAILED.value)
+
+
+class Figures:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def desk(self, at: datetime | None = None) -> DeskFigures:
+        """Posts waiting for a person now, the oldest wait, and today's first responses (UTC day)."""
+        at = at or now()
+        midnight = datetime.combine(at.date(), time(0), tzinfo=at.tzinfo)
+        with self._db.read() as db:
+            waiting, oldest = db.execute(
+                select(func.count(func.distinct(replies.c.mention_id)), func.min(mentions.c.created_at))
+                .join(mentions, mentions.c.id == replies.c.mention_id)
+                .where(replies.c.state.in_(WAITING))
+            ).one()
+            # First response per mention: its earliest sent public reply, counted on the day it went out.
+            first = (
+                select(replies.c.mention_id, func.min(replies.c.sent_at).label("first_sent"))
+                .where(replies.c.kind == ReplyKind.PUBLIC.value, replies.c.sent_at.is_not(None))
+                .group_by(replies.c.mention_id)
+                .subquery()
+            )
+            rows = db.execute(
+                select(first.c.first_sent, mentions.c.created_at, mentions.c.received_at)
+                .join(mentions, mentions.c.id == first.c.mention_id)
+                .where(first.c.first_sent >= midnight)
+            ).all()
+        # Aggregates (min) bypass the column type on SQLite: as_utc reads them either way.
+        delays = [_seconds(as_utc(sent) - _asked(created, received)) for sent, created, received in rows]
+        oldest_at = as_utc(oldest) if oldest is not None else None
+        return DeskFigures(
+            waiting_now=int(waiting),
+            oldest_wait=max(at - oldest_at, timedelta(0)) if oldest_at else None,
+            answered_today=len(delays),
+            median_first_response=timedelta(seconds=statistics.median(delays)) if delays else None,
+        )
+
+    def activity(self, account: str) -> Activity:
+        with self._db.read() as db:
+            stored = db.execute(
+                select(func.count()).select_from(mentions).where(mentions.c.account == account)
+            ).scalar_one()
+            by_state = db.execute(
+                select(replies.c.state, func.count()).where(replies.c.account == account).group_by(replies.c.state)
+            ).all()
+        return Activity(mentions=int(stored), replies_by_state={state: int(n) for state, n in by_state})
+
+
+def _asked(created: datetime, received: datetime) -> datetime:
+    """When the customer started waiting: when they posted (never later than when we saw it)."""
+    return min(as_utc(created), as_utc(received))
+
+
+def _seconds(delta: timedelta) -> float:
+    return max(delta.total_seconds(), 0.0)

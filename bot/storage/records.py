@@ -1,0 +1,247 @@
+"""What storage hands out: plain frozen records (accounts, mentions, replies, desk rows) and their row readers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.clock import as_utc
+from bot.models import ReplyKind, ReplyState
+from bot.storage.tables import mentions, replies
+from connectors.base import Author, Mention
+
+
+@dataclass(frozen=True)
+class AccountState:
+    name: str
+    platform: str
+    cursor: str | None
+    paused_until: datetime | None
+    pause_reason: str | None
+    own_id: str | None
+    own_handle: str | None
+    max_characters: int | None
+    requests: int
+    posts_read: int
+    posts_created: int
+
+
+@dataclass(frozen=True)
+class StoredMention:
+    id: int
+    account: str
+    mention: Mention
+    lang: str
+    situation: str
+    confidence: float
+    personal_data: list[dict[str, Any]]
+    angry: bool
+    action: str
+    reason: str
+    urgent: bool
+    priority: int
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredReply:
+    id: int
+    mention_id: int
+    account: str
+    kind: ReplyKind
+    text: str
+    template_id: str | None
+    state: ReplyState
+    idempotency_key: str
+    platform_post_id: str | None
+    attempts: int
+    last_error: str | None
+    reworded: bool
+    decided_by: str
+    approved_by: str | None
+    rejected_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    sent_at: datetime | None
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    reply: StoredReply
+    mention: StoredMention
+
+
+@dataclass(frozen=True)
+class AuthorHistory:
+    opted_out: bool
+    replies_last_hour: int
+    last_template_id: str | None
+
+
+@dataclass(frozen=True)
+class Classified:
+    """What the pipeline learned about a mention, as storage keeps it."""
+
+    lang: str
+    situation: str
+    confidence: float
+    scores: dict[str, float]
+    personal_data: list[dict[str, Any]]
+    angry: bool
+    opt_out: bool
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    reply_id: int
+    state: str
+    kind: str
+    account: str
+    platform: str
+    author_handle: str
+    situation: str
+    lang: str
+    post: str  # as stored: whoever shows it masks personal data
+    text: str
+    decided_by: str  # "auto" or the person who wrote the text
+    approved_by: str | None  # who approved (or rejected); None when it went out on its own
+    rejected_reason: str | None
+    when: datetime
+    platform_post_id: str | None
+
+
+@dataclass(frozen=True)
+class ThreadPost:
+    author_handle: str
+    text: str  # as stored: whoever shows it masks personal data (of the customers' posts)
+    created_at: datetime
+    ours: bool  # a reply the brand sent
+
+
+@dataclass(frozen=True)
+class DeskFigures:
+    waiting_now: int  # posts (customers) with a reply waiting for a person, not replies
+    oldest_wait: timedelta | None
+    answered_today: int
+    median_first_response: timedelta | None
+
+
+@dataclass(frozen=True)
+class AlertDue:
+    """A mention the team has not yet been told about, for one reason."""
+
+    mention_id: int
+    kind: str  # "urgent" | "waiting"
+    account: str
+    platform: str
+    lang: str
+    situation: str
+    text: str  # as stored: the message masks it
+    since: datetime  # when the wait started
+
+
+@dataclass(frozen=True)
+class Activity:
+    """What one account has done, for `carebot status`."""
+
+    mentions: int
+    replies_by_state: dict[str, int]
+
+
+def account_record(row: Any) -> AccountState:
+    return AccountState(
+        name=row["name"],
+        platform=row["platform"],
+        cursor=row["cursor"],
+        paused_until=row["paused_until"],
+        pause_reason=row["pause_reason"],
+        own_id=row["own_id"],
+        own_handle=row["own_handle"],
+        max_characters=row["max_characters"],
+        requests=row["requests"] or 0,
+        posts_read=row["posts_read"] or 0,
+        posts_created=row["posts_created"] or 0,
+    )
+
+
+def mention_record(row: Any) -> StoredMention:
+    mention = Mention(
+        platform=row["platform"],
+        post_id=row["post_id"],
+        cursor=row["cursor"],
+        author=Author(row["author_id"], row["author_handle"], row["author_name"], row["author_is_bot"]),
+        text=row["text"],
+        created_at=row["created_at"],
+        url=row["url"],
+        in_reply_to_id=row["in_reply_to_id"],
+        in_reply_to_author_id=row["in_reply_to_author_id"],
+        conversation_id=row["conversation_id"],
+        visibility=row["visibility"],
+        mentions_brand=row["mentions_brand"],
+    )
+    return StoredMention(
+        id=row["id"],
+        account=row["account"],
+        mention=mention,
+        lang=row["lang"],
+        situation=row["situation"],
+        confidence=row["confidence"],
+        personal_data=list(row["personal_data"] or []),
+        angry=row["angry"],
+        action=row["action"],
+        reason=row["reason"],
+        urgent=row["urgent"],
+        priority=row["priority"],
+        received_at=row["received_at"],
+    )
+
+
+def reply_record(row: Any) -> StoredReply:
+    return StoredReply(
+        id=row["id"],
+        mention_id=row["mention_id"],
+        account=row["account"],
+        kind=ReplyKind(row["kind"]),
+        text=row["text"],
+        template_id=row["template_id"],
+        state=ReplyState(row["state"]),
+        idempotency_key=row["idempotency_key"],
+        platform_post_id=row["platform_post_id"],
+        attempts=row["attempts"],
+        last_error=row["last_error"],
+        reworded=row["reworded"],
+        decided_by=row["decided_by"],
+        approved_by=row["approved_by"],
+        rejected_reason=row["rejected_reason"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        sent_at=row["sent_at"],
+    )
+
+
+def queue_item_record(row: Any) -> QueueItem:
+    values = row._mapping
+    reply_values = {c.name: values[replies.c[c.name]] for c in replies.columns}
+    mention_values = {c.name: values[mentions.c[c.name]] for c in mentions.columns}
+    return QueueItem(reply_record(reply_values), mention_record(mention_values))
+
+
+def history_record(row: Any) -> HistoryRow:
+    return HistoryRow(
+        reply_id=row["id"],
+        state=row["state"],
+        kind=row["kind"],
+        account=row["account"],
+        platform=row["platform"],
+        author_handle=row["author_handle"],
+        situation=row["situation"],
+        lang=row["lang"],
+        post=row["post"],
+        text=row["text"],
+        decided_by=row["decided_by"],
+        approved_by=row["approved_by"],
+        rejected_reason=row["rejected_reason"],
+        when=as_utc(row["sent_at"] or row["updated_at"]),
+        platform_post_id=row["platform_post_id"],
+    )

@@ -1,0 +1,335 @@
+"""The `replies` table: drafts, the approval queue, and sending exactly once.
+
+Every state change is a compare-and-set (`WHERE state = <expected>`), so two workers or two people acting
+on the same reply at once cannot both win: the loser sees `Conflict`. A reply row, with its own
+idempotency key, is created only by `insert_reply`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from bot.clock import now
+from bot.models import Decision, ReplyKind, ReplyState
+from bot.storage.engine import Database
+from bot.storage.errors import Conflict, NotFound
+from bot.storage.records import HistoryRow, QueueItem, StoredReply, history_record, queue_item_record, reply_record
+from bot.storage.tables import mentions, replies
+
+
+def insert_reply(
+    tx: Connection,
+    mention_id: int,
+    account: str,
+    kind: ReplyKind,
+    text: str,
+    template_id: str | None,
+    state: ReplyState,
+    stamp: datetime,
+) -> None:
+    """A new reply row, with an idempotency key of its own that every attempt to post it will carry."""
+    tx.execute(
+        insert(replies).values(
+            mention_id=mention_id,
+            account=account,
+            kind=kind.value,
+            text=text,
+            template_id=template_id,
+            state=state.value,
+            idempotency_key=f"carebot-{uuid.uuid4()}",
+            attempts=0,
+            reworded=False,
+            decided_by="auto",
+            created_at=stamp,
+            updated_at=stamp,
+        )
+    )
+
+
+class Replies:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def get(self, reply_id: int) -> StoredReply:
+        with self._db.read() as db:
+            row = db.execute(select(replies).where(replies.c.id == reply_id)).mappings().first()
+        if row is None:
+            raise NotFound(f"no reply {reply_id}")
+        return reply_record(row)
+
+    def for_mention(self, mention_id: int) -> list[StoredReply]:
+        with self._db.read() as db:
+            rows = db.execute(select(replies).where(replies.c.mention_id == mention_id).order_by(replies.c.id))
+            return [reply_record(row) for row in rows.mappings()]
+
+    # --- sending ----------------------------------------------------------------------------------
+
+    def due(self, account: str, limit: int = 50) -> list[StoredReply]:
+        """Approved replies whose time has come, and sends abandoned mid-flight (their claim expired)."""
+        stamp = now()
+        query = (
+            select(replies)
+            .where(replies.c.account == account)
+            .where(
+                (
+                    (replies.c.state == ReplyState.APPROVED.value)
+                    & ((replies.c.next_attempt_at.is_(None)) | (replies.c.next_attempt_at <= stamp))
+                )
+                | ((replies.c.state == ReplyState.SENDING.value) & (replies.c.claimed_until < stamp))
+            )
+            .order_by(replies.c.mention_id, replies.c.kind.desc(), replies.c.id)
+            .limit(limit)
+        )
+        with self._db.read() as db:
+            return [reply_record(row) for row in db.execute(query).mappings()]
+
+    def claims_in_flight(self, account: str) -> list[tuple[int, str | None]]:
+        """(reply id, claimant) of the replies being sent whose lease has not run out yet."""
+        query = select(replies.c.id, replies.c.claimed_by).where(
+            replies.c.account == account,
+            replies.c.state == ReplyState.SENDING.value,
+            replies.c.claimed_until >= now(),
+        )
+        with self._db.read() as db:
+            return [(row.id, row.claimed_by) for row in db.execute(query)]
+
+    def expire_claim(self, reply_id: int, claimed_by: str) -> bool:
+        """End the lease of a claim whose claimant is known to be dead; False if the claim changed."""
+        stamp = now()
+        with self._db.begin() as tx:
+            result = tx.execute(
+                update(replies)
+                .where(
+                    replies.c.id == reply_id,
+                    replies.c.state == ReplyState.SENDING.value,
+                    replies.c.claimed_by == claimed_by,
+                )
+                .values(claimed_until=stamp - timedelta(seconds=1), updated_at=stamp)
+            )
+        return result.rowcount == 1
+
+    def claim(self, reply: StoredReply, lease: timedelta, claimed_by: str | None = None) -> bool:
+        """Mark a reply as being sent by us; False if someone else changed or claimed it first."""
+        stamp = now()
+        with self._db.begin() as tx:
+            result = tx.execute(
+                update(replies)
+                .where(replies.c.id == reply.id)
+                .where(
+                    (replies.c.state == ReplyState.APPROVED.value)
+                    | ((replies.c.state == ReplyState.SENDING.value) & (replies.c.claimed_until < stamp))
+                )
+                .values(
+                    state=ReplyState.SENDING.value,
+                    claimed_until=stamp + lease,
+                    claimed_by=claimed_by,
+                    attempts=replies.c.attempts + 1,
+                    updated_at=stamp,
+                )
+            )
+        return result.rowcount == 1
+
+    def _unclaim(self, reply_id: int, **values: Any) -> None:
+        """Set `values` on a reply and end its claim: the sender is done with it, one way or another."""
+        with self._db.begin() as tx:
+            tx.execute(
+                update(replies)
+                .where(replies.c.id == reply_id)
+                .values(claimed_until=None, claimed_by=None, updated_at=now(), **values)
+            )
+
+    def mark_sent(self, reply_id: int, platform_post_id: str) -> None:
+        self._unclaim(
+            reply_id,
+            state=ReplyState.SENT.value,
+            platform_post_id=platform_post_id,
+            sent_at=now(),
+            last_error=None,
+        )
+
+    def release(self, reply_id: int, error: str, retry_at: datetime | None, count_attempt: bool = True) -> None:
+        """Put a claimed reply back to approved, to be tried again at `retry_at`."""
+        values: dict[str, Any] = {"next_attempt_at": retry_at, "last_error": error}
+        if not count_attempt:
+            values["attempts"] = replies.c.attempts - 1
+        self._unclaim(reply_id, state=ReplyState.APPROVED.value, **values)
+
+    def park(self, reply_id: int, error: str) -> None:
+        """Give up on a reply for now: failed, with the reason, until a person retries it."""
+        self._unclaim(reply_id, state=ReplyState.FAILED.value, last_error=error)
+
+    def reword(self, reply_id: int, text: str, template_id: str | None) -> None:
+        self._unclaim(reply_id, text=text, template_id=template_id, reworded=True, state=ReplyState.APPROVED.value)
+
+    # --- the approval queue ---------------------------------------------------------------------------
+
+    def queue(self, states: Sequence[ReplyState] = (ReplyState.PENDING, ReplyState.FAILED)) -> list[QueueItem]:
+        """Replies waiting for a person, most urgent first: urgent, then priority, then oldest."""
+        query = (
+            select(replies, mentions)
+            .join(mentions, mentions.c.id == replies.c.mention_id)
+            .where(replies.c.state.in_([s.value for s in states]), replies.c.kind == ReplyKind.PUBLIC.value)
+            .order_by(mentions.c.urgent.desc(), mentions.c.priority.desc(), mentions.c.received_at, replies.c.id)
+        )
+        with self._db.read() as db:
+            rows = db.execute(query).all()
+        return [queue_item_record(row) for row in rows]
+
+    def approve(self, reply_id: int, by: str, text: str | None = None, expected_text: str | None = None) -> StoredReply:
+        """Approve a pending reply, with `text` instead of the draft if given.
+
+        With `expected_text`, only if the draft is still exactly that (what the approver saw).
+        """
+        values: dict[str, Any] = {
+            "state": ReplyState.APPROVED.value,
+            "approved_by": by,
+            "approved_at": now(),
+            "next_attempt_at": None,
+        }
+        if text is not None:
+            values["text"] = text
+            values["decided_by"] = by
+        elif not self.get(reply_id).text.strip():
+            raise ValueError(f"reply {reply_id} has no draft: approve it with a text of your own")
+        return self._transition(reply_id, (ReplyState.PENDING,), values, expected_text)
+
+    def reject(self, reply_id: int, by: str, reason: str | None) -> StoredReply:
+        values = {"state": ReplyState.REJECTED.value, "approved_by": by, "rejected_reason": reason or ""}
+        return self._transition(reply_id, (ReplyState.PENDING, ReplyState.FAILED), values)
+
+    def retry(self, reply_id: int, by: str) -> StoredReply:
+        values = {
+            "state": ReplyState.APPROVED.value,
+            "attempts": 0,
+            "next_attempt_at": None,
+            "approved_by": by,
+            "approved_at": now(),
+        }
+        return self._transition(reply_id, (ReplyState.FAILED,), values)
+
+    def _transition(
+        self,
+        reply_id: int,
+        allowed: Sequence[ReplyState],
+        values: dict[str, Any],
+        expected_text: str | None = None,
+    ) -> StoredReply:
+        """Compare-and-set; a public reply's private follow-up (if any) follows it, minus any new text."""
+        states = [s.value for s in allowed]
+        condition = (replies.c.id == reply_id) & replies.c.state.in_(states)
+        if expected_text is not None:
+            condition &= replies.c.text == expected_text
+        with self._db.begin() as tx:
+            result = tx.execute(update(replies).where(condition).values(updated_at=now(), **values))
+            if result.rowcount == 1:
+                sibling_values = {k: v for k, v in values.items() if k not in ("text", "decided_by")}
+                mention_id = select(replies.c.mention_id).where(replies.c.id == reply_id).scalar_subquery()
+                tx.execute(
+                    update(replies)
+                    .where(
+                        replies.c.mention_id == mention_id,
+                        replies.c.kind == ReplyKind.DIRECT.value,
+                        replies.c.id != reply_id,
+                        replies.c.state.in_(states),
+                    )
+                    .values(updated_at=now(), **sibling_values)
+                )
+        if result.rowcount != 1:
+            current = self.get(reply_id)  # raises NotFound
+            if current.state in allowed:
+                raise Conflict(f"reply {reply_id}'s draft changed meanwhile")
+            wanted = " or ".join(s.value for s in allowed)
+            raise Conflict(f"reply {reply_id} is {current.state.value}, not {wanted}")
+        return self.get(reply_id)
+
+    def redraft(self, reply_id: int, expected_text: str, decision: Decision, by: str) -> None:
+        """Store a re-drafted reply and the mention's new situation at once.
+
+        Compare-and-set: only while the public reply is still pending with the text the person saw, so a
+        re-draft never overwrites someone's approval or edit. The mention's private follow-up follows the
+        new playbook: re-drafted, added, or (if the playbook has none) rejected.
+        """
+        stamp = now()
+        with self._db.begin() as tx:
+            row = tx.execute(select(replies).where(replies.c.id == reply_id)).mappings().first()
+            if row is None:
+                raise NotFound(f"no reply {reply_id}")
+            if row["kind"] != ReplyKind.PUBLIC.value:
+                raise Conflict(f"reply {reply_id} is a private follow-up; change the situation on the public reply")
+            changed = tx.execute(
+                update(replies)
+                .where(
+                    replies.c.id == reply_id,
+                    replies.c.state == ReplyState.PENDING.value,
+                    replies.c.text == expected_text,
+                )
+                .values(text=decision.reply_text, template_id=decision.template_id, updated_at=stamp)
+            )
+            if changed.rowcount != 1:
+                raise Conflict(f"reply {reply_id} changed meanwhile (now {row['state']}); look at it again")
+            mention_id = row["mention_id"]
+            tx.execute(
+                update(mentions)
+                .where(mentions.c.id == mention_id)
+                .values(
+                    situation=decision.situation,
+                    reason=f"situation set to {decision.situation} by {by}; {decision.reason}",
+                    urgent=decision.urgent,
+                    priority=decision.priority,
+                    action=decision.action.value,
+                )
+            )
+            direct = tx.execute(
+                select(replies.c.id, replies.c.state).where(
+                    replies.c.mention_id == mention_id, replies.c.kind == ReplyKind.DIRECT.value
+                )
+            ).first()
+            if direct is None and decision.direct_text:
+                insert_reply(
+                    tx,
+                    mention_id,
+                    row["account"],
+                    ReplyKind.DIRECT,
+                    decision.direct_text,
+                    decision.template_id,
+                    ReplyState.PENDING,
+                    stamp,
+                )
+            elif direct is not None and direct.state == ReplyState.PENDING.value:
+                values = (
+                    {"text": decision.direct_text}
+                    if decision.direct_text
+                    else {
+                        "state": ReplyState.REJECTED.value,
+                        "approved_by": by,
+                        "rejected_reason": f"situation changed to {decision.situation}: no private follow-up",
+                    }
+                )
+                tx.execute(
+                    update(replies)
+                    .where(replies.c.id == direct.id, replies.c.state == ReplyState.PENDING.value)
+                    .values(updated_at=stamp, **values)
+                )
+
+    def history(
+        self, states: Sequence[str] = ("sent", "rejected"), before: int | None = None, limit: int = 50
+    ) -> list[HistoryRow]:
+        """Replies that went out or were turned down, newest first; `before` pages by reply id."""
+        query = (
+            select(replies, mentions.c.platform, mentions.c.author_handle, mentions.c.situation)
+            .add_columns(mentions.c.lang, mentions.c.text.label("post"))
+            .join(mentions, mentions.c.id == replies.c.mention_id)
+            .where(replies.c.state.in_(list(states)))
+            .order_by(replies.c.id.desc())
+            .limit(limit)
+        )
+        if before is not None:
+            query = query.where(replies.c.id < before)
+        with self._db.read() as db:
+            rows = db.execute(query).mappings().all()
+        return [history_record(row) for row in rows]
