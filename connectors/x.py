@@ -197,9 +197,9 @@ class XConnector:
         else:
             waiting = self._read_all_after(user_id, after)
         page, rest = waiting[: max(1, limit)], waiting[max(1, limit) :]
-        cursor = page[-1].post_id if page else None
-        self._backlog, self._backlog_after = rest, cursor
-        return MentionPage(page, next_cursor=cursor, has_more=bool(rest))
+        last = page[-1].post_id if page else None
+        self._backlog, self._backlog_after = rest, last
+        return MentionPage(page, next_cursor=last, has_more=bool(rest))
 
     def reply(self, mention: Mention, text: str, idempotency_key: str) -> PostedReply:
         if idempotency_key in self._posted:
@@ -302,7 +302,7 @@ class XConnector:
             max_results=size,
             **MENTION_FIELDS,
         )
-        includes = body.get("includes") if isinstance(body.get("includes"), dict) else {}
+        includes: Mapping[str, Any] = body["includes"] if isinstance(body.get("includes"), dict) else {}
         self._usage["posts_read"] += len(_list(body, "data")) + len(_list(includes, "tweets"))
         self._usage["users_read"] += len(_list(includes, "users"))
         return body

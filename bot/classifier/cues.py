@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -103,7 +104,7 @@ def _compile(exact_phrases: Iterable[str], stem_phrases: Iterable[str]) -> re.Pa
 
 
 def _trie(words: Sequence[str] | set[str]) -> str:
-    root: dict[str, dict] = {}
+    root: dict[str, Any] = {}
     for word in sorted(words):
         node = root
         for char in word:
@@ -112,7 +113,7 @@ def _trie(words: Sequence[str] | set[str]) -> str:
     return _pattern(root)
 
 
-def _pattern(node: dict[str, dict]) -> str:
+def _pattern(node: dict[str, Any]) -> str:
     ends = "" in node
     branches = [re.escape(char) + _pattern(child) for char, child in sorted(node.items()) if char]
     if not branches:

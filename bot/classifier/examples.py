@@ -78,7 +78,7 @@ def load_labelled(path: Path | str) -> list[Example]:
 
 def load_training(data_dir: Path = DATA_DIR) -> list[Example]:
     """Every train-<lang>.jsonl present, in a fixed order; the language comes from the file name."""
-    examples = []
+    examples: list[Example] = []
     for path in sorted(data_dir.glob("train-*.jsonl")):
         lang = path.stem.removeprefix("train-")
         if lang not in LANGUAGES:

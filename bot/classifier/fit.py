@@ -59,7 +59,8 @@ class SparseRows:
 def softmax_rows(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=1, keepdims=True)
     exps = np.exp(shifted)
-    return exps / exps.sum(axis=1, keepdims=True)
+    result: np.ndarray = exps / exps.sum(axis=1, keepdims=True)
+    return result
 
 
 def fit_softmax(
@@ -97,7 +98,8 @@ def fit_naive_bayes(x: SparseRows, y: np.ndarray, n_classes: int, *, alpha: floa
     """Log-likelihoods (columns x classes) of a multinomial naive Bayes over binary features."""
     binary = SparseRows(x.indptr, x.indices, np.ones_like(x.values), x.n_columns)
     counts = binary.transpose_matmul(np.eye(n_classes)[y]) + alpha
-    return np.log(counts / counts.sum(axis=0, keepdims=True))
+    result: np.ndarray = np.log(counts / counts.sum(axis=0, keepdims=True))
+    return result
 
 
 def mean_likelihood(x: SparseRows, log_likelihood: np.ndarray) -> np.ndarray:

@@ -100,18 +100,20 @@ def train(
         complaint_cost = _complaint_cost(probabilities, y, labels.index("complaint"))
         predicted = probabilities.argmax(axis=1)
         cv_accuracy = round(float((predicted == y).mean()), 4)
-        names = [labels[i] for i in y], [labels[i] for i in predicted]
-        cv_macro_f1 = round(macro_f1(label_scores(confusion(*names, labels))), 4)
+        gold, guessed = [labels[i] for i in y], [labels[i] for i in predicted]
+        cv_macro_f1 = round(macro_f1(label_scores(confusion(gold, guessed, labels))), 4)
     weights = fit_softmax(rows, y, len(labels), weight, l2=L2, iterations=ITERATIONS)
     log_likelihood = fit_naive_bayes(rows, y, len(labels), alpha=NB_ALPHA)
 
     names = sorted(index)
     digest = _digest(examples)
+    by_lang = dict(sorted(Counter(e.lang or "?" for e in examples).items()))
+    by_label = {label: counts[label] for label in labels}
     info = {
         "examples": len(examples),
         "brand_examples": len(brand),
-        "by_lang": dict(sorted(Counter(e.lang or "?" for e in examples).items())),
-        "by_label": {label: counts[label] for label in labels},
+        "by_lang": by_lang,
+        "by_label": by_label,
         "cv_accuracy": cv_accuracy,
         "cv_macro_f1": cv_macro_f1,
         "settings": {
@@ -139,8 +141,8 @@ def train(
         path=path,
         examples=len(examples),
         brand_examples=len(brand),
-        by_lang=info["by_lang"],
-        by_label=info["by_label"],
+        by_lang=by_lang,
+        by_label=by_label,
         features=len(names),
         temperature=temperature,
         nb_mix=nb_mix,
@@ -171,8 +173,8 @@ def _feature_index(features: Sequence[Features]) -> dict[str, int]:
                 always.update(names)
             else:
                 documents.update(set(names))
-    names = sorted(always | {name for name, n in documents.items() if n >= MIN_DOCUMENTS})
-    return {name: i for i, name in enumerate(names)}
+    kept = sorted(always | {name for name, n in documents.items() if n >= MIN_DOCUMENTS})
+    return {name: i for i, name in enumerate(kept)}
 
 
 def _row(features: Features, index: dict[str, int]) -> list[tuple[int, float]]:

@@ -31,8 +31,8 @@ def load(args: argparse.Namespace) -> Config | None:
 def secrets_of(config: Config) -> list[str]:
     """Every value the log must never show: account credentials, the desk's token and cookie key, the webhook."""
     values = [value for account in config.accounts for value in account.secrets.values()]
-    values += [config.web.admin_token, config.web.secret_key, config.notify.webhook_url]
-    return [v for v in values if v]
+    optional = [config.web.admin_token, config.web.secret_key, config.notify.webhook_url]
+    return values + [v for v in optional if v]
 
 
 def actor(args: argparse.Namespace) -> str:

@@ -329,7 +329,7 @@ class _Checker:
         ref = self.typed(fields[key], (*path, key), str, "a template name")
         if ref is not None and ref not in templates:
             self.problem((*path, key), f"no template called {ref!r} under `templates`")
-        return ref
+        return str(ref) if ref is not None else None
 
     def condition(self, value: Any, path: KeyPath) -> Condition | None:
         fields = self.mapping(value, path, _CONDITION_KEYS)
