@@ -5,30 +5,43 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable
+from urllib.parse import quote
 
 REDACTED = "***"
 
 
-class RedactSecrets(logging.Filter):
-    """Replaces every known secret value in a record's final message."""
+class Redactor(logging.Filter):
+    """Replaces every known secret in a record's final message and traceback by "***".
 
-    def __init__(self, secrets: Iterable[str]) -> None:
+    A secret is also hidden percent-encoded (once and twice), as OAuth libraries log it in signed URLs.
+    Values shorter than four characters are not taken: they would mask ordinary words.
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
+        self._secrets: list[str] = []
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        known = set(self._secrets)
+        for secret in secrets:
+            if secret and len(secret) >= 4:
+                known |= {secret, quote(secret, safe=""), quote(quote(secret, safe=""), safe="")}
         # Longest first, so a secret that contains another is hidden whole.
-        self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+        self._secrets = sorted(known, key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        return text
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
+        if not self._secrets:
             return True
         message = record.getMessage()
-        redacted = message
-        for secret in self.secrets:
-            redacted = redacted.replace(secret, REDACTED)
+        redacted = self.redact(message)
         if record.exc_info and record.exc_info[1] is not None:
-            text = logging.Formatter().formatException(record.exc_info)
-            for secret in self.secrets:
-                text = text.replace(secret, REDACTED)
-            record.exc_text = text
+            record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
         if redacted != message:
             record.msg, record.args = redacted, None
@@ -38,7 +51,7 @@ class RedactSecrets(logging.Filter):
 def configure_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-    handler.addFilter(RedactSecrets(secrets))
+    handler.addFilter(Redactor(secrets))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -16,9 +16,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import quote
 
 import requests
+
+from bot.logs import Redactor
 
 TWEEPY_HOST = "https://api.twitter.com"
 BEARER_PLACEHOLDER = "set-by-carebot-session"
@@ -32,29 +33,7 @@ _CHATTY_LOGGERS = (
 )
 
 
-class _Redactor(logging.Filter):
-    """Replaces known secret values in a record's message by "***"."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._secrets: set[str] = set()
-
-    def add(self, secrets: Iterable[str]) -> None:
-        for secret in secrets:
-            if len(secret) >= 4:  # a shorter "secret" would mask ordinary words
-                self._secrets |= {secret, quote(secret, safe=""), quote(quote(secret, safe=""), safe="")}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        masked = message
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            masked = masked.replace(secret, "***")
-        if masked != message:
-            record.msg, record.args = masked, None
-        return True
-
-
-_REDACTOR = _Redactor()
+_REDACTOR = Redactor()  # on the libraries' own loggers: they log even where carebot set up no logging
 
 
 def redact_from_logs(secrets: Iterable[str]) -> None:

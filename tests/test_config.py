@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -146,3 +147,27 @@ def test_cli_exits_2_with_one_line_per_problem(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 2
     assert all(line.startswith(f"{path}:") for line in lines)
+
+
+def test_the_example_config_names_every_key() -> None:
+    """Every setting, and every platform's own option, is documented in config.example.yaml."""
+    import dataclasses
+
+    from bot.config import settings
+    from connectors import get_platform, platform_names
+
+    text = (ROOT / "config.example.yaml").read_text(encoding="utf-8")
+    written = set(re.findall(r"^[\s#-]*([a-z_]+):", text, re.MULTILINE))
+    classes = [
+        settings.Config,
+        settings.Brand,
+        settings.StorageConfig,
+        settings.ClassifierConfig,
+        settings.DaemonConfig,
+        settings.WebConfig,
+        settings.NotifyConfig,
+        settings.AccountConfig,
+    ]
+    classes += [options for name in platform_names() if (options := get_platform(name).options) is not None]
+    keys = {f.name for kind in classes for f in dataclasses.fields(kind) if not f.metadata.get("internal")}
+    assert keys - written == set()

@@ -24,11 +24,12 @@ from bot.storage import Storage
 from tests.peers.mastodon import BRAND, client, post_as
 from tests.test_daemon_mastodon import config_for
 
+pytestmark = pytest.mark.slow  # kills real daemons
+
 ROOT = Path(__file__).resolve().parents[1]
 SHORT = Options(kills=7, mentions=20, uptime=(0.5, 3.0), startup_kills=3, settle_timeout=60.0)
 
 
-@pytest.mark.slow
 def test_kill_9_at_random_moments_loses_nothing_and_duplicates_nothing(db_url: str, tmp_path: Path) -> None:
     seed = os.environ.get("CAREBOT_CRASH_SEED")
     options = Options(**{**SHORT.__dict__, "seed": int(seed) if seed else None})

@@ -6,7 +6,6 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,11 @@ from bot.models import ReplyState
 from bot.run.app import App
 from bot.run.daemon import run_once
 from tests import configs
+from tests.conftest import StartBot
 from tests.peers.mastodon import BRAND, RunningMock, client, post_as, reset
 from tests.scenarios import ANSWERED, PERSONAL_DATA, POSTS, SCRIPTS, Scenario
+
+pytestmark = pytest.mark.slow  # the whole bot against mastodon-mock
 
 ROOT = Path(__file__).resolve().parents[1]
 DAEMON = "daemon:\n  max_replies_per_author_hour: 10\n"
@@ -35,12 +37,9 @@ def config_for(tmp_path: Path, server_url: str, db_url: str, mode: str = "auto")
 
 
 @pytest.fixture
-def started(tmp_path: Path, mastodon_server: MockServer, db_url: str) -> Iterator[tuple[App, MockServer]]:
+def started(tmp_path: Path, mastodon_server: MockServer, db_url: str, running_bot: StartBot) -> tuple[App, MockServer]:
     """A bot in auto mode that has done its first cycle (so it reads mentions from now on)."""
-    app = App.build(config_for(tmp_path, mastodon_server.base_url, db_url))
-    run_once(app)
-    yield app, mastodon_server
-    app.close()
+    return running_bot(config_for(tmp_path, mastodon_server.base_url, db_url)), mastodon_server
 
 
 def brand_statuses(base_url: str) -> list[dict[str, Any]]:
@@ -104,7 +103,10 @@ def test_every_situation_and_language_answered_on_the_server(started: tuple[App,
 
 
 def test_second_cycle_and_restart_post_nothing_twice(
-    tmp_path: Path, started: tuple[App, MockServer], db_url: str
+    tmp_path: Path,
+    started: tuple[App, MockServer],
+    db_url: str,
+    running_bot: StartBot,
 ) -> None:
     app, server = started
     posted = post_all(server.base_url, POSTS[:4])
@@ -114,56 +116,49 @@ def test_second_cycle_and_restart_post_nothing_twice(
     assert sorted(str(s["in_reply_to_id"]) for s in public_replies) == sorted(posted)
     run_once(app)
     app.close()
-    restarted = App.build(config_for(tmp_path, server.base_url, db_url))
-    try:
-        run_once(restarted)
-        run_once(restarted)
-    finally:
-        restarted.close()
+    restarted = running_bot(config_for(tmp_path, server.base_url, db_url))
+    run_once(restarted)
     assert len(brand_statuses(server.base_url)) == after_first
 
 
 def test_approve_mode_posts_nothing_until_approved_then_once(
-    tmp_path: Path, mastodon_server: MockServer, db_url: str
+    tmp_path: Path,
+    mastodon_server: MockServer,
+    db_url: str,
+    running_bot: StartBot,
 ) -> None:
-    app = App.build(config_for(tmp_path, mastodon_server.base_url, db_url, mode="approve"))
-    try:
-        run_once(app)
-        post_all(mastodon_server.base_url, POSTS[:3])
-        run_once(app)
-        assert brand_statuses(mastodon_server.base_url) == []
-        queue = app.storage.replies.queue()
-        assert len(queue) == 3
-        assert queue[0].mention.situation == "complaint"  # most urgent first
-        approved = app.storage.replies.approve(
-            queue[0].reply.id, "lead", text="@alice We're sorry. Please email help@acme.example"
-        )
-        assert approved.state is ReplyState.APPROVED
-        run_once(app)
-        run_once(app)
-        statuses = [s for s in brand_statuses(mastodon_server.base_url) if s["visibility"] != "direct"]
-        assert len(statuses) == 1
-        assert statuses[0]["in_reply_to_id"] == queue[0].mention.mention.post_id
-        assert "We're sorry" in plain(statuses[0]["content"])
-        assert app.storage.replies.get(queue[0].reply.id).state is ReplyState.SENT
-    finally:
-        app.close()
+    app = running_bot(config_for(tmp_path, mastodon_server.base_url, db_url, mode="approve"))
+    post_all(mastodon_server.base_url, POSTS[:3])
+    run_once(app)
+    assert brand_statuses(mastodon_server.base_url) == []
+    queue = app.storage.replies.queue()
+    assert len(queue) == 3
+    assert queue[0].mention.situation == "complaint"  # most urgent first
+    approved = app.storage.replies.approve(
+        queue[0].reply.id, "lead", text="@alice We're sorry. Please email help@acme.example"
+    )
+    assert approved.state is ReplyState.APPROVED
+    run_once(app)
+    run_once(app)
+    statuses = [s for s in brand_statuses(mastodon_server.base_url) if s["visibility"] != "direct"]
+    assert len(statuses) == 1
+    assert statuses[0]["in_reply_to_id"] == queue[0].mention.mention.post_id
+    assert "We're sorry" in plain(statuses[0]["content"])
+    assert app.storage.replies.get(queue[0].reply.id).state is ReplyState.SENT
 
 
-def test_dry_run_posts_nothing_but_records_everything(tmp_path: Path, mastodon_server: MockServer, db_url: str) -> None:
-    app = App.build(config_for(tmp_path, mastodon_server.base_url, db_url, mode="dry-run"))
-    try:
-        run_once(app)
-        post_all(mastodon_server.base_url, POSTS)
-        run_once(app)
-        run_once(app)
-        assert brand_statuses(mastodon_server.base_url) == []
-        stored = app.storage.mentions.all()
-        assert len(stored) == len(POSTS)
-        states = {r.state for m in stored for r in app.storage.replies.for_mention(m.id)}
-        assert states == {ReplyState.DRAFTED}
-    finally:
-        app.close()
+def test_dry_run_posts_nothing_but_records_everything(
+    tmp_path: Path, mastodon_server: MockServer, db_url: str, running_bot: StartBot
+) -> None:
+    app = running_bot(config_for(tmp_path, mastodon_server.base_url, db_url, mode="dry-run"))
+    post_all(mastodon_server.base_url, POSTS)
+    run_once(app)
+    run_once(app)
+    assert brand_statuses(mastodon_server.base_url) == []
+    stored = app.storage.mentions.all()
+    assert len(stored) == len(POSTS)
+    states = {r.state for m in stored for r in app.storage.replies.for_mention(m.id)}
+    assert states == {ReplyState.DRAFTED}
 
 
 def test_the_daemon_process_answers_and_stops_on_sigterm(tmp_path: Path, mastodon_process: RunningMock) -> None:

@@ -20,6 +20,8 @@ from tests.peers.x import XPeer
 from tests.peers.x_fake import BRAND, DUPLICATE_DETAIL
 from tests.scenarios import ANSWERED, PERSONAL_DATA, POSTS, SCRIPTS, Scenario
 
+pytestmark = pytest.mark.slow  # the whole bot against the fake X behind Prism
+
 
 def config_for(tmp_path: Path, peer: XPeer, db_url: str, mode: str = "auto") -> Config:
     daemon = "daemon:\n  max_replies_per_author_hour: 10\n  retry_backoff: 100ms\n"

@@ -28,7 +28,10 @@ from bot.run.daemon import run_forever, run_once
 from connectors.base import Unavailable
 from connectors.mastodon_limits import retry_after
 from tests import configs
+from tests.conftest import StartBot
 from tests.peers.mastodon import BRAND, SEED, add_fault, client, free_port, post_as
+
+pytestmark = pytest.mark.slow  # end-to-end against mastodon-mock with faults
 
 ACCOUNT = "acme-mastodon"
 COMPLAINT = "@brand my order never arrived and nobody answers, please help"
@@ -53,20 +56,14 @@ def load(path: Path) -> Config:
 
 
 @pytest.fixture
-def make_app(tmp_path: Path) -> Iterator[Callable[..., App]]:
-    """Build bots that have done their first cycle (reading from now on); all closed at the end."""
-    apps: list[App] = []
+def make_app(tmp_path: Path, running_bot: StartBot) -> Callable[..., App]:
+    """Start bots that have done their first cycle (reading from now on)."""
 
     def build(base_url: str, db_url: str | None = None, **options: Any) -> App:
         url = db_url or f"sqlite:///{tmp_path / 'carebot.db'}"
-        app = App.build(load(write_config(tmp_path, base_url, url, **options)))
-        apps.append(app)
-        run_once(app)
-        return app
+        return running_bot(load(write_config(tmp_path, base_url, url, **options)))
 
-    yield build
-    for app in apps:
-        app.close()
+    return build
 
 
 def brand_replies(base_url: str, *, direct: bool = False) -> dict[str, list[dict[str, Any]]]:

@@ -26,6 +26,8 @@ from tests.peers.x import XPeer
 from tests.peers.x_fake import BRAND, FakeX
 from tests.test_faults_mastodon import brand_replies
 
+pytestmark = pytest.mark.slow  # end-to-end against the fake X behind Prism, with faults
+
 ACCOUNT = "acme-x"
 COMPLAINT = f"@{BRAND.username} my order never arrived and nobody answers, please help"
 QUESTION = f"@{BRAND.username} how can I contact your support team? is there an email?"

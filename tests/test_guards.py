@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +17,19 @@ import pytest
 from mastodon import Mastodon
 from mastodon_mock.testing import MockServer
 
-from bot.config import load_config
+from bot.config import Config, load_config
 from bot.models import ReplyState
 from bot.run.app import App
 from bot.run.daemon import run_once
 from tests import configs
+from tests.conftest import StartBot
 from tests.peers.mastodon import BRAND, add_fault, client, post_as
 from tests.test_faults_mastodon import brand_replies
 
 ACCOUNT = "acme-mastodon"
 
 
-def build(tmp_path: Path, base_url: str, *, per_hour: int = 10, handles: str = "[]") -> App:
+def config(tmp_path: Path, base_url: str, *, per_hour: int = 10, handles: str = "[]") -> Config:
     path = configs.write_config(
         tmp_path,
         db_url=f"sqlite:///{tmp_path / 'carebot.db'}",
@@ -37,16 +37,12 @@ def build(tmp_path: Path, base_url: str, *, per_hour: int = 10, handles: str = "
         sections=f"daemon:\n  retry_backoff: 100ms\n  max_replies_per_author_hour: {per_hour}\n",
         brand=f"{configs.BRAND_YAML}  handles: {handles}\n",
     )
-    app = App.build(load_config(path, {"BRAND_TOKEN": "brand_token"}))
-    run_once(app)  # from now on
-    return app
+    return load_config(path, {"BRAND_TOKEN": "brand_token"})
 
 
 @pytest.fixture
-def bot(tmp_path: Path, mastodon_server: MockServer) -> Iterator[App]:
-    app = build(tmp_path, mastodon_server.base_url)
-    yield app
-    app.close()
+def bot(tmp_path: Path, mastodon_server: MockServer, running_bot: StartBot) -> App:
+    return running_bot(config(tmp_path, mastodon_server.base_url))
 
 
 def new_user(base_url: str, username: str, *, bot: bool = False) -> Mastodon:
@@ -76,34 +72,33 @@ QUESTION = "@brand how can I contact your support team? is there an email?"
 
 
 def test_the_brand_never_answers_its_own_posts_or_its_other_handles(
-    tmp_path: Path, mastodon_server: MockServer
+    tmp_path: Path,
+    mastodon_server: MockServer,
+    running_bot: StartBot,
 ) -> None:
     base = mastodon_server.base_url
-    app = build(tmp_path, base, handles="[acme_team]")
-    try:
-        team = new_user(base, "acme_team")
-        from_team = str(team.status_post("@brand customers ask how to contact support, is there an email?")["id"])
-        team.session.close()
-        own = str(post_as(base, BRAND, "@brand how can I contact your support team?")["id"])
-        customer = str(post_as(base, "alice", QUESTION)["id"])
-        run_once(app)
-        replies = brand_replies(base)
-        assert from_team not in replies and own not in replies
-        assert len(replies[customer]) == 1
-        assert stored(app, from_team).action == "ignore"
-        assert "own post" in stored(app, from_team).reason
-        # The customer answers the brand's reply; the brand's reply itself is never a mention to answer.
-        (reply,) = replies[customer]
-        follow_up = str(
-            post_as(base, "alice", "@brand thanks! and is there a phone line?", in_reply_to_id=reply["id"])["id"]
-        )
-        run_once(app)
-        run_once(app)
-        replies = brand_replies(base)
-        assert str(reply["id"]) not in replies  # nothing answers the brand's own reply
-        assert stored(app, follow_up).action == "reply"  # the customer's answer in the thread is heard
-    finally:
-        app.close()
+    app = running_bot(config(tmp_path, base, handles="[acme_team]"))
+    team = new_user(base, "acme_team")
+    from_team = str(team.status_post("@brand customers ask how to contact support, is there an email?")["id"])
+    team.session.close()
+    own = str(post_as(base, BRAND, "@brand how can I contact your support team?")["id"])
+    customer = str(post_as(base, "alice", QUESTION)["id"])
+    run_once(app)
+    replies = brand_replies(base)
+    assert from_team not in replies and own not in replies
+    assert len(replies[customer]) == 1
+    assert stored(app, from_team).action == "ignore"
+    assert "own post" in stored(app, from_team).reason
+    # The customer answers the brand's reply; the brand's reply itself is never a mention to answer.
+    (reply,) = replies[customer]
+    follow_up = str(
+        post_as(base, "alice", "@brand thanks! and is there a phone line?", in_reply_to_id=reply["id"])["id"]
+    )
+    run_once(app)
+    run_once(app)
+    replies = brand_replies(base)
+    assert str(reply["id"]) not in replies  # nothing answers the brand's own reply
+    assert stored(app, follow_up).action == "reply"  # the customer's answer in the thread is heard
 
 
 def test_blocked_and_muted_authors_get_no_reply(bot: App, mastodon_server: MockServer) -> None:
@@ -172,10 +167,12 @@ def test_a_bot_account_never_gets_an_automated_reply(bot: App, mastodon_server: 
     assert "bot" in stored(bot, post_id).reason
 
 
-def test_a_bot_to_bot_loop_is_cut_after_the_hourly_limit(tmp_path: Path, mastodon_server: MockServer) -> None:
+def test_a_bot_to_bot_loop_is_cut_after_the_hourly_limit(
+    tmp_path: Path, mastodon_server: MockServer, running_bot: StartBot
+) -> None:
     """An auto-responder not flagged as a bot answers every reply of ours: after 2 replies, a person decides."""
     base = mastodon_server.base_url
-    app = build(tmp_path, base, per_hour=2)
+    app = running_bot(config(tmp_path, base, per_hour=2))
     loop = new_user(base, "autoresponder")
     try:
         target: Any = None
@@ -188,16 +185,13 @@ def test_a_bot_to_bot_loop_is_cut_after_the_hourly_limit(tmp_path: Path, mastodo
             target = ours[0]["id"] if ours else status["id"]
     finally:
         loop.session.close()
-        app.close()
-    app = build(tmp_path, base, per_hour=2)
-    try:
-        answered = [r for rs in brand_replies(base).values() for r in rs]
-        assert len(answered) == 2
-        waiting = [i for i in app.storage.replies.queue() if i.mention.mention.author.handle == "autoresponder"]
-        assert len(waiting) == 3
-        assert all("a person decides" in i.mention.reason for i in waiting)
-    finally:
-        app.close()
+    app.close()
+    app = running_bot(config(tmp_path, base, per_hour=2))  # a restart forgets nothing
+    answered = [r for rs in brand_replies(base).values() for r in rs]
+    assert len(answered) == 2
+    waiting = [i for i in app.storage.replies.queue() if i.mention.mention.author.handle == "autoresponder"]
+    assert len(waiting) == 3
+    assert all("a person decides" in i.mention.reason for i in waiting)
 
 
 def test_the_same_template_is_never_posted_twice_in_a_row_to_one_person(bot: App, mastodon_server: MockServer) -> None:

@@ -16,6 +16,7 @@ from bot.run.daemon import run_once
 from bot.run.liveness import is_dead, process_identity
 from bot.run.outbox import CLAIM_LEASE
 from bot.storage.records import StoredReply
+from tests.conftest import StartBot
 from tests.peers.mastodon import BRAND, client, post_as
 from tests.test_daemon_mastodon import config_for
 
@@ -83,29 +84,31 @@ def _public_replies(base_url: str) -> list[dict[str, object]]:
 
 
 def test_a_dead_senders_claim_is_sent_at_once_not_after_the_lease(
-    tmp_path: Path, mastodon_server: MockServer, db_url: str, child: subprocess.Popen[bytes]
+    tmp_path: Path,
+    mastodon_server: MockServer,
+    db_url: str,
+    child: subprocess.Popen[bytes],
+    running_bot: StartBot,
 ) -> None:
-    app = App.build(config_for(tmp_path, mastodon_server.base_url, db_url, mode="approve"))
-    try:
-        dead = identity_of(child)
-        child.kill()
-        child.wait()
-        reply = _claimed_reply(app, mastodon_server, dead)
-        run_once(app)
-        assert app.storage.replies.get(reply.id).state is ReplyState.SENT
-        assert len(_public_replies(mastodon_server.base_url)) == 1
-    finally:
-        app.close()
+    app = running_bot(config_for(tmp_path, mastodon_server.base_url, db_url, mode="approve"), first_cycle=False)
+    dead = identity_of(child)
+    child.kill()
+    child.wait()
+    reply = _claimed_reply(app, mastodon_server, dead)
+    run_once(app)
+    assert app.storage.replies.get(reply.id).state is ReplyState.SENT
+    assert len(_public_replies(mastodon_server.base_url)) == 1
 
 
 def test_a_live_senders_claim_is_left_alone(
-    tmp_path: Path, mastodon_server: MockServer, db_url: str, child: subprocess.Popen[bytes]
+    tmp_path: Path,
+    mastodon_server: MockServer,
+    db_url: str,
+    child: subprocess.Popen[bytes],
+    running_bot: StartBot,
 ) -> None:
-    app = App.build(config_for(tmp_path, mastodon_server.base_url, db_url, mode="approve"))
-    try:
-        reply = _claimed_reply(app, mastodon_server, identity_of(child))
-        run_once(app)
-        assert app.storage.replies.get(reply.id).state is ReplyState.SENDING
-        assert _public_replies(mastodon_server.base_url) == []
-    finally:
-        app.close()
+    app = running_bot(config_for(tmp_path, mastodon_server.base_url, db_url, mode="approve"), first_cycle=False)
+    reply = _claimed_reply(app, mastodon_server, identity_of(child))
+    run_once(app)
+    assert app.storage.replies.get(reply.id).state is ReplyState.SENDING
+    assert _public_replies(mastodon_server.base_url) == []

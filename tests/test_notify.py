@@ -14,7 +14,8 @@ import respx
 from bot.clock import now
 from bot.config import Config, ConfigError, NotifyConfig, load_config
 from bot.models import Action, Decision, ReplyState
-from bot.run.notify import Webhook, notify_due
+from bot.run.alerts import raise_alert, raise_mention_alerts
+from bot.run.notify import Webhook, deliver_alerts, notify_due
 from bot.storage import Storage
 from bot.storage.records import Classified
 from connectors.base import Author, Mention
@@ -149,7 +150,10 @@ def test_after_giving_up_the_next_check_tries_again(tmp_path: Path, storage: Sto
     assert failed.urgent == 0 and failed.error is not None
     assert HOOK not in failed.error and "not-a-real-token" not in failed.error
     assert "HTTP 502" in failed.error
-    again = notify_due(storage, config, Webhook(HOOK, max_attempts=3, sleep=no_sleep))
+    soon = notify_due(storage, config, Webhook(HOOK, max_attempts=3, sleep=no_sleep))
+    assert soon.urgent == 0 and route.call_count == 3  # backing off: not hammering a failing webhook
+    later = now() + timedelta(minutes=1)
+    again = notify_due(storage, config, Webhook(HOOK, max_attempts=3, sleep=no_sleep), at=later)
     assert again.urgent == 1 and route.call_count == 4
 
 
@@ -204,3 +208,66 @@ def test_notify_config_keeps_the_url_out_of_reprs_and_errors(tmp_path: Path) -> 
     (problem,) = caught.value.problems
     assert "notify.webhook_url: expected an http:// or https:// URL" in problem
     assert "secret-part" not in problem
+
+
+def test_an_answer_that_never_comes_is_not_sent_again(tmp_path: Path, storage: Storage, hook: respx.MockRouter) -> None:
+    """A slow webhook that takes the message but answers too late gets it once, not once per retry."""
+    route = hook.post(HOOK)
+    route.side_effect = [httpx.ReadTimeout("no answer"), httpx.Response(200)]
+    config = config_for(tmp_path)
+    store(storage, "@brand you charged me twice and nobody answers", "complaint", True, state=None)
+    report = notify_due(storage, config, Webhook(HOOK, sleep=no_sleep))
+    assert report.urgent == 1 and report.error is None
+    assert notify_due(storage, config, Webhook(HOOK, sleep=no_sleep), at=now() + timedelta(hours=1)).urgent == 0
+    assert route.call_count == 1
+
+
+def test_the_cycle_only_records_alerts_and_one_delivery_tells_them_once(
+    tmp_path: Path, storage: Storage, hook: respx.MockRouter
+) -> None:
+    route = hook.post(HOOK).respond(200)
+    config = config_for(tmp_path)
+    store(storage, "@brand my order never came", "complaint", True)
+    assert raise_mention_alerts(storage, config) == 1
+    assert raise_mention_alerts(storage, config) == 0  # raised once per mention and reason
+    assert route.call_count == 0  # raising never calls the webhook
+    assert raise_alert(storage, key="cap:acme-x:2026-12", kind="cap", account="acme-x", text="acme-x: monthly cap")
+    assert not raise_alert(storage, key="cap:acme-x:2026-12", kind="cap", account="acme-x", text="again")
+    first = deliver_alerts(storage, config)
+    second = deliver_alerts(storage, config)
+    assert (first.urgent, first.other, second.urgent, second.other) == (1, 1, 0, 0)
+    (text,) = texts(route)
+    assert "1 urgent complaint just arrived" in text and ":warning: carebot: acme-x: monthly cap" in text
+
+
+def test_a_dead_webhook_costs_one_bounded_delivery_not_the_cycle(
+    tmp_path: Path, storage: Storage, hook: respx.MockRouter
+) -> None:
+    route = hook.post(HOOK)
+    route.side_effect = httpx.ConnectError("refused")
+    slept: list[float] = []
+
+    def clock() -> float:
+        return sum(slept)  # time passes only while the webhook waits between tries
+
+    store(storage, "@brand the app is down again", "complaint", True)
+    hook_with_budget = Webhook(HOOK, max_attempts=10, backoff=4.0, budget=10.0, sleep=slept.append, clock=clock)
+    report = notify_due(storage, config_for(tmp_path), hook_with_budget)
+    assert report.error is not None and "ConnectError" in report.error
+    assert sum(slept) < 10.0  # the budget bounds the waits between tries
+    assert storage.alerts.undelivered()[0].last_error == report.error
+
+
+def test_alerts_of_two_workers_are_delivered_once(tmp_path: Path, storage: Storage, hook: respx.MockRouter) -> None:
+    route = hook.post(HOOK).respond(200)
+    config = config_for(tmp_path)
+    for n in range(3):
+        store(storage, f"@brand order {n} is lost", "complaint", True)
+    raise_mention_alerts(storage, config)
+    at = now()
+    mine = storage.alerts.claim(at=at, lease=timedelta(minutes=2))
+    theirs = storage.alerts.claim(at=at, lease=timedelta(minutes=2))
+    assert len(mine) == 3 and theirs == []
+    assert deliver_alerts(storage, config, at=at).urgent == 0  # claimed, not stale yet
+    assert deliver_alerts(storage, config, at=at + timedelta(minutes=3)).urgent == 3  # the claimant died
+    assert route.call_count == 1

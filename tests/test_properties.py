@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from connectors.mastodon_limits import text_length as mastodon_length
 from connectors.x_posts import mentions_from
 from connectors.x_text import text_length as x_length
 from tests import configs
+from tests.conftest import StartBot
 from tests.peers.mastodon import add_fault, post_as
 from tests.test_faults_mastodon import brand_replies
 
@@ -237,17 +237,14 @@ POSTS = {
 
 
 @pytest.fixture
-def bot(tmp_path: Path, mastodon_server: MockServer, db_url: str) -> Iterator[App]:
+def bot(tmp_path: Path, mastodon_server: MockServer, db_url: str, running_bot: StartBot) -> App:
     path = configs.write_config(
         tmp_path,
         db_url=db_url,
         accounts=configs.mastodon_account(mastodon_server.base_url, mode=None, poll_interval=None, timeout=None),
         sections="daemon:\n  max_replies_per_author_hour: 50\n",
     )
-    app = App.build(load_config(path, {"BRAND_TOKEN": "brand_token"}))
-    run_once(app)
-    yield app
-    app.close()
+    return running_bot(load_config(path, {"BRAND_TOKEN": "brand_token"}))
 
 
 def test_nasty_posts_are_read_stored_and_answered_safely(bot: App, mastodon_server: MockServer) -> None:

@@ -17,15 +17,17 @@ from mastodon_mock.testing import MockServer
 from sqlalchemy import create_engine, select
 
 from bot.config import load_config
-from bot.run.app import App
 from bot.run.daemon import run_once
 from bot.storage.tables import metadata
 from connectors.base import AuthFailed, ConnectorSettings
 from connectors.x import XConnector
 from tests import configs
+from tests.conftest import StartBot
 from tests.peers.mastodon import add_fault, post_as
 from tests.peers.x import XPeer
 from tests.peers.x_fake import BRAND as X_BRAND
+
+pytestmark = pytest.mark.slow  # end-to-end runs whose logs are searched for secrets
 
 ROOT = Path(__file__).resolve().parents[1]
 PERSONAL = ("alice.w@example.org", "415 555 0134", "4111 1111 1111 1111")
@@ -135,18 +137,19 @@ def test_oauth1_secrets_stay_out_of_debug_logs_on_x(tmp_path: Path, x_peer: XPee
     assert all(s not in database_text(f"sqlite:///{tmp_path / 'carebot.db'}") for s in X_SECRETS.values())
 
 
-def test_reprs_and_connector_errors_hold_no_token(tmp_path: Path, mastodon_server: MockServer) -> None:
+def test_reprs_and_connector_errors_hold_no_token(
+    tmp_path: Path, mastodon_server: MockServer, running_bot: StartBot
+) -> None:
     token = "wrong-Secret-Zq81xk"
-    app = App.build(load_config(mastodon_config(tmp_path, mastodon_server.base_url), {"BRAND_TOKEN": token}))
-    try:
-        (report,) = run_once(app)
-        assert report.error is not None and token not in report.error
-        app.connector(app.config.accounts[0])
-        assert token not in repr(app) and token not in repr(app.config)
-        state = app.storage.accounts.get("acme-mastodon")
-        assert state is not None and token not in (state.pause_reason or "")
-    finally:
-        app.close()
+    app = running_bot(
+        load_config(mastodon_config(tmp_path, mastodon_server.base_url), {"BRAND_TOKEN": token}), first_cycle=False
+    )
+    (report,) = run_once(app)
+    assert report.error is not None and token not in report.error
+    app.connector(app.config.accounts[0])
+    assert token not in repr(app) and token not in repr(app.config)
+    state = app.storage.accounts.get("acme-mastodon")
+    assert state is not None and token not in (state.pause_reason or "")
 
 
 @pytest.mark.parametrize("auth", ["oauth2", "oauth1"])

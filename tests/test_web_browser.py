@@ -21,7 +21,10 @@ from bot.run.daemon import run_once
 from bot.web.auth import hash_password
 from bot.web.server import WebHandle
 from tests import configs
+from tests.conftest import StartBot
 from tests.peers.mastodon import BRAND, client, free_port, post_as
+
+pytestmark = pytest.mark.slow  # a real browser
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -87,15 +90,13 @@ def write_config(directory: Path, base_url: str, port: int) -> Path:
 
 
 @pytest.fixture
-def running(tmp_path: Path, mastodon_server: MockServer, browser: Any) -> Iterator[Running]:
+def running(tmp_path: Path, mastodon_server: MockServer, browser: Any, running_bot: StartBot) -> Iterator[Running]:
     """The bot in approve mode after its first cycle, and the desk next to it (as `carebot run --web`)."""
     config = load_config(write_config(tmp_path, mastodon_server.base_url, free_port()), {"BRAND_TOKEN": "brand_token"})
-    app = App.build(config)
-    run_once(app)  # a new account answers from now on
+    app = running_bot(config)  # after its first cycle, a new account answers from now on
     desk = start_web_in_thread(config, app.storage, classifier=app.classifier, playbooks=app.playbooks)
     yield Running(app, desk, mastodon_server)
     desk.stop()
-    app.close()
 
 
 @pytest.fixture

@@ -1,8 +1,10 @@
-"""The long-running bot: one APScheduler job per account, on the account's poll interval.
+"""The long-running bot: one APScheduler job per account, on the account's poll interval, and one job that
+delivers the team's alerts.
 
 The scheduler owns time; a job is one `run_cycle`. Jobs never overlap for one account (max_instances=1) and
-a missed run is coalesced into one. SIGTERM and SIGINT set the stop event: cycles stop taking new work at
-the next mention or reply, and the scheduler waits for them to finish.
+a missed run is coalesced into one. A cycle only records alerts; the alert job delivers them, so a slow
+webhook never delays reading or sending. SIGTERM and SIGINT set the stop event: cycles stop taking new work
+at the next mention or reply, and the scheduler waits for them to finish.
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.config import AccountConfig
+from bot.run.alerts import raise_mention_alerts
 from bot.run.app import App
 from bot.run.cycle import CycleReport, run_cycle
-from bot.run.notify import notify_due
+from bot.run.notify import deliver_alerts, notify_due
 from connectors.base import ConnectorError
 
 log = logging.getLogger("carebot.daemon")
+
+ALERT_INTERVAL = 5.0  # seconds between deliveries of the alert outbox
 
 
 def run_once(app: App, stop: threading.Event | None = None) -> list[CycleReport]:
@@ -41,7 +46,7 @@ def _job(app: App, account: AccountConfig, stop: threading.Event) -> None:
     if stop.is_set():
         return
     report = run_cycle(app, account, stop)
-    notify_due(app.storage, app.config)
+    raise_mention_alerts(app.storage, app.config)
     if report.new or report.sent.sent or report.error:
         log.info(
             "%s: cycle done: %s new, %s sent, %s retried, %s parked%s",
@@ -52,6 +57,13 @@ def _job(app: App, account: AccountConfig, stop: threading.Event) -> None:
             report.sent.parked,
             f", error: {report.error}" if report.error else "",
         )
+
+
+def _deliver(app: App, stop: threading.Event) -> None:
+    try:
+        deliver_alerts(app.storage, app.config, stop=stop)
+    except Exception:  # a database hiccup: the next run tries again; it must not kill the job
+        log.exception("delivering alerts failed; will try again")
 
 
 def poll_interval(app: App, account: AccountConfig) -> float:
@@ -79,7 +91,7 @@ def run_forever(
     """Poll every account until SIGTERM/SIGINT (or `stop` is set)."""
     stop = stop or threading.Event()
     _install_signal_handlers(stop)
-    workers = max(1, min(len(app.config.accounts), 8))
+    workers = max(1, min(len(app.config.accounts), 8)) + 1  # + the alert job
     scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(workers)}, timezone=UTC)
     for account in app.config.accounts:
         scheduler.add_job(
@@ -91,6 +103,17 @@ def run_forever(
             max_instances=1,
             coalesce=True,
             next_run_time=datetime.now(UTC),
+            misfire_grace_time=None,
+        )
+    if app.config.notify.webhook_url:
+        scheduler.add_job(
+            _deliver,
+            "interval",
+            seconds=ALERT_INTERVAL,
+            args=(app, stop),
+            id="carebot-alerts",
+            max_instances=1,
+            coalesce=True,
             misfire_grace_time=None,
         )
     scheduler.start()

@@ -110,9 +110,7 @@ def _send_one(
             log.info("%s: reply %s was already posted as %s; recorded", account.name, reply.id, existing.post_id)
             return
         if reply.decided_by == "auto" and stored.mention.author.id in connector.ignored_author_ids():
-            storage.replies.park(reply.id, "not sent: the brand has since blocked or muted the author")
-            report.parked += 1
-            log.info("%s: reply %s parked: its author is blocked or muted", account.name, reply.id)
+            _park(app, account, reply, "not sent: the brand has since blocked or muted the author", report)
             return
         posted = _post(connector, reply, stored)
     except (RateLimited, AuthFailed) as exc:
@@ -120,20 +118,14 @@ def _send_one(
         raise
     except DuplicateContent as exc:
         if reply.reworded or not _reword(app, account, state, connector, reply, stored):
-            storage.replies.park(reply.id, _describe(exc))
-            report.parked += 1
-            log.warning("%s: reply %s parked: %s", account.name, reply.id, _describe(exc))
+            _park(app, account, reply, _describe(exc), report)
         return
     except Rejected as exc:
-        storage.replies.park(reply.id, _describe(exc))
-        report.parked += 1
-        log.warning("%s: reply %s parked: %s", account.name, reply.id, _describe(exc))
+        _park(app, account, reply, _describe(exc), report)
         return
     except (Unavailable, BadResponse) as exc:
         if attempt >= app.config.daemon.max_attempts:
-            storage.replies.park(reply.id, f"gave up after {attempt} attempts: {_describe(exc)}")
-            report.parked += 1
-            log.warning("%s: reply %s parked after %s attempts: %s", account.name, reply.id, attempt, exc)
+            _park(app, account, reply, f"gave up after {attempt} attempts: {_describe(exc)}", report)
         else:
             delay = retry_delay(app.config.daemon.retry_backoff, attempt)
             storage.replies.release(reply.id, _describe(exc), retry_at=now() + timedelta(seconds=delay))
@@ -151,6 +143,13 @@ def _send_one(
         stored.mention.post_id,
         posted.post_id,
     )
+
+
+def _park(app: App, account: AccountConfig, reply: StoredReply, reason: str, report: SendReport) -> None:
+    """Stop trying: the reply waits, failed, with the reason, until a person retries or rejects it."""
+    app.storage.replies.park(reply.id, reason)
+    report.parked += 1
+    log.warning("%s: reply %s parked: %s", account.name, reply.id, reason)
 
 
 def _public_reply_sent(app: App, account: AccountConfig, reply: StoredReply) -> bool:

@@ -142,6 +142,23 @@ class AlertDue:
 
 
 @dataclass(frozen=True)
+class StoredAlert:
+    id: int
+    key: str
+    kind: str
+    account: str | None
+    mention_id: int | None
+    text: str
+    excerpt: str | None
+    since: datetime | None
+    state: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+@dataclass(frozen=True)
 class Activity:
     """What one account has done, for `carebot status`."""
 
@@ -244,4 +261,22 @@ def history_record(row: Any) -> HistoryRow:
         rejected_reason=row["rejected_reason"],
         when=as_utc(row["sent_at"] or row["updated_at"]),
         platform_post_id=row["platform_post_id"],
+    )
+
+
+def alert_record(row: Any) -> StoredAlert:
+    return StoredAlert(
+        id=row["id"],
+        key=row["key"],
+        kind=row["kind"],
+        account=row["account"],
+        mention_id=row["mention_id"],
+        text=row["text"],
+        excerpt=row["excerpt"],
+        since=row["since"],
+        state=row["state"],
+        attempts=row["attempts"],
+        last_error=row["last_error"],
+        created_at=row["created_at"],
+        delivered_at=row["delivered_at"],
     )

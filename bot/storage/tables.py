@@ -149,11 +149,26 @@ opt_outs = Table(
     Column("created_at", UTCDateTime(), nullable=False),
 )
 
-# What the team was already told about (bot/notify.py), so each mention alerts once per reason.
-notifications = Table(
-    "notifications",
+# What the team is told (bot/run/alerts.py raises, bot/run/notify.py delivers): one row per alert, `key`
+# unique so that each is raised once, delivered by a job of its own, and never re-sent once delivered.
+alerts = Table(
+    "alerts",
     metadata,
-    Column("mention_id", Integer, ForeignKey("mentions.id", ondelete="CASCADE"), primary_key=True),
-    Column("kind", String(20), primary_key=True),  # urgent | waiting
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(300), nullable=False, unique=True),  # e.g. "urgent:123": raised once per key
+    Column("kind", String(40), nullable=False),  # urgent | waiting | a kind of its own (cap, incident, ...)
+    Column("account", String(200)),
+    Column("mention_id", Integer, ForeignKey("mentions.id", ondelete="CASCADE")),
+    Column("text", Text, nullable=False),  # one line for the team; never personal data
+    Column("excerpt", Text),  # the post it is about, masked and shortened
+    Column("since", UTCDateTime()),  # when the wait it reports started
+    Column("state", String(20), nullable=False),  # new | sending | delivered | expired
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime()),
+    Column("claimed_until", UTCDateTime()),  # a worker is delivering it; after this, it is stale
+    Column("last_error", Text),
     Column("created_at", UTCDateTime(), nullable=False),
+    Column("delivered_at", UTCDateTime()),
 )
+Index("ix_alerts_state", alerts.c.state, alerts.c.next_attempt_at)
+Index("ix_alerts_mention", alerts.c.mention_id, alerts.c.kind)

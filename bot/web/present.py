@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from bot.classifier import mask_personal_data
 from bot.clock import format_duration, now
+from bot.run.context import post_limit, text_length
 from bot.storage import Storage
 from bot.storage.records import DeskFigures, HistoryRow, QueueItem, ThreadPost
 from connectors import get_platform
@@ -53,9 +54,8 @@ def item_view(storage: Storage, item: QueueItem, at: datetime | None = None) -> 
     stored, reply = item.mention, item.reply
     mention = stored.mention
     platform = get_platform(mention.platform)
-    state = storage.accounts.get(stored.account)
-    limit = (state.max_characters if state else None) or platform.max_characters
-    count = platform.count_text or len
+    limit = post_limit(storage.accounts.get(stored.account), platform)
+    count = text_length(platform)
     asked_at = min(mention.created_at, stored.received_at)
     return ItemView(
         id=reply.id,
