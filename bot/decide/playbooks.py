@@ -40,6 +40,13 @@ _RULE_KEYS = ("name", "when", "action", "template", "direct_template")
 _CONDITION_KEYS = ("personal_data", "angry", "keywords", "platform")
 _CLASSIFIER_KEYS = ("keywords", "examples")
 _TEMPLATE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# Message playbooks (not situations): kind -> the signals (keyword lists) it may carry. Each has one
+# template named like the kind. A brand's directory may leave them out: the shipped ones are used.
+MESSAGE_KINDS: Mapping[str, tuple[str, ...]] = {
+    "holding": ("escalation", "resolved", "still_broken"),
+    "check_back": (),
+}
+_MESSAGE_KEYS = ("kind", "signals", "templates")
 
 
 class PlaybookError(Exception):
@@ -84,8 +91,19 @@ class Playbook:
 
 
 @dataclass(frozen=True)
+class MessagePlaybook:
+    """What the bot says in a case beyond a situation's answer: the holding reply, the check-back."""
+
+    kind: str
+    templates: Mapping[str, Mapping[str, tuple[str, ...]]]  # name -> lang -> variants
+    signals: Mapping[str, Keywords] = field(default_factory=dict)  # e.g. "escalation" phrases
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class Playbooks:
     by_situation: Mapping[str, Playbook]
+    messages: Mapping[str, MessagePlaybook] = field(default_factory=dict)
 
     def __getitem__(self, situation: str) -> Playbook:
         return self.by_situation[situation]
@@ -115,7 +133,13 @@ def load_playbooks(directory: Path | None = None) -> Playbooks:
                 except (OSError, UnicodeDecodeError) as exc:
                     problems.append(f"{path}:1: cannot read: {exc}")
     found: dict[str, Playbook] = {}
+    messages: dict[str, MessagePlaybook] = {}
     for label, stem, text in sources:
+        if stem in MESSAGE_KINDS:
+            message = _read_message(label, stem, text, problems)
+            if message is not None:
+                messages[stem] = message
+            continue
         if stem not in SITUATIONS:
             problems.append(f"{label}:1: no situation is called {stem!r} (one of: {', '.join(SITUATIONS)})")
             continue
@@ -126,7 +150,10 @@ def load_playbooks(directory: Path | None = None) -> Playbooks:
     problems.extend(f"{where}{s}.yaml: missing: every situation needs a playbook" for s in missing)
     if problems:
         raise PlaybookError(problems)
-    return Playbooks(MappingProxyType({s: found[s] for s in SITUATIONS}))
+    if directory is not None and set(messages) != set(MESSAGE_KINDS):
+        shipped = load_playbooks().messages
+        messages = {kind: messages.get(kind) or shipped[kind] for kind in MESSAGE_KINDS}
+    return Playbooks(MappingProxyType({s: found[s] for s in SITUATIONS}), MappingProxyType(messages))
 
 
 def vocabulary(playbooks: Playbooks) -> BrandVocabulary:
@@ -142,6 +169,13 @@ def _read(label: str, stem: str, text: str, problems: list[str]) -> Playbook | N
     playbook = checker.playbook(stem, data) if data is not None or not found else None
     problems.extend(found.found)
     return playbook
+
+
+def _read_message(label: str, stem: str, text: str, problems: list[str]) -> MessagePlaybook | None:
+    data, found = read_yaml(text, label)
+    message = _Checker(found).message(stem, data) if data is not None or not found else None
+    problems.extend(found.found)
+    return message
 
 
 class _Checker:
@@ -246,6 +280,32 @@ class _Checker:
             examples=MappingProxyType(examples),
             source=self.problems.label,
         )
+
+    def message(self, kind: str, data: Any) -> MessagePlaybook | None:
+        top = self.mapping(data, (), _MESSAGE_KEYS)
+        if not top:
+            if isinstance(data, dict):
+                self.problem((), "empty playbook")
+            return None
+        if top.get("kind") != kind:
+            self.problem(("kind",), f"must be {kind!r}, the file's name, not {top.get('kind')!r}")
+        signals: dict[str, Keywords] = {}
+        if "signals" in top:
+            allowed = MESSAGE_KINDS[kind]
+            for name, phrases in self.mapping(top["signals"], ("signals",), allowed).items():
+                by_lang = self.by_language(phrases, ("signals", name), "phrases")
+                for lang, items in by_lang.items():
+                    for i, phrase in enumerate(items):
+                        problem = phrase_problem(phrase)
+                        if problem:
+                            self.problem(("signals", name, lang, i), problem)
+                signals[name] = Keywords.of(by_lang)
+        templates = self.templates(top.get("templates", {}))
+        if kind not in templates:
+            self.problem(("templates",), f"needs a template called {kind!r}")
+        if self.failed:
+            return None
+        return MessagePlaybook(kind, MappingProxyType(templates), MappingProxyType(signals), self.problems.label)
 
     def templates(self, value: Any) -> dict[str, Mapping[str, tuple[str, ...]]]:
         if value is None:

@@ -1,7 +1,8 @@
 """The database: the only door to it. Every read and write carebot makes goes through `Storage`.
 
 `Storage.open(url)` migrates the schema to the newest revision, then hands out one small repository per
-table group: `accounts`, `mentions`, `replies`, `alerts`, and `figures` (counts for the desk and status).
+table group: `accounts`, `mentions`, `replies`, `cases`, `alerts`, and `figures` (counts for the desk and
+status).
 Nothing outside this package imports SQLAlchemy or the tables (tests/test_boundaries.py checks it).
 """
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 
 from bot.storage.accounts import Accounts
 from bot.storage.alerts import Alerts
+from bot.storage.cases import Cases
 from bot.storage.engine import Database, create_db_engine, migrate
 from bot.storage.errors import Conflict, NotFound
 from bot.storage.figures import Figures
@@ -28,6 +30,7 @@ class Storage:
     replies: Replies
     alerts: Alerts
     figures: Figures
+    cases: Cases
 
     @classmethod
     def open(cls, url: str) -> Storage:
@@ -35,7 +38,7 @@ class Storage:
         with engine.begin() as connection:
             migrate(connection)
         db = Database(engine)
-        return cls(db, Accounts(db), Mentions(db), Replies(db), Alerts(db), Figures(db))
+        return cls(db, Accounts(db), Mentions(db), Replies(db), Alerts(db), Figures(db), Cases(db))
 
     @property
     def backend(self) -> str:

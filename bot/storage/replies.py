@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from bot.clock import now
-from bot.models import Decision, ReplyKind, ReplyState
+from bot.models import Decision, ReplyKind, ReplyPurpose, ReplyState
 from bot.storage.engine import Database
 from bot.storage.errors import Conflict, NotFound
 from bot.storage.records import HistoryRow, QueueItem, StoredReply, history_record, queue_item_record, reply_record
@@ -31,23 +31,38 @@ def insert_reply(
     template_id: str | None,
     state: ReplyState,
     stamp: datetime,
-) -> None:
+    *,
+    purpose: ReplyPurpose = ReplyPurpose.ANSWER,
+    case_id: int | None = None,
+    dedupe_key: str | None = None,
+    decided_by: str = "auto",
+    approved_by: str | None = None,
+) -> int:
     """A new reply row, with an idempotency key of its own that every attempt to post it will carry."""
-    tx.execute(
-        insert(replies).values(
-            mention_id=mention_id,
-            account=account,
-            kind=kind.value,
-            text=text,
-            template_id=template_id,
-            state=state.value,
-            idempotency_key=f"carebot-{uuid.uuid4()}",
-            attempts=0,
-            reworded=False,
-            decided_by="auto",
-            created_at=stamp,
-            updated_at=stamp,
-        )
+    return int(
+        tx.execute(
+            insert(replies)
+            .values(
+                mention_id=mention_id,
+                account=account,
+                kind=kind.value,
+                purpose=purpose.value,
+                case_id=case_id,
+                dedupe_key=dedupe_key,
+                text=text,
+                template_id=template_id,
+                state=state.value,
+                idempotency_key=f"carebot-{uuid.uuid4()}",
+                attempts=0,
+                reworded=False,
+                decided_by=decided_by,
+                approved_by=approved_by,
+                approved_at=stamp if approved_by else None,
+                created_at=stamp,
+                updated_at=stamp,
+            )
+            .returning(replies.c.id)
+        ).scalar_one()
     )
 
 
@@ -173,7 +188,9 @@ class Replies:
         query = (
             select(replies, mentions)
             .join(mentions, mentions.c.id == replies.c.mention_id)
-            .where(replies.c.state.in_([s.value for s in states]), replies.c.kind == ReplyKind.PUBLIC.value)
+            .where(replies.c.state.in_([s.value for s in states]))
+            # The bot's private follow-ups go with their public reply; every reply of a case stands alone.
+            .where((replies.c.kind == ReplyKind.PUBLIC.value) | (replies.c.purpose != ReplyPurpose.ANSWER.value))
             .order_by(mentions.c.urgent.desc(), mentions.c.priority.desc(), mentions.c.received_at, replies.c.id)
         )
         with self._db.read() as db:
@@ -226,7 +243,8 @@ class Replies:
             condition &= replies.c.text == expected_text
         with self._db.begin() as tx:
             result = tx.execute(update(replies).where(condition).values(updated_at=now(), **values))
-            if result.rowcount == 1:
+            purpose = tx.execute(select(replies.c.purpose).where(replies.c.id == reply_id)).scalar()
+            if result.rowcount == 1 and purpose == ReplyPurpose.ANSWER.value:
                 sibling_values = {k: v for k, v in values.items() if k not in ("text", "decided_by")}
                 mention_id = select(replies.c.mention_id).where(replies.c.id == reply_id).scalar_subquery()
                 tx.execute(
@@ -234,6 +252,7 @@ class Replies:
                     .where(
                         replies.c.mention_id == mention_id,
                         replies.c.kind == ReplyKind.DIRECT.value,
+                        replies.c.purpose == ReplyPurpose.ANSWER.value,
                         replies.c.id != reply_id,
                         replies.c.state.in_(states),
                     )
@@ -259,8 +278,8 @@ class Replies:
             row = tx.execute(select(replies).where(replies.c.id == reply_id)).mappings().first()
             if row is None:
                 raise NotFound(f"no reply {reply_id}")
-            if row["kind"] != ReplyKind.PUBLIC.value:
-                raise Conflict(f"reply {reply_id} is a private follow-up; change the situation on the public reply")
+            if row["kind"] != ReplyKind.PUBLIC.value or row["purpose"] != ReplyPurpose.ANSWER.value:
+                raise Conflict(f"reply {reply_id} is not the bot's public answer; change the situation there")
             changed = tx.execute(
                 update(replies)
                 .where(
@@ -286,7 +305,9 @@ class Replies:
             )
             direct = tx.execute(
                 select(replies.c.id, replies.c.state).where(
-                    replies.c.mention_id == mention_id, replies.c.kind == ReplyKind.DIRECT.value
+                    replies.c.mention_id == mention_id,
+                    replies.c.kind == ReplyKind.DIRECT.value,
+                    replies.c.purpose == ReplyPurpose.ANSWER.value,
                 )
             ).first()
             if direct is None and decision.direct_text:
@@ -299,6 +320,7 @@ class Replies:
                     decision.template_id,
                     ReplyState.PENDING,
                     stamp,
+                    case_id=row["case_id"],
                 )
             elif direct is not None and direct.state == ReplyState.PENDING.value:
                 values = (
