@@ -144,9 +144,9 @@ def test_train_writes_a_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     pairs = list(zip(texts, labels, strict=True))
     lines = [json.dumps({"text": f"{t} {n}", "label": label}) for n in range(3) for t, label in pairs]
     (data / "train-en.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    out = tmp_path / "model.json"
+    out = tmp_path / "model.bin"
     assert main(["train", "--data", str(data), "--out", str(out), "--folds", "0"]) == 0
-    assert f"wrote {out}: 18 examples (0 from the brand)" in capsys.readouterr().out
+    assert f"wrote {out}: 18 examples (0 from the brand, 0 from the team's decisions)" in capsys.readouterr().out
     assert main(["classify", "--model", str(out), "--json", "how much is it"]) == 0
     assert json.loads(capsys.readouterr().out)["situation"] == "price_question"
 
