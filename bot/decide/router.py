@@ -65,7 +65,8 @@ def decide(mention: Mention, result: Classification, playbooks: Playbooks, ctx: 
 
     rule = next(r for r in playbook.rules if _holds(r.when, mention, result, ctx))
     threshold = playbook.min_confidence if playbook.min_confidence is not None else ctx.min_confidence
-    unsure = result.confidence < threshold
+    # The classifier's doubt (sarcastic praise, a possible complaint) wants a person at any confidence.
+    unsure = result.confidence < threshold or result.doubt is not None
     # Past the per-author limit (a bot loop, or a very busy conversation) the reply is still drafted,
     # so that the person who decides finds it in the queue instead of writing it from scratch.
     capped = ctx.recent_replies_to_author >= ctx.max_replies_per_author_hour
@@ -76,8 +77,10 @@ def decide(mention: Mention, result: Classification, playbooks: Playbooks, ctx: 
             f"guard: {ctx.recent_replies_to_author} automated replies to this author in the last hour "
             f"(limit {ctx.max_replies_per_author_hour}): a person decides",
         )
-    if unsure:
+    if result.confidence < threshold:
         reasons.append(f"confidence {result.confidence:.2f} is below {threshold:.2f}: a person checks")
+    if result.doubt is not None:
+        reasons.append(result.doubt)
 
     if rule.action is not Action.REPLY or rule.template is None:
         # A post we would let pass, but are unsure about, is kept for a person rather than dropped.
