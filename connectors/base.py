@@ -17,6 +17,7 @@ Error tree (catch the base, or a precise leaf)::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -136,9 +137,12 @@ class Connector(Protocol):
         """Send `text` privately to the author of `mention`."""
         ...
 
-    def find_reply(self, mention: Mention, idempotency_key: str, *, direct: bool = False) -> PostedReply | None:
+    def find_reply(
+        self, mention: Mention, idempotency_key: str, *, direct: bool = False, text: str | None = None
+    ) -> PostedReply | None:
         """The brand's existing reply to `mention` (its private follow-up when `direct`), if an
-        earlier attempt did post one."""
+        earlier attempt did post one. With `text`, only a reply with these words counts (several replies
+        of ours may answer one post: the bot's, then a person's); compare with `same_words`."""
         ...
 
     def text_length(self, text: str) -> int:
@@ -184,3 +188,17 @@ class Platform:
     default_prices: Mapping[str, float] = field(default_factory=dict)  # USD per read/post, for estimates
     automated_direct_messages: bool = True  # X forbids unsolicited automated DMs
     links_in_replies: bool = True  # X charges ~13x for a post with a URL: use the email there
+
+
+_HANDLE_OR_URL = re.compile(r"@[\w.@-]+|https?://\S+", re.UNICODE)
+
+
+def same_words(posted: str, ours: str) -> bool:
+    """Whether a post on the platform carries the words of our reply: letters and digits compared,
+    handles, links, case and punctuation aside (platforms add the handle, shorten links, render markup)."""
+
+    def words(text: str) -> str:
+        return "".join(ch for ch in _HANDLE_OR_URL.sub(" ", text).casefold() if ch.isalnum())
+
+    mine = words(ours)
+    return bool(mine) and words(posted) == mine

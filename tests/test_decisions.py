@@ -1,25 +1,28 @@
 """The team's decisions as training examples: merged, masked, folded into `carebot train`, measured by eval.
 
-The storage side (`bot.run.decisions.labelled_decisions(config)`) belongs to the daemon; here it is a
-stub that returns what the desk and the CLI would have recorded.
+The decisions are made as a team makes them: re-routing in the desk, approving and rejecting with the CLI.
 """
 
 from __future__ import annotations
 
 import json
-import sys
-import types
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from starlette.testclient import TestClient
 
 from bot.classifier import Classifier
 from bot.classifier.decisions import CONFIRMED, CORRECTED, REJECTED, merge_decisions
 from bot.classifier.examples import Example
 from bot.classifier.model import MODEL_PATH
-from bot.cli.classify import DECISIONS_MODULE, main
-from tests import configs
+from bot.cli import main as cli
+from bot.cli.classify import main
+from bot.config import load_config
+from bot.decide.playbooks import Playbooks, load_playbooks, vocabulary
+from bot.run.decisions import labelled_decisions
+from bot.storage import Storage
+from bot.web.asgi import create_app
+from tests import test_web as web
 
 
 def test_one_example_per_post_the_correction_and_the_latest_win() -> None:
@@ -56,35 +59,64 @@ def _tiny_data(directory: Path) -> Path:
     return data
 
 
-# What people decided in the desk and with `carebot queue`: the bot kept calling questions about the
-# brand's Zorblax pass simple questions; the team re-routed them to price_question, approved one
-# price reply as it was, and rejected a "zorblax" joke as trolling.
-TEAM = [
-    Example("@Acme is the zorblax pass worth it for a family?", "price_question", "en", "10", CORRECTED),
-    Example("@Acme zorblax pass for the weekend, what does it come to?", "price_question", "en", "11", CORRECTED),
-    Example("@Acme does the zorblax pass cover two people?", "price_question", "en", "12", CONFIRMED),
-    Example("@Acme zorblax pass more like zorblax scam lol", "trolling", "en", "13", REJECTED),
-]
+# What people decide in the desk and with `carebot queue`: the bot calls questions about the brand's
+# Zorblax pass simple questions; the team re-routes two of them to price_question in the desk, approves
+# a price reply as it is with the CLI, and rejects a "zorblax" joke as trolling.
+RE_ROUTED = (
+    "@brand does the zorblax pass include the weekend?",
+    "@brand can I use the zorblax pass on two devices?",
+)
+APPROVED = "@brand how much is the zorblax pass per month?"
+TROLLING = "@brand great job on the zorblax pass, said no one ever"
+
+
+@pytest.fixture(scope="module")
+def brains() -> tuple[Classifier, Playbooks]:
+    playbooks = load_playbooks()
+    return Classifier.load(vocabulary(playbooks)), playbooks
 
 
 @pytest.fixture()
-def decisions(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[[list[Example]], Path]:
-    """Install a stub `labelled_decisions` returning the given decisions; return a usable --config path."""
+def decided(tmp_path: Path, brains: tuple[Classifier, Playbooks], monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A deployment whose team made its decisions through the desk and the CLI; its config's path."""
+    config_path = web.write_config(tmp_path, f"sqlite:///{tmp_path / 'desk.db'}")
+    for name, value in web.ENV.items():
+        monkeypatch.setenv(name, value)
+    config = load_config(config_path, web.ENV)
+    storage = Storage.open(config.storage.url)
+    try:
+        seeded = {text: web.seed(storage, *brains, config, text, author=f"u{n}") for n, text in enumerate(
+            (*RE_ROUTED, APPROVED, TROLLING)
+        )}  # fmt: skip
+        with TestClient(create_app(config, storage, *brains), follow_redirects=False) as client:
+            csrf = web.log_in(client)
+            for text in RE_ROUTED:
+                reply_id = seeded[text]
+                answer = client.post(
+                    f"/replies/{reply_id}/situation",
+                    data={"csrf": csrf, "situation": "price_question", "shown": storage.replies.get(reply_id).text},
+                )
+                assert answer.status_code == 303, answer.text
+        assert cli(["queue", "approve", str(seeded[APPROVED]), "--config", str(config_path)]) == 0
+        assert cli(["queue", "reject", str(seeded[TROLLING]), "--trolling", "--config", str(config_path)]) == 0
+    finally:
+        storage.close()
+    return config_path
 
-    def install(examples: list[Example]) -> Path:
-        module = types.ModuleType(DECISIONS_MODULE)
-        module.labelled_decisions = lambda config: list(examples)  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, DECISIONS_MODULE, module)
-        account = configs.mastodon_account("http://127.0.0.1:9", token="t")
-        return configs.write_config(tmp_path, db_url=f"sqlite:///{tmp_path / 'c.db'}", accounts=account)
 
-    return install
+def test_decisions_made_in_the_desk_and_the_cli_are_kept_masked(decided: Path) -> None:
+    examples = labelled_decisions(load_config(decided, web.ENV))
+    by_text = {e.text: (e.label, e.source) for e in examples}
+    assert by_text[RE_ROUTED[0]] == ("price_question", CORRECTED)
+    assert by_text[RE_ROUTED[1]] == ("price_question", CORRECTED)
+    assert by_text[TROLLING] == ("trolling", REJECTED)
+    assert by_text[APPROVED][1] == CONFIRMED
 
 
 def test_train_with_decisions_changes_the_answer_on_a_post_like_them(
-    decisions: Callable[[list[Example]], Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    decided: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = decisions(TEAM)
+    config = decided
     data = _tiny_data(tmp_path)
     before, after = tmp_path / "before.bin", tmp_path / "after.bin"
     assert main(["train", "--data", str(data), "--out", str(before), "--folds", "0"]) == 0
@@ -97,9 +129,9 @@ def test_train_with_decisions_changes_the_answer_on_a_post_like_them(
 
 
 def test_eval_measures_the_model_on_the_decisions(
-    decisions: Callable[[list[Example]], Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    decided: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = decisions(TEAM)
+    config = decided
     labelled = tmp_path / "posts.jsonl"
     labelled.write_text(json.dumps({"text": "@Acme my internet is down", "label": "complaint"}) + "\n")
     assert main(["eval", str(labelled), "--decisions", "--config", str(config)]) == 0
@@ -109,21 +141,12 @@ def test_eval_measures_the_model_on_the_decisions(
 
 
 def test_train_never_overwrites_the_shipped_model_with_a_deployments_data(
-    decisions: Callable[[list[Example]], Path], capsys: pytest.CaptureFixture[str]
+    decided: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = decisions(TEAM)
+    config = decided
     shipped = MODEL_PATH.read_bytes()
     assert main(["train", "--with-decisions", "--config", str(config)]) == 2
     assert "give --out FILE" in capsys.readouterr().err
     assert main(["train", "--with-decisions", "--config", str(config), "--out", str(MODEL_PATH)]) == 2
     assert "--replace-shipped" in capsys.readouterr().err
     assert MODEL_PATH.read_bytes() == shipped
-
-
-def test_without_a_decisions_store_the_flags_say_why(
-    monkeypatch: pytest.MonkeyPatch, decisions: Callable[[list[Example]], Path], capsys: pytest.CaptureFixture[str]
-) -> None:
-    config = decisions([])
-    monkeypatch.setitem(sys.modules, DECISIONS_MODULE, None)  # type: ignore[arg-type]
-    assert main(["eval", "--decisions", "--config", str(config)]) == 2
-    assert "keeps no team decisions" in capsys.readouterr().err

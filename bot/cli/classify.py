@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from collections.abc import Sequence
@@ -17,8 +16,6 @@ from typing import Any
 
 from bot.cli.common import add_config_option, load
 from bot.models import LANGUAGES
-
-DECISIONS_MODULE = "bot.run.decisions"
 
 
 def register(subparsers: Any) -> None:
@@ -140,11 +137,9 @@ def _team_decisions(args: argparse.Namespace, command: str) -> list[Any] | str:
     config = load(args)
     if config is None:
         return f"{command}: the team's decisions need a usable config (--config)"
-    try:
-        module = importlib.import_module(DECISIONS_MODULE)
-    except ModuleNotFoundError:
-        return f"{command}: this carebot keeps no team decisions ({DECISIONS_MODULE} is missing)"
-    return list(module.labelled_decisions(config))
+    from bot.run.decisions import labelled_decisions  # opens the database: only when asked
+
+    return labelled_decisions(config)
 
 
 def _min_confidence(args: argparse.Namespace) -> float:

@@ -10,6 +10,7 @@ about targets about to be missed or missed, and closes what is done.
 from __future__ import annotations
 
 import logging
+import re
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -25,9 +26,9 @@ from bot.decide.router import Context, Pick, decide, draft_message
 from bot.hours import BusinessHours
 from bot.models import Action, CaseState, Decision, Mode, ReplyKind, ReplyPurpose, ReplyState
 from bot.run.alerts import excerpt, raise_alert
-from bot.run.context import router_context
+from bot.run.context import check_text, router_context
 from bot.storage import Storage
-from bot.storage.records import AccountState, CasePlan, StoredCase, StoredMention
+from bot.storage.records import AccountState, CasePlan, StoredCase, StoredMention, StoredReply
 from connectors import get_platform
 from connectors.base import Mention
 
@@ -124,6 +125,49 @@ def after_recording(storage: Storage, account: AccountConfig, mention_id: int, p
         account=account.name,
         text=f"{text}: “{excerpt(stored.mention.text)}”",
     )
+
+
+# --- what people do in a case ---------------------------------------------------------------------
+
+
+def team_reply(
+    config: Config, storage: Storage, case_id: int, text: str, by: str, *, private: bool, request_key: str
+) -> StoredReply:
+    """A person's reply in a case, public or private, through the outbox like any reply (exactly once).
+
+    `request_key` names this one request (the desk's form, the CLI call): the same key twice makes one
+    reply. ValueError if the text is empty or too long, or the platform takes no private messages.
+    """
+    case = storage.cases.get(case_id)
+    account = config.account(case.account)
+    if private and not get_platform(case.platform).automated_direct_messages:
+        raise ValueError(f"carebot sends no private messages on {case.platform}: reply publicly")
+    words = text.strip()
+    handle = f"@{case.author_handle}"
+    if words and not re.search(rf"(?<![\w@]){re.escape(handle)}(?![\w@.-])", words, re.IGNORECASE):
+        words = f"{handle} {words}"  # the platform shows and notifies only the people a post names
+    check_text(storage, case.account, case.platform, words)
+    state = ReplyState.DRAFTED if account.mode is Mode.DRY_RUN else ReplyState.APPROVED
+    reply = storage.cases.add_reply(
+        case_id,
+        kind=ReplyKind.DIRECT if private else ReplyKind.PUBLIC,
+        purpose=ReplyPurpose.TEAM,
+        text=words,
+        by=by,
+        state=state,
+        dedupe_key=f"team:{case_id}:{request_key}",
+    )
+    if reply is None:
+        existing = [r for r in storage.cases.replies(case_id) if r.purpose == ReplyPurpose.TEAM.value]
+        return existing[-1]  # this very request was made before: the same reply, not a second one
+    return reply
+
+
+def resolve_case(config: Config, storage: Storage, case_id: int, by: str, note: str | None = None) -> StoredCase:
+    """Resolved by a person; the check-back falls due `cases.check_back_after` later (if on)."""
+    settings = config.cases
+    check_back_at = now() + timedelta(seconds=settings.check_back_after) if settings.check_back else None
+    return storage.cases.resolve(case_id, by, note, check_back_at)
 
 
 # --- timers ---------------------------------------------------------------------------------------

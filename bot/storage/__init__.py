@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from bot.storage.accounts import Accounts
 from bot.storage.alerts import Alerts
 from bot.storage.cases import Cases
+from bot.storage.decisions import Decisions
 from bot.storage.engine import Database, create_db_engine, migrate
 from bot.storage.errors import Conflict, NotFound
 from bot.storage.figures import Figures
@@ -31,6 +32,7 @@ class Storage:
     alerts: Alerts
     figures: Figures
     cases: Cases
+    decisions: Decisions
 
     @classmethod
     def open(cls, url: str) -> Storage:
@@ -38,7 +40,7 @@ class Storage:
         with engine.begin() as connection:
             migrate(connection)
         db = Database(engine)
-        return cls(db, Accounts(db), Mentions(db), Replies(db), Alerts(db), Figures(db), Cases(db))
+        return cls(db, Accounts(db), Mentions(db), Replies(db), Alerts(db), Figures(db), Cases(db), Decisions(db))
 
     @property
     def backend(self) -> str:

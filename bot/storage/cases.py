@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from bot.clock import now
+from bot.clock import as_utc, now
 from bot.models import OPEN_STATES, CaseState, ReplyKind, ReplyPurpose, ReplyState
 from bot.storage.engine import Database
 from bot.storage.errors import Conflict, NotFound
@@ -97,7 +97,8 @@ class Cases:
 
     def find_for(self, account: str, mention: Mention, *, window: timedelta, at: datetime) -> Match | None:
         """The case this post joins: it answers a post of the case (ours or theirs), or is in one of its
-        conversations, or its author wrote within `window` while their case is open. The most recent wins.
+        conversations, or its author wrote within `window` while the team works on their case (open or
+        waiting on us). The most recent wins.
 
         A closed case takes nothing new: the post opens a new case.
         """
@@ -132,7 +133,9 @@ class Cases:
                 .where(
                     cases.c.account == account,
                     cases.c.author_id == mention.author.id,
-                    cases.c.state.in_(ACTIVE),
+                    # A case the team works on; one the bot answered in full (a question, a thank-you) does
+                    # not take the author's next, unrelated post.
+                    cases.c.state.in_([CaseState.OPEN.value, CaseState.WAITING_ON_US.value]),
                     cases.c.last_customer_at >= at - window,
                 )
                 .order_by(cases.c.last_customer_at.desc())
@@ -324,6 +327,49 @@ class Cases:
             event(
                 tx, reply.case_id, "sent", reply.approved_by or reply.decided_by, reply.purpose, at, reply_id=reply.id
             )
+
+    def latest_in_channel(self, case_id: int, direct: bool) -> str | None:
+        """The id of the newest post of the case in one channel (public or private), the customer's or ours:
+        a new reply of the case answers it, so that each of our posts answers a post of its own."""
+        visibility = (mentions.c.visibility == "direct") if direct else (mentions.c.visibility != "direct")
+        kind = ReplyKind.DIRECT.value if direct else ReplyKind.PUBLIC.value
+        with self._db.read() as db:
+            theirs = db.execute(
+                select(mentions.c.post_id, mentions.c.created_at)
+                .where(mentions.c.case_id == case_id, visibility)
+                .order_by(mentions.c.created_at.desc(), mentions.c.id.desc())
+                .limit(1)
+            ).first()
+            ours = db.execute(
+                select(replies.c.platform_post_id, replies.c.sent_at)
+                .where(
+                    replies.c.case_id == case_id,
+                    replies.c.kind == kind,
+                    replies.c.state == ReplyState.SENT.value,
+                    replies.c.platform_post_id.is_not(None),
+                )
+                .order_by(replies.c.sent_at.desc(), replies.c.id.desc())
+                .limit(1)
+            ).first()
+        found = [(as_utc(row[1]), row[0]) for row in (theirs, ours) if row is not None and row[1] is not None]
+        return max(found)[1] if found else None
+
+    def unsent_before(self, reply: StoredReply) -> bool:
+        """An earlier reply of the same case and channel is still on its way: this one waits its turn."""
+        if reply.case_id is None:
+            return False
+        with self._db.read() as db:
+            found = db.execute(
+                select(replies.c.id)
+                .where(
+                    replies.c.case_id == reply.case_id,
+                    replies.c.kind == reply.kind.value,
+                    replies.c.id < reply.id,
+                    replies.c.state.in_([ReplyState.APPROVED.value, ReplyState.SENDING.value]),
+                )
+                .limit(1)
+            ).first()
+        return found is not None
 
     def due_check_backs(self, at: datetime) -> list[StoredCase]:
         """Resolved cases whose check-back is due and not yet created."""

@@ -225,6 +225,21 @@ class StoredAlert:
 
 
 @dataclass(frozen=True)
+class Decided:
+    """A person's verdict on the bot's reading of one post."""
+
+    id: int
+    account: str
+    mention_id: int | None
+    lang: str
+    label: str
+    source: str
+    text: str  # masked
+    decided_by: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class Activity:
     """What one account has done, for `carebot status`."""
 

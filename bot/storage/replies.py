@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from bot.clock import now
 from bot.models import Decision, ReplyKind, ReplyPurpose, ReplyState
@@ -128,8 +128,14 @@ class Replies:
             )
         return result.rowcount == 1
 
-    def claim(self, reply: StoredReply, lease: timedelta, claimed_by: str | None = None) -> bool:
-        """Mark a reply as being sent by us; False if someone else changed or claimed it first."""
+    def claim(
+        self, reply: StoredReply, lease: timedelta, claimed_by: str | None = None, target_post_id: str | None = None
+    ) -> bool:
+        """Mark a reply as being sent by us; False if someone else changed or claimed it first.
+
+        `target_post_id` (the post a case reply answers) is kept from the first claim on: a retry of an
+        attempt whose outcome is unknown must look for, and answer, the same post.
+        """
         stamp = now()
         with self._db.begin() as tx:
             result = tx.execute(
@@ -144,6 +150,7 @@ class Replies:
                     claimed_until=stamp + lease,
                     claimed_by=claimed_by,
                     attempts=replies.c.attempts + 1,
+                    target_post_id=func.coalesce(replies.c.target_post_id, target_post_id),
                     updated_at=stamp,
                 )
             )
@@ -177,6 +184,10 @@ class Replies:
     def park(self, reply_id: int, error: str) -> None:
         """Give up on a reply for now: failed, with the reason, until a person retries it."""
         self._unclaim(reply_id, state=ReplyState.FAILED.value, last_error=error)
+
+    def drop(self, reply_id: int, reason: str) -> None:
+        """Never send a claimed reply after all (it no longer makes sense): rejected by the bot, with why."""
+        self._unclaim(reply_id, state=ReplyState.REJECTED.value, approved_by="bot", rejected_reason=reason)
 
     def reword(self, reply_id: int, text: str, template_id: str | None) -> None:
         self._unclaim(reply_id, text=text, template_id=template_id, reworded=True, state=ReplyState.APPROVED.value)

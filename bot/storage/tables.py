@@ -243,3 +243,19 @@ case_events = Table(
     Column("reply_id", Integer, ForeignKey("replies.id", ondelete="SET NULL")),
 )
 Index("ix_case_events_case", case_events.c.case_id, case_events.c.id)
+
+# What people decided about the bot's reading of a post (bot/run/decisions.py): labelled examples of this
+# brand's own audience for `carebot train --with-decisions`. The text is stored masked.
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account", String(200), nullable=False),
+    Column("mention_id", Integer, ForeignKey("mentions.id", ondelete="SET NULL")),
+    Column("lang", String(8), nullable=False),
+    Column("label", String(40), nullable=False),
+    Column("source", String(40), nullable=False),  # decision:confirmed | decision:corrected | decision:rejected
+    Column("text", Text, nullable=False),  # personal data masked
+    Column("decided_by", String(200), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+)
