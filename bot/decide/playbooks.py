@@ -41,10 +41,12 @@ _CONDITION_KEYS = ("personal_data", "angry", "keywords", "platform")
 _CLASSIFIER_KEYS = ("keywords", "examples")
 _TEMPLATE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # Message playbooks (not situations): kind -> the signals (keyword lists) it may carry. Each has one
-# template named like the kind. A brand's directory may leave them out: the shipped ones are used.
+# template named like the kind, except "saved" (any names). A brand's directory may leave them out: the
+# shipped ones are used.
 MESSAGE_KINDS: Mapping[str, tuple[str, ...]] = {
     "holding": ("escalation", "resolved", "still_broken"),
     "check_back": (),
+    "saved": (),  # the team's saved replies for the desk: any template names
 }
 _MESSAGE_KEYS = ("kind", "signals", "templates")
 
@@ -301,7 +303,7 @@ class _Checker:
                             self.problem(("signals", name, lang, i), problem)
                 signals[name] = Keywords.of(by_lang)
         templates = self.templates(top.get("templates", {}))
-        if kind not in templates:
+        if kind != "saved" and kind not in templates:
             self.problem(("templates",), f"needs a template called {kind!r}")
         if self.failed:
             return None
