@@ -277,11 +277,8 @@ class Reader:
         for key, parse in (("timezone", parse_timezone), ("week", parse_week), ("holidays", parse_holidays)):
             if key in value:
                 raw = value[key] if key != "timezone" else self.scalar(value[key], (*path, key))
-                parsed = self.checked(raw, (*path, key), parse)
-                if parsed is UNSET:
-                    return None
-                found[key] = parsed
-        return BusinessHours(**found)
+                found[key] = self.checked(raw, (*path, key), parse)
+        return None if UNSET in found.values() else BusinessHours(**found)
 
     def targets(self, value: Any, path: KeyPath) -> dict[str, Target] | None:
         """cases.targets: situation -> {first_response, resolution}, durations in business hours."""
