@@ -39,6 +39,8 @@ from connectors.base import (
 
 log = logging.getLogger("carebot.outbox")
 
+# Replies that answer the case's newest post in their channel rather than a mention of their own.
+CASE_WIDE = (ReplyPurpose.TEAM.value, ReplyPurpose.CHECK_BACK.value)
 # Longer than one request can take, so a live sender is never mistaken for a crashed one.
 CLAIM_LEASE = timedelta(seconds=120)
 
@@ -75,7 +77,9 @@ def send_due(
             continue
         if not answer and app.storage.cases.unsent_before(reply):
             continue  # the case's earlier reply in this channel goes first
-        target = None if answer or reply.case_id is None else _target(app, reply)
+        # A person's reply and a check-back answer the case's newest post; the bot's answer and holding
+        # reply answer their own mention.
+        target = _target(app, reply) if reply.purpose in CASE_WIDE else None
         if not app.storage.replies.claim(reply, CLAIM_LEASE, process_identity(), target_post_id=target):
             continue  # another worker took it
         stored = app.storage.mentions.get(reply.mention_id)
@@ -95,7 +99,7 @@ def _answering(app: App, reply: StoredReply, stored: StoredMention) -> Mention:
     """What the platform sees this reply answer: the mention, or for a case reply the post it targets
     (a later post of the customer's, or our own last reply in the channel), addressed to the customer."""
     target = reply.target_post_id
-    if reply.purpose == ReplyPurpose.ANSWER.value or target is None or target == stored.mention.post_id:
+    if reply.purpose not in CASE_WIDE or target is None or target == stored.mention.post_id:
         return stored.mention
     visibility = "direct" if reply.kind is ReplyKind.DIRECT else _public_visibility(app, reply, stored)
     return dataclasses.replace(stored.mention, post_id=target, visibility=visibility, in_reply_to_id=None)
