@@ -292,14 +292,14 @@ def _target_alerts(config: Config, storage: Storage, case: StoredCase, at: datet
     hours = config.cases.business_hours
     raised = 0
     for name, seconds, done in (
-        ("first_response", target.first_response, case.first_human_response_at),
+        ("first_response", target.first_response, first_response(case)),
         ("resolution", target.resolution, case.resolved_at),
     ):
         if seconds is None or done is not None:
             continue
         spent = hours.elapsed(case.opened_at, at).total_seconds()
         margin = min(seconds * SOON, SOON_AT_MOST.total_seconds())
-        label = "a person's first answer" if name == "first_response" else "resolution"
+        label = "the first answer" if name == "first_response" else "resolution"
         goal = format_duration(seconds)
         if spent >= seconds:
             key, text = "missed", f"missed its target for {label} ({goal} in business hours)"
@@ -326,7 +326,7 @@ class CaseFigures:
     account: str
     situation: str
     open: int
-    first_response_median: float | None  # seconds of business time
+    first_response_median: float | None  # seconds of business time to `first_response`
     first_response_p90: float | None
     resolution_median: float | None
     resolution_p90: float | None
@@ -343,7 +343,7 @@ def case_figures(config: Config, cases: Iterable[StoredCase], at: datetime | Non
     figures = []
     for (account, situation), group in sorted(groups.items()):
         target = config.cases.targets.get(situation) or Target()
-        first = [_spent(hours, c.opened_at, c.first_human_response_at) for c in group if c.first_human_response_at]
+        first = [_spent(hours, c.opened_at, answered) for c in group if (answered := first_response(c))]
         resolved = [_spent(hours, c.opened_at, c.resolved_at) for c in group if c.resolved_at]
         missed = 0
         for case in group:
@@ -365,6 +365,15 @@ def case_figures(config: Config, cases: Iterable[StoredCase], at: datetime | Non
             )
         )
     return figures
+
+
+def first_response(case: StoredCase) -> datetime | None:
+    """When the case was first answered: by a person for a complaint (GUIDE.md, principle 1: a person
+    closes every complaint), by the bot or a person for anything else (its ready answer is the answer)."""
+    if case.situation == "complaint":
+        return case.first_human_response_at
+    answers = [t for t in (case.first_auto_response_at, case.first_human_response_at) if t is not None]
+    return min(answers) if answers else None
 
 
 def _spent(hours: BusinessHours, start: datetime, end: datetime) -> float:

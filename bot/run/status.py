@@ -47,7 +47,8 @@ CASE_WINDOW = timedelta(days=30)  # the figures cover cases opened or changed th
 
 
 def case_status(config: Config, storage: Storage, account: str, at: datetime | None = None) -> list[dict[str, Any]]:
-    """Per situation: open cases, first human response and resolution (median, p90, business hours), misses."""
+    """Per situation: open cases, first answer (a person's, for complaints) and resolution (median, p90,
+    business hours), targets missed."""
     at = at or now()
     cases = {c.id: c for c in storage.cases.since(at - CASE_WINDOW, account)}
     cases |= {c.id: c for c in storage.cases.open_cases(account)}
@@ -61,7 +62,7 @@ def case_lines(figures: list[dict[str, Any]]) -> list[str]:
         first = _pair(f["first_response_median"], f["first_response_p90"])
         resolved = _pair(f["resolution_median"], f["resolution_p90"])
         lines.append(
-            f"  cases · {f['situation']}: open {f['open']} · a person's first answer {first} · resolved {resolved}"
+            f"  cases · {f['situation']}: open {f['open']} · first answer {first} · resolved {resolved}"
             f" · targets missed {f['targets_missed']}"
         )
     return lines
