@@ -54,6 +54,7 @@ class ReplyPurpose(StrEnum):
     HOLDING = "holding"  # "we have your message; a person is on it" (at most one per case per period)
     TEAM = "team"  # a person's reply from the desk or the CLI
     CHECK_BACK = "check_back"  # "is everything working now?" after a person resolved the case
+    INCIDENT = "incident"  # "the problem with ... is fixed", once to each member of a resolved incident
 
 
 class ReplyKind(StrEnum):

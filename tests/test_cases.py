@@ -244,7 +244,8 @@ def test_figures_count_business_time_and_missed_targets(book: Book) -> None:
 
 
 def test_old_mentions_get_cases_when_the_database_is_upgraded(tmp_path: Path) -> None:
-    """A database of the version before cases: every mention the bot did not ignore joins a case."""
+    """A database of the version before cases: every mention the bot did not ignore joins a case, and the
+    replies survive the tables being rebuilt."""
     url = f"sqlite:///{tmp_path / 'old.db'}"
     from alembic import command
     from alembic.config import Config as AlembicConfig
@@ -273,6 +274,12 @@ def test_old_mentions_get_cases_when_the_database_is_upgraded(tmp_path: Path) ->
             "'[]', 0, 0, ?, 'r', 0, 0)",
             (id_, post_id, post_id, f"u-{author}", author, at, at, reply_to, situation, action),
         )
+    db.execute(
+        "INSERT INTO replies (id, mention_id, account, kind, text, state, idempotency_key, attempts, reworded, "
+        "decided_by, created_at, updated_at, sent_at, platform_post_id) VALUES (1, 1, 'acme-mastodon', 'public', "
+        "'@alice sorry', 'sent', 'k-1', 1, 0, 'auto', '2026-10-01 10:00:01', '2026-10-01 10:00:02', "
+        "'2026-10-01 10:00:02', 'r1')"
+    )
     db.commit()
     db.close()
     storage = Storage.open(url)
@@ -281,5 +288,7 @@ def test_old_mentions_get_cases_when_the_database_is_upgraded(tmp_path: Path) ->
         assert by_post["p1"] == by_post["p2"] and by_post["p3"] not in (None, by_post["p1"])
         assert by_post["p4"] is None
         assert {c.state for c in storage.cases.listed(states=None)} == {CaseState.CLOSED.value}  # old news
+        (reply,) = storage.replies.for_mention(1)  # tables rebuilt on SQLite keep their rows and children
+        assert reply.platform_post_id == "r1" and reply.case_id == by_post["p1"]
     finally:
         storage.close()

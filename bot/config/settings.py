@@ -148,6 +148,23 @@ class CasesConfig:
 
 
 @dataclass(frozen=True)
+class IncidentsConfig:
+    window: float = setting(
+        30 * 60.0, doc="complaints about one topic within this time count towards an incident", check=checks.duration
+    )
+    min_reports: int = setting(
+        5,
+        doc="people (distinct authors) reporting one topic within the window that make an incident",
+        check=checks.positive,
+    )
+    notify_per_hour: int = setting(
+        90,
+        doc="fixed-notifications sent per hour after a resolve (Mastodon allows 300 posts per 3 h; leave room)",
+        check=checks.positive,
+    )
+
+
+@dataclass(frozen=True)
 class AccountConfig:
     """One account. Its platform adds its own secret keys and options (see `connectors/<platform>.py`)."""
 
@@ -178,6 +195,7 @@ class Config:
     web: WebConfig = setting(factory=WebConfig, doc="the approval desk")
     notify: NotifyConfig = setting(factory=NotifyConfig, doc="webhook alerts to the team")
     cases: CasesConfig = setting(factory=CasesConfig, doc="following a person's problem from first post to check-back")
+    incidents: IncidentsConfig = setting(factory=IncidentsConfig, doc="many people reporting the same problem")
     path: Path | None = internal(None)  # the file this was read from
 
     def account(self, name: str) -> AccountConfig:

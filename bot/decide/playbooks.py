@@ -47,8 +47,12 @@ MESSAGE_KINDS: Mapping[str, tuple[str, ...]] = {
     "holding": ("escalation", "resolved", "still_broken"),
     "check_back": (),
     "saved": (),  # the team's saved replies for the desk: any template names
+    "incident": (),  # topics instead of signals: see below
 }
-_MESSAGE_KEYS = ("kind", "signals", "templates")
+_MESSAGE_KEYS = ("kind", "signals", "topics", "eta", "templates")
+# Placeholders a message kind's templates may use beyond the brand's.
+MESSAGE_PLACEHOLDERS: Mapping[str, frozenset[str]] = {"incident": frozenset({"topic", "eta"})}
+REQUIRED_TEMPLATES: Mapping[str, tuple[str, ...]] = {"incident": ("incident", "fixed")}
 
 
 class PlaybookError(Exception):
@@ -93,13 +97,24 @@ class Playbook:
 
 
 @dataclass(frozen=True)
+class Topic:
+    """A problem an incident can be about: its words in each language, and its public wording."""
+
+    name: str
+    label: Mapping[str, str]  # lang -> the words replies use for it ({topic})
+    words: Keywords
+
+
+@dataclass(frozen=True)
 class MessagePlaybook:
-    """What the bot says in a case beyond a situation's answer: the holding reply, the check-back."""
+    """What the bot says beyond a situation's answer: holding reply, check-back, incident, saved replies."""
 
     kind: str
     templates: Mapping[str, Mapping[str, tuple[str, ...]]]  # name -> lang -> variants
     signals: Mapping[str, Keywords] = field(default_factory=dict)  # e.g. "escalation" phrases
     source: str = ""
+    topics: Mapping[str, Topic] = field(default_factory=dict)  # incident: the brand's problem words
+    eta: Mapping[str, str] = field(default_factory=dict)  # incident: lang -> how "{eta}" reads, with {time}
 
 
 @dataclass(frozen=True)
@@ -185,6 +200,7 @@ class _Checker:
 
     def __init__(self, problems: Problems) -> None:
         self.problems = problems
+        self.extra_placeholders: frozenset[str] = frozenset()
 
     @property
     def failed(self) -> bool:
@@ -302,12 +318,62 @@ class _Checker:
                         if problem:
                             self.problem(("signals", name, lang, i), problem)
                 signals[name] = Keywords.of(by_lang)
+        topics: dict[str, Topic] = {}
+        if "topics" in top:
+            if kind != "incident":
+                self.problem(("topics",), "only the incident playbook has topics")
+            else:
+                topics = self.topics(top["topics"])
+        eta: dict[str, str] = {}
+        if "eta" in top:
+            for lang, phrase in self.mapping(top["eta"], ("eta",), LANGUAGES).items():
+                if not isinstance(phrase, str) or "{time}" not in phrase:
+                    self.problem(("eta", lang), "must be text with {time} in it")
+                else:
+                    eta[lang] = phrase
+        self.extra_placeholders = MESSAGE_PLACEHOLDERS.get(kind, frozenset())
         templates = self.templates(top.get("templates", {}))
-        if kind != "saved" and kind not in templates:
-            self.problem(("templates",), f"needs a template called {kind!r}")
+        for name in REQUIRED_TEMPLATES.get(kind, () if kind == "saved" else (kind,)):
+            if name not in templates:
+                self.problem(("templates",), f"needs a template called {name!r}")
         if self.failed:
             return None
-        return MessagePlaybook(kind, MappingProxyType(templates), MappingProxyType(signals), self.problems.label)
+        return MessagePlaybook(
+            kind,
+            MappingProxyType(templates),
+            MappingProxyType(signals),
+            self.problems.label,
+            MappingProxyType(topics),
+            MappingProxyType(eta),
+        )
+
+    def topics(self, value: Any) -> dict[str, Topic]:
+        topics: dict[str, Topic] = {}
+        if not isinstance(value, dict) or not value:
+            self.problem(("topics",), f"must be a mapping of topic names, not {_kind(value)}")
+            return topics
+        for name, spec in value.items():
+            path: KeyPath = ("topics", str(name))
+            if not _TEMPLATE_NAME.match(str(name)):
+                self.problem(path, "topic names use a-z, 0-9 and _ and start with a letter")
+            fields = self.mapping(spec, path, ("label", "words"))
+            labels: dict[str, str] = {}
+            for lang, label in self.mapping(fields.get("label"), (*path, "label"), LANGUAGES).items():
+                if isinstance(label, str) and label.strip():
+                    labels[lang] = label.strip()
+                else:
+                    self.problem((*path, "label", lang), f"must be text, not {_kind(label)}")
+            for lang in LANGUAGES:
+                if lang not in labels and isinstance(fields.get("label"), dict) and lang not in fields["label"]:
+                    self.problem((*path, "label"), f"missing language {lang!r}")
+            words = self.by_language(fields.get("words"), (*path, "words"), "phrases")
+            for lang, items in words.items():
+                for i, phrase in enumerate(items):
+                    problem = phrase_problem(phrase)
+                    if problem:
+                        self.problem((*path, "words", lang, i), problem)
+            topics[str(name)] = Topic(str(name), MappingProxyType(labels), Keywords.of(words))
+        return topics
 
     def templates(self, value: Any) -> dict[str, Mapping[str, tuple[str, ...]]]:
         if value is None:
@@ -337,7 +403,7 @@ class _Checker:
         if len(set(variants)) < len(variants):
             self.problem(path, "has the same variant twice")
         for i, variant in enumerate(variants):
-            for what in template_problems(variant):
+            for what in template_problems(variant, self.extra_placeholders):
                 self.problem((*path, i), what)
 
     def rules(self, value: Any, templates: Mapping[str, Any]) -> tuple[Rule, ...]:

@@ -176,13 +176,21 @@ def _language(lang: str, available: Mapping[str, Sequence[str]], brand: Brand) -
     return next(iter(available))
 
 
-def draft_message(message: MessagePlaybook, lang: str, mention: Mention, ctx: Context) -> Pick | str:
-    """The case message (holding reply, check-back) for this post in the author's language, or why none fits."""
-    template = message.templates[message.kind]
-    chosen = _language(lang, template, ctx.brand)
-    return _pick(
-        message.templates, message.kind, message.kind, chosen, mention.author.handle, mention.post_id, ctx, None
-    )
+def draft_message(
+    message: MessagePlaybook,
+    lang: str,
+    mention: Mention,
+    ctx: Context,
+    template: str | None = None,
+    extra: Callable[[str], Mapping[str, str]] | None = None,
+) -> Pick | str:
+    """A message of `message`'s playbook (its template named like its kind, or `template`) for this post in
+    the author's language, or why none fits. `extra(lang)` fills the playbook's own placeholders."""
+    name = template or message.kind
+    chosen = _language(lang, message.templates[name], ctx.brand)
+    handle = mention.author.handle
+    values = extra(chosen) if extra else None
+    return _pick(message.templates, message.kind, name, chosen, handle, mention.post_id, ctx, None, values)
 
 
 def _pick(
@@ -194,10 +202,11 @@ def _pick(
     post_id: str,
     ctx: Context,
     avoid: str | None,
+    extra: Mapping[str, str] | None = None,
 ) -> Pick | str:
     """The variant to send, or (as text) why none can be sent."""
     texts: Sequence[str] = templates[template][lang]
-    usable = variants(texts, ctx.brand, handle, lang, ctx.prefer_links)
+    usable = variants(texts, ctx.brand, handle, lang, ctx.prefer_links, extra)
     start = _start(post_id, len(texts))
     ordered = sorted(usable, key=lambda v: (v.index - start) % len(texts))
 

@@ -40,7 +40,7 @@ from connectors.base import (
 log = logging.getLogger("carebot.outbox")
 
 # Replies that answer the case's newest post in their channel rather than a mention of their own.
-CASE_WIDE = (ReplyPurpose.TEAM.value, ReplyPurpose.CHECK_BACK.value)
+CASE_WIDE = (ReplyPurpose.TEAM.value, ReplyPurpose.CHECK_BACK.value, ReplyPurpose.INCIDENT.value)
 # Longer than one request can take, so a live sender is never mistaken for a crashed one.
 CLAIM_LEASE = timedelta(seconds=120)
 

@@ -17,6 +17,7 @@ from bot.storage.decisions import Decisions
 from bot.storage.engine import Database, create_db_engine, migrate
 from bot.storage.errors import Conflict, NotFound
 from bot.storage.figures import Figures
+from bot.storage.incidents import Incidents
 from bot.storage.mentions import Mentions
 from bot.storage.replies import Replies
 
@@ -33,14 +34,27 @@ class Storage:
     figures: Figures
     cases: Cases
     decisions: Decisions
+    incidents: Incidents
 
     @classmethod
     def open(cls, url: str) -> Storage:
         engine = create_db_engine(url)
         with engine.begin() as connection:
             migrate(connection)
+        if engine.dialect.name == "sqlite":
+            engine.dispose()  # the migration's connection has foreign keys off: new ones turn them on
         db = Database(engine)
-        return cls(db, Accounts(db), Mentions(db), Replies(db), Alerts(db), Figures(db), Cases(db), Decisions(db))
+        return cls(
+            db,
+            Accounts(db),
+            Mentions(db),
+            Replies(db),
+            Alerts(db),
+            Figures(db),
+            Cases(db),
+            Decisions(db),
+            Incidents(db),
+        )
 
     @property
     def backend(self) -> str:

@@ -258,6 +258,7 @@ class Cases:
         dedupe_key: str,
         template_id: str | None = None,
         event_text: str | None = None,
+        not_before: datetime | None = None,
     ) -> StoredReply | None:
         """A reply of the case (a person's, or the check-back), answering the case's latest post.
 
@@ -288,6 +289,7 @@ class Cases:
                     dedupe_key=dedupe_key,
                     decided_by=by,
                     approved_by=by if state is ReplyState.APPROVED and by != "auto" else None,
+                    not_before=not_before,
                 )
                 values: dict[str, Any] = {"updated_at": stamp}
                 if purpose is ReplyPurpose.TEAM:

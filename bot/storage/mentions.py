@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,7 +16,7 @@ from bot.storage.engine import Database
 from bot.storage.errors import NotFound
 from bot.storage.records import AuthorHistory, CasePlan, Classified, StoredMention, ThreadPost, mention_record
 from bot.storage.replies import insert_reply
-from bot.storage.tables import cases, mentions, opt_outs, replies
+from bot.storage.tables import cases, mention_topics, mentions, opt_outs, replies
 from connectors.base import Author, Mention
 
 
@@ -38,6 +39,7 @@ class Mentions:
         decision: Decision,
         reply_state: ReplyState | None,
         case: CasePlan | None = None,
+        topics: Sequence[str] = (),
     ) -> int | None:
         """Store the mention, its decision, its replies and its place in a case at once.
 
@@ -110,6 +112,17 @@ class Mentions:
                         )
                 if case is not None and case_id is not None:
                     _case_events(tx, case, case_id, mention_id, reply_ids, decision, stamp)
+                for topic in topics:
+                    tx.execute(
+                        insert(mention_topics).values(
+                            mention_id=mention_id,
+                            topic=topic,
+                            account=account,
+                            author_id=mention.author.id,
+                            lang=classified.lang,
+                            at=stamp,
+                        )
+                    )
                 if classified.opt_out:
                     _record_opt_out(tx, mention.platform, mention.author)
         except IntegrityError:
@@ -246,6 +259,7 @@ def _apply_case(
                     updated_at=stamp,
                     last_customer_at=stamp,
                     resolutions=0,
+                    incident_id=plan.incident_id,
                 )
                 .returning(cases.c.id)
             ).scalar_one()
@@ -263,6 +277,8 @@ def _apply_case(
         values["holding_sent_at"] = stamp
     if decision.urgent:
         values["urgent"] = True
+    if plan.incident_id is not None:
+        values["incident_id"] = plan.incident_id
     tx.execute(update(cases).where(cases.c.id == plan.case_id).values(**values))
     return plan.case_id
 

@@ -65,9 +65,10 @@ class StoredReply:
     created_at: datetime
     updated_at: datetime
     sent_at: datetime | None
-    purpose: str = "answer"  # answer | holding | team | check_back
+    purpose: str = "answer"  # answer | holding | team | check_back | incident
     case_id: int | None = None
     target_post_id: str | None = None
+    next_attempt_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -100,10 +101,39 @@ class StoredCase:
     check_back_due_at: datetime | None
     holding_sent_at: datetime | None
     closed_at: datetime | None
+    incident_id: int | None = None
 
     @property
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
+
+
+@dataclass(frozen=True)
+class StoredIncident:
+    id: int
+    account: str
+    topic: str
+    state: str  # open | resolved | false_alarm | merged
+    wording: dict[str, str]
+    eta: str | None
+    opened_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None
+    resolved_by: str | None
+    note: str | None
+    merged_into: int | None
+    alerted_size: int
+
+
+@dataclass(frozen=True)
+class Reporter:
+    """One complaint about a topic, for the incident detector."""
+
+    mention_id: int
+    case_id: int | None
+    author_id: str
+    lang: str
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -130,6 +160,7 @@ class CasePlan:
     resolve_proposed: bool = False
     reopened: bool = False
     holding: bool = False  # the mention's reply is the case's holding reply
+    incident_id: int | None = None  # the open incident the post is a report of
 
 
 @dataclass(frozen=True)
@@ -319,6 +350,7 @@ def reply_record(row: Any) -> StoredReply:
         purpose=row["purpose"],
         case_id=row["case_id"],
         target_post_id=row["target_post_id"],
+        next_attempt_at=row["next_attempt_at"],
     )
 
 
@@ -373,3 +405,9 @@ def case_record(row: Any) -> StoredCase:
 
 def case_event_record(row: Any) -> CaseEvent:
     return CaseEvent(**{f: row[f] for f in CaseEvent.__dataclass_fields__})
+
+
+def incident_record(row: Any) -> StoredIncident:
+    values = {f: row[f] for f in StoredIncident.__dataclass_fields__}
+    values["wording"] = dict(values["wording"] or {})
+    return StoredIncident(**values)

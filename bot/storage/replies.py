@@ -37,6 +37,7 @@ def insert_reply(
     dedupe_key: str | None = None,
     decided_by: str = "auto",
     approved_by: str | None = None,
+    not_before: datetime | None = None,
 ) -> int:
     """A new reply row, with an idempotency key of its own that every attempt to post it will carry."""
     return int(
@@ -58,6 +59,7 @@ def insert_reply(
                 decided_by=decided_by,
                 approved_by=approved_by,
                 approved_at=stamp if approved_by else None,
+                next_attempt_at=not_before,
                 created_at=stamp,
                 updated_at=stamp,
             )

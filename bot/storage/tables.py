@@ -225,8 +225,10 @@ cases = Table(
     Column("check_back_due_at", UTCDateTime()),
     Column("holding_sent_at", UTCDateTime()),
     Column("closed_at", UTCDateTime()),
+    Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="SET NULL")),  # the outage it is part of
 )
 Index("ix_cases_author", cases.c.account, cases.c.author_id, cases.c.state)
+Index("ix_cases_incident", cases.c.incident_id)
 Index("ix_cases_state", cases.c.state, cases.c.opened_at)
 
 # What happened in a case, in order: posts joining it (and why), replies, notes, state changes, who and when.
@@ -259,3 +261,50 @@ decisions = Table(
     Column("decided_by", String(200), nullable=False),
     Column("at", UTCDateTime(), nullable=False),
 )
+
+# Many people reporting the same problem at once (bot/run/incidents.py): answered consistently while open,
+# each member told once when it is fixed.
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account", String(200), nullable=False),
+    Column("topic", String(60), nullable=False),  # a topic of playbooks/incident.yaml
+    Column("state", String(20), nullable=False),  # open | resolved | false_alarm | merged
+    Column("wording", JSON, nullable=False),  # lang -> the team's public words for the topic (else the playbook's)
+    Column("eta", Text),  # when the team expects a fix, as they wrote it
+    Column("opened_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("resolved_at", UTCDateTime()),
+    Column("resolved_by", String(200)),
+    Column("note", Text),
+    Column("merged_into", Integer),
+    Column("alerted_size", Integer, nullable=False, default=0),  # members at its last alert: no alert storm
+)
+Index("ix_incidents_open", incidents.c.account, incidents.c.state, incidents.c.topic)
+
+# What each complaint is about (the incident playbook's topics): the detector counts recent reporters here.
+mention_topics = Table(
+    "mention_topics",
+    metadata,
+    Column("mention_id", Integer, ForeignKey("mentions.id", ondelete="CASCADE"), primary_key=True),
+    Column("topic", String(60), primary_key=True),
+    Column("account", String(200), nullable=False),
+    Column("author_id", String(100), nullable=False),
+    Column("lang", String(8), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+)
+Index("ix_mention_topics_recent", mention_topics.c.account, mention_topics.c.topic, mention_topics.c.at)
+
+incident_events = Table(
+    "incident_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("text", Text, nullable=False, default=""),
+    Column("case_id", Integer, ForeignKey("cases.id", ondelete="SET NULL")),
+)
+Index("ix_incident_events", incident_events.c.incident_id, incident_events.c.id)
