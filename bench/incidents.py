@@ -212,6 +212,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         member_posts = sum(1 for m in storage.mentions.all(ACCOUNT) if m.case_id in member_cases)
         print(f"detection delay: the incident opened at outage report {opened_after} (target: within 6)")
+        for m in outage_mentions:
+            if m.case_id not in member_cases:
+                print(f"  missed: {m.situation} ({m.confidence:.2f}): {m.mention.text}")
+        strays = [m for m in storage.mentions.all(ACCOUNT) if m.case_id in member_cases and not by_mention[m.id].outage]
+        if strays:  # background posts are the measuring files' texts: named by situation only, never printed
+            print(f"  joined, not about it: {len(strays)} background posts ({', '.join(m.situation for m in strays)})")
         print(f"recall: {len(joined)}/{len(outage_mentions)} = {len(joined) / len(outage_mentions):.2f} (target 0.9)")
         print(
             f"precision: {members_about_it}/{member_posts} = {members_about_it / max(member_posts, 1):.2f} (target 0.9)"
