@@ -17,7 +17,6 @@ under 1 ms per mention.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import random
 import statistics
@@ -37,9 +36,8 @@ from bot.clock import use_clock  # noqa: E402
 from bot.config import Config, load_config  # noqa: E402
 from bot.decide.playbooks import Playbooks, load_playbooks, vocabulary  # noqa: E402
 from bot.decide.router import Context  # noqa: E402
-from bot.run.cases import decide_in_case  # noqa: E402
-from bot.run.incidents import detect, drain, incident_reply, reading, resolve_incident  # noqa: E402
-from bot.run.pipeline import classified, reply_state  # noqa: E402
+from bot.run.incidents import detect, drain, resolve_incident  # noqa: E402
+from bot.run.pipeline import handle_mention  # noqa: E402
 from bot.storage import Storage  # noqa: E402
 from connectors.base import Author, Mention  # noqa: E402
 
@@ -106,19 +104,12 @@ class Bot:
         self.n += 1
         mention = Mention("mastodon", f"p{self.n}", str(self.n), Author(post.author, post.author), post.text, post.at)
         with use_clock(lambda: post.at):
-            result = self.classifier.classify(post.text)
             ctx = Context(brand=self.config.brand, platform="mastodon", max_characters=500, text_length=len)
             account = self.config.accounts[0]
-            decision, plan = decide_in_case(self.config, self.storage, self.playbooks, account, mention, result, ctx)
-            topics, incident = reading(self.storage, self.playbooks, ACCOUNT, mention, result)
-            if incident is not None and plan is not None:
-                decision = incident_reply(decision, mention, result, self.playbooks, ctx, incident, topics)
-                plan = dataclasses.replace(plan, incident_id=incident.id)
-            state = reply_state(decision, account.mode)
-            stored = self.storage.mentions.record(ACCOUNT, mention, classified(result), decision, state, plan, topics)
-            assert stored is not None
-            if topics and plan is not None:
-                detect(self.config, self.storage, ACCOUNT, topics, post.at)
+            parts = (self.config, self.storage, self.classifier, self.playbooks)
+            handled = handle_mention(*parts, account, mention, ctx)
+        assert handled is not None
+        stored = handled.mention_id
         return stored
 
 

@@ -4,7 +4,6 @@ alarms, and telling each member once."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,9 +16,8 @@ from bot.config import Config, load_config
 from bot.decide.playbooks import Playbooks, load_playbooks, vocabulary
 from bot.decide.router import Context
 from bot.models import ReplyPurpose, ReplyState
-from bot.run.cases import decide_in_case
-from bot.run.incidents import detect, drain, false_alarm, incident_reply, reading, resolve_incident
-from bot.run.pipeline import classified, reply_state
+from bot.run.incidents import drain, false_alarm, resolve_incident
+from bot.run.pipeline import handle_mention
 from bot.storage import Conflict, Storage
 from connectors.base import Author, Mention
 from tests import configs
@@ -54,19 +52,11 @@ class Desk:
         who = author or f"u{self.n}"
         mention = Mention("mastodon", f"p{self.n}", str(self.n), Author(who, who), text, at)
         with use_clock(lambda: at):
-            result = self.classifier.classify(text)
             ctx = Context(brand=self.config.brand, platform="mastodon", max_characters=500, text_length=len)
             account = self.config.accounts[0]
-            decision, plan = decide_in_case(self.config, self.storage, self.playbooks, account, mention, result, ctx)
-            topics, incident = reading(self.storage, self.playbooks, ACCOUNT, mention, result)
-            if incident is not None and plan is not None:
-                decision = incident_reply(decision, mention, result, self.playbooks, ctx, incident, topics)
-                plan = dataclasses.replace(plan, incident_id=incident.id)
-            state = reply_state(decision, account.mode)
-            stored = self.storage.mentions.record(ACCOUNT, mention, classified(result), decision, state, plan, topics)
-            assert stored is not None
-            if topics and plan is not None:
-                detect(self.config, self.storage, ACCOUNT, topics, at)
+            handled = handle_mention(self.config, self.storage, self.classifier, self.playbooks, account, mention, ctx)
+        assert handled is not None
+        stored = handled.mention_id
         return stored
 
 
