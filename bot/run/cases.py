@@ -2,9 +2,9 @@
 
 A case is one customer's problem on one account (`storage.cases`). A new post joins the case whose thread
 or conversation it is in, or its author's open case within `cases.join_window`; otherwise it opens one
-(trolling, bots, opt-outs and chatter open none). Inside a case that already had the bot's hand-off, the post goes to the team
-(`bot/decide/follow_up.py`). Each cycle, `sweep` sends the check-backs that are due, alerts the team
-about targets about to be missed or missed, and closes what is done.
+(trolling, bots, opt-outs and chatter open none). Inside a case that already had the bot's hand-off, the
+post goes to the team (`bot/decide/follow_up.py`). Each cycle, `sweep` sends the check-backs that are due,
+alerts the team about targets about to be missed or missed, and closes what is done.
 """
 
 from __future__ import annotations
