@@ -25,22 +25,27 @@ class BusinessHours:
     timezone: str = "UTC"
     week: Mapping[str, tuple[Span, ...]] = field(default_factory=lambda: {d: ((0, 1440),) for d in DAYS})
     holidays: frozenset[date] = frozenset()
+    # Each day's spans, worked out once: `carebot status` measures thousands of cases over the same days.
+    _days: dict[date, tuple[tuple[datetime, datetime], ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
-    def open_spans(self, day: date) -> list[tuple[datetime, datetime]]:
+    def open_spans(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
         """The working spans of one local calendar day, as aware datetimes (empty on holidays)."""
-        if day in self.holidays:
-            return []
-        zone = self.zone
+        known = self._days.get(day)
+        if known is not None:
+            return known
         spans = []
-        for start, end in self.week.get(DAYS[day.weekday()], ()):
-            opens = datetime.combine(day, time(0), zone) + timedelta(minutes=start)
-            closes = datetime.combine(day, time(0), zone) + timedelta(minutes=end)
-            spans.append((opens, closes))
-        return spans
+        if day not in self.holidays:
+            midnight = datetime.combine(day, time(0), self.zone)
+            for start, end in self.week.get(DAYS[day.weekday()], ()):
+                spans.append((midnight + timedelta(minutes=start), midnight + timedelta(minutes=end)))
+        self._days[day] = tuple(spans)
+        return self._days[day]
 
     def elapsed(self, start: datetime, end: datetime) -> timedelta:
         """Working time between two moments (zero if `end` is not after `start`)."""

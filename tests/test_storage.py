@@ -6,11 +6,14 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 from bot.models import Action, Decision, ReplyKind, ReplyState
 from bot.storage import Conflict, NotFound, Storage
 from bot.storage.records import Classified
+from bot.storage.tables import metadata
 from connectors.base import Author, Mention
 
 CLASSIFIED = Classified(
@@ -53,6 +56,17 @@ def test_schema_is_created_by_the_migration(storage: Storage, db_url: str) -> No
     tables = set(inspect(engine).get_table_names())
     engine.dispose()
     assert {"accounts", "mentions", "replies", "opt_outs", "alembic_version"} <= tables
+
+
+def test_the_migrations_build_exactly_the_tables_the_code_describes(storage: Storage, db_url: str) -> None:
+    """Every table, column and index of bot/storage/tables.py, and nothing else, after all the migrations."""
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            differences = compare_metadata(MigrationContext.configure(connection), metadata)
+    finally:
+        engine.dispose()
+    assert differences == []
 
 
 def test_reopening_keeps_data(db_url: str) -> None:

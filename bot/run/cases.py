@@ -353,7 +353,8 @@ def case_figures(config: Config, cases: Iterable[StoredCase], at: datetime | Non
                 (target.first_response, case.first_human_response_at),
                 (target.resolution, case.resolved_at),
             ):
-                missed += goal is not None and _spent(hours, case.opened_at, done or at) > goal
+                # A case closed without it stopped waiting when it closed, not now.
+                missed += goal is not None and _spent(hours, case.opened_at, done or case.closed_at or at) > goal
         figures.append(
             CaseFigures(
                 account=account,

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, or_, select, update
+from sqlalchemy import Connection, Select, and_, func, insert, select, union, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.clock import as_utc, now
@@ -178,7 +178,9 @@ class Mentions:
             recent = db.execute(
                 select(func.count()).select_from(by_author.where(replies.c.created_at >= since).subquery())
             ).scalar_one()
-            last = db.execute(by_author.order_by(replies.c.id.desc()).limit(1)).first()
+            # By created_at, which no index orders: the planner must start from the author's mentions rather
+            # than walk every reply backwards looking for theirs.
+            last = db.execute(by_author.order_by(replies.c.created_at.desc(), replies.c.id.desc()).limit(1)).first()
         return AuthorHistory(opted_out, int(recent), last.template_id if last else None)
 
     def thread(self, stored: StoredMention, limit: int = 6) -> list[ThreadPost]:
@@ -186,33 +188,59 @@ class Mentions:
 
         Texts are as stored: whoever shows them masks personal data.
         """
-        mention = stored.mention
-        links = []
-        if mention.conversation_id:
-            links.append(mentions.c.conversation_id == mention.conversation_id)
-        if mention.in_reply_to_id:
-            links.append(mentions.c.post_id == mention.in_reply_to_id)
-        if not links:
-            return []
+        return self.threads([stored], limit)[stored.id]
+
+    def threads(self, posts: Sequence[StoredMention], limit: int = 6) -> dict[int, list[ThreadPost]]:
+        """`thread` of each post, by mention id, in two queries whatever their number (a page of the queue)."""
+        found: dict[int, list[ThreadPost]] = {post.id: [] for post in posts}
+        if not posts:
+            return found
+        shown = mentions.alias("shown")
+        columns = (
+            shown.c.id.label("shown_id"),
+            mentions.c.id,
+            mentions.c.author_handle,
+            mentions.c.text,
+            mentions.c.created_at,
+        )
+
+        def linked_by(link: Any) -> Select[Any]:
+            return (
+                select(*columns)
+                .select_from(shown)
+                .join(mentions, and_(mentions.c.account == shown.c.account, link))
+                .where(shown.c.id.in_([post.id for post in posts]))
+                .where(mentions.c.id != shown.c.id, mentions.c.created_at <= shown.c.created_at)
+            )
+
+        # The same conversation, or the post it answers: two joins an index serves each (an OR in one join
+        # would read the whole table), then each shown post's newest `limit`.
+        either = union(
+            linked_by(mentions.c.conversation_id == shown.c.conversation_id),
+            linked_by(mentions.c.post_id == shown.c.in_reply_to_id),
+        ).subquery()
+        number = func.row_number().over(
+            partition_by=either.c.shown_id, order_by=(either.c.created_at.desc(), either.c.id.desc())
+        )
+        linked = select(either, number.label("n")).subquery()
         with self._db.read() as db:
-            earlier = db.execute(
-                select(mentions.c.id, mentions.c.author_handle, mentions.c.text, mentions.c.created_at)
-                .where(mentions.c.account == stored.account, mentions.c.id != stored.id, or_(*links))
-                .where(mentions.c.created_at <= mention.created_at)
-                .order_by(mentions.c.created_at.desc())
-                .limit(limit)
-            ).all()
-            ids = [row.id for row in earlier]
+            earlier = db.execute(select(linked).where(linked.c.n <= limit)).all()
+            # The state is checked here, not in SQL: "state = 'sent'" would lead SQLite to the state index,
+            # through every reply ever sent, instead of the few of these mentions.
             ours = db.execute(
-                select(replies.c.text, replies.c.sent_at).where(
-                    replies.c.mention_id.in_(ids),
+                select(replies.c.mention_id, replies.c.text, replies.c.sent_at, replies.c.state).where(
+                    replies.c.mention_id.in_({row.id for row in earlier}),
                     replies.c.kind == ReplyKind.PUBLIC.value,
-                    replies.c.state == ReplyState.SENT.value,
                 )
             ).all()
-        posts = [ThreadPost(r.author_handle, r.text, as_utc(r.created_at), False) for r in earlier]
-        posts += [ThreadPost("", r.text, as_utc(r.sent_at), True) for r in ours if r.sent_at is not None]
-        return sorted(posts, key=lambda p: p.created_at)[-limit:]
+        answers: dict[int, list[ThreadPost]] = {}
+        for row in ours:
+            if row.state == ReplyState.SENT.value and row.sent_at is not None:
+                answers.setdefault(row.mention_id, []).append(ThreadPost("", row.text, as_utc(row.sent_at), True))
+        for row in earlier:
+            found[row.shown_id].append(ThreadPost(row.author_handle, row.text, as_utc(row.created_at), False))
+            found[row.shown_id] += answers.get(row.id, [])
+        return {key: sorted(thread, key=lambda p: p.created_at)[-limit:] for key, thread in found.items()}
 
 
 def _record_opt_out(tx: Connection, platform: str, author: Author) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, RowMapping, func, insert, select, update
 
 from bot.clock import now
 from bot.models import Decision, ReplyKind, ReplyPurpose, ReplyState
@@ -92,6 +92,8 @@ class Replies:
         query = (
             select(replies)
             .where(replies.c.account == account)
+            # The IN alone finds the few live replies through the state index; the OR below picks among them.
+            .where(replies.c.state.in_([ReplyState.APPROVED.value, ReplyState.SENDING.value]))
             .where(
                 (
                     (replies.c.state == ReplyState.APPROVED.value)
@@ -99,7 +101,9 @@ class Replies:
                 )
                 | ((replies.c.state == ReplyState.SENDING.value) & (replies.c.claimed_until < stamp))
             )
-            .order_by(replies.c.mention_id, replies.c.kind.desc(), replies.c.id)
+            # "+ 0": no index gives this order, so SQLite does not walk every reply in mention order to save
+            # sorting the few due ones.
+            .order_by(replies.c.mention_id + 0, replies.c.kind.desc(), replies.c.id)
             .limit(limit)
         )
         with self._db.read() as db:
@@ -354,17 +358,24 @@ class Replies:
     def history(
         self, states: Sequence[str] = ("sent", "rejected"), before: int | None = None, limit: int = 50
     ) -> list[HistoryRow]:
-        """Replies that went out or were turned down, newest first; `before` pages by reply id."""
-        query = (
-            select(replies, mentions.c.platform, mentions.c.author_handle, mentions.c.situation)
-            .add_columns(mentions.c.lang, mentions.c.text.label("post"))
-            .join(mentions, mentions.c.id == replies.c.mention_id)
-            .where(replies.c.state.in_(list(states)))
-            .order_by(replies.c.id.desc())
-            .limit(limit)
-        )
-        if before is not None:
-            query = query.where(replies.c.id < before)
+        """Replies that went out or were turned down, newest first; `before` pages by reply id.
+
+        One query per state, each walking the (state, id) index from the top: `state IN (...) ORDER BY id`
+        would read every sent reply ever to sort them where SQLite cannot tell a rare state from a common one.
+        """
+        rows: list[RowMapping] = []
         with self._db.read() as db:
-            rows = db.execute(query).mappings().all()
-        return [history_record(row) for row in rows]
+            for state in dict.fromkeys(states):
+                query = (
+                    select(replies, mentions.c.platform, mentions.c.author_handle, mentions.c.situation)
+                    .add_columns(mentions.c.lang, mentions.c.text.label("post"))
+                    .join(mentions, mentions.c.id == replies.c.mention_id)
+                    .where(replies.c.state == state)
+                    .order_by(replies.c.id.desc())
+                    .limit(limit)
+                )
+                if before is not None:
+                    query = query.where(replies.c.id < before)
+                rows += db.execute(query).mappings().all()
+        rows.sort(key=lambda row: row["id"], reverse=True)
+        return [history_record(row) for row in rows[:limit]]

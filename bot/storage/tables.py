@@ -111,6 +111,7 @@ mentions = Table(
 Index("ix_mentions_author", mentions.c.platform, mentions.c.author_id)
 Index("ix_mentions_case", mentions.c.case_id)
 Index("ix_mentions_conversation", mentions.c.account, mentions.c.conversation_id)
+Index("ix_mentions_received", mentions.c.received_at)  # urgent mentions not yet announced
 
 # The replies carebot drafted and people wrote. The bot's answer to a mention (purpose "answer") is one per
 # (mention, kind): a mention can never get two automated public replies. Replies of a case (a person's,
@@ -146,9 +147,13 @@ replies = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
 )
-Index("ix_replies_state", replies.c.account, replies.c.state)
+# By state, newest first: the queue, what is due and a page of history read the few rows they show, however
+# many replies were ever sent. (SQLite keeps no statistics by default: the first column must bind.)
+Index("ix_replies_state", replies.c.state, replies.c.id)
 Index("ix_replies_case", replies.c.case_id)
-Index("ix_replies_platform_post", replies.c.account, replies.c.platform_post_id)
+# Post id first: with the account first, SQLite (no statistics) would take it for any "account = ?" and read
+# all of the account's replies rather than the few in a given state.
+Index("ix_replies_platform_post", replies.c.platform_post_id, replies.c.account)
 Index("ix_replies_mention", replies.c.mention_id)  # a mention's replies; the author's history joins on it
 Index("ix_replies_sent", replies.c.sent_at)  # today's first responses
 Index(
@@ -231,7 +236,7 @@ cases = Table(
 )
 Index("ix_cases_author", cases.c.account, cases.c.author_id, cases.c.state)
 Index("ix_cases_incident", cases.c.incident_id)
-Index("ix_cases_state", cases.c.state, cases.c.opened_at)
+Index("ix_cases_state", cases.c.state, cases.c.account)  # the open cases of an account, not its history
 
 # What happened in a case, in order: posts joining it (and why), replies, notes, state changes, who and when.
 case_events = Table(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -50,12 +51,22 @@ class ItemView:
     thread: tuple[ThreadPost, ...]
 
 
-def item_view(storage: Storage, item: QueueItem, at: datetime | None = None) -> ItemView:
+def item_views(storage: Storage, items: Sequence[QueueItem], at: datetime | None = None) -> list[ItemView]:
+    """The queue's items as shown, their threads and accounts read once for the whole page."""
+    threads = storage.mentions.threads([item.mention for item in items])
+    limits: dict[str, int] = {}
+    for stored in (item.mention for item in items):
+        if stored.account not in limits:
+            platform = get_platform(stored.mention.platform)
+            limits[stored.account] = post_limit(storage.accounts.get(stored.account), platform)
+    at = at or now()
+    return [item_view(item, limits[item.mention.account], threads[item.mention.id], at) for item in items]
+
+
+def item_view(item: QueueItem, limit: int, thread: Sequence[ThreadPost], at: datetime) -> ItemView:
     stored, reply = item.mention, item.reply
     mention = stored.mention
-    platform = get_platform(mention.platform)
-    limit = post_limit(storage.accounts.get(stored.account), platform)
-    count = text_length(platform)
+    count = text_length(get_platform(mention.platform))
     asked_at = min(mention.created_at, stored.received_at)
     return ItemView(
         id=reply.id,
@@ -80,12 +91,12 @@ def item_view(storage: Storage, item: QueueItem, at: datetime | None = None) -> 
         limit=limit,
         counting="x" if mention.platform == "x" else "plain",
         asked_at=asked_at,
-        waiting=format_duration((at or now()) - asked_at),
+        waiting=format_duration(at - asked_at),
         attempts=reply.attempts,
         last_error=reply.last_error,
         visibility=mention.visibility,
         in_reply_to_id=mention.in_reply_to_id,
-        thread=tuple(_masked(post) for post in storage.mentions.thread(stored)),
+        thread=tuple(_masked(post) for post in thread),
     )
 
 

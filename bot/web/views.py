@@ -21,7 +21,7 @@ from bot.run.redraft import RedraftRefused, redraft
 from bot.storage import Conflict, NotFound
 from bot.web.auth import csrf_ok, csrf_token, session_user, start_session
 from bot.web.desk import Desk
-from bot.web.present import figure_texts, history_view, item_view
+from bot.web.present import figure_texts, history_view, item_views
 
 log = logging.getLogger("carebot.web")
 
@@ -169,7 +169,7 @@ async def queue_page(request: Request) -> Response:
 
 def _queue_context(desk: Desk, refused: Refused | None) -> dict[str, Any]:
     items = desk.storage.replies.queue()
-    views = [item_view(desk.storage, item) for item in items[:QUEUE_SHOWN]]
+    views = item_views(desk.storage, items[:QUEUE_SHOWN])
     return {
         "items": views,
         "hidden": max(len(items) - QUEUE_SHOWN, 0),
