@@ -36,7 +36,7 @@ from bench.crash_check import Posted, Verdict, check  # noqa: E402
 from bench.crash_peers import PLATFORMS, Daemon, Peer, wait_until  # noqa: E402
 from bot.clock import now  # noqa: E402
 from bot.config import Config, load_config  # noqa: E402
-from bot.decide.playbooks import load_playbooks  # noqa: E402
+from bot.decide.playbooks import Playbooks, load_playbooks  # noqa: E402
 from bot.models import CaseState, ReplyState  # noqa: E402
 from bot.run.cases import resolve_case, team_reply  # noqa: E402
 from bot.run.incidents import resolve_incident  # noqa: E402
@@ -77,6 +77,7 @@ class Result:
     taken_over: int = 0  # claims of a dead process resolved without waiting for the lease
     found_existing: int = 0  # replies found already posted by an earlier life
     settled: bool = False
+    unsettled: str = ""  # what the last life still owed when the wait ran out
     stop_status: int | None = None  # the last life's exit status after SIGTERM
     secret_in_log: bool = False
     seconds: float = 0.0
@@ -190,16 +191,22 @@ def _crash_many_times(
             result.kills += 1
             result.kills_mid_send += _claimed_since(storage, life_began)
             daemon.start()
+        customer.join()
+        # The last life must really run (not just be judged on what earlier lives left) before SIGTERM. The team
+        # works on meanwhile: an incident the last mentions open is fixed, and announced, like the others.
+        posted_ids = [p.post_id for p in posted]
+
+        def settled() -> bool:
+            return daemon.running() and _unsettled(storage, posted_ids) is None
+
+        result.settled = wait_until(settled, options.settle_timeout, daemon)
     finally:
         customer.join()
         working.set()
         team.join()
-
-    # The last life must really run (not just be judged on what earlier lives left) before SIGTERM.
-    posted_ids = [p.post_id for p in posted]
-    result.settled = wait_until(
-        lambda: daemon.running() and _settled(storage, posted_ids), options.settle_timeout, daemon
-    )
+    # What the team did in its last round is settled too.
+    result.settled = result.settled and wait_until(settled, options.settle_timeout, daemon)
+    result.unsettled = _unsettled(storage, posted_ids) or ""
     result.stop_status = daemon.terminate(grace=10.0)
     return posted
 
@@ -220,10 +227,7 @@ def _team(config: Config, storage: Storage, done: threading.Event, rng: random.R
     handled: set[int] = set()
     playbooks = load_playbooks(config.playbooks)
     while not done.wait(rng.uniform(0.3, 1.5)):
-        for incident in storage.incidents.listed(states=["open"]):
-            if (now() - incident.opened_at).total_seconds() > 3:
-                resolve_incident(config, storage, playbooks, incident.id, "bench-team", "fixed during the crash test")
-                result.incidents_resolved += 1
+        _resolve_incidents(config, storage, playbooks, result, older_than=3.0)
         for case in storage.cases.listed(states=[CaseState.OPEN.value, CaseState.WAITING_ON_US.value]):
             if case.id in handled or case.account != ACCOUNT or case.incident_id is not None:
                 continue  # an incident's members hear from the incident
@@ -236,6 +240,15 @@ def _team(config: Config, storage: Storage, done: threading.Event, rng: random.R
                 result.resolved += 1
             except Conflict:
                 pass  # the customer wrote and the case moved on meanwhile
+
+
+def _resolve_incidents(
+    config: Config, storage: Storage, playbooks: Playbooks, result: Result, older_than: float
+) -> None:
+    for incident in storage.incidents.listed(states=["open"]):
+        if (now() - incident.opened_at).total_seconds() >= older_than:
+            resolve_incident(config, storage, playbooks, incident.id, "bench-team", "fixed during the crash test")
+            result.incidents_resolved += 1
 
 
 def _cursor_set(storage: Storage) -> bool:
@@ -252,19 +265,20 @@ def _claimed_since(storage: Storage, moment: datetime) -> bool:
     )
 
 
-def _settled(storage: Storage, posted_ids: list[str]) -> bool:
-    """Every mention stored, and no reply waiting to be sent or half-sent."""
+def _unsettled(storage: Storage, posted_ids: list[str]) -> str | None:
+    """What the daemon still owes (None: every mention stored, no reply waiting to be sent or half-sent)."""
     stored = {m.mention.post_id for m in storage.mentions.all(ACCOUNT)}
-    if not set(posted_ids) <= stored:
-        return False
+    if missing := set(posted_ids) - stored:
+        return f"{len(missing)} mentions not stored"
     by_state = storage.figures.activity(ACCOUNT).replies_by_state
-    if by_state.get(ReplyState.APPROVED.value, 0) + by_state.get(ReplyState.SENDING.value, 0):
-        return False
+    if owed := by_state.get(ReplyState.APPROVED.value, 0) + by_state.get(ReplyState.SENDING.value, 0):
+        return f"{owed} replies approved or being sent"
     # A resolved case owes its check-back: settled once the daemon has queued (and so sent) it; an incident
     # resolved in the storm's last second is resolved by now too.
     if storage.incidents.listed(states=["open"]):
-        return False
-    return not any(c.check_back_due_at for c in storage.cases.listed(states=[CaseState.RESOLVED.value]))
+        return "an incident still open"
+    owing = [c.id for c in storage.cases.listed(states=[CaseState.RESOLVED.value]) if c.check_back_due_at]
+    return f"cases {owing} still owe their check-back" if owing else None
 
 
 @contextmanager
@@ -297,7 +311,8 @@ def report(result: Result) -> str:
         f"database agrees with the server: {'yes' if not v.disagreements else f'no ({len(v.disagreements)})'}",
         f"resolved after a kill: {result.taken_over} claims of a dead process taken over, "
         f"{result.found_existing} replies found already posted",
-        f"last life settled: {'yes' if result.settled else 'no'}; SIGTERM exit status: {result.stop_status}",
+        f"last life settled: {'yes' if result.settled else f'no ({result.unsettled})'}; "
+        f"SIGTERM exit status: {result.stop_status}",
         f"secret in the daemon's log: {'YES' if result.secret_in_log else 'no'}",
         f"time: {result.seconds:.1f} s",
     ]
