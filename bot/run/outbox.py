@@ -1,10 +1,12 @@
 """Send approved replies exactly once, retrying transient failures and parking what keeps failing.
 
-Exactly once rests on three things: a reply is claimed (state `sending`, committed) before any request;
-each reply carries its own idempotency key (Mastodon returns the same status for the same key); and a reply
+Exactly once rests on four things: a reply is claimed (state `sending`, committed) before any request;
+each reply carries its own idempotency key (Mastodon returns the same status for the same key); a reply
 whose earlier attempt has an unknown outcome (public reply or private follow-up) is first looked up on the
 platform (`find_reply`) and, if it is there, recorded instead of posted again (X has no idempotency key,
-and Mastodon forgets one after an hour).
+and Mastodon forgets one after an hour); and such a reply (`maybe_posted`, or a claim whose sender died)
+that the platform then refuses as a duplicate is taken to be out already: looked up thoroughly, recorded
+if found, else parked for a person, and never reworded into a second reply.
 """
 
 from __future__ import annotations
@@ -24,11 +26,14 @@ from bot.run.app import App
 from bot.run.context import router_context
 from bot.run.liveness import is_dead, process_identity
 from bot.storage.records import AccountState, StoredMention, StoredReply
+from connectors import get_platform
 from connectors.base import (
     AuthFailed,
     BadResponse,
     Connector,
+    ConnectorError,
     DuplicateContent,
+    Metered,
     PostedReply,
     RateLimited,
     Rejected,
@@ -99,41 +104,54 @@ def _send_one(
 ) -> None:
     storage = app.storage
     attempt = reply.attempts + 1
+    direct = reply.kind is ReplyKind.DIRECT
+    # An earlier attempt may have posted it: its outcome was never learnt (a timeout, a lost answer), or
+    # its sender died with the request in flight (the claim taken over here).
+    in_doubt = reply.maybe_posted or reply.state is ReplyState.SENDING
+    posting = False
     try:
         existing = None
-        if reply.attempts > 0:
-            direct = reply.kind is ReplyKind.DIRECT
+        if reply.attempts > 0 or in_doubt:
             existing = connector.find_reply(stored.mention, reply.idempotency_key, direct=direct)
         if existing is not None:
-            storage.replies.mark_sent(reply.id, existing.post_id)
-            report.found_existing += 1
-            log.info("%s: reply %s was already posted as %s; recorded", account.name, reply.id, existing.post_id)
+            _found(app, account, reply, existing, report)
             return
         if reply.decided_by == "auto" and stored.mention.author.id in connector.ignored_author_ids():
-            _park(app, account, reply, "not sent: the brand has since blocked or muted the author", report)
+            _park(app, account, reply, "not sent: the brand has since blocked or muted the author", report, in_doubt)
             return
+        warning = _needs_a_person(account, reply)
+        if warning is not None:
+            _park(app, account, reply, f"not sent: {warning}; a person decides (retry sends it)", report, in_doubt)
+            return
+        posting = True
         posted = _post(connector, reply, stored)
     except (RateLimited, AuthFailed) as exc:
-        storage.replies.release(reply.id, _describe(exc), retry_at=None, count_attempt=False)
+        storage.replies.release(reply.id, _describe(exc), retry_at=None, count_attempt=False, maybe_posted=in_doubt)
         raise
     except DuplicateContent as exc:
-        if reply.reworded or not _reword(app, account, state, connector, reply, stored):
+        if in_doubt:
+            _already_there(app, account, connector, reply, stored, exc, report)
+        elif reply.reworded or not _reword(app, account, state, connector, reply, stored):
             _park(app, account, reply, _describe(exc), report)
         return
     except Rejected as exc:
-        _park(app, account, reply, _describe(exc), report)
+        _park(app, account, reply, _describe(exc), report, in_doubt)
         return
     except (Unavailable, BadResponse) as exc:
+        maybe_posted = in_doubt or posting  # the post request went out: the platform may have made it
         if attempt >= app.config.daemon.max_attempts:
-            _park(app, account, reply, f"gave up after {attempt} attempts: {_describe(exc)}", report)
+            reason = f"gave up after {attempt} attempts: {_describe(exc)}"
+            _park(app, account, reply, reason, report, maybe_posted)
         else:
             delay = retry_delay(app.config.daemon.retry_backoff, attempt)
-            storage.replies.release(reply.id, _describe(exc), retry_at=now() + timedelta(seconds=delay))
+            retry_at = now() + timedelta(seconds=delay)
+            storage.replies.release(reply.id, _describe(exc), retry_at=retry_at, maybe_posted=maybe_posted)
             report.retried += 1
             log.warning("%s: reply %s failed (%s); retry in %.0fs", account.name, reply.id, exc, delay)
         return
     storage.replies.mark_sent(reply.id, posted.post_id)
-    storage.accounts.add_usage(account.name, posts_created=1)
+    if not isinstance(connector, Metered):  # a metered connector counts its posts itself, by kind
+        storage.accounts.add_usage(account.name, posts_created=1)
     report.sent += 1
     log.info(
         "%s: sent %s reply %s to mention %s as %s",
@@ -145,9 +163,59 @@ def _send_one(
     )
 
 
-def _park(app: App, account: AccountConfig, reply: StoredReply, reason: str, report: SendReport) -> None:
+def _found(app: App, account: AccountConfig, reply: StoredReply, existing: PostedReply, report: SendReport) -> None:
+    app.storage.replies.mark_sent(reply.id, existing.post_id)
+    report.found_existing += 1
+    log.info("%s: reply %s was already posted as %s; recorded", account.name, reply.id, existing.post_id)
+
+
+def _already_there(
+    app: App,
+    account: AccountConfig,
+    connector: Connector,
+    reply: StoredReply,
+    stored: StoredMention,
+    refusal: DuplicateContent,
+    report: SendReport,
+) -> None:
+    """A duplicate refusal right after an attempt of unknown outcome: the reply is almost surely out already.
+
+    Look as hard as the platform allows and record it if found; if not, park it for a person with the reason.
+    Never reworded: new words would make a second reply to the same mention.
+    """
+    try:
+        existing = connector.find_reply(
+            stored.mention, reply.idempotency_key, direct=reply.kind is ReplyKind.DIRECT, thorough=True
+        )
+    except (RateLimited, AuthFailed) as exc:
+        app.storage.replies.release(reply.id, _describe(exc), retry_at=None, count_attempt=False, maybe_posted=True)
+        raise
+    except ConnectorError as exc:
+        log.warning("%s: reply %s: the lookup after a duplicate refusal failed: %s", account.name, reply.id, exc)
+        existing = None
+    if existing is not None:
+        _found(app, account, reply, existing, report)
+        return
+    reason = (
+        "probably posted already: refused as a duplicate after an attempt whose outcome is unknown, yet not "
+        f"found on {account.platform}; look at the mention's thread before retrying ({_describe(refusal)})"
+    )
+    _park(app, account, reply, reason, report, maybe_posted=True)
+
+
+def _needs_a_person(account: AccountConfig, reply: StoredReply) -> str | None:
+    """Why these words must not go out before a person said yes (on X: a link, and its cost), if so."""
+    if reply.approved_by is not None:
+        return None  # a person approved (or retried) this reply, the cost shown to them
+    warn = get_platform(account.platform).reply_warning
+    return warn(reply.text, account.options) if warn is not None else None
+
+
+def _park(
+    app: App, account: AccountConfig, reply: StoredReply, reason: str, report: SendReport, maybe_posted: bool = False
+) -> None:
     """Stop trying: the reply waits, failed, with the reason, until a person retries or rejects it."""
-    app.storage.replies.park(reply.id, reason)
+    app.storage.replies.park(reply.id, reason, maybe_posted=maybe_posted)
     report.parked += 1
     log.warning("%s: reply %s parked: %s", account.name, reply.id, reason)
 

@@ -12,6 +12,7 @@ from bot.models import Action, Decision, Mode, ReplyState
 from bot.run.app import App
 from bot.run.context import router_context
 from bot.storage.records import AccountState, Classified
+from connectors import get_platform
 from connectors.base import Connector, Mention
 
 log = logging.getLogger("carebot.pipeline")
@@ -61,6 +62,15 @@ def without_nul(mention: Mention) -> Mention:
     )
 
 
+def with_platform_doubts(decision: Decision, account: AccountConfig) -> Decision:
+    """The decision, waiting for a person if its words need one on this platform (on X: a link, and its cost)."""
+    warn = get_platform(account.platform).reply_warning
+    warning = warn(decision.reply_text, account.options) if warn and decision.reply_text else None
+    if warning is None:
+        return decision
+    return dataclasses.replace(decision, needs_approval=True, reason=f"{decision.reason}; {warning}: a person decides")
+
+
 def process_mention(
     app: App, account: AccountConfig, state: AccountState, connector: Connector, mention: Mention
 ) -> bool:
@@ -77,7 +87,7 @@ def process_mention(
         measure=connector.text_length,
         ignored_author_ids=connector.ignored_author_ids(),  # the connector caches it between cycles
     )
-    decision = decide(mention, result, app.playbooks, context)
+    decision = with_platform_doubts(decide(mention, result, app.playbooks, context), account)
     new_state = reply_state(decision, account.mode)
     stored = app.storage.mentions.record(account.name, mention, classified(result), decision, new_state)
     if stored is None:
