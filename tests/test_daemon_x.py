@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.cli import main as carebot
 from bot.config import Config, load_config
 from bot.models import ReplyState
 from bot.run.app import App
@@ -16,6 +18,7 @@ from bot.run.daemon import run_once
 from bot.run.status import account_status
 from connectors.x_text import text_length
 from tests import configs
+from tests.conftest import StartBot
 from tests.peers.x import XPeer
 from tests.peers.x_fake import BRAND, DUPLICATE_DETAIL
 from tests.scenarios import ANSWERED, PERSONAL_DATA, POSTS, SCRIPTS, Scenario
@@ -128,7 +131,7 @@ def test_dry_run_posts_nothing(tmp_path: Path, x_peer: XPeer, db_url: str) -> No
         app.close()
 
 
-def test_x_rules_stop_not_addressed_and_spend(x_bot: tuple[App, XPeer]) -> None:
+def test_x_rules_stop_and_not_addressed(x_bot: tuple[App, XPeer]) -> None:
     app, peer = x_bot
     handle = BRAND.username
     peer.fake.post("carol", f"@{handle} stop")
@@ -140,13 +143,69 @@ def test_x_rules_stop_not_addressed_and_spend(x_bot: tuple[App, XPeer]) -> None:
     stored = {m.mention.post_id: m for m in app.storage.mentions.all()}
     assert stored[first].situation == "complaint"
     assert thread_root in replies
-    # A reply in the thread that does not address the brand gets no automated reply.
-    followup = peer.fake.post("dan", "thanks, that worked", in_reply_to=replies[thread_root][0]["id"])
+    # Dan answers our reply; X writes "@AcmeCare thanks, that worked!" (the handle outside
+    # display_text_range): not addressed to the brand, so no automated reply.
+    followup = peer.fake.post("dan", "thanks, that worked!", in_reply_to=replies[thread_root][0]["id"])
     run_once(app)
     assert followup not in replies_to(peer)
+    stored = {m.mention.post_id: m for m in app.storage.mentions.all()}
+    assert stored[followup].mention.text == f"@{handle} thanks, that worked!"
+    assert "does not address the brand" in stored[followup].reason
     status = account_status(app.storage, app.config.accounts[0])
-    assert status["posts_created"] == 1
-    assert status["estimated_spend_usd"] > 0
+    assert status["billed"]["post_created"] == 1 == peer.fake.bill["post_created"]
+
+
+def test_status_shows_what_x_billed(
+    tmp_path: Path,
+    x_peer: XPeer,
+    db_url: str,
+    running_bot: StartBot,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`carebot status` against the fake's own bill: every request and every billed object, by kind, at
+    pay-per-use prices, including a reply whose answer was lost and that a lookup found."""
+    fake = x_peer.fake
+    daemon = "daemon:\n  max_replies_per_author_hour: 10\n  retry_backoff: 100ms\n"
+    account = configs.x_account(x_peer.base_url, tier="pay-per-use", timeout="1s")
+    config_path = configs.write_config(tmp_path, db_url=db_url, accounts=account, sections=daemon)
+    app = running_bot(load_config(config_path, {"X_TOKEN": str(BRAND.bearer_token)}))
+    brand_post = fake.post(BRAND.username, "Our new plans are out")
+    answered = post_all(x_peer, (POSTS[0], POSTS[5], POSTS[9]))
+    quoted = f"@{BRAND.username} how can I contact your support team about this? is there an email?"
+    answered[fake.post("omar", quoted, quote=brand_post)] = POSTS[0]
+    fake.post("dan", "thanks!", in_reply_to=brand_post)  # read and billed, not addressed
+    run_once(app)
+    lost = fake.post("layla", POSTS[11].for_brand(BRAND.username), lang="ar")
+    fake.delay_next(3, method="POST", path="/2/tweets")  # made on X, its answer lost
+    run_once(app)
+    for _ in range(20):  # until the lost answer's reply is found on X and recorded as sent
+        run_once(app)
+        if account_status(app.storage, app.config.accounts[0])["sent"] == len(answered) + 1:
+            break
+        time.sleep(0.2)
+    assert all(len(replies_to(x_peer)[post_id]) == 1 for post_id in [*answered, lost])
+
+    capsys.readouterr()
+    monkeypatch.setenv("X_TOKEN", str(BRAND.bearer_token))  # the CLI reads the config's secrets from there
+    assert carebot(["status", "--json", "--config", str(config_path)]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert carebot(["status", "--config", str(config_path)]) == 0
+    shown = capsys.readouterr().out
+
+    bill = dict(fake.bill)
+    assert row["billed"] == {kind: bill.get(kind, 0) for kind in row["billed"]}
+    assert sum(bill.values()) == sum(row["billed"].values())  # no kind the fake billed is missing
+    assert row["billed"]["post_created"] == len(answered) + 1  # the lost answer's post counted too
+    # Every request carebot made: those the fake saw, and on v2.159 the one Prism refused (asked in the
+    # current vocabulary) before the connector spoke the server's.
+    assert row["requests"] == len(fake.requests) + (1 if x_peer.version == "v2.159" else 0)
+    prices = {"owned_read": 0.001, "post_read": 0.005, "user_read": 0.010, "post_created": 0.015}
+    expected = sum(count * prices.get(kind, 0.2) for kind, count in bill.items())
+    assert row["estimated_spend_usd"] == pytest.approx(expected, abs=1e-4)
+    assert row["sent"] == len(answered) + 1 and row["plan"] == "pay-per-use"
+    assert f"requests {row['requests']} · owned reads {bill['owned_read']}" in shown
+    assert f"posts {bill['post_created']}" in shown and f"${expected:.2f} in all" in shown
 
 
 def test_rate_limit_pauses_and_nothing_is_lost(x_bot: tuple[App, XPeer]) -> None:
