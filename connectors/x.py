@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -31,28 +30,26 @@ import requests
 import tweepy
 
 from bot import clock
-from bot.setting import setting
-from bot.waits import parse_reset
 from connectors.base import (
     AccountInfo,
     AuthFailed,
     BadResponse,
     ConnectorError,
     ConnectorSettings,
-    DuplicateContent,
     Ledger,
     Mention,
     MentionPage,
     Platform,
     PostedReply,
     RateBudget,
-    RateLimited,
     Rejected,
     Unavailable,
 )
 from connectors.ignored import IgnoredAuthors
 from connectors.x_budget import XBudget, usage_report
+from connectors.x_errors import rate_budget, status_of, translate
 from connectors.x_http import BEARER_PLACEHOLDER, RoutedSession, redact_from_logs
+from connectors.x_options import XOptions, reply_warning
 from connectors.x_posts import POSTS, VOCABULARIES, Vocabulary, included_posts, mentions_from, post_id_or_none
 from connectors.x_posts import replied_to as answered_post
 from connectors.x_text import MAX_WEIGHTED_LENGTH, urls
@@ -72,7 +69,6 @@ PAGE_SIZE = 100  # X's maximum; the mentions endpoint keeps only the latest 800 
 MIN_PAGE = 5  # X's minimum max_results for the timelines (10 for search)
 MAX_PAGES = 40  # X can return short pages; past this the server is paginating in circles
 THOROUGH = 4  # a thorough lookup reads this many times the plan's lookup budget, then the conversation
-DEFAULT_RETRY_AFTER = 60.0  # a 429 without a reset header
 ME_TTL = timedelta(hours=6)  # who the account is, as users/me said, is trusted this long (25 calls a day on free)
 IGNORED_TTL = 120.0  # in memory; the plan's relations_ttl decides when X is asked again
 RELATION_PAGES = 5  # 1000 accounts a page
@@ -348,7 +344,7 @@ class XConnector:
             try:
                 body = self._request(what, bucket, "GET", path, params={**params, **shape}, reads=True)
             except Rejected as exc:
-                if _status(exc) not in VOCABULARY_REFUSED:
+                if status_of(exc) not in VOCABULARY_REFUSED:
                     raise
                 failure = failure or exc
             else:
@@ -449,7 +445,7 @@ class XConnector:
             response = self._client.request(method, path, params=params, json=json, user_auth=self._user_auth)
         except tweepy.HTTPException as exc:
             self._note_budget(bucket, exc.response.headers)
-            raise self._translate(where, exc) from exc
+            raise translate(where, exc, self._budget.capped) from exc
         except (requests.Timeout, requests.ConnectionError) as exc:
             raise Unavailable(f"{where} failed: {type(exc).__name__} talking to {self.base_url}") from exc
         except requests.RequestException as exc:
@@ -465,78 +461,16 @@ class XConnector:
             raise BadResponse(f"{where}: answer is not a JSON object")
         return body
 
-    def _translate(self, where: str, exc: tweepy.HTTPException) -> ConnectorError:
-        status = exc.response.status_code
-        detail = " ".join(str(exc).split())  # tweepy puts X's messages on extra lines
-        message = f"{where} failed: {detail}"
-        if isinstance(exc, tweepy.Unauthorized):
-            return AuthFailed(message)
-        if isinstance(exc, tweepy.TooManyRequests):
-            problem = _json_or_empty(exc.response)
-            if problem.get("title") == "UsageCapExceeded" or "usage-capped" in str(problem.get("type", "")):
-                period = "Daily" if problem.get("period") == "Daily" else "Monthly"
-                why = f"X refused: usage cap exceeded ({period.lower()}, {problem.get('scope') or 'product'})"
-                return self._budget.capped(period, why)
-            return RateLimited(message, retry_after=retry_after(exc.response.headers))
-        if isinstance(exc, tweepy.Forbidden) and "duplicate" in detail.lower():
-            return DuplicateContent(message)
-        if isinstance(exc, tweepy.TwitterServerError):
-            return Unavailable(message)
-        if isinstance(exc, tweepy.Forbidden | tweepy.BadRequest | tweepy.NotFound) or 400 <= status < 500:
-            return Rejected(message)
-        return BadResponse(message)  # a 1xx/3xx: nothing we asked for
-
     def _note_budget(self, bucket: str, headers: Mapping[str, str]) -> None:
-        remaining = _int(headers.get("x-rate-limit-remaining"))
-        limit = _int(headers.get("x-rate-limit-limit"))
-        reset_at = parse_reset(headers.get("x-rate-limit-reset"))
-        if remaining is None and limit is None and reset_at is None:
-            return
-        self._budgets[bucket] = RateBudget(remaining=remaining, limit=limit, reset_at=reset_at)
-
-
-def retry_after(headers: Mapping[str, str], now: float | None = None) -> float:
-    """Seconds until X's `x-rate-limit-reset` (epoch seconds), at least 1."""
-    reset = parse_reset(headers.get("x-rate-limit-reset"))
-    if reset is None:
-        return DEFAULT_RETRY_AFTER
-    return max(1.0, reset.timestamp() - (clock.now().timestamp() if now is None else now))
-
-
-def reply_warning(text: str, options: Mapping[str, Any]) -> str | None:
-    """Why a reply with this text needs a person on X: it carries a URL (by twitter-text's rules), which
-    X bills about 13 times a plain post; None if it carries none."""
-    found = urls(text)
-    if not found:
-        return None
-    prices = plan_for(options).tier.prices
-    priced = prices if prices.get("post_with_url") else PAY_PER_USE_PRICES
-    where = "" if prices.get("post_with_url") else " at pay-per-use prices"
-    return (
-        f"it carries a link ({found[0]}): X bills a post with a link ${priced['post_with_url']:.3f} instead of "
-        f"${priced['post_created']:.3f}{where}"
-    )
-
-
-def _status(exc: BaseException) -> int | None:
-    cause = exc.__cause__
-    response = getattr(cause, "response", None)
-    status = getattr(response, "status_code", None)
-    return status if isinstance(status, int) else None
+        budget = rate_budget(headers)
+        if budget is not None:
+            self._budgets[bucket] = budget
 
 
 def _understood(body: Mapping[str, Any]) -> bool:
     """False when the server returned posts without the fields asked for: it did not know their names."""
     posts = [p for p in _list(body, "data") if isinstance(p, dict)]
     return not posts or any("conversation_id" in p for p in posts)
-
-
-def _json_or_empty(response: requests.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 def _meta(body: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -547,93 +481,6 @@ def _meta(body: Mapping[str, Any]) -> Mapping[str, Any]:
 def _list(body: Mapping[str, Any], key: str) -> list[Any]:
     value = body.get(key)
     return value if isinstance(value, list) else []
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _non_negative(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ValueError(f"expected a price in USD (0 or more), got {value!r}")
-    return float(value)
-
-
-def _count(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"expected a whole number (0 or more), got {value!r}")
-    return value
-
-
-def _tier(value: object) -> str:
-    if value not in TIERS:
-        raise ValueError(f"expected one of {', '.join(TIERS)}, got {value!r}")
-    return str(value)
-
-
-def _vocabulary(value: object) -> str:
-    if value not in ("auto", *VOCABULARIES):
-        raise ValueError(f"expected auto, {' or '.join(VOCABULARIES)}, got {value!r}")
-    return str(value)
-
-
-def _billing_day(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 28:
-        raise ValueError(f"expected a day of the month from 1 to 28, got {value!r}")
-    return value
-
-
-def _price(doc: str) -> Any:
-    return setting(None, doc=doc, check=_non_negative)
-
-
-def _limit(doc: str) -> Any:
-    return setting(None, doc=doc, check=_count)
-
-
-@dataclass(frozen=True)
-class XPrices:
-    """X's prices for `carebot status`, in USD; each defaults to the tier's (pay-per-use: X's list prices)."""
-
-    owned_read: float | None = _price("a post of the brand's own mentions or posts (pay-per-use: 0.001)")
-    post_read: float | None = _price("any other post read (pay-per-use: 0.005)")
-    user_read: float | None = _price("a user read (pay-per-use: 0.010)")
-    post_created: float | None = _price("a post created (pay-per-use: 0.015)")
-    post_with_url: float | None = _price("a post created with a URL in it (pay-per-use: 0.200)")
-    monthly_fee: float | None = _price("the plan's flat monthly fee (free 0, basic 200, pro 5000)")
-
-
-@dataclass(frozen=True)
-class XLimits:
-    """The plan's numbers carebot keeps within; each defaults to the tier's (see x_tiers.TIERS)."""
-
-    post_reads_per_month: int | None = _limit("X's monthly post cap (free 100, basic 15000, pro 1000000)")
-    posts_per_month: int | None = _limit("posts the account may create a month (free 500, basic 3000)")
-    posts_per_day: int | None = _limit("posts per 24 hours (free 17, basic 100)")
-    mention_reads_per_15min: int | None = _limit("mention reads per 15 minutes (free 1, basic 10, pro 300)")
-    users_me_per_day: int | None = _limit("users/me calls per 24 hours (free 25, basic 250)")
-    lookup_posts: int | None = _limit("of its own posts, one lookup for a lost reply reads at most this many")
-
-
-@dataclass(frozen=True)
-class XOptions:
-    """An X account's own keys in the config."""
-
-    tier: str = setting(
-        DEFAULT_TIER, doc="free | basic | pro | pay-per-use | enterprise: limits, caps and prices", check=_tier
-    )
-    user_id: str | None = setting(None, doc="optional: checked against the credentials")
-    vocabulary: str = setting(
-        "auto", doc="auto | posts | tweets: the names the server knows (auto: try posts, fall back)", check=_vocabulary
-    )
-    billing_day: int | None = setting(
-        None, doc="the day of the month X resets the plan's caps (1-28)", check=_billing_day
-    )
-    limits: XLimits | None = setting(None, doc="overrides of the tier's limits and caps")
-    prices: XPrices | None = setting(None, doc="overrides of X's prices, for `carebot status`")
 
 
 PLATFORM = Platform(

@@ -23,7 +23,8 @@ from connectors.base import (
     Unavailable,
     UsageCapped,
 )
-from connectors.x import PLATFORM, XConnector, retry_after
+from connectors.x import PLATFORM, XConnector
+from connectors.x_errors import retry_after
 from connectors.x_posts import mentions_from
 from tests.peers.x import VERSIONS, MemoryLedger, XPeer, free_port, x_settings
 from tests.peers.x_fake import BRAND, FakeX

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from starlette.testclient import TestClient
 
 from bot.cli import main as carebot
 from bot.config import Config, load_config
@@ -16,6 +18,7 @@ from bot.models import ReplyState
 from bot.run.app import App
 from bot.run.daemon import run_once
 from bot.run.status import account_status
+from bot.web.asgi import create_app
 from connectors.x_text import text_length
 from tests import configs
 from tests.conftest import StartBot
@@ -244,3 +247,142 @@ def test_a_second_duplicate_refusal_parks_the_reply_with_the_reason(x_bot: tuple
     (reply,) = app.storage.replies.for_mention(app.storage.mentions.all()[0].id)
     assert reply.state is ReplyState.FAILED and "DuplicateContent" in (reply.last_error or "")
     assert peer.fake.brand_posts() == []
+
+
+# -- a reply that would carry a link: a person decides, the cost shown -------------------------------------
+
+CONTACT = f"@{BRAND.username} how can I contact your support team? is there an email?"
+
+
+def link_bot(
+    tmp_path: Path, peer: XPeer, db_url: str, running_bot: StartBot, brand: str, mode: str
+) -> tuple[App, Path]:
+    account = configs.x_account(peer.base_url, tier="pay-per-use", mode=mode)
+    daemon = "daemon:\n  max_replies_per_author_hour: 10\n  retry_backoff: 100ms\n"
+    path = configs.write_config(tmp_path, db_url=db_url, accounts=account, sections=daemon, brand=brand)
+    return running_bot(load_config(path, {"X_TOKEN": str(BRAND.bearer_token)})), path
+
+
+def test_a_brand_named_like_a_domain_makes_a_reply_wait_for_a_person(
+    tmp_path: Path,
+    x_peer: XPeer,
+    db_url: str,
+    running_bot: StartBot,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """'Bit.ly' is a link to X (twitter-text), billed $0.20 instead of $0.015: a reply naming the brand
+    waits for a person, who sees the cost and must accept it."""
+    fake = x_peer.fake
+    fake.clock = lambda: datetime(2031, 3, 30, 12, tzinfo=UTC).timestamp()  # fixed post ids: fixed drafts
+    brand = "brand:\n  name: Bit.ly\n  support_email: help@acme.example\n"
+    app, path = link_bot(tmp_path, x_peer, db_url, running_bot, brand, mode="auto")
+    posted = [fake.post(f"user{n}", CONTACT) for n in range(6)]
+    run_once(app)
+
+    stored = {m.mention.post_id: m for m in app.storage.mentions.all()}
+    drafts = {p: app.storage.replies.for_mention(stored[p].id)[0] for p in posted}
+    linked = [p for p in posted if "Bit.ly" in drafts[p].text]
+    assert linked and len(linked) < len(posted)  # some variants name the brand, some do not
+    for post_id in posted:
+        if post_id in linked:
+            assert drafts[post_id].state is ReplyState.PENDING and post_id not in replies_to(x_peer)
+            assert (
+                "carries a link (Bit.ly)" in stored[post_id].reason
+                and "$0.200 instead of $0.015" in stored[post_id].reason
+            )
+        else:
+            assert drafts[post_id].state is ReplyState.SENT
+
+    monkeypatch.setenv("X_TOKEN", str(BRAND.bearer_token))
+    reply = drafts[linked[0]]
+    capsys.readouterr()
+    assert carebot(["queue", "approve", str(reply.id), "--config", str(path)]) == 1
+    assert "$0.200 instead of $0.015" in capsys.readouterr().err
+    assert carebot(["queue", "approve", str(reply.id), "--accept-cost", "--config", str(path)]) == 0
+    run_once(app)
+    assert [p["text"] for p in replies_to(x_peer)[linked[0]]] == [reply.text]
+    assert (
+        fake.bill["post_with_url"]
+        == 1
+        == account_status(app.storage, app.config.accounts[0])["billed"]["post_with_url"]
+    )
+
+
+def test_an_edit_that_adds_a_link_is_approved_only_with_its_cost_accepted(
+    tmp_path: Path,
+    x_peer: XPeer,
+    db_url: str,
+    running_bot: StartBot,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app, path = link_bot(tmp_path, x_peer, db_url, running_bot, configs.EMAIL_ONLY_BRAND_YAML, mode="approve")
+    post_id = x_peer.fake.post("rina", CONTACT)
+    run_once(app)
+    [item] = app.storage.replies.queue()
+    edit = "@rina Hi! Everything is at acme.com/help and help@acme.example"
+    monkeypatch.setenv("X_TOKEN", str(BRAND.bearer_token))
+    capsys.readouterr()
+
+    assert carebot(["queue", "approve", str(item.reply.id), "--text", edit, "--config", str(path)]) == 1
+    assert "carries a link (acme.com/help)" in capsys.readouterr().err
+    assert app.storage.replies.get(item.reply.id).state is ReplyState.PENDING
+    approve = ["queue", "approve", str(item.reply.id), "--text", edit, "--accept-cost", "--config", str(path)]
+    assert carebot(approve) == 0
+    run_once(app)
+
+    assert [p["text"] for p in replies_to(x_peer)[post_id]] == [edit]
+    assert x_peer.fake.bill["post_with_url"] == 1 and x_peer.fake.bill["post_created"] == 0
+
+
+def test_an_automated_reply_that_gained_a_link_is_held_back_by_the_outbox(
+    tmp_path: Path, x_peer: XPeer, db_url: str, running_bot: StartBot
+) -> None:
+    """The last guard: whatever made the words (a reword, a playbook edit), an automated reply carrying a
+    link is not posted; it is parked with the reason and the cost, for a person to retry or reject."""
+    app, _path = link_bot(tmp_path, x_peer, db_url, running_bot, configs.EMAIL_ONLY_BRAND_YAML, mode="approve")
+    post_id = x_peer.fake.post("rina", CONTACT)
+    run_once(app)
+    [item] = app.storage.replies.queue()
+    app.storage.replies.reword(item.reply.id, "@rina See shop.de for help", item.reply.template_id)  # approved
+    run_once(app)
+
+    parked = app.storage.replies.get(item.reply.id)
+    assert parked.state is ReplyState.FAILED and post_id not in replies_to(x_peer)
+    assert "carries a link (shop.de)" in (parked.last_error or "")
+    app.storage.replies.retry(parked.id, "lead")  # a person, who saw the cost
+    run_once(app)
+    assert len(replies_to(x_peer)[post_id]) == 1
+
+
+def test_the_desk_shows_the_cost_of_a_link_and_an_account_paused_by_its_cap(
+    tmp_path: Path, x_peer: XPeer, db_url: str, running_bot: StartBot
+) -> None:
+    account = configs.x_account(x_peer.base_url, tier="pay-per-use", mode="approve")
+    web = 'web:\n  admin_token: "desk-token-for-a-test"\n  secret_key: "desk-cookie-key-for-a-test"\n'
+    path = configs.write_config(tmp_path, db_url=db_url, accounts=account, sections=web)
+    app = running_bot(load_config(path, {"X_TOKEN": str(BRAND.bearer_token)}))
+    x_peer.fake.post("rina", CONTACT)
+    run_once(app)
+    [item] = app.storage.replies.queue()
+    until = datetime(2031, 4, 1, tzinfo=UTC)
+    app.storage.accounts.update("acme-x", paused_until=until, pause_reason="usage cap reached: 100 post reads a month")
+
+    with TestClient(create_app(app.config, app.storage, app.classifier, app.playbooks), follow_redirects=False) as desk:
+        login = desk.get("/login").text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', login)
+        assert csrf is not None
+        desk.post("/login", data={"csrf": csrf.group(1), "token": "desk-token-for-a-test", "next": "/"})
+        page = desk.get("/").text
+        assert "acme-x is paused until 2031-04-01 00:00 UTC: usage cap reached" in page
+        assert 'name="accept_cost"' in page
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert csrf is not None
+        form = {"csrf": csrf.group(1), "shown": item.reply.text, "text": "@rina All at acme.com/help"}
+        refused = desk.post(f"/replies/{item.reply.id}/approve", data=form)
+        assert refused.status_code == 422 and "$0.200 instead of $0.015" in refused.text
+        assert "@rina All at acme.com/help" in refused.text  # the edit is kept
+        accepted = desk.post(f"/replies/{item.reply.id}/approve", data={**form, "accept_cost": "1"})
+        assert accepted.status_code == 303
+    assert app.storage.replies.get(item.reply.id).state is ReplyState.APPROVED

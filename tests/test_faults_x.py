@@ -28,7 +28,7 @@ from bot.run.daemon import run_once
 from bot.run.status import account_status
 from tests import configs
 from tests.peers.mastodon import post_as
-from tests.peers.x import XPeer
+from tests.peers.x import XPeer, free_port
 from tests.peers.x_fake import BRAND, FakeX
 from tests.test_faults_mastodon import brand_replies
 
@@ -420,3 +420,49 @@ def test_a_monthly_cap_pauses_the_account_alerts_once_and_resumes_next_month(
             assert status["capped"] is None and status["month"]["since"].startswith("2031-04-01")
         finally:
             app.close()
+
+
+# -- run --once: within the plan's spacing, and an exit status that says whether an account failed ---------
+
+
+def test_run_once_started_three_times_in_seconds_keeps_within_the_free_plan(
+    tmp_path: Path,
+    x_peer: XPeer,
+    db_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Cron calling `run --once` more often than the plan allows: one mentions read per 15 minutes and one
+    users/me, remembered across the processes; the runs in between pause, which is no failure."""
+    monkeypatch.setattr("bot.cli.run.configure_logging", lambda *_args: None)  # keep pytest's log capture
+    vocabulary = "tweets" if x_peer.version == "v2.159" else "posts"  # a probe would spend the only read
+    account = configs.x_account(x_peer.base_url, name=ACCOUNT, tier="free", extra=f"    vocabulary: {vocabulary}\n")
+    path = configs.write_config(tmp_path, db_url=db_url, accounts=account, sections=DAEMON)
+    capsys.readouterr()
+    statuses = [carebot(["run", "--once", "--config", str(path)]) for _ in range(3)]
+    said = capsys.readouterr().out.splitlines()
+
+    assert statuses == [0, 0, 0]
+    assert [r.path for r in x_peer.fake.requests] == ["/2/users/me", f"/2/users/{BRAND.id}/mentions"]
+    assert said[0].endswith("(ok)") and said[1].endswith("(paused)") and said[2].endswith("(paused)")
+
+
+@pytest.mark.parametrize("trouble", ["auth", "unreachable"])
+def test_run_once_exits_1_when_an_account_failed(
+    tmp_path: Path,
+    x_peer: XPeer,
+    db_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    trouble: str,
+) -> None:
+    monkeypatch.setattr("bot.cli.run.configure_logging", lambda *_args: None)
+    if trouble == "auth":
+        monkeypatch.setenv("X_TOKEN", "a-token-x-refuses")
+        base_url = x_peer.base_url
+    else:
+        base_url = f"http://127.0.0.1:{free_port()}"
+    path = write_config(tmp_path, base_url, db_url)
+    capsys.readouterr()
+    assert carebot(["run", "--once", "--config", str(path)]) == 1
+    assert f"failed ({trouble})" in capsys.readouterr().out

@@ -167,7 +167,7 @@ def _metered(row: dict[str, Any]) -> str:
         f"  plan {row['plan']} · requests {row['requests']} · {billed}",
         f"  this month (since {month['since'][:10]}): requests {month['requests']} · {month_billed}",
         f"  caps: {caps}" + (f" · CAPPED: {row['capped']}" if row["capped"] else ""),
-        f"  estimated spend: ${row['estimated_spend_month_usd']:.2f} this month, "
-        f"${row['estimated_spend_usd']:.2f} in all at the plan's prices (flat fees not included)",
+        f"  estimated spend at the {row['plan']} plan's prices: ${row['estimated_spend_month_usd']:.2f} this month "
+        f"(its monthly fee included), ${row['estimated_spend_usd']:.2f} in all for what was billed per item",
     ]
     return "\n".join(lines)

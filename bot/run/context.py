@@ -78,3 +78,12 @@ def check_length(config: Config, storage: Storage, reply_id: int, text: str) -> 
     length = text_length(platform)(text)
     if length > limit:
         raise ValueError(f"the reply is {length} characters; {platform.name} allows {limit}")
+
+
+def cost_warning(config: Config, storage: Storage, reply_id: int, text: str) -> str | None:
+    """Why `text` must not go out as that reply without a person's explicit yes on its platform (on X: it
+    carries a link, and what that costs), or None."""
+    reply = storage.replies.get(reply_id)
+    account = config.account(reply.account)
+    warn = get_platform(account.platform).reply_warning
+    return warn(text, account.options) if warn is not None else None
