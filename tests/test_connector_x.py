@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
+from bot.config import load_config
+from bot.run.app import connector_settings as app_settings
 from connectors.base import (
     AuthFailed,
     Author,
@@ -26,10 +30,12 @@ from connectors.base import (
 from connectors.x import PLATFORM, XConnector
 from connectors.x_errors import retry_after
 from connectors.x_posts import mentions_from
+from connectors.x_tiers import PAY_PER_USE_PRICES
 from tests.peers.x import VERSIONS, MemoryLedger, XPeer, free_port, x_settings
 from tests.peers.x_fake import BRAND, FakeX
 from tests.peers.x_fake_shape import VOCABULARIES
 
+ROOT = Path(__file__).resolve().parents[1]
 AUTH_MODES = ["oauth2", "oauth1"]
 SECRETS = ("fake-consumer-secret", "fake-access-secret", str(BRAND.bearer_token))
 
@@ -628,3 +634,22 @@ def test_carebot_stops_at_the_plans_monthly_cap_before_x_refuses(x_peer: XPeer, 
     with pytest.raises(UsageCapped, match="3 post reads a month"):
         connector.find_reply(a_mention(fake.post("rina", "@AcmeCare more")), "k")
     assert len(fake.requests) == seen
+
+
+def test_the_example_x_account_with_every_key_is_a_valid_config(tmp_path: Path) -> None:
+    """config.example.yaml's X account, its commented keys too, read as a user who uncomments it would."""
+    lines = (ROOT / "config.example.yaml").read_text(encoding="utf-8").splitlines()
+    start = lines.index("  # - name: acme-x")
+    block = [line.replace("  # ", "  ", 1) for line in lines[start:]]
+    block = [re.sub(r"^(\s*)# (\s*)(?=[a-z_]+:)", r"\1\2", line) for line in block]
+    text = "\n".join([*lines[:start], *block]) + "\n"
+    (tmp_path / "carebot.yaml").write_text(text, encoding="utf-8")
+    names = ("MASTODON_TOKEN", "X_USER_TOKEN", "X_CONSUMER_KEY", "X_CONSUMER_SECRET", "X_ACCESS_TOKEN")
+    env = {name: "t0ken-for-a-test" for name in (*names, "X_ACCESS_TOKEN_SECRET")}
+    account = load_config(tmp_path / "carebot.yaml", env).account("acme-x")
+
+    assert account.options["tier"] == "basic" and account.options["vocabulary"] == "auto"
+    assert account.options["limits"]["post_reads_per_month"] == 15000
+    assert account.options["prices"] == PAY_PER_USE_PRICES | {"monthly_fee": 200}
+    plan = XConnector(app_settings(account)).plan
+    assert (plan.tier.posts_per_month, plan.tier.monthly_fee, plan.tier.lookup_posts) == (3000, 200.0, 100)
