@@ -397,9 +397,7 @@ class XConnector:
             params = {"max_results": "1000"}
             if token:
                 params["pagination_token"] = token
-            body = self._request(
-                f"read the {relation} list", "relations", "GET", f"/2/users/{user_id}/{relation}", params
-            )
+            body = self._request(f"read the {relation} list", relation, "GET", f"/2/users/{user_id}/{relation}", params)
             users = [u for u in _list(body, "data") if isinstance(u, dict) and u.get("id")]
             self._budget.bill("user_read", [f"user:{u['id']}" for u in users])
             ids |= {str(u["id"]) for u in users}

@@ -38,7 +38,7 @@ PAY_PER_USE_PRICES: Mapping[str, float] = {
 FLAT: Mapping[str, float] = dict.fromkeys(BILLED, 0.0)
 
 # Request buckets, one per endpoint carebot calls (each limited on its own).
-BUCKETS = ("mentions", "timeline", "search", "me", "post", "relations")
+BUCKETS = ("mentions", "timeline", "search", "me", "post", "blocking", "muting")
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,10 @@ class Tier:
 
 
 def _windows(**buckets: tuple[tuple[int, float], ...]) -> dict[str, tuple[Window, ...]]:
-    return {bucket: tuple(Window(n, s) for n, s in limits) for bucket, limits in buckets.items()}
+    """Bucket -> windows; `relations` stands for the blocked and the muted lists, limited each on its own."""
+    windows = {bucket: tuple(Window(n, s) for n, s in limits) for bucket, limits in buckets.items()}
+    relations = windows.pop("relations", ())
+    return {**windows, "blocking": relations, "muting": relations}
 
 
 _PRO_WINDOWS = _windows(

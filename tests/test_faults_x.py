@@ -466,3 +466,28 @@ def test_run_once_exits_1_when_an_account_failed(
     capsys.readouterr()
     assert carebot(["run", "--once", "--config", str(path)]) == 1
     assert f"failed ({trouble})" in capsys.readouterr().out
+
+
+def test_the_free_plan_answers_a_mention_within_its_windows(
+    tmp_path: Path, x_peer: XPeer, db_url: str, clock: Callable[[datetime], None]
+) -> None:
+    """One mentions read per 15 minutes, one read of each of the blocked and muted lists, 17 posts a day:
+    a whole free-plan cycle that answers a mention asks X nothing it would refuse."""
+    fake = x_peer.fake
+    vocabulary = "tweets" if x_peer.version == "v2.159" else "posts"
+    account = configs.x_account(x_peer.base_url, name=ACCOUNT, tier="free", extra=f"    vocabulary: {vocabulary}\n")
+    path = configs.write_config(tmp_path, db_url=db_url, accounts=account, sections=DAEMON)
+    app = App.build(load_config(path, {"X_TOKEN": str(BRAND.bearer_token)}))
+    try:
+        run_once(app)  # from now on: users/me, one mentions read
+        post_id = fake.post("rina", QUESTION)
+        (early,) = run_once(app)  # too soon: the plan allows one mentions read per 15 minutes
+        clock(datetime(2031, 3, 30, 12, 16, tzinfo=UTC))
+        (report,) = run_once(app)
+
+        assert early.paused and not early.failed
+        assert report.error is None and report.sent.sent == 1 and len(replies_on_x(fake)[post_id]) == 1
+        asked = [f"{r.method} {r.path.rsplit('/', 1)[-1]}" for r in fake.requests]
+        assert asked == ["GET me", "GET mentions", "GET mentions", "GET blocking", "GET muting", "POST tweets"]
+    finally:
+        app.close()
