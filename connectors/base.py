@@ -19,6 +19,7 @@ Error tree (catch the base, or a precise leaf)::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -147,11 +148,19 @@ class Connector(Protocol):
         ...
 
     def find_reply(
-        self, mention: Mention, idempotency_key: str, *, direct: bool = False, thorough: bool = False
+        self,
+        mention: Mention,
+        idempotency_key: str,
+        *,
+        direct: bool = False,
+        text: str | None = None,
+        thorough: bool = False,
     ) -> PostedReply | None:
         """The brand's existing reply to `mention` (its private follow-up when `direct`), if an
-        earlier attempt did post one. `thorough`: look as hard as the platform allows (wider, in the
-        mention's conversation): the platform refused the reply as already posted."""
+        earlier attempt did post one. With `text`, only a reply with these words counts (several replies
+        of ours may answer one post: the bot's, then a person's); compare with `same_words`.
+        `thorough`: look as hard as the platform allows (wider, in the mention's conversation): the
+        platform refused the reply as already posted."""
         ...
 
     def text_length(self, text: str) -> int:
@@ -246,3 +255,17 @@ class Platform:
     # (text, account options) -> why that reply text needs a person on this platform (e.g. it carries a
     # link, and what that costs), or None.
     reply_warning: Callable[[str, Mapping[str, Any]], str | None] | None = None
+
+
+_HANDLE_OR_URL = re.compile(r"@[\w.@-]+|https?://\S+", re.UNICODE)
+
+
+def same_words(posted: str, ours: str) -> bool:
+    """Whether a post on the platform carries the words of our reply: letters and digits compared,
+    handles, links, case and punctuation aside (platforms add the handle, shorten links, render markup)."""
+
+    def words(text: str) -> str:
+        return "".join(ch for ch in _HANDLE_OR_URL.sub(" ", text).casefold() if ch.isalnum())
+
+    mine = words(ours)
+    return bool(mine) and words(posted) == mine

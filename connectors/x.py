@@ -44,6 +44,7 @@ from connectors.base import (
     RateBudget,
     Rejected,
     Unavailable,
+    same_words,
 )
 from connectors.ignored import IgnoredAuthors
 from connectors.x_budget import XBudget, usage_report
@@ -217,9 +218,16 @@ class XConnector:
         raise Rejected("X allows automated DMs only after the user has DMed the brand")
 
     def find_reply(
-        self, mention: Mention, idempotency_key: str, *, direct: bool = False, thorough: bool = False
+        self,
+        mention: Mention,
+        idempotency_key: str,
+        *,
+        direct: bool = False,
+        text: str | None = None,
+        thorough: bool = False,
     ) -> PostedReply | None:
-        """The brand's reply to `mention` among its posts newer than the mention, if any.
+        """The brand's reply to `mention` among its posts newer than the mention, if any (with `text`, only
+        one with those words: a person may have answered the post too).
 
         A lookup reads at most the plan's `lookup_posts` of the brand's latest posts; a thorough one
         (X refused the reply as a duplicate: it is probably there) reads more, then searches the
@@ -231,10 +239,10 @@ class XConnector:
             return self._posted[idempotency_key]
         user_id = self._require_user()
         budget = self.plan.tier.lookup_posts * (THOROUGH if thorough else 1)
-        found = self._find_in_timeline(user_id, mention, budget)
+        found = self._find_in_timeline(user_id, mention, text, budget)
         if found is not None or not thorough:
             return found
-        return self._find_in_conversation(mention)
+        return self._find_in_conversation(mention, text)
 
     def text_length(self, text: str) -> int:
         return weighted_length(text)
@@ -283,7 +291,7 @@ class XConnector:
         path = f"/2/users/{user_id}/mentions"
         return self._read_posts("read mentions", "mentions", path, params, owned=True, mentions=True)
 
-    def _find_in_timeline(self, user_id: str, mention: Mention, budget: int) -> PostedReply | None:
+    def _find_in_timeline(self, user_id: str, mention: Mention, text: str | None, budget: int) -> PostedReply | None:
         """Our reply among the brand's posts since the mention, reading at most `budget` of them."""
         token: str | None = None
         left = budget
@@ -295,13 +303,13 @@ class XConnector:
             path = f"/2/users/{user_id}/tweets"
             body = self._read_posts("look for an earlier reply", "timeline", path, params, owned=True)
             left -= size
-            found = self._ours(_list(body, "data"), mention)
+            found = self._ours(_list(body, "data"), mention, text)
             token = _meta(body).get("next_token")
             if found is not None or not token:
                 return found
         return None
 
-    def _find_in_conversation(self, mention: Mention) -> PostedReply | None:
+    def _find_in_conversation(self, mention: Mention, text: str | None) -> PostedReply | None:
         conversation = mention.conversation_id or mention.post_id
         size = max(10, min(PAGE_SIZE, self.plan.tier.lookup_posts))
         params = {
@@ -316,12 +324,13 @@ class XConnector:
         except (Rejected, BadResponse) as exc:  # search is not in every plan
             log.warning("X account %r: cannot search the conversation of %s: %s", self._account, mention.post_id, exc)
             return None
-        return self._ours(_list(body, "data"), mention)
+        return self._ours(_list(body, "data"), mention, text)
 
-    def _ours(self, posts: list[Any], mention: Mention) -> PostedReply | None:
+    def _ours(self, posts: list[Any], mention: Mention, text: str | None) -> PostedReply | None:
         for post in posts:
             post_id = post_id_or_none(post.get("id")) if isinstance(post, dict) else None
-            if post_id is not None and answered_post(post) == mention.post_id:
+            words_match = text is None or same_words(str(post.get("text", "")), text)
+            if post_id is not None and answered_post(post) == mention.post_id and words_match:
                 # X billed it when it made it, even if its answer never reached us: count it if not yet.
                 self._budget.bill_post(post_id, with_url=bool(urls(str(post.get("text") or ""))))
                 return PostedReply(post_id=post_id, url=self._post_url(post_id))

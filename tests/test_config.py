@@ -158,6 +158,7 @@ def test_the_example_config_names_every_key() -> None:
 
     text = (ROOT / "config.example.yaml").read_text(encoding="utf-8")
     written = set(re.findall(r"^[\s#-]*([a-z_]+):", text, re.MULTILINE))
+    written |= set(re.findall(r"[{,]\s*([a-z_]+):", text))  # keys of flow mappings: {first_response: 1h}
     classes = [
         settings.Config,
         settings.Brand,
@@ -166,6 +167,8 @@ def test_the_example_config_names_every_key() -> None:
         settings.DaemonConfig,
         settings.WebConfig,
         settings.NotifyConfig,
+        settings.CasesConfig,
+        settings.Target,
         settings.AccountConfig,
     ]
     classes += [options for name in platform_names() if (options := get_platform(name).options) is not None]

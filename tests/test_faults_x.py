@@ -21,6 +21,7 @@ import respx
 from mastodon_mock.testing import MockServer
 
 from bot.cli import main as carebot
+from bot.clock import use_clock
 from bot.config import load_config
 from bot.models import ReplyState
 from bot.run.app import App
@@ -40,11 +41,14 @@ COMPLAINT = f"@{BRAND.username} my order never arrived and nobody answers, pleas
 QUESTION = f"@{BRAND.username} how can I contact your support team? is there an email?"
 
 
-DAEMON = """daemon:
+DAEMON = (
+    """daemon:
   max_attempts: 3
   retry_backoff: 100ms
   max_replies_per_author_hour: 50
 """
+    + configs.SEPARATE_POSTS
+)
 
 
 def write_config(directory: Path, base_url: str, db_url: str, *, timeout: str = "5s", other_account: str = "") -> Path:
@@ -343,25 +347,16 @@ HOOK = "https://hooks.example/services/T000/B000/XXXX"
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch, x_peer: XPeer) -> Callable[[datetime], None]:
-    """Set the one clock carebot reads (`bot.clock.now`, wherever it was imported) and the fake X's."""
-    import bot.clock
-
+def clock(x_peer: XPeer) -> Iterator[Callable[[datetime], None]]:
+    """Set the one clock carebot reads (`bot.clock.use_clock`) and the fake X's, from 2031-03-30 12:00 UTC."""
     moment = [datetime(2031, 3, 30, 12, 0, tzinfo=UTC)]
-    original = bot.clock.now
-
-    def fake_now() -> datetime:
-        return moment[0]
-
-    for module in list(sys.modules.values()):
-        if module is not None and getattr(module, "now", None) is original:
-            monkeypatch.setattr(module, "now", fake_now)
-    x_peer.fake.clock = lambda: moment[0].timestamp()
 
     def set_to(when: datetime) -> None:
         moment[0] = when
 
-    return set_to
+    x_peer.fake.clock = lambda: moment[0].timestamp()
+    with use_clock(lambda: moment[0]):
+        yield set_to
 
 
 @pytest.mark.parametrize("capped_by", ["x", "carebot"])

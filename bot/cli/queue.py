@@ -13,6 +13,7 @@ from bot.cli.common import actor, add_config_option, load
 from bot.clock import format_duration, now
 from bot.config import Config
 from bot.run.context import check_length, cost_warning
+from bot.run.decisions import CONFIRMED, REJECTED, record_on_reply
 from bot.storage import Conflict, NotFound, Storage
 from bot.storage.records import QueueItem
 
@@ -40,6 +41,11 @@ def register(sub: Any) -> None:
     reject = with_config(actions.add_parser("reject", help="reject a reply: it is never posted"))
     reject.add_argument("id", type=int)
     reject.add_argument("--reason", default="", help="why, for the team")
+    reject.add_argument(
+        "--trolling",
+        action="store_true",
+        help="the post is trolling: the classifier learns it (train --with-decisions)",
+    )
     reject.add_argument("--by", default=None)
     reject.set_defaults(func=cmd_reject)
 
@@ -141,6 +147,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
         if warning is not None and not args.accept_cost:
             raise ValueError(f"not approved: {warning}; leave the link out, or approve with --accept-cost")
         reply = storage.replies.approve(args.id, actor(args), args.text)
+        record_on_reply(storage, reply.id, CONFIRMED, actor(args))
         return f"#{reply.id} approved by {reply.approved_by}; the next cycle posts it"
 
     return _act(args, approve)
@@ -148,7 +155,10 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
 def cmd_reject(args: argparse.Namespace) -> int:
     def reject(_config: Config, storage: Storage) -> str:
-        reply = storage.replies.reject(args.id, actor(args), args.reason)
+        reason = args.reason or ("trolling" if args.trolling else "")
+        reply = storage.replies.reject(args.id, actor(args), reason)
+        if args.trolling:
+            record_on_reply(storage, reply.id, REJECTED, actor(args), label="trolling")
         return f"#{reply.id} rejected by {reply.approved_by}"
 
     return _act(args, reject)

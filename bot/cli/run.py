@@ -116,12 +116,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     config = load(args)
     if config is None:
         return BAD_USAGE
-    from bot.run.status import account_status
+    from bot.run.status import account_status, case_lines, case_status
     from bot.storage import Storage
 
     storage = Storage.open(config.storage.url)
     try:
         rows = [account_status(storage, account) for account in config.accounts]
+        for row in rows:
+            row["cases"] = case_status(config, storage, row["account"])
     finally:
         storage.close()
     if args.json:
@@ -136,11 +138,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
         if "billed" in row:
             print(_metered(row))
-            continue
-        print(
-            f"  requests {row['requests']} · posts read {row['posts_read']} · posts created {row['posts_created']}"
-            + (f" · estimated spend ${row['estimated_spend_usd']:.2f}" if row["estimated_spend_usd"] else "")
-        )
+        else:
+            print(
+                f"  requests {row['requests']} · posts read {row['posts_read']} · posts created {row['posts_created']}"
+                + (f" · estimated spend ${row['estimated_spend_usd']:.2f}" if row["estimated_spend_usd"] else "")
+            )
+        for line in case_lines(row["cases"]):
+            print(line)
     return 0
 
 

@@ -16,6 +16,7 @@ from bot.clock import now
 from bot.config import AccountConfig
 from bot.run.alerts import raise_alert
 from bot.run.app import App
+from bot.run.cases import sweep
 from bot.run.outbox import SendReport, send_due
 from bot.run.pipeline import process_mention
 from bot.storage.records import AccountState
@@ -47,6 +48,7 @@ def run_cycle(app: App, account: AccountConfig, stop: threading.Event | None = N
         report.paused = True
         report.failed = _failure_of(state.pause_reason)
         log.info("%s: paused until %s (%s)", account.name, state.paused_until.isoformat(), state.pause_reason)
+        _sweep_cases(app, account)  # timers run on while the platform makes us wait
         return report
     if state.paused_until is not None:
         app.storage.accounts.update(account.name, paused_until=None, pause_reason=None)
@@ -63,6 +65,7 @@ def run_cycle(app: App, account: AccountConfig, stop: threading.Event | None = N
         report.error = f"{type(exc).__name__}: {exc}"
         report.failed = "error"
         return report
+    _sweep_cases(app, account)  # after reading: a check-back never goes to someone who just wrote
     try:
         report.sent = send_due(app, account, state, app.connector(account), stop)
     except ConnectorError as exc:
@@ -72,6 +75,23 @@ def run_cycle(app: App, account: AccountConfig, stop: threading.Event | None = N
         report.error = f"{type(exc).__name__}: {exc}"
         report.failed = "error"
     return report
+
+
+def _sweep_cases(app: App, account: AccountConfig) -> None:
+    """The cases' timers (check-backs due, targets, closing): database work, done even while paused."""
+    try:
+        swept = sweep(app.config, app.storage, app.playbooks, account)
+    except Exception:  # a bug here must not keep the account from reading and sending
+        log.exception("%s: unexpected error while sweeping cases", account.name)
+        return
+    if swept.check_backs or swept.alerts or swept.closed:
+        log.info(
+            "%s: cases: %s check-backs queued, %s target alerts, %s closed",
+            account.name,
+            swept.check_backs,
+            swept.alerts,
+            swept.closed,
+        )
 
 
 def _verified(app: App, account: AccountConfig, state: AccountState, connector: Connector) -> AccountState:

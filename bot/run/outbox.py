@@ -11,6 +11,7 @@ if found, else parked for a person, and never reworded into a second reply.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import threading
@@ -21,7 +22,7 @@ from bot.classifier import Classification
 from bot.clock import now
 from bot.config import AccountConfig
 from bot.decide.router import decide
-from bot.models import ReplyKind, ReplyState
+from bot.models import CaseState, ReplyKind, ReplyPurpose, ReplyState
 from bot.run.app import App
 from bot.run.context import router_context
 from bot.run.liveness import is_dead, process_identity
@@ -33,6 +34,7 @@ from connectors.base import (
     Connector,
     ConnectorError,
     DuplicateContent,
+    Mention,
     Metered,
     PostedReply,
     RateLimited,
@@ -42,6 +44,8 @@ from connectors.base import (
 
 log = logging.getLogger("carebot.outbox")
 
+# Replies that answer the case's newest post in their channel rather than a mention of their own.
+CASE_WIDE = (ReplyPurpose.TEAM.value, ReplyPurpose.CHECK_BACK.value, ReplyPurpose.INCIDENT.value)
 # Longer than one request can take, so a live sender is never mistaken for a crashed one.
 CLAIM_LEASE = timedelta(seconds=120)
 
@@ -73,13 +77,45 @@ def send_due(
     for reply in app.storage.replies.due(account.name):
         if stop is not None and stop.is_set():
             break
-        if reply.kind is ReplyKind.DIRECT and not _public_reply_sent(app, account, reply):
+        answer = reply.purpose == ReplyPurpose.ANSWER.value
+        if answer and reply.kind is ReplyKind.DIRECT and not _public_reply_sent(app, account, reply):
             continue
-        if not app.storage.replies.claim(reply, CLAIM_LEASE, process_identity()):
+        if not answer and app.storage.cases.unsent_before(reply):
+            continue  # the case's earlier reply in this channel goes first
+        # A person's reply and a check-back answer the case's newest post; the bot's answer and holding
+        # reply answer their own mention.
+        target = _target(app, reply) if reply.purpose in CASE_WIDE else None
+        if not app.storage.replies.claim(reply, CLAIM_LEASE, process_identity(), target_post_id=target):
             continue  # another worker took it
         stored = app.storage.mentions.get(reply.mention_id)
-        _send_one(app, account, state, connector, reply, stored, report)
+        claimed = dataclasses.replace(reply, target_post_id=reply.target_post_id or target)
+        _send_one(app, account, state, connector, claimed, stored, report)
     return report
+
+
+def _target(app: App, reply: StoredReply) -> str | None:
+    """The post a case reply answers: the newest of the case in its channel, fixed at the first claim."""
+    if reply.target_post_id is not None or reply.case_id is None:
+        return reply.target_post_id
+    return app.storage.cases.latest_in_channel(reply.case_id, direct=reply.kind is ReplyKind.DIRECT)
+
+
+def _answering(app: App, reply: StoredReply, stored: StoredMention) -> Mention:
+    """What the platform sees this reply answer: the mention, or for a case reply the post it targets
+    (a later post of the customer's, or our own last reply in the channel), addressed to the customer."""
+    target = reply.target_post_id
+    if reply.purpose not in CASE_WIDE or target is None or target == stored.mention.post_id:
+        return stored.mention
+    visibility = "direct" if reply.kind is ReplyKind.DIRECT else _public_visibility(app, reply, stored)
+    return dataclasses.replace(stored.mention, post_id=target, visibility=visibility, in_reply_to_id=None)
+
+
+def _public_visibility(app: App, reply: StoredReply, stored: StoredMention) -> str:
+    """A public reply of a case is as public as the customer's own latest public post."""
+    if reply.case_id is None:
+        return stored.mention.visibility
+    public = [m.mention.visibility for m in app.storage.cases.posts(reply.case_id) if m.mention.visibility != "direct"]
+    return public[-1] if public else "public"
 
 
 def _take_over_dead_claims(app: App, account: AccountConfig) -> None:
@@ -109,12 +145,17 @@ def _send_one(
     # its sender died with the request in flight (the claim taken over here).
     in_doubt = reply.maybe_posted or reply.state is ReplyState.SENDING
     posting = False
+    answering = _answering(app, reply, stored)
     try:
         existing = None
         if reply.attempts > 0 or in_doubt:
-            existing = connector.find_reply(stored.mention, reply.idempotency_key, direct=direct)
+            existing = connector.find_reply(answering, reply.idempotency_key, direct=direct, text=_words(reply))
         if existing is not None:
             _found(app, account, reply, existing, report)
+            return
+        if reply.purpose == ReplyPurpose.CHECK_BACK.value and _customer_wrote_since(app, reply):
+            storage.replies.drop(reply.id, "not sent: the customer wrote since the case was resolved")
+            log.info("%s: check-back %s dropped: the customer wrote since", account.name, reply.id)
             return
         if reply.decided_by == "auto" and stored.mention.author.id in connector.ignored_author_ids():
             _park(app, account, reply, "not sent: the brand has since blocked or muted the author", report, in_doubt)
@@ -124,13 +165,13 @@ def _send_one(
             _park(app, account, reply, f"not sent: {warning}; a person decides (retry sends it)", report, in_doubt)
             return
         posting = True
-        posted = _post(connector, reply, stored)
+        posted = _post(connector, reply, answering)
     except (RateLimited, AuthFailed) as exc:
         storage.replies.release(reply.id, _describe(exc), retry_at=None, count_attempt=False, maybe_posted=in_doubt)
         raise
     except DuplicateContent as exc:
         if in_doubt:
-            _already_there(app, account, connector, reply, stored, exc, report)
+            _already_there(app, account, connector, reply, answering, exc, report)
         elif reply.reworded or not _reword(app, account, state, connector, reply, stored):
             _park(app, account, reply, _describe(exc), report)
         return
@@ -150,6 +191,7 @@ def _send_one(
             log.warning("%s: reply %s failed (%s); retry in %.0fs", account.name, reply.id, exc, delay)
         return
     storage.replies.mark_sent(reply.id, posted.post_id)
+    storage.cases.reply_sent(reply, now())
     if not isinstance(connector, Metered):  # a metered connector counts its posts itself, by kind
         storage.accounts.add_usage(account.name, posts_created=1)
     report.sent += 1
@@ -163,8 +205,15 @@ def _send_one(
     )
 
 
+def _words(reply: StoredReply) -> str | None:
+    """What a lookup matches a case reply by: it shares its target with no other reply of ours but may share
+    the mention, so it is known by its words. The bot's answer is the one reply to its mention."""
+    return None if reply.purpose == ReplyPurpose.ANSWER.value else reply.text
+
+
 def _found(app: App, account: AccountConfig, reply: StoredReply, existing: PostedReply, report: SendReport) -> None:
     app.storage.replies.mark_sent(reply.id, existing.post_id)
+    app.storage.cases.reply_sent(reply, now())
     report.found_existing += 1
     log.info("%s: reply %s was already posted as %s; recorded", account.name, reply.id, existing.post_id)
 
@@ -174,18 +223,19 @@ def _already_there(
     account: AccountConfig,
     connector: Connector,
     reply: StoredReply,
-    stored: StoredMention,
+    answering: Mention,
     refusal: DuplicateContent,
     report: SendReport,
 ) -> None:
     """A duplicate refusal right after an attempt of unknown outcome: the reply is almost surely out already.
 
     Look as hard as the platform allows and record it if found; if not, park it for a person with the reason.
-    Never reworded: new words would make a second reply to the same mention.
+    Never reworded: new words would make a second reply to the same post.
     """
+    direct = reply.kind is ReplyKind.DIRECT
     try:
         existing = connector.find_reply(
-            stored.mention, reply.idempotency_key, direct=reply.kind is ReplyKind.DIRECT, thorough=True
+            answering, reply.idempotency_key, direct=direct, text=_words(reply), thorough=True
         )
     except (RateLimited, AuthFailed) as exc:
         app.storage.replies.release(reply.id, _describe(exc), retry_at=None, count_attempt=False, maybe_posted=True)
@@ -198,7 +248,7 @@ def _already_there(
         return
     reason = (
         "probably posted already: refused as a duplicate after an attempt whose outcome is unknown, yet not "
-        f"found on {account.platform}; look at the mention's thread before retrying ({_describe(refusal)})"
+        f"found on {account.platform}; look at the thread before retrying ({_describe(refusal)})"
     )
     _park(app, account, reply, reason, report, maybe_posted=True)
 
@@ -209,6 +259,13 @@ def _needs_a_person(account: AccountConfig, reply: StoredReply) -> str | None:
         return None  # a person approved (or retried) this reply, the cost shown to them
     warn = get_platform(account.platform).reply_warning
     return warn(reply.text, account.options) if warn is not None else None
+
+
+def _customer_wrote_since(app: App, reply: StoredReply) -> bool:
+    if reply.case_id is None:
+        return False
+    case = app.storage.cases.get(reply.case_id)
+    return case.last_customer_at > reply.created_at or case.state != CaseState.RESOLVED.value
 
 
 def _park(
@@ -235,10 +292,10 @@ def _public_reply_sent(app: App, account: AccountConfig, reply: StoredReply) -> 
     return False
 
 
-def _post(connector: Connector, reply: StoredReply, stored: StoredMention) -> PostedReply:
+def _post(connector: Connector, reply: StoredReply, answering: Mention) -> PostedReply:
     if reply.kind is ReplyKind.DIRECT:
-        return connector.send_direct(stored.mention, reply.text, reply.idempotency_key)
-    return connector.reply(stored.mention, reply.text, reply.idempotency_key)
+        return connector.send_direct(answering, reply.text, reply.idempotency_key)
+    return connector.reply(answering, reply.text, reply.idempotency_key)
 
 
 def _reword(
@@ -250,8 +307,8 @@ def _reword(
     stored: StoredMention,
 ) -> bool:
     """Redraft a reply the platform refused as a duplicate with another variant; False if none differs."""
-    if reply.kind is not ReplyKind.PUBLIC or reply.decided_by != "auto":
-        return False  # a person's words are not ours to change
+    if reply.kind is not ReplyKind.PUBLIC or reply.decided_by != "auto" or reply.purpose != ReplyPurpose.ANSWER.value:
+        return False  # a person's words are not ours to change, nor a case's set messages
     result: Classification = app.classifier.classify(
         stored.mention.text, default_lang=app.config.brand.default_language
     )

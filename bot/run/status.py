@@ -8,11 +8,14 @@ core keeps (requests, posts read and created).
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from datetime import datetime, timedelta
 from typing import Any
 
-from bot.clock import now
-from bot.config import AccountConfig
+from bot.clock import format_duration, now
+from bot.config import AccountConfig, Config
 from bot.models import ReplyState
+from bot.run.cases import case_figures
 from bot.storage import Storage
 from connectors import get_platform
 
@@ -68,3 +71,34 @@ def account_status(storage: Storage, account: AccountConfig) -> dict[str, Any]:
 
 def _iso(moment: Any) -> str | None:
     return moment.isoformat() if moment is not None else None
+
+
+CASE_WINDOW = timedelta(days=30)  # the figures cover cases opened or changed this recently, and every open one
+
+
+def case_status(config: Config, storage: Storage, account: str, at: datetime | None = None) -> list[dict[str, Any]]:
+    """Per situation: open cases, first answer (a person's, for complaints) and resolution (median, p90,
+    business hours), targets missed."""
+    at = at or now()
+    cases = {c.id: c for c in storage.cases.since(at - CASE_WINDOW, account)}
+    cases |= {c.id: c for c in storage.cases.open_cases(account)}
+    return [asdict(f) for f in case_figures(config, cases.values(), at)]
+
+
+def case_lines(figures: list[dict[str, Any]]) -> list[str]:
+    """`carebot status` lines for `case_status`."""
+    lines = []
+    for f in figures:
+        first = _pair(f["first_response_median"], f["first_response_p90"])
+        resolved = _pair(f["resolution_median"], f["resolution_p90"])
+        lines.append(
+            f"  cases · {f['situation']}: open {f['open']} · first answer {first} · resolved {resolved}"
+            f" · targets missed {f['targets_missed']}"
+        )
+    return lines
+
+
+def _pair(median: float | None, p90: float | None) -> str:
+    if median is None:
+        return "—"
+    return f"median {format_duration(median)}, p90 {format_duration(p90)}"

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from bot.clock import now
-from bot.models import Decision, ReplyKind, ReplyState
+from bot.models import Decision, ReplyKind, ReplyPurpose, ReplyState
 from bot.storage.engine import Database
 from bot.storage.errors import Conflict, NotFound
 from bot.storage.records import HistoryRow, QueueItem, StoredReply, history_record, queue_item_record, reply_record
@@ -31,23 +31,40 @@ def insert_reply(
     template_id: str | None,
     state: ReplyState,
     stamp: datetime,
-) -> None:
+    *,
+    purpose: ReplyPurpose = ReplyPurpose.ANSWER,
+    case_id: int | None = None,
+    dedupe_key: str | None = None,
+    decided_by: str = "auto",
+    approved_by: str | None = None,
+    not_before: datetime | None = None,
+) -> int:
     """A new reply row, with an idempotency key of its own that every attempt to post it will carry."""
-    tx.execute(
-        insert(replies).values(
-            mention_id=mention_id,
-            account=account,
-            kind=kind.value,
-            text=text,
-            template_id=template_id,
-            state=state.value,
-            idempotency_key=f"carebot-{uuid.uuid4()}",
-            attempts=0,
-            reworded=False,
-            decided_by="auto",
-            created_at=stamp,
-            updated_at=stamp,
-        )
+    return int(
+        tx.execute(
+            insert(replies)
+            .values(
+                mention_id=mention_id,
+                account=account,
+                kind=kind.value,
+                purpose=purpose.value,
+                case_id=case_id,
+                dedupe_key=dedupe_key,
+                text=text,
+                template_id=template_id,
+                state=state.value,
+                idempotency_key=f"carebot-{uuid.uuid4()}",
+                attempts=0,
+                reworded=False,
+                decided_by=decided_by,
+                approved_by=approved_by,
+                approved_at=stamp if approved_by else None,
+                next_attempt_at=not_before,
+                created_at=stamp,
+                updated_at=stamp,
+            )
+            .returning(replies.c.id)
+        ).scalar_one()
     )
 
 
@@ -113,8 +130,14 @@ class Replies:
             )
         return result.rowcount == 1
 
-    def claim(self, reply: StoredReply, lease: timedelta, claimed_by: str | None = None) -> bool:
-        """Mark a reply as being sent by us; False if someone else changed or claimed it first."""
+    def claim(
+        self, reply: StoredReply, lease: timedelta, claimed_by: str | None = None, target_post_id: str | None = None
+    ) -> bool:
+        """Mark a reply as being sent by us; False if someone else changed or claimed it first.
+
+        `target_post_id` (the post a case reply answers) is kept from the first claim on: a retry of an
+        attempt whose outcome is unknown must look for, and answer, the same post.
+        """
         stamp = now()
         with self._db.begin() as tx:
             result = tx.execute(
@@ -129,6 +152,7 @@ class Replies:
                     claimed_until=stamp + lease,
                     claimed_by=claimed_by,
                     attempts=replies.c.attempts + 1,
+                    target_post_id=func.coalesce(replies.c.target_post_id, target_post_id),
                     updated_at=stamp,
                 )
             )
@@ -176,6 +200,10 @@ class Replies:
         values: dict[str, Any] = {"maybe_posted": True} if maybe_posted else {}
         self._unclaim(reply_id, state=ReplyState.FAILED.value, last_error=error, **values)
 
+    def drop(self, reply_id: int, reason: str) -> None:
+        """Never send a claimed reply after all (it no longer makes sense): rejected by the bot, with why."""
+        self._unclaim(reply_id, state=ReplyState.REJECTED.value, approved_by="bot", rejected_reason=reason)
+
     def reword(self, reply_id: int, text: str, template_id: str | None) -> None:
         self._unclaim(reply_id, text=text, template_id=template_id, reworded=True, state=ReplyState.APPROVED.value)
 
@@ -186,7 +214,9 @@ class Replies:
         query = (
             select(replies, mentions)
             .join(mentions, mentions.c.id == replies.c.mention_id)
-            .where(replies.c.state.in_([s.value for s in states]), replies.c.kind == ReplyKind.PUBLIC.value)
+            .where(replies.c.state.in_([s.value for s in states]))
+            # The bot's private follow-ups go with their public reply; every reply of a case stands alone.
+            .where((replies.c.kind == ReplyKind.PUBLIC.value) | (replies.c.purpose != ReplyPurpose.ANSWER.value))
             .order_by(mentions.c.urgent.desc(), mentions.c.priority.desc(), mentions.c.received_at, replies.c.id)
         )
         with self._db.read() as db:
@@ -239,7 +269,8 @@ class Replies:
             condition &= replies.c.text == expected_text
         with self._db.begin() as tx:
             result = tx.execute(update(replies).where(condition).values(updated_at=now(), **values))
-            if result.rowcount == 1:
+            purpose = tx.execute(select(replies.c.purpose).where(replies.c.id == reply_id)).scalar()
+            if result.rowcount == 1 and purpose == ReplyPurpose.ANSWER.value:
                 sibling_values = {k: v for k, v in values.items() if k not in ("text", "decided_by")}
                 mention_id = select(replies.c.mention_id).where(replies.c.id == reply_id).scalar_subquery()
                 tx.execute(
@@ -247,6 +278,7 @@ class Replies:
                     .where(
                         replies.c.mention_id == mention_id,
                         replies.c.kind == ReplyKind.DIRECT.value,
+                        replies.c.purpose == ReplyPurpose.ANSWER.value,
                         replies.c.id != reply_id,
                         replies.c.state.in_(states),
                     )
@@ -272,8 +304,8 @@ class Replies:
             row = tx.execute(select(replies).where(replies.c.id == reply_id)).mappings().first()
             if row is None:
                 raise NotFound(f"no reply {reply_id}")
-            if row["kind"] != ReplyKind.PUBLIC.value:
-                raise Conflict(f"reply {reply_id} is a private follow-up; change the situation on the public reply")
+            if row["kind"] != ReplyKind.PUBLIC.value or row["purpose"] != ReplyPurpose.ANSWER.value:
+                raise Conflict(f"reply {reply_id} is not the bot's public answer; change the situation there")
             changed = tx.execute(
                 update(replies)
                 .where(
@@ -299,7 +331,9 @@ class Replies:
             )
             direct = tx.execute(
                 select(replies.c.id, replies.c.state).where(
-                    replies.c.mention_id == mention_id, replies.c.kind == ReplyKind.DIRECT.value
+                    replies.c.mention_id == mention_id,
+                    replies.c.kind == ReplyKind.DIRECT.value,
+                    replies.c.purpose == ReplyPurpose.ANSWER.value,
                 )
             ).first()
             if direct is None and decision.direct_text:
@@ -312,6 +346,7 @@ class Replies:
                     decision.template_id,
                     ReplyState.PENDING,
                     stamp,
+                    case_id=row["case_id"],
                 )
             elif direct is not None and direct.state == ReplyState.PENDING.value:
                 values = (

@@ -115,9 +115,20 @@
 
   function start() {
     items = Array.prototype.slice.call(document.querySelectorAll(".queue > .item"));
-    document.querySelectorAll("form.approve textarea").forEach(function (area) {
+    document.querySelectorAll("form.approve textarea, form.case-reply textarea").forEach(function (area) {
       area.addEventListener("input", function () { updateCount(area); });
       updateCount(area);
+    });
+    // A saved reply goes into the reply box, to be edited before sending.
+    document.querySelectorAll("select.saved").forEach(function (select) {
+      select.addEventListener("change", function () {
+        var area = document.getElementById(select.dataset.target);
+        if (!area || !select.value) return;
+        area.value = area.value.trim() ? area.value.trim() + " " + select.value : select.value;
+        select.value = "";
+        updateCount(area);
+        area.focus();
+      });
     });
     items.forEach(function (item, index) {
       item.addEventListener("focusin", function () { select(index, false); });
