@@ -168,6 +168,7 @@ def test_the_example_config_names_every_key() -> None:
         settings.WebConfig,
         settings.NotifyConfig,
         settings.CasesConfig,
+        settings.IncidentsConfig,
         settings.Target,
         settings.AccountConfig,
     ]

@@ -10,14 +10,14 @@ import sys
 from collections.abc import Sequence
 
 from bot import __version__
-from bot.cli import cases, classify, demo, queue, run, web
+from bot.cli import cases, classify, demo, incidents, queue, run, web
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="carebot", description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--version", action="version", version=f"carebot {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (run, queue, cases, web, classify, demo):
+    for command in (run, queue, cases, incidents, web, classify, demo):
         command.register(sub)
     return parser
 

@@ -28,7 +28,7 @@ from bot.models import Action, CaseState, Decision, Mode, ReplyKind, ReplyPurpos
 from bot.run.alerts import raise_alert
 from bot.run.context import router_context
 from bot.storage import Storage
-from bot.storage.incidents import FALSE_ALARM, OPEN, RESOLVED
+from bot.storage.incidents import FALSE_ALARM, RESOLVED
 from bot.storage.records import StoredIncident
 from connectors import get_platform
 from connectors.base import Mention
@@ -36,6 +36,7 @@ from connectors.base import Mention
 log = logging.getLogger("carebot.incidents")
 
 PERSONAL_TOPICS = frozenset({"payment"})  # billing is personal: the private hand-off stays
+ANSWERED = ("complaint", "simple_question")  # reports and questions about an open incident get its answer
 
 
 def topics_of(playbooks: Playbooks, text: str) -> tuple[str, ...]:
@@ -48,11 +49,13 @@ def topics_of(playbooks: Playbooks, text: str) -> tuple[str, ...]:
 def reading(
     storage: Storage, playbooks: Playbooks, account: str, mention: Mention, result: Classification
 ) -> tuple[tuple[str, ...], StoredIncident | None]:
-    """A complaint's topics, and the open incident it reports (None if none)."""
-    if result.situation != "complaint":
+    """A complaint's topics (what the detector counts), and the open incident the post reports (None if
+    none): a complaint, or a question about the problem ("is login down for everyone?")."""
+    if result.situation not in ANSWERED:
         return (), None
     topics = topics_of(playbooks, mention.text)
-    return topics, storage.incidents.open_for(account, topics)
+    incident = storage.incidents.open_for(account, topics)
+    return (topics if result.situation == "complaint" else ()), incident
 
 
 def wording(playbooks: Playbooks, incident: StoredIncident, lang: str) -> str:
@@ -90,7 +93,7 @@ def incident_reply(
     """The incident's one consistent answer instead of the complaint's hand-off, where it fits."""
     message = playbooks.messages.get("incident")
     personal = bool(result.personal_data) or bool(PERSONAL_TOPICS & set(topics))
-    if message is None or decision.action is not Action.REPLY or personal or decision.situation != "complaint":
+    if message is None or decision.action is not Action.REPLY or personal or decision.situation not in ANSWERED:
         return decision
     pick = draft_message(message, result.lang, mention, ctx, "incident", _values(playbooks, incident, message))
     if not isinstance(pick, Pick) or pick.doubt is not None:
@@ -265,21 +268,41 @@ def false_alarm(storage: Storage, incident_id: int, by: str, note: str | None = 
     return storage.incidents.close(incident_id, FALSE_ALARM, by, note, now())
 
 
-def summary(storage: Storage, playbooks: Playbooks, incident: StoredIncident) -> dict[str, object]:
-    """A short machine summary: topic, people, languages, first and last report."""
+@dataclass(frozen=True)
+class Summary:
+    """A short machine summary of an incident: topic, people, languages, first and last report."""
+
+    id: int
+    account: str
+    topic: str
+    state: str
+    wording: dict[str, str]  # lang -> the public words in use
+    people: int
+    languages: dict[str, int]
+    first_report: datetime | None
+    last_report: datetime | None
+    eta: str | None
+
+    def as_json(self) -> dict[str, object]:
+        data = dataclasses.asdict(self)
+        for key in ("first_report", "last_report"):
+            data[key] = data[key].isoformat() if data[key] else None
+        return data
+
+
+def summary(storage: Storage, playbooks: Playbooks, incident: StoredIncident) -> Summary:
     members = storage.incidents.members(incident.id)
     langs = Counter(c.lang for c in members)
     reported = [c.opened_at for c in members] + [c.last_customer_at for c in members]
-    return {
-        "id": incident.id,
-        "account": incident.account,
-        "topic": incident.topic,
-        "wording": {lang: wording(playbooks, incident, lang) for lang in sorted(langs)},
-        "state": incident.state,
-        "people": len(members),
-        "languages": dict(langs.most_common()),
-        "first_report": min(reported).isoformat() if reported else None,
-        "last_report": max(reported).isoformat() if reported else None,
-        "eta": incident.eta,
-        "open": incident.state == OPEN,
-    }
+    return Summary(
+        id=incident.id,
+        account=incident.account,
+        topic=incident.topic,
+        state=incident.state,
+        wording={lang: wording(playbooks, incident, lang) for lang in sorted(langs)},
+        people=len(members),
+        languages=dict(langs.most_common()),
+        first_report=min(reported) if reported else None,
+        last_report=max(reported) if reported else None,
+        eta=incident.eta,
+    )
