@@ -37,8 +37,8 @@ PAY_PER_USE_PRICES: Mapping[str, float] = {
 }
 FLAT: Mapping[str, float] = dict.fromkeys(BILLED, 0.0)
 
-# Request buckets, one per endpoint carebot calls (each limited on its own).
-BUCKETS = ("mentions", "timeline", "search", "me", "post", "blocking", "muting")
+# Request buckets, one per endpoint carebot calls, each limited on its own: mentions, timeline (the
+# brand's own posts), search, me (users/me), post, blocking, muting.
 
 
 @dataclass(frozen=True)
@@ -57,9 +57,6 @@ class Tier:
     windows: Mapping[str, tuple[Window, ...]]  # bucket -> its request windows
     lookup_posts: int  # of its own posts, one lookup for a lost reply reads at most this many
     relations_ttl: float = 900.0  # seconds a read of the blocked and muted lists is kept
-
-    def limit(self, bucket: str, seconds: float) -> int | None:
-        return next((w.requests for w in self.windows.get(bucket, ()) if w.seconds == seconds), None)
 
 
 def _windows(**buckets: tuple[tuple[int, float], ...]) -> dict[str, tuple[Window, ...]]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.clock import use_clock
 from bot.config import load_config
 from bot.run.app import connector_settings as app_settings
 from connectors.base import (
@@ -28,9 +29,10 @@ from connectors.base import (
     UsageCapped,
 )
 from connectors.x import PLATFORM, XConnector
+from connectors.x_budget import XBudget, month_start, next_month
 from connectors.x_errors import retry_after
 from connectors.x_posts import mentions_from
-from connectors.x_tiers import PAY_PER_USE_PRICES
+from connectors.x_tiers import PAY_PER_USE_PRICES, plan_for
 from tests.peers.x import VERSIONS, MemoryLedger, XPeer, free_port, x_settings
 from tests.peers.x_fake import BRAND, FakeX
 from tests.peers.x_fake_shape import VOCABULARIES
@@ -653,3 +655,30 @@ def test_the_example_x_account_with_every_key_is_a_valid_config(tmp_path: Path) 
     assert account.options["prices"] == PAY_PER_USE_PRICES | {"monthly_fee": 200}
     plan = XConnector(app_settings(account)).plan
     assert (plan.tier.posts_per_month, plan.tier.monthly_fee, plan.tier.lookup_posts) == (3000, 200.0, 100)
+
+
+@pytest.mark.parametrize(
+    ("moment", "billing_day", "start", "resets"),
+    [
+        (datetime(2031, 3, 30, 12, tzinfo=UTC), 1, datetime(2031, 3, 1, tzinfo=UTC), datetime(2031, 4, 1, tzinfo=UTC)),
+        (datetime(2031, 3, 10, tzinfo=UTC), 15, datetime(2031, 2, 15, tzinfo=UTC), datetime(2031, 3, 15, tzinfo=UTC)),
+        (datetime(2031, 12, 31, tzinfo=UTC), 1, datetime(2031, 12, 1, tzinfo=UTC), datetime(2032, 1, 1, tzinfo=UTC)),
+        (datetime(2031, 1, 3, tzinfo=UTC), 28, datetime(2030, 12, 28, tzinfo=UTC), datetime(2031, 1, 28, tzinfo=UTC)),
+    ],
+)
+def test_a_plans_month_starts_on_its_billing_day(
+    moment: datetime, billing_day: int, start: datetime, resets: datetime
+) -> None:
+    assert month_start(moment, billing_day) == start and next_month(start) == resets
+
+
+def test_the_plans_windows_refuse_the_request_the_plan_would_refuse() -> None:
+    budget = XBudget(plan_for({"tier": "free"}), "acme-x")
+    with use_clock(lambda: datetime(2031, 3, 30, 12, tzinfo=UTC)):
+        for _ in range(17):  # posts per 24 hours on free
+            budget.check("post", posts=True)
+            budget.note_request("post")
+        with pytest.raises(RateLimited, match="17 post request"):
+            budget.check("post", posts=True)
+    with use_clock(lambda: datetime(2031, 3, 31, 12, 0, 1, tzinfo=UTC)):
+        budget.check("post", posts=True)  # a day later: allowed again
