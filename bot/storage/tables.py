@@ -155,6 +155,8 @@ replies = Table(
 Index("ix_replies_state", replies.c.account, replies.c.state)
 Index("ix_replies_case", replies.c.case_id)
 Index("ix_replies_platform_post", replies.c.account, replies.c.platform_post_id)
+Index("ix_replies_mention", replies.c.mention_id)  # a mention's replies; the author's history joins on it
+Index("ix_replies_sent", replies.c.sent_at)  # today's first responses
 Index(
     "uq_replies_answer",
     replies.c.mention_id,
