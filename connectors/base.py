@@ -9,6 +9,8 @@ Error tree (catch the base, or a precise leaf)::
     ConnectorError               anything the platform made go wrong
     ├── AuthFailed               credentials refused (401/403 on auth): fix the config
     ├── RateLimited(retry_after) told to slow down: pause the account until then
+    │   └── UsageCapped          the plan's cap for this day or month is spent: pause until
+    │                            the period ends, and tell the team
     ├── Unavailable              5xx, timeout, connection refused: try again later
     ├── BadResponse              an answer we cannot parse: try again, then park
     └── Rejected                 the platform refused this one request for good
@@ -21,7 +23,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 class ConnectorError(Exception):
@@ -38,6 +40,14 @@ class RateLimited(ConnectorError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class UsageCapped(RateLimited):
+    """The account's plan allows no more of this until its period (a day, a month) ends."""
+
+    def __init__(self, message: str, retry_after: float, period: str) -> None:
+        super().__init__(message, retry_after)
+        self.period = period  # "Daily" | "Monthly", as X names them
 
 
 class Unavailable(ConnectorError):
@@ -138,11 +148,19 @@ class Connector(Protocol):
         ...
 
     def find_reply(
-        self, mention: Mention, idempotency_key: str, *, direct: bool = False, text: str | None = None
+        self,
+        mention: Mention,
+        idempotency_key: str,
+        *,
+        direct: bool = False,
+        text: str | None = None,
+        thorough: bool = False,
     ) -> PostedReply | None:
         """The brand's existing reply to `mention` (its private follow-up when `direct`), if an
         earlier attempt did post one. With `text`, only a reply with these words counts (several replies
-        of ours may answer one post: the bot's, then a person's); compare with `same_words`."""
+        of ours may answer one post: the bot's, then a person's); compare with `same_words`.
+        `thorough`: look as hard as the platform allows (wider, in the mention's conversation): the
+        platform refused the reply as already posted."""
         ...
 
     def text_length(self, text: str) -> int:
@@ -158,6 +176,50 @@ class Connector(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class Ledger(Protocol):
+    """Where a metered connector keeps what it has asked of its platform, across processes.
+
+    The core stores it (one per account); the connector alone knows what is in it.
+    """
+
+    def load(self) -> Mapping[str, Any]: ...
+
+    def save(self, state: Mapping[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class Metered(Protocol):
+    """A connector that counts every request and every billed object, and keeps within the account's
+    plan (per 15 minutes, day and month) by remembering its calls in a `Ledger`."""
+
+    def attach_ledger(self, ledger: Ledger) -> None: ...
+
+
+@dataclass(frozen=True)
+class CapUse:
+    """How much of one of the plan's caps is used."""
+
+    what: str  # "post reads this month"
+    used: int
+    limit: int | None  # None: no cap
+    resets_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    """What a metered account has asked of its platform and what that probably cost, for `carebot status`."""
+
+    plan: str  # "free", "pay-per-use"
+    requests: int  # since the first start
+    billed: Mapping[str, int]  # since the first start, by kind ("owned_read", "post_created", ...)
+    month: Mapping[str, int]  # the same in the current billing month ("requests" included)
+    month_started: datetime
+    spend_month: float  # USD at the plan's prices (a flat fee counts in full)
+    spend_total: float  # USD at the plan's prices, fees of past months not included
+    caps: tuple[CapUse, ...] = ()
+    capped: str | None = None  # why the account is paused by its plan, if it is
 
 
 @dataclass(frozen=True)
@@ -188,6 +250,11 @@ class Platform:
     default_prices: Mapping[str, float] = field(default_factory=dict)  # USD per read/post, for estimates
     automated_direct_messages: bool = True  # X forbids unsolicited automated DMs
     links_in_replies: bool = True  # X charges ~13x for a post with a URL: use the email there
+    # For metered connectors: (account options, the stored ledger, now) -> what `carebot status` shows.
+    usage_report: Callable[[Mapping[str, Any], Mapping[str, Any], datetime], UsageReport] | None = None
+    # (text, account options) -> why that reply text needs a person on this platform (e.g. it carries a
+    # link, and what that costs), or None.
+    reply_warning: Callable[[str, Mapping[str, Any]], str | None] | None = None
 
 
 _HANDLE_OR_URL = re.compile(r"@[\w.@-]+|https?://\S+", re.UNICODE)

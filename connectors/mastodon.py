@@ -161,13 +161,20 @@ class MastodonConnector:
             return _posted(status)
 
     def find_reply(
-        self, mention: Mention, idempotency_key: str, *, direct: bool = False, text: str | None = None
+        self,
+        mention: Mention,
+        idempotency_key: str,
+        *,
+        direct: bool = False,
+        text: str | None = None,
+        thorough: bool = False,
     ) -> PostedReply | None:
         """Our reply to `mention` in its thread (our private follow-up when `direct`), if there is one.
 
         Mastodon cannot look a status up by idempotency key; posting again with the
         same key within an hour returns the first status instead. This finds a
-        reply older than that. A deleted mention has no thread: None.
+        reply older than that. A deleted mention has no thread: None. The whole thread
+        is read every time, so `thorough` changes nothing.
         """
         own_id = self._own().id
         with self._edge("find reply"):

@@ -5,11 +5,16 @@ user context (``consumer_key``, ``consumer_secret``, ``access_token``,
 ``access_token_secret``); the first wins when both are given.
 
 X's rules for automated accounts shape what this connector does and what it leaves to the
-core: it fills `Mention.mentions_brand` from the post's own mention entities (replying is
-allowed only to someone who addressed the brand), refuses every automated DM (allowed only
-after the user DMed the brand), and never lets tweepy sleep or retry on a 429. The
-account must also carry X's "automated account" label (set in the account's settings on
-x.com, pointing at the managing account); carebot cannot set it through the API.
+core: it fills `Mention.mentions_brand` from the mentions the author wrote (replying is allowed
+only to someone who addressed the brand), refuses every automated DM (allowed only after the
+user DMed the brand), and never lets tweepy sleep or retry on a 429. The account must also carry
+X's "automated account" label (set in the account's settings on x.com, pointing at the managing
+account); carebot cannot set it through the API.
+
+X renamed tweets to posts in its API; the connector asks in the current vocabulary and falls back
+to the previous one when a server refuses it (or silently drops what it asked for), and remembers
+which one the server speaks. Every request goes through the account's `XBudget`, which keeps it
+within the plan (`x_tiers.TIERS`) and counts what X bills.
 
 Cursors are post ids: X ids grow with time, so "after" means "newer than".
 """
@@ -17,95 +22,63 @@ Cursors are post ids: X ids grow with time, so "after" means "newer than".
 from __future__ import annotations
 
 import logging
-import time
-from collections import Counter
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 import requests
 import tweepy
 
-from bot.setting import setting
-from bot.waits import parse_reset
+from bot import clock
 from connectors.base import (
     AccountInfo,
     AuthFailed,
     BadResponse,
     ConnectorError,
     ConnectorSettings,
-    DuplicateContent,
+    Ledger,
     Mention,
     MentionPage,
     Platform,
     PostedReply,
     RateBudget,
-    RateLimited,
     Rejected,
     Unavailable,
     same_words,
 )
 from connectors.ignored import IgnoredAuthors
+from connectors.x_budget import XBudget, usage_report
+from connectors.x_errors import rate_budget, status_of, translate
 from connectors.x_http import BEARER_PLACEHOLDER, RoutedSession, redact_from_logs
-from connectors.x_posts import mentions_from, post_id_or_none, replied_to
-from connectors.x_text import MAX_WEIGHTED_LENGTH
+from connectors.x_options import XOptions, reply_warning
+from connectors.x_posts import POSTS, VOCABULARIES, Vocabulary, included_posts, mentions_from, post_id_or_none
+from connectors.x_posts import replied_to as answered_post
+from connectors.x_text import MAX_WEIGHTED_LENGTH, urls
 from connectors.x_text import text_length as weighted_length
+from connectors.x_tiers import DEFAULT_TIER, PAY_PER_USE_PRICES, TIERS, min_poll_interval, plan_for
 
 log = logging.getLogger(__name__)
 
 OAUTH1_KEYS = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
-
-# Requests to GET /2/users/:id/mentions allowed per user per 15 minutes, by API tier.
-# The daemon spaces polls by `XConnector.min_poll_interval`; "pay-per-use" bills per item
-# instead and is limited like Pro.
-TIER_MENTION_REQUESTS_PER_15_MIN: Mapping[str, int] = {
-    "free": 1,
-    "basic": 10,
-    "pro": 300,
-    "pay-per-use": 300,
-    "enterprise": 300,
-}
-DEFAULT_TIER = "basic"
 
 # X post ids are snowflakes: milliseconds since X's epoch, shifted left 22 bits. An account with no
 # mention yet starts from the id of "a few minutes ago", so clock skew cannot hide the first mentions.
 TWITTER_EPOCH_MS = 1288834974657
 START_MARGIN_SECONDS = 300.0
 
+PAGE_SIZE = 100  # X's maximum; the mentions endpoint keeps only the latest 800 anyway
+MIN_PAGE = 5  # X's minimum max_results for the timelines (10 for search)
+MAX_PAGES = 40  # X can return short pages; past this the server is paginating in circles
+THOROUGH = 4  # a thorough lookup reads this many times the plan's lookup budget, then the conversation
+ME_TTL = timedelta(hours=6)  # who the account is, as users/me said, is trusted this long (25 calls a day on free)
+IGNORED_TTL = 120.0  # in memory; the plan's relations_ttl decides when X is asked again
+RELATION_PAGES = 5  # 1000 accounts a page
+VOCABULARY_REFUSED = (400, 422)  # what a server answers to names it does not know
+
 
 def snowflake_at(epoch_seconds: float) -> str:
     """The smallest post id X could give a post made at that time."""
     return str((int(epoch_seconds * 1000) - TWITTER_EPOCH_MS) << 22)
-
-
-# Pay-per-use estimates in USD (2026): a post read, and a post created without a URL. A post with a
-# URL costs about $0.20, which is why X replies carry the support email instead of a link.
-DEFAULT_PRICES: Mapping[str, float] = {"price_per_read": 0.005, "price_per_post": 0.015}
-
-MENTION_FIELDS: Mapping[str, list[str]] = {
-    "expansions": ["author_id", "referenced_tweets.id", "in_reply_to_user_id", "entities.mentions.username"],
-    "tweet_fields": [
-        "created_at",
-        "conversation_id",
-        "in_reply_to_user_id",
-        "referenced_tweets",
-        "entities",
-        "lang",
-        "author_id",
-        "note_tweet",
-        "display_text_range",
-    ],
-    "user_fields": ["username", "name", "verified"],
-}
-OWN_POST_FIELDS = ["referenced_tweets", "in_reply_to_user_id", "conversation_id", "created_at"]
-
-PAGE_SIZE = 100  # X's maximum; the mentions endpoint keeps only the latest 800 anyway
-MAX_PAGES = 40  # X can return short pages; past this the server is paginating in circles
-FIND_REPLY_PAGES = 5  # the brand's latest 500 posts: far more than it writes while a reply is in doubt
-DEFAULT_RETRY_AFTER = 60.0  # a 429 without a reset header
-# GET /2/users/:id/blocking and /muting allow 15 requests per 15 minutes each.
-IGNORED_TTL = 120.0
-RELATION_PAGES = 5  # 1000 accounts a page
 
 
 class XConnector:
@@ -123,11 +96,15 @@ class XConnector:
                 f"or all of {', '.join(OAUTH1_KEYS)} (OAuth 1.0a)"
             )
         tier = str(settings.options.get("tier") or DEFAULT_TIER)
-        if tier not in TIER_MENTION_REQUESTS_PER_15_MIN:
-            known = ", ".join(TIER_MENTION_REQUESTS_PER_15_MIN)
-            raise Rejected(f"X account {self._account!r}: unknown tier {tier!r} ({known})")
+        if tier not in TIERS:
+            raise Rejected(f"X account {self._account!r}: unknown tier {tier!r} ({', '.join(TIERS)})")
+        self.plan = plan_for(settings.options)
         self.tier = tier
-        self.min_poll_interval = 900.0 / TIER_MENTION_REQUESTS_PER_15_MIN[tier]
+        self.min_poll_interval = min_poll_interval(self.plan)
+        self._budget = XBudget(self.plan, self._account)
+        preferred = str(settings.options.get("vocabulary") or "auto")
+        self._vocabulary_fixed = preferred != "auto"
+        self._vocabulary: Vocabulary = VOCABULARIES.get(preferred, POSTS)
         self.base_url = settings.base_url.rstrip("/")
         self._user_auth = bearer is None
         redact_from_logs(value for value in secrets.values() if value)
@@ -144,10 +121,10 @@ class XConnector:
         self._client.session.close()
         self._client.session = self._session
         configured = settings.options.get("user_id")
-        self._user_id: str | None = str(configured) if configured else None
+        self._configured_user_id: str | None = str(configured) if configured else None
+        self._user_id: str | None = None
         self._username: str | None = None
         self._budgets: dict[str, RateBudget] = {}  # X limits each endpoint on its own
-        self._usage: Counter[str] = Counter()
         self._ignored = IgnoredAuthors(self._read_ignored, IGNORED_TTL)
         self._posted: dict[str, PostedReply] = {}  # idempotency key -> reply, for this process
         # Mentions already read past the last page returned, and the cursor they follow:
@@ -159,20 +136,35 @@ class XConnector:
         auth = "oauth1" if self._user_auth else "oauth2"
         return f"XConnector(account={self._account!r}, base_url={self.base_url!r}, auth={auth})"
 
+    def attach_ledger(self, ledger: Ledger) -> None:
+        """Keep this account's usage in `ledger` (the core stores it), starting from what it holds."""
+        self._budget.attach(ledger)
+        remembered = self._budget.recall("vocabulary")
+        if not self._vocabulary_fixed and remembered in VOCABULARIES:
+            self._vocabulary = VOCABULARIES[remembered]
+
     # -- the Connector protocol -------------------------------------------------------------
 
     def verify(self) -> AccountInfo:
-        body = self._call("verify credentials", self._client.get_me, user_fields=["username", "name"])
+        """Who the account is: asked of X (users/me), or remembered from the last answer of the last hours."""
+        me = self._budget.recall("me")
+        if isinstance(me, dict) and self._fresh(me) and self._configured_user_id in (None, me.get("id")):
+            self._user_id, self._username = str(me["id"]), str(me["username"])
+            return AccountInfo(id=self._user_id, handle=self._username, max_characters=MAX_WEIGHTED_LENGTH)
+        params = {"user.fields": "username,name"}
+        body = self._request("verify credentials", "me", "GET", "/2/users/me", params=params)
         data = body.get("data")
         if not isinstance(data, dict) or not data.get("id") or not data.get("username"):
             raise BadResponse(f"X account {self._account!r}: /2/users/me answered without id and username")
         user_id, username = str(data["id"]), str(data["username"])
-        if self._user_id is not None and self._user_id != user_id:
+        self._budget.bill("user_read", [f"user:{user_id}"])
+        if self._configured_user_id is not None and self._configured_user_id != user_id:
             raise AuthFailed(
                 f"X account {self._account!r}: the credentials belong to @{username} (id {user_id}), "
-                f"not to the configured user_id {self._user_id}"
+                f"not to the configured user_id {self._configured_user_id}"
             )
         self._user_id, self._username = user_id, username
+        self._budget.remember("me", {"id": user_id, "username": username, "at": clock.now().isoformat()})
         return AccountInfo(id=user_id, handle=username, max_characters=MAX_WEIGHTED_LENGTH)
 
     def fetch_mentions(self, after: str | None, limit: int) -> MentionPage:
@@ -185,11 +177,12 @@ class XConnector:
         """
         user_id = self._require_user()
         if after is None:
-            body = self._mentions_page(user_id, since_id=None, token=None, size=5)
+            body = self._mentions_page(user_id, since_id=None, token=None, size=MIN_PAGE)
             listed = [post.get("id") for post in _list(body, "data") if isinstance(post, dict)]
             ids = [i for i in map(post_id_or_none, [_meta(body).get("newest_id"), *listed]) if i]
             self._backlog, self._backlog_after = [], None
-            cursor = max(ids, key=int) if ids else snowflake_at(time.time() - START_MARGIN_SECONDS)
+            start = clock.now().timestamp() - START_MARGIN_SECONDS
+            cursor = max(ids, key=int) if ids else snowflake_at(start)
             return MentionPage([], next_cursor=cursor, has_more=False)
         if post_id_or_none(after) is None:
             raise Rejected(f"X account {self._account!r}: cursor {after!r} is not an X post id")
@@ -210,12 +203,13 @@ class XConnector:
             raise Rejected(
                 f"X account {self._account!r}: reply is {length} weighted characters, X allows {MAX_WEIGHTED_LENGTH}"
             )
-        body = self._call("post a reply", self._client.create_tweet, text=text, in_reply_to_tweet_id=mention.post_id)
+        payload = {"text": text, "reply": {"in_reply_to_tweet_id": mention.post_id}}
+        body = self._request("post a reply", "post", "POST", "/2/tweets", json=payload, posts=True)
         data = body.get("data")
         post_id = post_id_or_none(data.get("id")) if isinstance(data, dict) else None
+        self._budget.bill_post(post_id, with_url=bool(urls(text)))
         if post_id is None:
             raise BadResponse(f"X account {self._account!r}: POST /2/tweets answered without a post id")
-        self._usage["posts_created"] += 1
         posted = PostedReply(post_id=post_id, url=self._post_url(post_id))
         self._posted[idempotency_key] = posted
         return posted
@@ -224,55 +218,47 @@ class XConnector:
         raise Rejected("X allows automated DMs only after the user has DMed the brand")
 
     def find_reply(
-        self, mention: Mention, idempotency_key: str, *, direct: bool = False, text: str | None = None
+        self,
+        mention: Mention,
+        idempotency_key: str,
+        *,
+        direct: bool = False,
+        text: str | None = None,
+        thorough: bool = False,
     ) -> PostedReply | None:
-        """The brand's reply to `mention` among its posts newer than the mention, if any."""
+        """The brand's reply to `mention` among its posts newer than the mention, if any (with `text`, only
+        one with those words: a person may have answered the post too).
+
+        A lookup reads at most the plan's `lookup_posts` of the brand's latest posts; a thorough one
+        (X refused the reply as a duplicate: it is probably there) reads more, then searches the
+        mention's conversation, which X indexes apart from the timeline.
+        """
         if direct:
             return None  # carebot never sends DMs on X (send_direct refuses)
         if idempotency_key in self._posted:
             return self._posted[idempotency_key]
         user_id = self._require_user()
-        token: str | None = None
-        for _ in range(FIND_REPLY_PAGES):
-            body = self._call(
-                "look for an earlier reply",
-                self._client.get_users_tweets,
-                id=user_id,
-                since_id=mention.post_id,
-                max_results=PAGE_SIZE,
-                pagination_token=token,
-                tweet_fields=OWN_POST_FIELDS,
-            )
-            posts = _list(body, "data")
-            self._usage["posts_read"] += len(posts)
-            for post in posts:
-                post_id = post_id_or_none(post.get("id")) if isinstance(post, dict) else None
-                words_match = text is None or same_words(str(post.get("text", "")), text)
-                if post_id is not None and replied_to(post) == mention.post_id and words_match:
-                    return PostedReply(post_id=post_id, url=self._post_url(post_id))
-            token = _meta(body).get("next_token")
-            if not token:
-                return None
-        return None
+        budget = self.plan.tier.lookup_posts * (THOROUGH if thorough else 1)
+        found = self._find_in_timeline(user_id, mention, text, budget)
+        if found is not None or not thorough:
+            return found
+        return self._find_in_conversation(mention, text)
 
     def text_length(self, text: str) -> int:
         return weighted_length(text)
 
     def budget(self) -> RateBudget:
         """The budget of the mentions endpoint: what the core spends when it reads."""
-        return self._budgets.get("get_users_mentions", RateBudget())
+        return self._budgets.get("mentions", RateBudget())
 
     def ignored_author_ids(self) -> frozenset[str]:
-        """Users the brand blocked or muted, re-read every two minutes."""
+        """Users the brand blocked or muted, re-read when the plan's relations TTL is over."""
         return self._ignored.get()
 
-    def _read_ignored(self) -> set[str]:
-        user_id = self._require_user()
-        return self._user_ids(user_id, "blocking") | self._user_ids(user_id, "muting")
-
     def usage(self) -> dict[str, int]:
-        """What this connector has asked X for so far, for the core's spend estimate."""
-        return {key: self._usage[key] for key in ("requests", "posts_read", "users_read", "posts_created")}
+        """What this account has asked of X so far (all processes sharing its ledger), by kind."""
+        totals = self._budget.state.get("totals") or {}
+        return {str(kind): int(count) for kind, count in totals.items()}
 
     def close(self) -> None:
         self._session.close()
@@ -297,44 +283,133 @@ class XConnector:
         raise BadResponse(f"X account {self._account!r}: mentions did not end after {MAX_PAGES} pages")
 
     def _mentions_page(self, user_id: str, since_id: str | None, token: str | None, size: int) -> dict[str, Any]:
-        body = self._call(
-            "read mentions",
-            self._client.get_users_mentions,
-            id=user_id,
-            since_id=since_id,
-            pagination_token=token,
-            max_results=size,
-            **MENTION_FIELDS,
-        )
-        includes: Mapping[str, Any] = body["includes"] if isinstance(body.get("includes"), dict) else {}
-        self._usage["posts_read"] += len(_list(body, "data")) + len(_list(includes, "tweets"))
-        self._usage["users_read"] += len(_list(includes, "users"))
-        return body
+        params = {"max_results": str(self._page_size(size))}
+        if since_id:
+            params["since_id"] = since_id
+        if token:
+            params["pagination_token"] = token
+        path = f"/2/users/{user_id}/mentions"
+        return self._read_posts("read mentions", "mentions", path, params, owned=True, mentions=True)
+
+    def _find_in_timeline(self, user_id: str, mention: Mention, text: str | None, budget: int) -> PostedReply | None:
+        """Our reply among the brand's posts since the mention, reading at most `budget` of them."""
+        token: str | None = None
+        left = budget
+        while left > 0:
+            size = self._page_size(min(left, PAGE_SIZE))
+            params = {"since_id": mention.post_id, "max_results": str(size)}
+            if token:
+                params["pagination_token"] = token
+            path = f"/2/users/{user_id}/tweets"
+            body = self._read_posts("look for an earlier reply", "timeline", path, params, owned=True)
+            left -= size
+            found = self._ours(_list(body, "data"), mention, text)
+            token = _meta(body).get("next_token")
+            if found is not None or not token:
+                return found
+        return None
+
+    def _find_in_conversation(self, mention: Mention, text: str | None) -> PostedReply | None:
+        conversation = mention.conversation_id or mention.post_id
+        size = max(10, min(PAGE_SIZE, self.plan.tier.lookup_posts))
+        params = {
+            "query": f"conversation_id:{conversation} from:{self._username}",
+            "since_id": mention.post_id,
+            "max_results": str(size),
+        }
+        try:
+            body = self._read_posts(
+                "search the mention's conversation", "search", "/2/tweets/search/recent", params, owned=False
+            )
+        except (Rejected, BadResponse) as exc:  # search is not in every plan
+            log.warning("X account %r: cannot search the conversation of %s: %s", self._account, mention.post_id, exc)
+            return None
+        return self._ours(_list(body, "data"), mention, text)
+
+    def _ours(self, posts: list[Any], mention: Mention, text: str | None) -> PostedReply | None:
+        for post in posts:
+            post_id = post_id_or_none(post.get("id")) if isinstance(post, dict) else None
+            words_match = text is None or same_words(str(post.get("text", "")), text)
+            if post_id is not None and answered_post(post) == mention.post_id and words_match:
+                # X billed it when it made it, even if its answer never reached us: count it if not yet.
+                self._budget.bill_post(post_id, with_url=bool(urls(str(post.get("text") or ""))))
+                return PostedReply(post_id=post_id, url=self._post_url(post_id))
+        return None
+
+    def _page_size(self, wanted: int) -> int:
+        """At most `wanted` posts, and no more than the month's post reads left (X's minimum is 5)."""
+        return max(MIN_PAGE, min(wanted, self._budget.reads_left()))
+
+    def _read_posts(
+        self, what: str, bucket: str, path: str, params: dict[str, str], *, owned: bool, mentions: bool = False
+    ) -> dict[str, Any]:
+        """GET posts in the server's vocabulary: asked in the current one, then in the other if the
+        server refuses those names or drops the fields asked for; the one that works is remembered."""
+        first = self._vocabulary
+        attempts = [first] if self._vocabulary_fixed else [first, first.other]
+        failure: ConnectorError | None = None
+        for vocabulary in attempts:
+            shape = vocabulary.mention_params() if mentions else vocabulary.own_post_params()
+            try:
+                body = self._request(what, bucket, "GET", path, params={**params, **shape}, reads=True)
+            except Rejected as exc:
+                if status_of(exc) not in VOCABULARY_REFUSED:
+                    raise
+                failure = failure or exc
+            else:
+                self._bill_posts(body, owned)
+                if _understood(body):
+                    self._speak(vocabulary)
+                    return body
+                failure = failure or BadResponse(
+                    f"X account {self._account!r}: {what}: the answer lacks the fields asked for ({vocabulary.fields})"
+                )
+            if len(attempts) > 1:
+                # Switch before asking again: if the plan allows no second request now, the next
+                # cycle starts with the other vocabulary instead of repeating the refused one.
+                self._speak(vocabulary.other)
+        if len(attempts) > 1:
+            self._speak(first)  # neither worked: the names were not the problem
+        assert failure is not None
+        raise failure
+
+    def _speak(self, vocabulary: Vocabulary) -> None:
+        if self._budget.recall("vocabulary") != vocabulary.name:
+            if self._budget.recall("vocabulary") is not None or vocabulary is not POSTS:
+                log.info("X account %r: asking in the %r vocabulary", self._account, vocabulary.name)
+            self._budget.remember("vocabulary", vocabulary.name)
+        self._vocabulary = vocabulary
+
+    def _bill_posts(self, body: Mapping[str, Any], owned: bool) -> None:
+        data = [f"post:{p['id']}" for p in _list(body, "data") if isinstance(p, dict) and "id" in p]
+        self._budget.bill("owned_read" if owned else "post_read", data)
+        included = [f"post:{p['id']}" for p in included_posts(body) if isinstance(p, dict) and "id" in p]
+        self._budget.bill("post_read", included)
+        includes = body.get("includes")
+        users = _list(includes, "users") if isinstance(includes, dict) else []
+        self._budget.bill("user_read", [f"user:{u['id']}" for u in users if isinstance(u, dict) and "id" in u])
+
+    def _read_ignored(self) -> set[str]:
+        kept = self._budget.relations()
+        if kept is not None:
+            return kept
+        user_id = self._require_user()
+        ids = self._user_ids(user_id, "blocking") | self._user_ids(user_id, "muting")
+        self._budget.keep_relations(ids)
+        return ids
 
     def _user_ids(self, user_id: str, relation: str) -> set[str]:
         """Ids listed by GET /2/users/:id/blocking or /muting, all pages."""
-
-        def listing(user_auth: bool, **params: Any) -> requests.Response:
-            response: requests.Response = self._client._make_request(
-                "GET",
-                f"/2/users/{user_id}/{relation}",
-                params=params,
-                endpoint_parameters=("max_results", "pagination_token"),
-                user_auth=user_auth,
-            )
-            return response
-
-        listing.__name__ = f"get_{relation}"
         ids: set[str] = set()
         token: str | None = None
         for _ in range(RELATION_PAGES):
-            params: dict[str, Any] = {"max_results": 1000}
+            params = {"max_results": "1000"}
             if token:
                 params["pagination_token"] = token
-            body = self._call(f"read the {relation} list", listing, **params)
-            users = _list(body, "data")
-            self._usage["users_read"] += len(users)
-            ids |= {str(u["id"]) for u in users if isinstance(u, dict) and u.get("id")}
+            body = self._request(f"read the {relation} list", relation, "GET", f"/2/users/{user_id}/{relation}", params)
+            users = [u for u in _list(body, "data") if isinstance(u, dict) and u.get("id")]
+            self._budget.bill("user_read", [f"user:{u['id']}" for u in users])
+            ids |= {str(u["id"]) for u in users}
             token = _meta(body).get("next_token")
             if not token:
                 break
@@ -349,23 +424,42 @@ class XConnector:
     def _post_url(self, post_id: str) -> str:
         return f"https://x.com/{self._username or 'i/web'}/status/{post_id}"
 
-    # -- one request, errors translated --------------------------------------------------------
+    @staticmethod
+    def _fresh(me: Mapping[str, Any]) -> bool:
+        try:
+            return clock.now() - clock.as_utc(str(me["at"])) < ME_TTL and bool(me.get("id") and me.get("username"))
+        except (KeyError, ValueError):
+            return False
 
-    def _call(self, what: str, method: Callable[..., requests.Response], **params: Any) -> dict[str, Any]:
-        self._usage["requests"] += 1
+    # -- one request, within the plan, errors translated ------------------------------------------
+
+    def _request(
+        self,
+        what: str,
+        bucket: str,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        json: Mapping[str, Any] | None = None,
+        reads: bool = False,
+        posts: bool = False,
+    ) -> dict[str, Any]:
+        self._budget.check(bucket, reads=reads, posts=posts)
+        self._budget.note_request(bucket)
         where = f"X account {self._account!r}: {what}"
         try:
-            response = method(user_auth=self._user_auth, **params)
+            response = self._client.request(method, path, params=params, json=json, user_auth=self._user_auth)
         except tweepy.HTTPException as exc:
-            self._note_budget(method.__name__, exc.response.headers)
-            raise _translate(where, exc) from exc
+            self._note_budget(bucket, exc.response.headers)
+            raise translate(where, exc, self._budget.capped) from exc
         except (requests.Timeout, requests.ConnectionError) as exc:
             raise Unavailable(f"{where} failed: {type(exc).__name__} talking to {self.base_url}") from exc
         except requests.RequestException as exc:
             raise Unavailable(f"{where} failed: {type(exc).__name__}") from exc
         except ValueError as exc:  # tweepy parsing a malformed x-rate-limit-reset, for one
             raise BadResponse(f"{where}: unreadable answer ({exc})") from exc
-        self._note_budget(method.__name__, response.headers)
+        self._note_budget(bucket, response.headers)
         try:
             body = response.json()
         except ValueError as exc:
@@ -374,38 +468,16 @@ class XConnector:
             raise BadResponse(f"{where}: answer is not a JSON object")
         return body
 
-    def _note_budget(self, endpoint: str, headers: Mapping[str, str]) -> None:
-        remaining = _int(headers.get("x-rate-limit-remaining"))
-        limit = _int(headers.get("x-rate-limit-limit"))
-        reset_at = parse_reset(headers.get("x-rate-limit-reset"))
-        if remaining is None and limit is None and reset_at is None:
-            return
-        self._budgets[endpoint] = RateBudget(remaining=remaining, limit=limit, reset_at=reset_at)
+    def _note_budget(self, bucket: str, headers: Mapping[str, str]) -> None:
+        budget = rate_budget(headers)
+        if budget is not None:
+            self._budgets[bucket] = budget
 
 
-def _translate(where: str, exc: tweepy.HTTPException) -> ConnectorError:
-    status = exc.response.status_code
-    detail = " ".join(str(exc).split())  # tweepy puts X's messages on extra lines
-    message = f"{where} failed: {detail}"
-    if isinstance(exc, tweepy.Unauthorized):
-        return AuthFailed(message)
-    if isinstance(exc, tweepy.TooManyRequests):
-        return RateLimited(message, retry_after=retry_after(exc.response.headers))
-    if isinstance(exc, tweepy.Forbidden) and "duplicate" in detail.lower():
-        return DuplicateContent(message)
-    if isinstance(exc, tweepy.TwitterServerError):
-        return Unavailable(message)
-    if isinstance(exc, tweepy.Forbidden | tweepy.BadRequest | tweepy.NotFound) or 400 <= status < 500:
-        return Rejected(message)
-    return BadResponse(message)  # a 1xx/3xx: nothing we asked for
-
-
-def retry_after(headers: Mapping[str, str], now: float | None = None) -> float:
-    """Seconds until X's `x-rate-limit-reset` (epoch seconds), at least 1."""
-    reset = parse_reset(headers.get("x-rate-limit-reset"))
-    if reset is None:
-        return DEFAULT_RETRY_AFTER
-    return max(1.0, reset.timestamp() - (time.time() if now is None else now))
+def _understood(body: Mapping[str, Any]) -> bool:
+    """False when the server returned posts without the fields asked for: it did not know their names."""
+    posts = [p for p in _list(body, "data") if isinstance(p, dict)]
+    return not posts or any("conversation_id" in p for p in posts)
 
 
 def _meta(body: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -418,41 +490,6 @@ def _list(body: Mapping[str, Any], key: str) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _non_negative(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ValueError(f"expected a price in USD (0 or more), got {value!r}")
-    return float(value)
-
-
-def _tier(value: object) -> str:
-    if value not in TIER_MENTION_REQUESTS_PER_15_MIN:
-        raise ValueError(f"expected one of {', '.join(TIER_MENTION_REQUESTS_PER_15_MIN)}, got {value!r}")
-    return str(value)
-
-
-@dataclass(frozen=True)
-class XOptions:
-    """An X account's own keys in the config."""
-
-    tier: str = setting(
-        DEFAULT_TIER, doc="free | basic | pro | pay-per-use | enterprise: spaces the polls", check=_tier
-    )
-    user_id: str | None = setting(None, doc="optional: checked against the credentials")
-    price_per_read: float | None = setting(
-        None, doc="USD per post read, for `carebot status` (default: X's price)", check=_non_negative
-    )
-    price_per_post: float | None = setting(
-        None, doc="USD per post created, for `carebot status` (default: X's price)", check=_non_negative
-    )
-
-
 PLATFORM = Platform(
     name="x",
     create=XConnector,
@@ -462,7 +499,9 @@ PLATFORM = Platform(
     default_base_url="https://api.twitter.com",
     max_characters=MAX_WEIGHTED_LENGTH,
     count_text=weighted_length,
-    default_prices=DEFAULT_PRICES,
+    default_prices=PAY_PER_USE_PRICES,
     automated_direct_messages=False,
     links_in_replies=False,
+    usage_report=usage_report,
+    reply_warning=reply_warning,
 )

@@ -1,10 +1,21 @@
-"""Turning an X API v2 answer (posts plus their expansions) into `Mention`s. Pure functions."""
+"""X API v2 posts: the two vocabularies X has used for them, and turning an answer into `Mention`s.
+
+X renamed "tweet" to "post" in its API (spec v2.167): `post.fields` for `tweet.fields`, the expansion
+`referenced_posts` for `referenced_tweets.id`, `note_post` for `note_tweet`, `includes.posts` for
+`includes.tweets`. A server speaks one or the other; the connector asks in one `Vocabulary` and falls back
+to the other (`x.py`). Reading is tolerant: an answer is parsed whichever names it uses.
+
+Parsing is pure. A post addresses the brand only if the brand is among the mentions the author wrote: X
+puts the handles of the post it answers in front of a reply's text, outside `display_text_range`, so a
+reply in the brand's thread that does not name the brand is not addressed to it.
+"""
 
 from __future__ import annotations
 
 import html
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,16 +29,88 @@ _NO_LANGUAGE = frozenset({"und", "zxx", "qam", "qct", "qht", "qme", "qst"})
 _CURRENT_CODE = {"in": "id", "iw": "he", "ji": "yi"}
 
 
+@dataclass(frozen=True)
+class Vocabulary:
+    """How one generation of X's API names what carebot asks for."""
+
+    name: str  # "posts" (current) | "tweets" (v2.159 and before)
+    fields: str  # the query parameter of post fields
+    references_expansion: str
+    # Post fields carebot asks for; the current vocabulary has no author_id, in_reply_to_user_id or
+    # references among its fields: they come with the expansions of the same names.
+    mention_fields: tuple[str, ...]
+    own_post_fields: tuple[str, ...]
+    own_post_expansions: tuple[str, ...]
+
+    @property
+    def other(self) -> Vocabulary:
+        return TWEETS if self is POSTS else POSTS
+
+    def mention_params(self) -> dict[str, str]:
+        expansions = ("author_id", self.references_expansion, "in_reply_to_user_id", "entities.mentions.username")
+        return {
+            self.fields: ",".join(self.mention_fields),
+            "expansions": ",".join(expansions),
+            "user.fields": "username,name,verified",
+        }
+
+    def own_post_params(self) -> dict[str, str]:
+        params = {self.fields: ",".join(self.own_post_fields)}
+        if self.own_post_expansions:
+            params["expansions"] = ",".join(self.own_post_expansions)
+        return params
+
+
+_COMMON_FIELDS = ("created_at", "conversation_id", "entities", "lang", "display_text_range")
+POSTS = Vocabulary(
+    name="posts",
+    fields="post.fields",
+    references_expansion="referenced_posts",
+    mention_fields=(*_COMMON_FIELDS, "note_post"),
+    own_post_fields=("conversation_id", "created_at"),
+    own_post_expansions=("referenced_posts",),
+)
+TWEETS = Vocabulary(
+    name="tweets",
+    fields="tweet.fields",
+    references_expansion="referenced_tweets.id",
+    mention_fields=(*_COMMON_FIELDS, "note_tweet", "author_id", "in_reply_to_user_id", "referenced_tweets"),
+    own_post_fields=("referenced_tweets", "in_reply_to_user_id", "conversation_id", "created_at"),
+    own_post_expansions=(),
+)
+VOCABULARIES = {v.name: v for v in (POSTS, TWEETS)}
+
+
 def post_id_or_none(value: object) -> str | None:
     """`value` as an X post id, or None if it is not one."""
     text = str(value) if isinstance(value, str | int) and not isinstance(value, bool) else ""
     return text if _POST_ID.match(text) else None
 
 
+def references(post: Mapping[str, Any]) -> list[Any]:
+    """The post's references to other posts, under either name."""
+    for key in ("referenced_posts", "referenced_tweets"):
+        found = post.get(key)
+        if isinstance(found, list):
+            return found
+    return []
+
+
+def included_posts(body: Mapping[str, Any]) -> list[Any]:
+    """The posts an answer includes (quoted, answered), under either name."""
+    includes = body.get("includes")
+    if not isinstance(includes, dict):
+        return []
+    for key in ("posts", "tweets"):
+        found = includes.get(key)
+        if isinstance(found, list):
+            return found
+    return []
+
+
 def replied_to(post: Mapping[str, Any]) -> str | None:
     """The id of the post `post` replies to, if it is a reply."""
-    references = post.get("referenced_tweets")
-    for ref in references if isinstance(references, list) else []:
+    for ref in references(post):
         if isinstance(ref, dict) and ref.get("type") == "replied_to":
             return post_id_or_none(ref.get("id"))
     return None
@@ -40,7 +123,7 @@ def mentions_from(body: Mapping[str, Any], brand_id: str, brand_username: str | 
     if not isinstance(data, list) or not isinstance(includes, dict):
         raise BadResponse("X answered mentions with a malformed data or includes")
     users = _by_id(includes.get("users"))
-    posts = _by_id(includes.get("tweets"))
+    posts = _by_id(included_posts(body))
     return [_mention(post, users, posts, brand_id, brand_username) for post in data]
 
 
@@ -56,17 +139,16 @@ def _mention(
     post_id = post_id_or_none(post.get("id"))
     if post_id is None:
         raise BadResponse(f"X answered mentions with a post without a valid id: {post.get('id')!r}")
-    author_id = str(post.get("author_id") or "")
+    author_id = _str_or_none(post.get("author_id")) or ""
     user = users.get(author_id, {})
     author = Author(
         id=author_id,
         handle=str(user.get("username") or author_id),
         display_name=str(user.get("name") or ""),
     )
-    references = _references(post, posts)
-    replied_to = next((ref["id"] for ref in references if ref["type"] == "replied_to"), None)
+    refs = _references(post, posts)
+    answered = next((ref["id"] for ref in refs if ref["type"] == "replied_to"), None)
     mentioned = _mentioned(post)
-    brand = (brand_username or "").lower()
     return Mention(
         platform="x",
         post_id=post_id,
@@ -75,21 +157,58 @@ def _mention(
         text=_text(post),
         created_at=_created_at(post, post_id),
         url=f"https://x.com/{author.handle}/status/{post_id}" if user.get("username") else None,
-        in_reply_to_id=replied_to,
+        in_reply_to_id=answered,
         in_reply_to_author_id=_str_or_none(post.get("in_reply_to_user_id")),
         conversation_id=_str_or_none(post.get("conversation_id")),
         visibility="public",
         language=_language(post.get("lang")),
-        # X lets an automated account reply only to someone who addressed it: the brand
-        # must be among the post's own mention entities, not merely up the thread.
-        mentions_brand=any(m["username"].lower() == brand or m["id"] == brand_id for m in mentioned),
+        # X lets an automated account reply only to someone who addressed it: the brand must be
+        # among the mentions the author wrote, not merely up the thread or in X's reply prefix.
+        mentions_brand=addresses(post, brand_id, brand_username),
         extra={
             "author_verified": bool(user.get("verified", False)),
             "mentioned": mentioned,
-            "referenced": references,
-            "quotes_brand": any(r["type"] == "quoted" and r["author_id"] == brand_id for r in references),
+            "referenced": refs,
+            "quotes_brand": any(r["type"] == "quoted" and r["author_id"] == brand_id for r in refs),
         },
     )
+
+
+def addresses(post: Mapping[str, Any], brand_id: str, brand_username: str | None) -> bool:
+    """Whether the author of `post` wrote the brand's handle in it (not only X's reply prefix)."""
+    brand = (brand_username or "").lower()
+    shown_from = _display_start(post)
+    for entities in (post.get("entities"), _note(post).get("entities")):
+        found = entities.get("mentions") if isinstance(entities, dict) else None
+        for entity in found if isinstance(found, list) else []:
+            if not isinstance(entity, dict):
+                continue
+            names_brand = str(entity.get("username") or "").lower() == brand or str(entity.get("id") or "") == brand_id
+            start = entity.get("start")
+            written = not isinstance(start, int) or isinstance(start, bool) or start >= shown_from
+            if names_brand and written:
+                return True
+    return False
+
+
+def _display_start(post: Mapping[str, Any]) -> int:
+    """Where the text the author wrote starts: after the handles X put in front of a reply."""
+    shown = post.get("display_text_range")
+    if (
+        isinstance(shown, list)
+        and len(shown) == 2
+        and all(isinstance(i, int) and not isinstance(i, bool) for i in shown)
+    ):
+        return max(0, int(shown[0]))
+    return 0
+
+
+def _note(post: Mapping[str, Any]) -> Mapping[str, Any]:
+    for key in ("note_post", "note_tweet"):
+        note = post.get(key)
+        if isinstance(note, dict):
+            return note
+    return {}
 
 
 def _language(code: object) -> str | None:
@@ -99,8 +218,8 @@ def _language(code: object) -> str | None:
 
 
 def _text(post: Mapping[str, Any]) -> str:
-    note = post.get("note_tweet")
-    text = note.get("text") if isinstance(note, dict) and note.get("text") else post.get("text")
+    note = _note(post)
+    text = note.get("text") if note.get("text") else post.get("text")
     if not isinstance(text, str):
         raise BadResponse(f"X answered mentions with post {post.get('id')} without text")
     return html.unescape(text)  # X sends &amp; &lt; &gt; escaped
@@ -130,14 +249,13 @@ def _mentioned(post: Mapping[str, Any]) -> list[dict[str, str]]:
 
 
 def _references(post: Mapping[str, Any], posts: Mapping[str, Mapping[str, Any]]) -> list[dict[str, str]]:
-    found = post.get("referenced_tweets")
-    references = []
-    for ref in found if isinstance(found, list) else []:
+    found = []
+    for ref in references(post):
         if not isinstance(ref, dict) or post_id_or_none(ref.get("id")) is None:
             continue
         target = posts.get(str(ref["id"]), {})
         text = target.get("text")
-        references.append(
+        found.append(
             {
                 "type": str(ref.get("type") or ""),
                 "id": str(ref["id"]),
@@ -145,7 +263,7 @@ def _references(post: Mapping[str, Any], posts: Mapping[str, Mapping[str, Any]])
                 "text": html.unescape(text) if isinstance(text, str) else "",
             }
         )
-    return references
+    return found
 
 
 def _by_id(items: object) -> dict[str, Mapping[str, Any]]:
@@ -155,4 +273,4 @@ def _by_id(items: object) -> dict[str, Mapping[str, Any]]:
 
 
 def _str_or_none(value: object) -> str | None:
-    return str(value) if value not in (None, "") else None
+    return str(value) if value not in (None, "") and not isinstance(value, bool | dict | list) else None

@@ -7,27 +7,35 @@ once, or its reply parked as failed with the reason, listed for a person and ret
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import respx
 from mastodon_mock.testing import MockServer
 
 from bot.cli import main as carebot
+from bot.clock import use_clock
 from bot.config import load_config
 from bot.models import ReplyState
 from bot.run.app import App
 from bot.run.daemon import run_once
+from bot.run.status import account_status
 from tests import configs
 from tests.peers.mastodon import post_as
-from tests.peers.x import XPeer
+from tests.peers.x import XPeer, free_port
 from tests.peers.x_fake import BRAND, FakeX
 from tests.test_faults_mastodon import brand_replies
 
 pytestmark = pytest.mark.slow  # end-to-end against the fake X behind Prism, with faults
 
+ROOT = Path(__file__).resolve().parents[1]
 ACCOUNT = "acme-x"
 COMPLAINT = f"@{BRAND.username} my order never arrived and nobody answers, please help"
 QUESTION = f"@{BRAND.username} how can I contact your support team? is there an email?"
@@ -212,27 +220,9 @@ def test_reading_stays_within_the_mentions_budget(x_peer: XPeer, make_app: Calla
     assert all(len(replies[p]) == 1 for p in answered)
 
 
-def with_blocks(fake: FakeX, monkeypatch: pytest.MonkeyPatch, blocked: list[str], muted: list[str]) -> None:
-    """Serve GET /2/users/:id/blocking and /muting from the fake (which has no such routes of its own)."""
-    route = fake._route
-
-    def routed(method: str, path: str, query: dict[str, str], payload: Any, user: Any) -> tuple[int, dict[str, Any]]:
-        for relation, names in (("blocking", blocked), ("muting", muted)):
-            if method == "GET" and path == f"/2/users/{fake.brand.id}/{relation}":
-                users = [fake.add_user(name) for name in names]
-                data = [{"id": u.id, "name": u.name, "username": u.username} for u in users]
-                return 200, {"data": data, "meta": {"result_count": len(data)}} if data else {
-                    "meta": {"result_count": 0}
-                }
-        return route(method, path, query, payload, user)
-
-    monkeypatch.setattr(fake, "_route", routed)
-
-
-def test_blocked_and_muted_users_get_no_reply_on_x(
-    x_peer: XPeer, make_app: Callable[..., App], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    with_blocks(x_peer.fake, monkeypatch, blocked=["spammer"], muted=["noisy"])
+def test_blocked_and_muted_users_get_no_reply_on_x(x_peer: XPeer, make_app: Callable[..., App]) -> None:
+    x_peer.fake.block("spammer")
+    x_peer.fake.mute("noisy")
     app = make_app(x_peer.base_url)
     blocked = x_peer.fake.post("spammer", QUESTION)
     muted = x_peer.fake.post("noisy", COMPLAINT)
@@ -262,3 +252,237 @@ def test_x_down_does_not_stop_the_mastodon_account(
     assert len(brand_replies(mastodon_server.base_url)[on_mastodon]) == 1
     settle(app, lambda: on_x in replies_on_x(x_peer.fake))
     assert len(replies_on_x(x_peer.fake)[on_x]) == 1
+
+
+# -- a duplicate refusal after an attempt of unknown outcome: it is already there ---------------------------
+
+
+def posts_to_x(fake: FakeX) -> int:
+    return sum(1 for r in fake.requests if (r.method, r.path) == ("POST", "/2/tweets"))
+
+
+def test_lost_answer_and_a_lookup_that_misses_twice_post_one_reply_and_park_it(
+    x_peer: XPeer, make_app: Callable[..., App], db_url: str
+) -> None:
+    """The reply is on X but its answer was lost; X's timeline lags, so the lookup before the retry and the
+    harder one after X refuses the retry as a duplicate both miss. Rewording would make a second reply."""
+    fake = x_peer.fake
+    app = make_app(x_peer.base_url, db_url, timeout="1s")
+    post_id = fake.post("rina", COMPLAINT)
+    fake.lag_lookups(3)  # the reply stays out of the next 3 timeline or search answers
+    fake.delay_next(3, method="POST", path="/2/tweets")  # made on X, its answer lost
+    settle(app, lambda: the_reply(app, post_id).state is ReplyState.FAILED)
+    run_once(app)
+
+    parked = the_reply(app, post_id)
+    (posted,) = replies_on_x(fake)[post_id]  # one reply on X, not two
+    assert posts_to_x(fake) == 2  # the first, and the retry X refused as a duplicate
+    assert not parked.reworded and parked.text == posted["text"]
+    assert "probably posted already" in (parked.last_error or "") and "DuplicateContent" in (parked.last_error or "")
+    lookups = [r.path for r in fake.requests if r.method == "GET" and not r.path.endswith(("/mentions", "/me"))]
+    assert lookups[-3:] == [f"/2/users/{BRAND.id}/tweets", f"/2/users/{BRAND.id}/tweets", "/2/tweets/search/recent"]
+
+    # A person retries it once the timeline has caught up: it is looked up first, found, and recorded.
+    app.storage.replies.retry(parked.id, "lead")
+    settle(app, lambda: the_reply(app, post_id).state is ReplyState.SENT)
+    assert the_reply(app, post_id).platform_post_id == posted["id"]
+    assert len(replies_on_x(fake)[post_id]) == 1 and posts_to_x(fake) == 2
+
+
+def test_lost_answer_found_when_looking_harder_after_the_duplicate_refusal(
+    x_peer: XPeer, make_app: Callable[..., App], db_url: str
+) -> None:
+    fake = x_peer.fake
+    app = make_app(x_peer.base_url, db_url, timeout="1s")
+    post_id = fake.post("rina", COMPLAINT)
+    fake.lag_lookups(1)  # only the lookup before the retry misses
+    fake.delay_next(3, method="POST", path="/2/tweets")
+    settle(app, lambda: the_reply(app, post_id).state is ReplyState.SENT)
+
+    (posted,) = replies_on_x(fake)[post_id]
+    assert the_reply(app, post_id).platform_post_id == posted["id"]
+    assert not the_reply(app, post_id).reworded and posts_to_x(fake) == 2
+
+
+def test_killed_after_x_made_the_reply_and_the_lookup_misses_twice_one_reply(
+    tmp_path: Path, x_peer: XPeer, make_app: Callable[..., App], db_url: str
+) -> None:
+    """kill -9 of a real `carebot run --once` while X holds its answer; the next process takes the dead
+    claim over, and X's timeline still lags behind: one reply on X all the same."""
+    fake = x_peer.fake
+    app = make_app(x_peer.base_url, db_url, timeout="30s")  # the first cycle: from now on
+    post_id = fake.post("rina", COMPLAINT)
+    fake.delay_next(60, method="POST", path="/2/tweets")  # X makes the post, the answer never comes
+    fake.lag_lookups(3)  # and it stays out of the next 3 timeline or search answers
+    config = tmp_path / "carebot.yaml"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "run", "--once", "--config", str(config)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not replies_on_x(fake) and time.monotonic() < deadline and child.poll() is None:
+            time.sleep(0.05)
+        assert replies_on_x(fake), "the child never posted"
+    finally:
+        child.kill()
+        child.wait()
+    assert the_reply(app, post_id).state is ReplyState.SENDING  # claimed by a process now dead
+
+    settle(app, lambda: the_reply(app, post_id).state is ReplyState.FAILED)
+    run_once(app)
+
+    assert len(replies_on_x(fake)[post_id]) == 1 and posts_to_x(fake) == 2
+    parked = the_reply(app, post_id)
+    assert "probably posted already" in (parked.last_error or "") and not parked.reworded
+
+
+# -- a plan's monthly cap: pause until the month ends, tell the team once, resume -------------------------
+
+HOOK = "https://hooks.example/services/T000/B000/XXXX"
+
+
+@pytest.fixture
+def clock(x_peer: XPeer) -> Iterator[Callable[[datetime], None]]:
+    """Set the one clock carebot reads (`bot.clock.use_clock`) and the fake X's, from 2031-03-30 12:00 UTC."""
+    moment = [datetime(2031, 3, 30, 12, 0, tzinfo=UTC)]
+
+    def set_to(when: datetime) -> None:
+        moment[0] = when
+
+    x_peer.fake.clock = lambda: moment[0].timestamp()
+    with use_clock(lambda: moment[0]):
+        yield set_to
+
+
+@pytest.mark.parametrize("capped_by", ["x", "carebot"])
+def test_a_monthly_cap_pauses_the_account_alerts_once_and_resumes_next_month(
+    tmp_path: Path,
+    x_peer: XPeer,
+    db_url: str,
+    clock: Callable[[datetime], None],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capped_by: str,
+) -> None:
+    """X answers 429 UsageCapExceeded (period Monthly), or carebot's own count reaches the plan's cap
+    first: either way the account waits for the next month without asking X again, the team hears of it
+    once, status and `run --once` say so, and the first cycle of the next month carries on."""
+    fake = x_peer.fake
+    monkeypatch.setattr("bot.cli.run.configure_logging", lambda *_args: None)  # keep pytest's log capture
+    limits = "    limits:\n      post_reads_per_month: 3\n" if capped_by == "carebot" else ""
+    if capped_by == "x":
+        fake.set_usage_cap("reads", 3)
+    account = configs.x_account(x_peer.base_url, name=ACCOUNT, tier="pay-per-use", extra=limits)
+    sections = DAEMON + f"notify:\n  webhook_url: {HOOK}\n"
+    path = configs.write_config(tmp_path, db_url=db_url, accounts=account, sections=sections)
+    app = App.build(load_config(path, {"X_TOKEN": str(BRAND.bearer_token)}))
+    with respx.mock(assert_all_called=False) as hook:
+        webhook = hook.post(HOOK).respond(200)
+        try:
+            run_once(app)  # from now on
+            answered = [fake.post(f"user{n}", f"{QUESTION} ({n})") for n in range(3)]
+            run_once(app)  # three posts read: the cap
+            waiting = fake.post("rina", COMPLAINT)
+            capsys.readouterr()
+            assert carebot(["run", "--once", "--config", str(path)]) == 1
+            said = capsys.readouterr().out
+            state = app.storage.accounts.get(ACCOUNT)
+            assert state is not None and state.paused_until == datetime(2031, 4, 1, tzinfo=UTC)
+            assert "usage cap reached" in (state.pause_reason or "") and "failed (cap)" in said
+
+            asked = len(fake.requests)
+            clock(datetime(2031, 3, 31, 9, 0, tzinfo=UTC))  # the next day: still capped
+            (report,) = run_once(app)
+            assert report.paused and report.failed == "cap" and len(fake.requests) == asked
+            assert carebot(["status", "--config", str(path)]) == 0
+            assert "paused until 2031-04-01" in capsys.readouterr().out
+            [told] = [json.loads(call.request.content)["text"] for call in webhook.calls]
+            assert "usage cap" in told and ACCOUNT in told and "2031-04-01" in told
+
+            clock(datetime(2031, 4, 1, 0, 5, tzinfo=UTC))  # a new month
+            (report,) = run_once(app)
+            assert report.failed is None and not report.paused
+            replies = replies_on_x(fake)
+            assert all(len(replies[p]) == 1 for p in [*answered, waiting])
+            texts = [json.loads(call.request.content)["text"] for call in webhook.calls]
+            assert [t for t in texts if "usage cap" in t] == [told]  # once, however many cycles met the cap
+            status = account_status(app.storage, app.config.accounts[0])
+            assert status["capped"] is None and status["month"]["since"].startswith("2031-04-01")
+        finally:
+            app.close()
+
+
+# -- run --once: within the plan's spacing, and an exit status that says whether an account failed ---------
+
+
+def test_run_once_started_three_times_in_seconds_keeps_within_the_free_plan(
+    tmp_path: Path,
+    x_peer: XPeer,
+    db_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Cron calling `run --once` more often than the plan allows: one mentions read per 15 minutes and one
+    users/me, remembered across the processes; the runs in between pause, which is no failure."""
+    monkeypatch.setattr("bot.cli.run.configure_logging", lambda *_args: None)  # keep pytest's log capture
+    vocabulary = "tweets" if x_peer.version == "v2.159" else "posts"  # a probe would spend the only read
+    account = configs.x_account(x_peer.base_url, name=ACCOUNT, tier="free", extra=f"    vocabulary: {vocabulary}\n")
+    path = configs.write_config(tmp_path, db_url=db_url, accounts=account, sections=DAEMON)
+    capsys.readouterr()
+    statuses = [carebot(["run", "--once", "--config", str(path)]) for _ in range(3)]
+    said = capsys.readouterr().out.splitlines()
+
+    assert statuses == [0, 0, 0]
+    assert [r.path for r in x_peer.fake.requests] == ["/2/users/me", f"/2/users/{BRAND.id}/mentions"]
+    assert said[0].endswith("(ok)") and said[1].endswith("(paused)") and said[2].endswith("(paused)")
+
+
+@pytest.mark.parametrize("trouble", ["auth", "unreachable"])
+def test_run_once_exits_1_when_an_account_failed(
+    tmp_path: Path,
+    x_peer: XPeer,
+    db_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    trouble: str,
+) -> None:
+    monkeypatch.setattr("bot.cli.run.configure_logging", lambda *_args: None)
+    if trouble == "auth":
+        monkeypatch.setenv("X_TOKEN", "a-token-x-refuses")
+        base_url = x_peer.base_url
+    else:
+        base_url = f"http://127.0.0.1:{free_port()}"
+    path = write_config(tmp_path, base_url, db_url)
+    capsys.readouterr()
+    assert carebot(["run", "--once", "--config", str(path)]) == 1
+    assert f"failed ({trouble})" in capsys.readouterr().out
+
+
+def test_the_free_plan_answers_a_mention_within_its_windows(
+    tmp_path: Path, x_peer: XPeer, db_url: str, clock: Callable[[datetime], None]
+) -> None:
+    """One mentions read per 15 minutes, one read of each of the blocked and muted lists, 17 posts a day:
+    a whole free-plan cycle that answers a mention asks X nothing it would refuse."""
+    fake = x_peer.fake
+    vocabulary = "tweets" if x_peer.version == "v2.159" else "posts"
+    account = configs.x_account(x_peer.base_url, name=ACCOUNT, tier="free", extra=f"    vocabulary: {vocabulary}\n")
+    path = configs.write_config(tmp_path, db_url=db_url, accounts=account, sections=DAEMON)
+    app = App.build(load_config(path, {"X_TOKEN": str(BRAND.bearer_token)}))
+    try:
+        run_once(app)  # from now on: users/me, one mentions read
+        post_id = fake.post("rina", QUESTION)
+        (early,) = run_once(app)  # too soon: the plan allows one mentions read per 15 minutes
+        clock(datetime(2031, 3, 30, 12, 16, tzinfo=UTC))
+        (report,) = run_once(app)
+
+        assert early.paused and not early.failed
+        assert report.error is None and report.sent.sent == 1 and len(replies_on_x(fake)[post_id]) == 1
+        asked = [f"{r.method} {r.path.rsplit('/', 1)[-1]}" for r in fake.requests]
+        assert asked == ["GET me", "GET mentions", "GET mentions", "GET blocking", "GET muting", "POST tweets"]
+    finally:
+        app.close()

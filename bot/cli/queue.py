@@ -12,7 +12,7 @@ from bot.classifier import mask_personal_data
 from bot.cli.common import actor, add_config_option, load
 from bot.clock import format_duration, now
 from bot.config import Config
-from bot.run.context import check_length
+from bot.run.context import check_length, cost_warning
 from bot.run.decisions import CONFIRMED, REJECTED, record_on_reply
 from bot.storage import Conflict, NotFound, Storage
 from bot.storage.records import QueueItem
@@ -31,6 +31,11 @@ def register(sub: Any) -> None:
     approve.add_argument("id", type=int)
     approve.add_argument("--text", help="post this text instead of the draft")
     approve.add_argument("--by", default=None, help="who approves (default: your user name)")
+    approve.add_argument(
+        "--accept-cost",
+        action="store_true",
+        help="send it even though it costs more than a plain reply (on X: it carries a link)",
+    )
     approve.set_defaults(func=cmd_approve)
 
     reject = with_config(actions.add_parser("reject", help="reject a reply: it is never posted"))
@@ -137,6 +142,11 @@ def cmd_approve(args: argparse.Namespace) -> int:
     def approve(config: Config, storage: Storage) -> str:
         if args.text is not None:
             check_length(config, storage, args.id, args.text)
+        reply = storage.replies.get(args.id)
+        text = args.text if args.text is not None else reply.text
+        warning = cost_warning(config, reply.account, text)
+        if warning is not None and not args.accept_cost:
+            raise ValueError(f"not approved: {warning}; leave the link out, or approve with --accept-cost")
         reply = storage.replies.approve(args.id, actor(args), args.text)
         record_on_reply(storage, reply.id, CONFIRMED, actor(args))
         return f"#{reply.id} approved by {reply.approved_by}; the next cycle posts it"

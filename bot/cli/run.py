@@ -1,4 +1,9 @@
-"""`carebot run`, `check-config` and `status`: the bot itself, its config check, and what it has done."""
+"""`carebot run`, `check-config` and `status`: the bot itself, its config check, and what it has done.
+
+`run --once` exits 0 when every account did its cycle (a pause to keep within the platform's rate limits
+is not a failure) and 1 when any account failed: credentials refused, the platform unreachable or
+answering errors, its plan's usage cap spent (for as long as the account stays paused for it).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,11 @@ from bot.logs import configure_logging
 
 def register(sub: Any) -> None:
     run = add_config_option(sub.add_parser("run", help="run the bot: poll, classify, decide, send"))
-    run.add_argument("--once", action="store_true", help="one full cycle of every account, then exit")
+    run.add_argument(
+        "--once",
+        action="store_true",
+        help="one full cycle of every account, then exit (status 1 if any account failed: auth, unreachable, cap)",
+    )
     run.add_argument("--web", action="store_true", help="also serve the approval desk (see `carebot web`)")
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     run.set_defaults(func=cmd_run)
@@ -41,12 +50,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.once:
             reports = run_once(app)
             for report in reports:
-                status = "paused" if report.paused else (f"error: {report.error}" if report.error else "ok")
+                status = "ok"
+                if report.failed:
+                    status = f"failed ({report.failed})" + (f": {report.error}" if report.error else "")
+                elif report.paused:
+                    status = "paused"
+                elif report.error:
+                    status = f"error: {report.error}"
                 print(
                     f"{report.account}: {report.fetched} read, {report.new} new, {report.sent.sent} sent, "
                     f"{report.sent.retried} to retry, {report.sent.parked} parked ({status})"
                 )
-            return 0
+            return 1 if any(report.failed for report in reports) else 0
         web = None
         if args.web:
             try:
@@ -121,10 +136,42 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"  mentions {row['mentions']} · replies sent {row['sent']} · waiting {row['waiting']}"
             f" · failed {row['failed']}"
         )
-        print(
-            f"  requests {row['requests']} · posts read {row['posts_read']} · posts created {row['posts_created']}"
-            + (f" · estimated spend ${row['estimated_spend_usd']:.2f}" if row["estimated_spend_usd"] else "")
-        )
+        if "billed" in row:
+            print(_metered(row))
+        else:
+            print(
+                f"  requests {row['requests']} · posts read {row['posts_read']} · posts created {row['posts_created']}"
+                + (f" · estimated spend ${row['estimated_spend_usd']:.2f}" if row["estimated_spend_usd"] else "")
+            )
         for line in case_lines(row["cases"]):
             print(line)
     return 0
+
+
+BILLED_NAMES = {
+    "owned_read": "owned reads",
+    "post_read": "post reads",
+    "user_read": "user reads",
+    "post_created": "posts",
+    "post_with_url": "posts with a link",
+}
+
+
+def _metered(row: dict[str, Any]) -> str:
+    """The lines of a metered account: its plan, requests and billed objects, caps and spend."""
+    billed = " · ".join(f"{BILLED_NAMES.get(kind, kind)} {count}" for kind, count in row["billed"].items())
+    month = row["month"]
+    month_billed = " · ".join(
+        f"{BILLED_NAMES.get(kind, kind)} {count}" for kind, count in month.items() if kind not in ("since", "requests")
+    )
+    caps = " · ".join(
+        f"{cap['what']} {cap['used']}" + (f"/{cap['limit']}" if cap["limit"] is not None else "") for cap in row["caps"]
+    )
+    lines = [
+        f"  plan {row['plan']} · requests {row['requests']} · {billed}",
+        f"  this month (since {month['since'][:10]}): requests {month['requests']} · {month_billed}",
+        f"  caps: {caps}" + (f" · CAPPED: {row['capped']}" if row["capped"] else ""),
+        f"  estimated spend at the {row['plan']} plan's prices: ${row['estimated_spend_month_usd']:.2f} this month "
+        f"(its monthly fee included), ${row['estimated_spend_usd']:.2f} in all for what was billed per item",
+    ]
+    return "\n".join(lines)

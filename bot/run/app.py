@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.classifier import Classifier
 from bot.config import AccountConfig, Config
 from bot.decide.playbooks import Playbooks, load_playbooks, vocabulary
 from bot.storage import Storage
 from connectors import get_platform
-from connectors.base import Connector, ConnectorSettings
+from connectors.base import Connector, ConnectorSettings, Metered
 
 
 def connector_settings(account: AccountConfig) -> ConnectorSettings:
@@ -27,6 +28,20 @@ def open_connector(account: AccountConfig) -> Connector:
     platform = get_platform(account.platform)
     connector: Connector = platform.create(connector_settings(account))
     return connector
+
+
+@dataclass(frozen=True)
+class StoredLedger:
+    """An account's connector ledger (`connectors.base.Ledger`), kept in the accounts table."""
+
+    storage: Storage
+    account: str
+
+    def load(self) -> Mapping[str, Any]:
+        return self.storage.accounts.ledger(self.account)
+
+    def save(self, state: Mapping[str, Any]) -> None:
+        self.storage.accounts.save_ledger(self.account, state)
 
 
 @dataclass
@@ -50,7 +65,10 @@ class App:
 
     def connector(self, account: AccountConfig) -> Connector:
         if account.name not in self.connectors:
-            self.connectors[account.name] = self.open_connector(account)
+            connector = self.open_connector(account)
+            if isinstance(connector, Metered):
+                connector.attach_ledger(StoredLedger(self.storage, account.name))
+            self.connectors[account.name] = connector
         return self.connectors[account.name]
 
     def drop_connector(self, name: str) -> None:

@@ -83,3 +83,11 @@ def check_text(storage: Storage, account: str, platform_name: str, text: str) ->
     length = text_length(platform)(text)
     if length > limit:
         raise ValueError(f"the reply is {length} characters; {platform.name} allows {limit}")
+
+
+def cost_warning(config: Config, account_name: str, text: str) -> str | None:
+    """Why `text` must not go out as a reply of that account without a person's explicit yes on its platform
+    (on X: it carries a link, and what that costs), or None."""
+    account = config.account(account_name)
+    warn = get_platform(account.platform).reply_warning
+    return warn(text, account.options) if warn is not None else None

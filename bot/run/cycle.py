@@ -10,21 +10,24 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bot.clock import now
 from bot.config import AccountConfig
+from bot.run.alerts import raise_alert
 from bot.run.app import App
 from bot.run.cases import sweep
 from bot.run.outbox import SendReport, send_due
 from bot.run.pipeline import process_mention
 from bot.storage.records import AccountState
-from connectors.base import AuthFailed, Connector, ConnectorError, RateLimited
+from connectors.base import AuthFailed, Connector, ConnectorError, Metered, RateLimited, Unavailable, UsageCapped
 
 log = logging.getLogger("carebot.cycle")
 
 AUTH_PAUSE = timedelta(minutes=5)
 BUDGET_RESERVE = 3  # requests kept for sending replies when a backlog is being read
+# Pause reasons start with one of these, so that a later cycle (and `run --once`) knows what kind it is.
+CAPPED, AUTH, RATE = "usage cap reached", "credentials refused", "rate limited"
 
 
 @dataclass
@@ -35,6 +38,7 @@ class CycleReport:
     sent: SendReport = field(default_factory=SendReport)
     paused: bool = False
     error: str | None = None
+    failed: str | None = None  # "auth" | "unreachable" | "cap" | "error": the account could not do its work
 
 
 def run_cycle(app: App, account: AccountConfig, stop: threading.Event | None = None) -> CycleReport:
@@ -42,6 +46,7 @@ def run_cycle(app: App, account: AccountConfig, stop: threading.Event | None = N
     state = app.storage.accounts.ensure(account.name, account.platform)
     if state.paused_until is not None and state.paused_until > now():
         report.paused = True
+        report.failed = _failure_of(state.pause_reason)
         log.info("%s: paused until %s (%s)", account.name, state.paused_until.isoformat(), state.pause_reason)
         _sweep_cases(app, account)  # timers run on while the platform makes us wait
         return report
@@ -58,6 +63,7 @@ def run_cycle(app: App, account: AccountConfig, stop: threading.Event | None = N
     except Exception as exc:  # a bug or an unexpected library error must not stop the daemon
         log.exception("%s: unexpected error while reading mentions", account.name)
         report.error = f"{type(exc).__name__}: {exc}"
+        report.failed = "error"
         return report
     _sweep_cases(app, account)  # after reading: a check-back never goes to someone who just wrote
     try:
@@ -67,6 +73,7 @@ def run_cycle(app: App, account: AccountConfig, stop: threading.Event | None = N
     except Exception as exc:
         log.exception("%s: unexpected error while sending replies", account.name)
         report.error = f"{type(exc).__name__}: {exc}"
+        report.failed = "error"
     return report
 
 
@@ -117,7 +124,8 @@ def _read_mentions(
         if _budget_spent(app, account, connector):
             return
         page = connector.fetch_mentions(cursor, settings.page_size)
-        app.storage.accounts.add_usage(account.name, requests=1, posts_read=len(page.mentions))
+        if not isinstance(connector, Metered):  # a metered connector counts for itself, more exactly
+            app.storage.accounts.add_usage(account.name, requests=1, posts_read=len(page.mentions))
         report.fetched += len(page.mentions)
         for mention in page.mentions:
             if process_mention(app, account, state, connector, mention):
@@ -148,16 +156,49 @@ def _budget_spent(app: App, account: AccountConfig, connector: Connector) -> boo
 
 def _handle_failure(app: App, account: AccountConfig, exc: ConnectorError, report: CycleReport) -> None:
     report.error = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, UsageCapped):
         until = now() + timedelta(seconds=max(exc.retry_after, 1.0))
-        app.storage.accounts.update(account.name, paused_until=until, pause_reason=f"rate limited: {exc}")
+        reason = f"{CAPPED}: {exc}"
+        app.storage.accounts.update(account.name, paused_until=until, pause_reason=reason)
+        report.paused, report.failed = True, "cap"
+        log.error("%s: %s; paused until %s", account.name, reason, until.isoformat())
+        _tell_team_of_cap(app, account, exc, until)
+    elif isinstance(exc, RateLimited):
+        until = now() + timedelta(seconds=max(exc.retry_after, 1.0))
+        app.storage.accounts.update(account.name, paused_until=until, pause_reason=f"{RATE}: {exc}")
         report.paused = True
         log.warning("%s: rate limited; paused until %s", account.name, until.isoformat())
     elif isinstance(exc, AuthFailed):
         until = now() + AUTH_PAUSE
-        app.storage.accounts.update(account.name, paused_until=until, pause_reason=f"credentials refused: {exc}")
+        app.storage.accounts.update(account.name, paused_until=until, pause_reason=f"{AUTH}: {exc}")
         app.drop_connector(account.name)
-        report.paused = True
+        report.paused, report.failed = True, "auth"
         log.error("%s: credentials refused (%s); paused until %s", account.name, exc, until.isoformat())
     else:
+        report.failed = "unreachable" if isinstance(exc, Unavailable) else "error"
         log.warning("%s: %s; will try again next cycle", account.name, report.error)
+
+
+def _tell_team_of_cap(app: App, account: AccountConfig, exc: UsageCapped, until: datetime) -> None:
+    """One alert per account and capped period, however many cycles find the cap."""
+    text = (
+        f"{account.name} ({account.platform}): usage cap reached ({exc}). carebot reads and posts nothing on "
+        f"this account until {until.isoformat(timespec='minutes')}; replies wait in the queue. Raise the plan's "
+        "cap, or wait."
+    )
+    raise_alert(
+        app.storage,
+        key=f"usage-cap:{account.name}:{until.date().isoformat()}",
+        kind="usage_cap",
+        account=account.name,
+        text=text,
+    )
+
+
+def _failure_of(reason: str | None) -> str | None:
+    """What kind of failure a stored pause reason records (None: a pause that is no failure)."""
+    if reason is None:
+        return None
+    if reason.startswith(CAPPED):
+        return "cap"
+    return "auth" if reason.startswith(AUTH) else None

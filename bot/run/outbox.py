@@ -1,10 +1,12 @@
 """Send approved replies exactly once, retrying transient failures and parking what keeps failing.
 
-Exactly once rests on three things: a reply is claimed (state `sending`, committed) before any request;
-each reply carries its own idempotency key (Mastodon returns the same status for the same key); and a reply
+Exactly once rests on four things: a reply is claimed (state `sending`, committed) before any request;
+each reply carries its own idempotency key (Mastodon returns the same status for the same key); a reply
 whose earlier attempt has an unknown outcome (public reply or private follow-up) is first looked up on the
 platform (`find_reply`) and, if it is there, recorded instead of posted again (X has no idempotency key,
-and Mastodon forgets one after an hour).
+and Mastodon forgets one after an hour); and such a reply (`maybe_posted`, or a claim whose sender died)
+that the platform then refuses as a duplicate is taken to be out already: looked up thoroughly, recorded
+if found, else parked for a person, and never reworded into a second reply.
 """
 
 from __future__ import annotations
@@ -25,12 +27,15 @@ from bot.run.app import App
 from bot.run.context import router_context
 from bot.run.liveness import is_dead, process_identity
 from bot.storage.records import AccountState, StoredMention, StoredReply
+from connectors import get_platform
 from connectors.base import (
     AuthFailed,
     BadResponse,
     Connector,
+    ConnectorError,
     DuplicateContent,
     Mention,
+    Metered,
     PostedReply,
     RateLimited,
     Rejected,
@@ -135,51 +140,60 @@ def _send_one(
 ) -> None:
     storage = app.storage
     attempt = reply.attempts + 1
+    direct = reply.kind is ReplyKind.DIRECT
+    # An earlier attempt may have posted it: its outcome was never learnt (a timeout, a lost answer), or
+    # its sender died with the request in flight (the claim taken over here).
+    in_doubt = reply.maybe_posted or reply.state is ReplyState.SENDING
+    posting = False
+    answering = _answering(app, reply, stored)
     try:
         existing = None
-        answering = _answering(app, reply, stored)
-        if reply.attempts > 0:
-            direct = reply.kind is ReplyKind.DIRECT
-            # A case reply shares its target with no other reply of ours but may share the mention: it is
-            # known by its words.
-            text = None if reply.purpose == ReplyPurpose.ANSWER.value else reply.text
-            existing = connector.find_reply(answering, reply.idempotency_key, direct=direct, text=text)
+        if reply.attempts > 0 or in_doubt:
+            existing = connector.find_reply(answering, reply.idempotency_key, direct=direct, text=_words(reply))
         if existing is not None:
-            storage.replies.mark_sent(reply.id, existing.post_id)
-            storage.cases.reply_sent(reply, now())
-            report.found_existing += 1
-            log.info("%s: reply %s was already posted as %s; recorded", account.name, reply.id, existing.post_id)
+            _found(app, account, reply, existing, report)
             return
         if reply.purpose == ReplyPurpose.CHECK_BACK.value and _customer_wrote_since(app, reply):
             storage.replies.drop(reply.id, "not sent: the customer wrote since the case was resolved")
             log.info("%s: check-back %s dropped: the customer wrote since", account.name, reply.id)
             return
         if reply.decided_by == "auto" and stored.mention.author.id in connector.ignored_author_ids():
-            _park(app, account, reply, "not sent: the brand has since blocked or muted the author", report)
+            _park(app, account, reply, "not sent: the brand has since blocked or muted the author", report, in_doubt)
             return
+        warning = _needs_a_person(account, reply)
+        if warning is not None:
+            _park(app, account, reply, f"not sent: {warning}; a person decides (retry sends it)", report, in_doubt)
+            return
+        posting = True
         posted = _post(connector, reply, answering)
     except (RateLimited, AuthFailed) as exc:
-        storage.replies.release(reply.id, _describe(exc), retry_at=None, count_attempt=False)
+        storage.replies.release(reply.id, _describe(exc), retry_at=None, count_attempt=False, maybe_posted=in_doubt)
         raise
     except DuplicateContent as exc:
-        if reply.reworded or not _reword(app, account, state, connector, reply, stored):
+        if in_doubt:
+            _already_there(app, account, connector, reply, answering, exc, report)
+        elif reply.reworded or not _reword(app, account, state, connector, reply, stored):
             _park(app, account, reply, _describe(exc), report)
         return
     except Rejected as exc:
-        _park(app, account, reply, _describe(exc), report)
+        _park(app, account, reply, _describe(exc), report, in_doubt)
         return
     except (Unavailable, BadResponse) as exc:
+        maybe_posted = in_doubt or posting  # the post request went out: the platform may have made it
         if attempt >= app.config.daemon.max_attempts:
-            _park(app, account, reply, f"gave up after {attempt} attempts: {_describe(exc)}", report)
+            reason = f"gave up after {attempt} attempts: {_describe(exc)}"
+            _park(app, account, reply, reason, report, maybe_posted)
         else:
             delay = retry_delay(app.config.daemon.retry_backoff, attempt)
-            storage.replies.release(reply.id, _describe(exc), retry_at=now() + timedelta(seconds=delay))
+            retry_at = now() + timedelta(seconds=delay)
+            storage.replies.release(reply.id, _describe(exc), retry_at=retry_at, maybe_posted=maybe_posted)
             report.retried += 1
             log.warning("%s: reply %s failed (%s); retry in %.0fs", account.name, reply.id, exc, delay)
         return
     storage.replies.mark_sent(reply.id, posted.post_id)
     storage.cases.reply_sent(reply, now())
-    storage.accounts.add_usage(account.name, posts_created=1)
+    if not isinstance(connector, Metered):  # a metered connector counts its posts itself, by kind
+        storage.accounts.add_usage(account.name, posts_created=1)
     report.sent += 1
     log.info(
         "%s: sent %s reply %s to mention %s as %s",
@@ -191,6 +205,62 @@ def _send_one(
     )
 
 
+def _words(reply: StoredReply) -> str | None:
+    """What a lookup matches a case reply by: it shares its target with no other reply of ours but may share
+    the mention, so it is known by its words. The bot's answer is the one reply to its mention."""
+    return None if reply.purpose == ReplyPurpose.ANSWER.value else reply.text
+
+
+def _found(app: App, account: AccountConfig, reply: StoredReply, existing: PostedReply, report: SendReport) -> None:
+    app.storage.replies.mark_sent(reply.id, existing.post_id)
+    app.storage.cases.reply_sent(reply, now())
+    report.found_existing += 1
+    log.info("%s: reply %s was already posted as %s; recorded", account.name, reply.id, existing.post_id)
+
+
+def _already_there(
+    app: App,
+    account: AccountConfig,
+    connector: Connector,
+    reply: StoredReply,
+    answering: Mention,
+    refusal: DuplicateContent,
+    report: SendReport,
+) -> None:
+    """A duplicate refusal right after an attempt of unknown outcome: the reply is almost surely out already.
+
+    Look as hard as the platform allows and record it if found; if not, park it for a person with the reason.
+    Never reworded: new words would make a second reply to the same post.
+    """
+    direct = reply.kind is ReplyKind.DIRECT
+    try:
+        existing = connector.find_reply(
+            answering, reply.idempotency_key, direct=direct, text=_words(reply), thorough=True
+        )
+    except (RateLimited, AuthFailed) as exc:
+        app.storage.replies.release(reply.id, _describe(exc), retry_at=None, count_attempt=False, maybe_posted=True)
+        raise
+    except ConnectorError as exc:
+        log.warning("%s: reply %s: the lookup after a duplicate refusal failed: %s", account.name, reply.id, exc)
+        existing = None
+    if existing is not None:
+        _found(app, account, reply, existing, report)
+        return
+    reason = (
+        "probably posted already: refused as a duplicate after an attempt whose outcome is unknown, yet not "
+        f"found on {account.platform}; look at the thread before retrying ({_describe(refusal)})"
+    )
+    _park(app, account, reply, reason, report, maybe_posted=True)
+
+
+def _needs_a_person(account: AccountConfig, reply: StoredReply) -> str | None:
+    """Why these words must not go out before a person said yes (on X: a link, and its cost), if so."""
+    if reply.approved_by is not None:
+        return None  # a person approved (or retried) this reply, the cost shown to them
+    warn = get_platform(account.platform).reply_warning
+    return warn(reply.text, account.options) if warn is not None else None
+
+
 def _customer_wrote_since(app: App, reply: StoredReply) -> bool:
     if reply.case_id is None:
         return False
@@ -198,9 +268,11 @@ def _customer_wrote_since(app: App, reply: StoredReply) -> bool:
     return case.last_customer_at > reply.created_at or case.state != CaseState.RESOLVED.value
 
 
-def _park(app: App, account: AccountConfig, reply: StoredReply, reason: str, report: SendReport) -> None:
+def _park(
+    app: App, account: AccountConfig, reply: StoredReply, reason: str, report: SendReport, maybe_posted: bool = False
+) -> None:
     """Stop trying: the reply waits, failed, with the reason, until a person retries or rejects it."""
-    app.storage.replies.park(reply.id, reason)
+    app.storage.replies.park(reply.id, reason, maybe_posted=maybe_posted)
     report.parked += 1
     log.warning("%s: reply %s parked: %s", account.name, reply.id, reason)
 

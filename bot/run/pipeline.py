@@ -17,6 +17,7 @@ from bot.run.context import router_context
 from bot.run.incidents import detect, incident_reply, reading
 from bot.storage import Storage
 from bot.storage.records import AccountState, Classified
+from connectors import get_platform
 from connectors.base import Connector, Mention
 
 log = logging.getLogger("carebot.pipeline")
@@ -66,6 +67,15 @@ def without_nul(mention: Mention) -> Mention:
     )
 
 
+def with_platform_doubts(decision: Decision, account: AccountConfig) -> Decision:
+    """The decision, waiting for a person if its words need one on this platform (on X: a link, and its cost)."""
+    warn = get_platform(account.platform).reply_warning
+    warning = warn(decision.reply_text, account.options) if warn and decision.reply_text else None
+    if warning is None:
+        return decision
+    return dataclasses.replace(decision, needs_approval=True, reason=f"{decision.reason}; {warning}: a person decides")
+
+
 @dataclass(frozen=True)
 class Handled:
     mention_id: int
@@ -91,6 +101,7 @@ def handle_mention(
     if incident is not None and case is not None:
         decision = incident_reply(decision, mention, result, playbooks, context, incident, topics)
         case = dataclasses.replace(case, incident_id=incident.id)
+    decision = with_platform_doubts(decision, account)
     new_state = reply_state(decision, account.mode)
     stored = storage.mentions.record(account.name, mention, classified(result), decision, new_state, case, topics)
     if stored is None:

@@ -1,4 +1,10 @@
-"""`carebot status`: what each account has done and what it has probably cost, from what storage keeps."""
+"""`carebot status`: what each account has done and what it has probably cost, from what storage keeps.
+
+A metered connector (X) keeps its own ledger of every request and every billed object by kind; its
+platform turns that into the figures shown here (`Platform.usage_report`): the plan, this billing month's
+use against the plan's caps, and the spend at the plan's prices. Other platforms show the counters the
+core keeps (requests, posts read and created).
+"""
 
 from __future__ import annotations
 
@@ -25,7 +31,7 @@ def account_status(storage: Storage, account: AccountConfig) -> dict[str, Any]:
     state = storage.accounts.ensure(account.name, account.platform)
     activity = storage.figures.activity(account.name)
     by_state = activity.replies_by_state
-    return {
+    row: dict[str, Any] = {
         "account": account.name,
         "platform": account.platform,
         "mode": account.mode.value,
@@ -36,11 +42,35 @@ def account_status(storage: Storage, account: AccountConfig) -> dict[str, Any]:
         "sent": by_state.get(ReplyState.SENT.value, 0),
         "waiting": by_state.get(ReplyState.PENDING.value, 0),
         "failed": by_state.get(ReplyState.FAILED.value, 0),
-        "requests": state.requests,
-        "posts_read": state.posts_read,
-        "posts_created": state.posts_created,
-        "estimated_spend_usd": round(estimated_spend(account, state.posts_read, state.posts_created), 4),
     }
+    report = get_platform(account.platform).usage_report
+    if report is None:
+        return {
+            **row,
+            "requests": state.requests,
+            "posts_read": state.posts_read,
+            "posts_created": state.posts_created,
+            "estimated_spend_usd": round(estimated_spend(account, state.posts_read, state.posts_created), 4),
+        }
+    usage = report(account.options, storage.accounts.ledger(account.name), now())
+    return {
+        **row,
+        "plan": usage.plan,
+        "requests": usage.requests,
+        "billed": dict(usage.billed),
+        "month": {"since": usage.month_started.isoformat(), **usage.month},
+        "caps": [
+            {"what": cap.what, "used": cap.used, "limit": cap.limit, "resets_at": _iso(cap.resets_at)}
+            for cap in usage.caps
+        ],
+        "capped": usage.capped,
+        "estimated_spend_usd": round(usage.spend_total, 4),
+        "estimated_spend_month_usd": round(usage.spend_month, 4),
+    }
+
+
+def _iso(moment: Any) -> str | None:
+    return moment.isoformat() if moment is not None else None
 
 
 CASE_WINDOW = timedelta(days=30)  # the figures cover cases opened or changed this recently, and every open one

@@ -1,7 +1,9 @@
-"""The `accounts` table: where each account's mention stream was read up to, pauses, usage counters."""
+"""The `accounts` table: where each account's mention stream was read up to, pauses, usage counters, and
+the ledger a metered connector keeps of what it asked of its platform."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -64,3 +66,13 @@ class Accounts:
                     posts_created=accounts.c.posts_created + posts_created,
                 )
             )
+
+    def ledger(self, name: str) -> dict[str, Any]:
+        """The account's connector ledger as last saved ({} if none yet)."""
+        with self._db.read() as db:
+            stored = db.execute(select(accounts.c.ledger).where(accounts.c.name == name)).scalar_one_or_none()
+        return dict(stored) if isinstance(stored, dict) else {}
+
+    def save_ledger(self, name: str, state: Mapping[str, Any]) -> None:
+        with self._db.begin() as tx:
+            tx.execute(update(accounts).where(accounts.c.name == name).values(ledger=dict(state)))

@@ -59,6 +59,7 @@ class StoredReply:
     attempts: int
     last_error: str | None
     reworded: bool
+    maybe_posted: bool  # an attempt of unknown outcome may have posted it
     decided_by: str
     approved_by: str | None
     rejected_reason: str | None
@@ -341,6 +342,7 @@ def reply_record(row: Any) -> StoredReply:
         attempts=row["attempts"],
         last_error=row["last_error"],
         reworded=row["reworded"],
+        maybe_posted=bool(row["maybe_posted"]),
         decided_by=row["decided_by"],
         approved_by=row["approved_by"],
         rejected_reason=row["rejected_reason"],

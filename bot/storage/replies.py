@@ -180,16 +180,29 @@ class Replies:
             last_error=None,
         )
 
-    def release(self, reply_id: int, error: str, retry_at: datetime | None, count_attempt: bool = True) -> None:
-        """Put a claimed reply back to approved, to be tried again at `retry_at`."""
+    def release(
+        self,
+        reply_id: int,
+        error: str,
+        retry_at: datetime | None,
+        count_attempt: bool = True,
+        maybe_posted: bool = False,
+    ) -> None:
+        """Put a claimed reply back to approved, to be tried again at `retry_at`.
+
+        `maybe_posted`: an attempt's outcome is unknown, so it may be on the platform; once set, it stays.
+        """
         values: dict[str, Any] = {"next_attempt_at": retry_at, "last_error": error}
         if not count_attempt:
             values["attempts"] = replies.c.attempts - 1
+        if maybe_posted:
+            values["maybe_posted"] = True
         self._unclaim(reply_id, state=ReplyState.APPROVED.value, **values)
 
-    def park(self, reply_id: int, error: str) -> None:
+    def park(self, reply_id: int, error: str, maybe_posted: bool = False) -> None:
         """Give up on a reply for now: failed, with the reason, until a person retries it."""
-        self._unclaim(reply_id, state=ReplyState.FAILED.value, last_error=error)
+        values: dict[str, Any] = {"maybe_posted": True} if maybe_posted else {}
+        self._unclaim(reply_id, state=ReplyState.FAILED.value, last_error=error, **values)
 
     def drop(self, reply_id: int, reason: str) -> None:
         """Never send a claimed reply after all (it no longer makes sense): rejected by the bot, with why."""

@@ -69,6 +69,9 @@ accounts = Table(
     Column("posts_read", Integer, nullable=False, default=0),
     Column("posts_created", Integer, nullable=False, default=0),
     Column("updated_at", UTCDateTime()),
+    # A metered connector's own record of its requests and billed objects (connectors.base.Ledger): JSON
+    # only it reads, saved at each request so that every process keeps within the account's plan.
+    Column("ledger", JSON),
 )
 
 # Every mention ever seen, with how it was classified and what was decided. (account, post_id) is unique:
@@ -139,6 +142,9 @@ replies = Table(
     Column("claimed_by", String(200)),  # that worker's process (bot/liveness.py): dead means stale at once
     Column("last_error", Text),
     Column("reworded", Boolean, nullable=False, default=False),
+    # An attempt whose outcome is unknown (timeout, lost answer, a sender that died) may have posted it:
+    # it is looked up before any new attempt, and a duplicate refusal then means "already there".
+    Column("maybe_posted", Boolean, nullable=False, default=False),
     Column("decided_by", String(200), nullable=False, default="auto"),
     Column("approved_by", String(200)),
     Column("approved_at", UTCDateTime()),

@@ -14,8 +14,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
+from bot.clock import now
 from bot.models import SITUATIONS, ReplyState
-from bot.run.context import check_length
+from bot.run.context import check_length, cost_warning
 from bot.run.decisions import CONFIRMED, CORRECTED, REJECTED, record_on_reply
 from bot.run.redraft import RedraftRefused, redraft
 from bot.storage import Conflict, NotFound
@@ -169,8 +170,11 @@ async def queue_page(request: Request) -> Response:
 
 def _queue_context(desk: Desk, refused: Refused | None) -> dict[str, Any]:
     items = desk.storage.replies.queue()
-    views = item_views(desk.storage, items[:QUEUE_SHOWN])
+    at = now()
+    views = item_views(desk.storage, items[:QUEUE_SHOWN], at)
     return {
+        "paused": [a for a in desk.storage.accounts.all() if a.paused_until is not None and a.paused_until > at],
+        "costs": {v.id: cost_warning(desk.config, v.account, v.draft) for v in views if v.platform == "x"},
         "items": views,
         "hidden": max(len(items) - QUEUE_SHOWN, 0),
         "figures": figure_texts(desk.storage.figures.desk()),
@@ -250,6 +254,10 @@ def _approve(desk: Desk, user: str, reply_id: int, form: Mapping[str, str]) -> s
     reply = desk.storage.replies.get(reply_id)
     shown = _shown(form, reply_id)
     text = _lf(form["text"]).strip() if "text" in form else None
+    warning = cost_warning(desk.config, reply.account, text if text is not None else reply.text)
+    if warning is not None and form.get("accept_cost") != "1":
+        edit = text if text is not None and text != shown.strip() else None
+        raise Refused(f"Not approved: {warning}. Leave the link out, or tick “send it at that cost”.", reply_id, edit)
     if text is not None and text != shown.strip():
         try:
             check_length(desk.config, desk.storage, reply_id, text)

@@ -1,15 +1,17 @@
 """pytest fixtures for X's real test peers: Stoplight Prism and the stateful fake.
 
-- `x_prism_mock`: ``prism mock`` serving X's own OpenAPI spec (v2.159): stateless, random
-  schema-valid answers, and a 422 for any request the spec does not allow (contract tests).
+- `x_prism_mock`: ``prism mock`` serving X's own OpenAPI spec: stateless, random schema-valid
+  answers, and a 422 for any request the spec does not allow (contract tests).
 - `x_peer`: the stateful fake (`tests.peers.x_fake.FakeX`, reset for each test) behind
   ``prism proxy --errors``, which checks requests *and* the fake's answers against the spec
   (behaviour tests). Drive it through `x_peer.fake`; point carebot at `x_peer.base_url`.
 
-Both Prism processes start once per session (~6 s each) and are stopped at its end. Prism is
-found at `$PRISM` or `.ci/node/node_modules/.bin/prism` (`.ci/install-prism.sh`), the spec at
-`$CAREBOT_X_SPEC` or `../shared/x-api/openapi-v2.159.json` beside the clone. Without them the
-tests skip, except under CI=true, where they fail.
+Every test that uses them runs twice, once per spec version vendored in `tests/peers/x-api/`
+(see `SOURCE.md` there): v2.159, which names posts "tweets", and v2.167, which names them
+"posts"; the fake speaks the vocabulary of the spec in front of it. The Prism processes of one
+version start once per session (~6 s each) and stop before the other version's start. Prism is
+found at `$PRISM` or `.ci/node/node_modules/.bin/prism` (`.ci/install-prism.sh`). Without it
+the tests skip, except under CI=true, where they fail.
 
 The spec's OAuth 1.0a scheme (``http`` / ``OAuth``) is one Prism always answers with 401, so
 the served copy declares it as an ``Authorization`` header key: both auth modes get through.
@@ -23,9 +25,10 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,6 +36,9 @@ from connectors.base import ConnectorSettings
 from tests.peers.x_fake import BRAND, FakeX
 
 REPO = Path(__file__).resolve().parents[2]
+SPECS = Path(__file__).resolve().parent / "x-api"
+# spec version -> the vocabulary its servers speak (tests.peers.x_fake_shape)
+VERSIONS = {"v2.159": "tweets", "v2.167": "posts"}
 READY_TIMEOUT = 90.0  # Prism needs ~6 s on an idle machine; CI machines are shared
 
 
@@ -42,9 +48,24 @@ class XPeer:
 
     fake: FakeX
     base_url: str
+    version: str  # the spec Prism checks against: "v2.159" | "v2.167"
 
     def settings(self, auth: str = "oauth2", timeout: float = 5.0, **options: object) -> ConnectorSettings:
         return x_settings(self.base_url, auth=auth, timeout=timeout, **options)
+
+
+class MemoryLedger:
+    """A connector ledger kept in memory (the core keeps it in the accounts table): share one between two
+    connectors to play two processes of the same account."""
+
+    def __init__(self, state: Mapping[str, Any] | None = None) -> None:
+        self.state: dict[str, Any] = dict(state or {})
+
+    def load(self) -> Mapping[str, Any]:
+        return self.state
+
+    def save(self, state: Mapping[str, Any]) -> None:
+        self.state = json.loads(json.dumps(state))  # as the database would keep it
 
 
 def x_settings(base_url: str, auth: str = "oauth2", timeout: float = 5.0, **options: object) -> ConnectorSettings:
@@ -61,9 +82,9 @@ def x_settings(base_url: str, auth: str = "oauth2", timeout: float = 5.0, **opti
     return ConnectorSettings(account="brand-x", base_url=base_url, secrets=secrets, options=options, timeout=timeout)
 
 
-def spec_path() -> Path:
-    override = os.environ.get("CAREBOT_X_SPEC")
-    return Path(override) if override else REPO.parent / "shared" / "x-api" / "openapi-v2.159.json"
+def spec_path(version: str = "v2.159") -> Path:
+    """X's OpenAPI spec of that version, as vendored with the tests."""
+    return SPECS / f"openapi-{version}.json"
 
 
 def prism_path() -> Path:
@@ -130,23 +151,32 @@ class PrismProcess:
         self._log.close()
 
 
-@pytest.fixture(scope="session")
-def x_spec(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """X's v2.159 spec as Prism serves it (OAuth 1.0a declared as a plain header key)."""
-    source = spec_path()
-    if not source.is_file():
-        _missing(f"X's OpenAPI spec not found at {source} (set CAREBOT_X_SPEC)")
-    if not prism_path().is_file():
-        _missing(f"Prism not found at {prism_path()} (run .ci/install-prism.sh or set PRISM)")
-    spec = json.loads(source.read_text(encoding="utf-8"))
+def served_spec(version: str, directory: Path) -> Path:
+    """The spec of `version` written to `directory` as Prism serves it (OAuth 1.0a as a header key)."""
+    spec = json.loads(spec_path(version).read_text(encoding="utf-8"))
     spec["components"]["securitySchemes"]["UserToken"] = {
         "type": "apiKey",
         "in": "header",
         "name": "Authorization",
     }
-    served = tmp_path_factory.mktemp("x-spec") / "openapi-v2.159.json"
+    served = directory / f"openapi-{version}.json"
     served.write_text(json.dumps(spec), encoding="utf-8")
     return served
+
+
+@pytest.fixture(scope="session", params=list(VERSIONS))
+def x_api_version(request: pytest.FixtureRequest) -> str:
+    """The spec version the X peers of this test speak."""
+    version: str = request.param
+    return version
+
+
+@pytest.fixture(scope="session")
+def x_spec(x_api_version: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """X's spec of this version as Prism serves it."""
+    if not prism_path().is_file():
+        _missing(f"Prism not found at {prism_path()} (run .ci/install-prism.sh or set PRISM)")
+    return served_spec(x_api_version, tmp_path_factory.mktemp("x-spec"))
 
 
 def _running(process: PrismProcess) -> Iterator[PrismProcess]:
@@ -170,8 +200,8 @@ def x_prism_mock(x_prism_mock_process: PrismProcess) -> str:
 
 
 @pytest.fixture(scope="session")
-def x_fake_server() -> Iterator[FakeX]:
-    fake = FakeX()
+def x_fake_server(x_api_version: str) -> Iterator[FakeX]:
+    fake = FakeX(vocabulary=VERSIONS[x_api_version])
     fake.start()
     try:
         yield fake
@@ -188,8 +218,8 @@ def x_prism_proxy(
 
 
 @pytest.fixture
-def x_peer(x_fake_server: FakeX, x_prism_proxy: PrismProcess) -> Iterator[XPeer]:
+def x_peer(x_fake_server: FakeX, x_prism_proxy: PrismProcess, x_api_version: str) -> Iterator[XPeer]:
     """A fresh fake X behind Prism's validating proxy."""
     x_fake_server.reset()
-    yield XPeer(fake=x_fake_server, base_url=x_prism_proxy.base_url)
+    yield XPeer(fake=x_fake_server, base_url=x_prism_proxy.base_url, version=x_api_version)
     x_fake_server.reset()
