@@ -56,7 +56,7 @@ def cmd_web(args: argparse.Namespace) -> int:
         if not config.web.secret_key:
             log.warning("web.secret_key is not set: sessions end when carebot restarts")
         print(f"carebot approval desk on {url_of(sock)}/ (Ctrl+C stops it)", flush=True)
-        serve(app, sock)
+        serve(app, sock, config.web.trusted_proxies)
         return 0
     finally:
         storage.close()
@@ -90,7 +90,7 @@ def start_web_in_thread(config: Config, storage: Storage, **shared: Any) -> WebH
     from bot.web.server import start_in_thread
 
     app = create_app(config, storage, **shared)
-    handle = start_in_thread(app, config.web.host, config.web.port)
+    handle = start_in_thread(app, config.web.host, config.web.port, config.web.trusted_proxies)
     if not config.web.secret_key:
         log.warning("web.secret_key is not set: sessions end when carebot restarts")
     log.info("approval desk on %s/", handle.url)

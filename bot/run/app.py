@@ -42,7 +42,7 @@ class App:
     @classmethod
     def build(cls, config: Config) -> App:
         playbooks = load_playbooks(config.playbooks)
-        classifier = Classifier.load(vocabulary(playbooks))
+        classifier = Classifier.load(vocabulary(playbooks), model_path=config.classifier.model)
         storage = Storage.open(config.storage.url)
         for account in config.accounts:
             storage.accounts.ensure(account.name, account.platform)

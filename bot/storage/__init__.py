@@ -1,7 +1,8 @@
 """The database: the only door to it. Every read and write carebot makes goes through `Storage`.
 
 `Storage.open(url)` migrates the schema to the newest revision, then hands out one small repository per
-table group: `accounts`, `mentions`, `replies`, `alerts`, and `figures` (counts for the desk and status).
+table group: `accounts`, `mentions`, `replies`, `alerts`, `sessions` (desk logins), and `figures` (counts
+for the desk and status).
 Nothing outside this package imports SQLAlchemy or the tables (tests/test_boundaries.py checks it).
 """
 
@@ -16,6 +17,7 @@ from bot.storage.errors import Conflict, NotFound
 from bot.storage.figures import Figures
 from bot.storage.mentions import Mentions
 from bot.storage.replies import Replies
+from bot.storage.sessions import Sessions
 
 __all__ = ["Conflict", "NotFound", "Storage"]
 
@@ -28,6 +30,7 @@ class Storage:
     replies: Replies
     alerts: Alerts
     figures: Figures
+    sessions: Sessions
 
     @classmethod
     def open(cls, url: str) -> Storage:
@@ -35,7 +38,11 @@ class Storage:
         with engine.begin() as connection:
             migrate(connection)
         db = Database(engine)
-        return cls(db, Accounts(db), Mentions(db), Replies(db), Alerts(db), Figures(db))
+        return cls(db, Accounts(db), Mentions(db), Replies(db), Alerts(db), Figures(db), Sessions(db))
+
+    def ping(self) -> None:
+        """Raise if the database cannot be reached (for /health)."""
+        self.db.ping()
 
     @property
     def backend(self) -> str:

@@ -69,6 +69,7 @@ accounts = Table(
     Column("posts_read", Integer, nullable=False, default=0),
     Column("posts_created", Integer, nullable=False, default=0),
     Column("updated_at", UTCDateTime()),
+    Column("last_cycle_at", UTCDateTime()),  # the end of its last cycle without an error (/health)
 )
 
 # Every mention ever seen, with how it was classified and what was decided. (account, post_id) is unique:
@@ -172,3 +173,18 @@ alerts = Table(
 )
 Index("ix_alerts_state", alerts.c.state, alerts.c.next_attempt_at)
 Index("ix_alerts_mention", alerts.c.mention_id, alerts.c.kind)
+
+# Logins to the approval desk, kept on the server so that logging out (or a new password) ends them even
+# for a copy of the cookie. `id` is a digest of the token the cookie carries, never the token itself.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("user", String(200), nullable=False),
+    Column("fingerprint", String(64), nullable=False),  # of the credential it was opened with
+    Column("csrf", String(100), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+)
+Index("ix_sessions_user", sessions.c.user)
+Index("ix_sessions_expires_at", sessions.c.expires_at)
