@@ -223,7 +223,7 @@ class Replies:
         by: str,
         text: str | None = None,
         expected_text: str | None = None,
-        follow_up: FollowUp | None | Literal["as-is"] = "as-is",
+        follow_up: FollowUp | Literal["as-is"] | None = "as-is",
     ) -> StoredReply:
         """Approve a pending public reply, with `text` instead of the draft if given.
 
@@ -270,7 +270,7 @@ class Replies:
         tx: Connection,
         mention_id: int,
         reply_id: int,
-        follow_up: FollowUp | None,
+        follow_up: FollowUp | None | Literal["as-is"],
         values: dict[str, Any],
         by: str,
     ) -> None:
