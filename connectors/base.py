@@ -184,3 +184,6 @@ class Platform:
     default_prices: Mapping[str, float] = field(default_factory=dict)  # USD per read/post, for estimates
     automated_direct_messages: bool = True  # X forbids unsolicited automated DMs
     links_in_replies: bool = True  # X charges ~13x for a post with a URL: use the email there
+    # The cursor to read from so that mentions since a moment are read too (`backfill:`), or None if the
+    # platform cannot. Mentions older than the moment may come with it: the cycle skips those.
+    backfill_cursor: Callable[[datetime], str] | None = None

@@ -461,4 +461,5 @@ PLATFORM = Platform(
     default_prices=DEFAULT_PRICES,
     automated_direct_messages=False,
     links_in_replies=False,
+    backfill_cursor=lambda since: snowflake_at(since.timestamp()),
 )

@@ -29,6 +29,8 @@ DEFAULT_PATH = Path("carebot.yaml")
 ENV_VAR = "CAREBOT_CONFIG"
 
 __all__ = [
+    "DEFAULT_PATH",
+    "ENV_VAR",
     "EXAMPLE",
     "AccountConfig",
     "Brand",

@@ -94,10 +94,11 @@ def run_forever(
     workers = max(1, min(len(app.config.accounts), 8)) + 1  # + the alert job
     scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(workers)}, timezone=UTC)
     for account in app.config.accounts:
+        app.intervals[account.name] = poll_interval(app, account)
         scheduler.add_job(
             _job,
             "interval",
-            seconds=poll_interval(app, account),
+            seconds=app.intervals[account.name],
             args=(app, account, stop),
             id=account.name,
             max_instances=1,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 
 from bot.classifier import Classification, mask_personal_data
 from bot.config import AccountConfig
@@ -68,7 +69,9 @@ def process_mention(
     if app.storage.mentions.has(account.name, mention.post_id):
         return False
     mention = without_nul(mention)
+    started = time.perf_counter()
     result = app.classifier.classify(mention.text, default_lang=app.config.brand.default_language)
+    app.metrics.classifier_seconds.observe(time.perf_counter() - started)
     context = router_context(
         app.config,
         app.storage,

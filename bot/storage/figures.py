@@ -55,6 +55,19 @@ class Figures:
             median_first_response=timedelta(seconds=statistics.median(delays)) if delays else None,
         )
 
+    def waiting_by_account(self) -> dict[str, tuple[int, datetime | None]]:
+        """Per account: posts with a reply waiting for a person, and when the longest-waiting was posted."""
+        with self._db.read() as db:
+            rows = db.execute(
+                select(
+                    replies.c.account, func.count(func.distinct(replies.c.mention_id)), func.min(mentions.c.created_at)
+                )
+                .join(mentions, mentions.c.id == replies.c.mention_id)
+                .where(replies.c.state.in_(WAITING))
+                .group_by(replies.c.account)
+            ).all()
+        return {account: (int(n), as_utc(oldest) if oldest is not None else None) for account, n, oldest in rows}
+
     def activity(self, account: str) -> Activity:
         with self._db.read() as db:
             stored = db.execute(

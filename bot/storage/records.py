@@ -26,6 +26,7 @@ class AccountState:
     posts_read: int
     posts_created: int
     last_cycle_at: datetime | None = None
+    answer_since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,7 @@ def account_record(row: Any) -> AccountState:
         posts_read=row["posts_read"] or 0,
         posts_created=row["posts_created"] or 0,
         last_cycle_at=row["last_cycle_at"],
+        answer_since=row["answer_since"],
     )
 
 

@@ -270,7 +270,7 @@ class Replies:
         tx: Connection,
         mention_id: int,
         reply_id: int,
-        follow_up: FollowUp | None | Literal["as-is"],
+        follow_up: FollowUp | Literal["as-is"] | None,
         values: dict[str, Any],
         by: str,
     ) -> None:

@@ -70,6 +70,7 @@ accounts = Table(
     Column("posts_created", Integer, nullable=False, default=0),
     Column("updated_at", UTCDateTime()),
     Column("last_cycle_at", UTCDateTime()),  # the end of its last cycle without an error (/health)
+    Column("answer_since", UTCDateTime()),  # backfill: mentions posted before this are not answered
 )
 
 # Every mention ever seen, with how it was classified and what was decided. (account, post_id) is unique:

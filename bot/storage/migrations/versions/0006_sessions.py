@@ -1,4 +1,5 @@
-"""sessions: desk logins kept on the server (logout ends them); accounts.last_cycle_at for /health
+"""sessions: desk logins kept on the server (logout ends them); accounts.last_cycle_at (for /health) and
+accounts.answer_since (a first run with `backfill:` answers mentions from then on)
 
 Revision ID: 0006
 Revises: 0004
@@ -31,10 +32,12 @@ def upgrade() -> None:
     op.create_index("ix_sessions_expires_at", "sessions", ["expires_at"])
     with op.batch_alter_table("accounts", schema=None) as batch_op:
         batch_op.add_column(sa.Column("last_cycle_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("answer_since", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("accounts", schema=None) as batch_op:
+        batch_op.drop_column("answer_since")
         batch_op.drop_column("last_cycle_at")
     op.drop_index("ix_sessions_expires_at", table_name="sessions")
     op.drop_index("ix_sessions_user", table_name="sessions")
