@@ -26,7 +26,7 @@ def register(subparsers: Any) -> None:
     evaluate.set_defaults(func=run_eval)
 
     train = subparsers.add_parser("train", help="rebuild the classifier model from the examples")
-    train.add_argument("--out", type=Path, help="where to write the model (default: the shipped model)")
+    train.add_argument("--out", "--output", type=Path, help="where to write the model (default: the shipped model)")
     train.add_argument("--playbooks", type=Path, help="directory of playbook YAML whose `classifier:` examples to add")
     train.add_argument("--data", type=Path, help="directory of train-<lang>.jsonl (default: the project's)")
     train.add_argument("--folds", type=int, default=5, help="cross-validation folds for calibration (0: none)")

@@ -37,7 +37,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bot.run.app import App
     from bot.run.daemon import run_forever, run_once
 
-    app = App.build(config)
+    try:
+        app = App.build(config)
+    except ValueError as exc:  # a model file from elsewhere that this carebot cannot read
+        print(f"carebot: {exc}", file=sys.stderr)
+        return BAD_USAGE
     try:
         if args.once:
             reports = run_once(app)
