@@ -138,6 +138,9 @@ def test_check_config_says_what_to_do_when_the_server_cannot_be_reached(tmp_path
         "Is base_url right, and is the server up?"
     ), done.stderr
     assert "HTTPConnectionPool" not in done.stderr and "Unavailable" not in done.stderr
+    once = carebot("run", "--once", "--config", str(path), env=env)
+    assert once.returncode == 0
+    assert f"(error: could not reach http://127.0.0.1:{port}: connection refused. Is base_url right" in once.stdout
 
 
 def test_check_config_says_base_url_is_wrong_on_a_404(tmp_path: Path, mastodon_server: MockServer) -> None:

@@ -46,7 +46,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.once:
             reports = run_once(app)
             for report in reports:
-                status = "paused" if report.paused else (f"error: {report.error}" if report.error else "ok")
+                error = report.error
+                if report.failure is not None:
+                    error = explain(report.failure, config.account(report.account).base_url)
+                status = "paused" if report.paused else (f"error: {error}" if error else "ok")
                 print(
                     f"{report.account}: {report.fetched} read, {report.new} new, {report.sent.sent} sent, "
                     f"{report.sent.retried} to retry, {report.sent.parked} parked ({status})"

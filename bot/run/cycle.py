@@ -39,6 +39,7 @@ class CycleReport:
     sent: SendReport = field(default_factory=SendReport)
     paused: bool = False
     error: str | None = None
+    failure: ConnectorError | None = None  # the platform's failure behind `error`, if that is what it was
     first_run: bool = False  # the account's first read: it started from now (or from its backfill)
     backfill_since: datetime | None = None
     too_old: int = 0  # mentions read but older than the backfill: not answered
@@ -191,6 +192,7 @@ AUTH_REASON = "credentials refused"
 
 def _handle_failure(app: App, account: AccountConfig, exc: ConnectorError, report: CycleReport) -> None:
     report.error = f"{type(exc).__name__}: {exc}"
+    report.failure = exc
     if isinstance(exc, RateLimited):
         until = now() + timedelta(seconds=max(exc.retry_after, 1.0))
         app.storage.accounts.update(account.name, paused_until=until, pause_reason=f"rate limited: {exc}")
