@@ -237,3 +237,19 @@ def test_classifier_model_names_the_model_the_bot_uses(tmp_path: Path) -> None:
     done = carebot("run", "--once", "--config", str(path), env=env)
     assert done.returncode == 2
     assert f"{tmp_path / 'elsewhere.json'}: unsupported model format 'from-the-future'" in done.stderr
+
+
+def test_check_config_warns_about_an_old_cost_password_hash(tmp_path: Path) -> None:
+    from bot.web.auth import hash_password
+
+    old, new = hash_password("pw-old-1", n=2**14), hash_password("pw-new-1")
+    path = configs.write_config(
+        tmp_path,
+        db_url=f"sqlite:///{tmp_path / 'cli.db'}",
+        accounts=configs.mastodon_account("http://127.0.0.1:9"),
+        sections=f'web:\n  users:\n    carol: "{old}"\n    dave: "{new}"\n',
+    )
+    done = carebot("check-config", "--offline", "--config", str(path), env={"BRAND_TOKEN": "t0ken-1234"})
+    assert done.returncode == 0, done.stderr
+    assert "warning: web.users.carol: the hash has an old, lower cost" in done.stderr
+    assert "dave" not in done.stderr

@@ -98,6 +98,15 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if config is None:
         return BAD_USAGE
     print(f"{config.path}: configuration is valid ({len(config.accounts)} account(s))")
+    from bot.web.auth import weak_hash
+
+    for user, line in config.web.users.items():
+        if weak_hash(line):
+            print(
+                f"warning: web.users.{user}: the hash has an old, lower cost; make a new line with "
+                "`carebot web hash-password`",
+                file=sys.stderr,
+            )
     if args.offline:
         return 0
     from bot.run.app import open_connector
