@@ -20,7 +20,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
@@ -184,7 +184,9 @@ class LoginThrottle:
         with self._lock:
             return len(self._pairs) + len(self._clients)
 
-    def _recent(self, table: OrderedDict, key: object, limit: int, create: bool = True) -> deque[float]:  # type: ignore[type-arg]
+    def _recent(
+        self, table: OrderedDict[Any, deque[float]], key: object, limit: int, create: bool = True
+    ) -> deque[float]:
         times: deque[float] | None = table.get(key)
         if times is None:
             if not create:
