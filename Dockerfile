@@ -10,7 +10,7 @@
 FROM python:3.11-slim
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md config.example.yaml ./
 COPY bot ./bot
 COPY connectors ./connectors
 COPY playbooks ./playbooks

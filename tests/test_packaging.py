@@ -87,8 +87,9 @@ def _fresh_carebot(tmp_path: Path) -> Path:
         *sources, _target = copy.split()
         for source in sources:
             origin = ROOT / source
-            if origin.is_dir():
-                shutil.copytree(origin, context / source, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            if origin.is_dir():  # symbolic links stay links, as Docker's COPY keeps them
+                ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+                shutil.copytree(origin, context / source, symlinks=True, ignore=ignore)
             else:
                 shutil.copy(origin, context / source)
     dist = tmp_path / "dist"

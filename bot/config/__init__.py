@@ -48,7 +48,7 @@ __all__ = [
     "parse_duration",
 ]
 
-EXAMPLE = Path(__file__).with_name("example.yaml")  # the documented example (config.example.yaml)
+EXAMPLE = Path(__file__).with_name("example.yaml")  # config.example.yaml (a link to it; the wheel has a copy)
 
 
 def find_config_path(explicit: str | None) -> Path:
