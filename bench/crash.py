@@ -3,10 +3,13 @@
     python bench/crash.py --kills 30 --mentions 60 --db sqlite|postgresql [--platform mastodon|x] [--seed N]
 
 The daemon (`carebot run`, a real child process) is killed with SIGKILL after a random uptime and started
-again, `--kills` times, while a customer thread posts `--mentions` mentions of every situation. Then one
-last life settles the backlog and is stopped with SIGTERM. At the end every mention must have exactly one
-reply on the server or be deliberately unanswered by the database's own decision, and every reply the
-database calls sent must be that very post on the server (and the reverse). Exit status 0 only then.
+again, `--kills` times, while a customer thread posts `--mentions` mentions of every situation and a team
+thread works the cases: a person's reply in each case waiting on us, then resolving it, so that the
+daemon sends team replies and (a second later) check-backs while it is being killed. Then one last life
+settles the backlog and is stopped with SIGTERM. At the end every mention must have exactly one reply on
+the server or be deliberately unanswered by the database's own decision, every team reply and check-back
+must be on the server once, and every reply the database calls sent must be that very post on the server
+(and the reverse). Exit status 0 only then.
 """
 
 from __future__ import annotations
@@ -32,8 +35,10 @@ if str(ROOT) not in sys.path:
 from bench.crash_check import Posted, Verdict, check  # noqa: E402
 from bench.crash_peers import PLATFORMS, Daemon, Peer, wait_until  # noqa: E402
 from bot.clock import now  # noqa: E402
-from bot.models import ReplyState  # noqa: E402
-from bot.storage import Storage  # noqa: E402
+from bot.config import Config, load_config  # noqa: E402
+from bot.models import CaseState, ReplyState  # noqa: E402
+from bot.run.cases import resolve_case, team_reply  # noqa: E402
+from bot.storage import Conflict, Storage  # noqa: E402
 from tests.peers.database import scratch_schema  # noqa: E402
 from tests.scenarios import POSTS, Scenario  # noqa: E402
 
@@ -73,6 +78,8 @@ class Result:
     stop_status: int | None = None  # the last life's exit status after SIGTERM
     secret_in_log: bool = False
     seconds: float = 0.0
+    team_replies: int = 0  # written by the team thread
+    resolved: int = 0  # cases the team thread resolved (each owes one check-back)
     verdict: Verdict = field(default_factory=Verdict)
 
     @property
@@ -98,6 +105,8 @@ accounts:
 daemon:
   max_replies_per_author_hour: 1000
   retry_backoff: 1s
+cases:
+  check_back_after: 1s
 """,
         encoding="utf-8",
     )
@@ -119,7 +128,8 @@ def run(options: Options, db_url: str, workdir: Path) -> Result:
             # Opened while the daemon may be migrating too: the two must take turns, not collide.
             storage = Storage.open(db_url)
             try:
-                posted = _crash_many_times(options, result, peer, daemon, storage, rng)
+                team_config = load_config(config, peer.env)
+                posted = _crash_many_times(options, result, peer, daemon, storage, team_config, rng)
                 result.verdict = check(posted, peer.brand_posts(), storage, ACCOUNT)
             finally:
                 storage.close()
@@ -143,7 +153,13 @@ def _kill_first_starts(options: Options, result: Result, daemon: Daemon, rng: ra
 
 
 def _crash_many_times(
-    options: Options, result: Result, peer: Peer, daemon: Daemon, storage: Storage, rng: random.Random
+    options: Options,
+    result: Result,
+    peer: Peer,
+    daemon: Daemon,
+    storage: Storage,
+    config: Config,
+    rng: random.Random,
 ) -> list[Posted]:
     """Kill and restart the daemon while the customer posts; then let one last life finish and stop it."""
     if not wait_until(lambda: _cursor_set(storage), START_TIMEOUT, daemon):
@@ -155,6 +171,9 @@ def _crash_many_times(
         target=_customer, args=(peer, options.mentions, phase * 0.7, random.Random(rng.random()), posted)
     )
     customer.start()
+    working = threading.Event()
+    team = threading.Thread(target=_team, args=(config, storage, working, random.Random(rng.random()), result))
+    team.start()
     try:
         for _ in range(options.kills):
             life_began = now()
@@ -167,6 +186,8 @@ def _crash_many_times(
             daemon.start()
     finally:
         customer.join()
+        working.set()
+        team.join()
 
     # The last life must really run (not just be judged on what earlier lives left) before SIGTERM.
     posted_ids = [p.post_id for p in posted]
@@ -185,6 +206,24 @@ def _customer(peer: Peer, count: int, span: float, rng: random.Random, posted: l
         who = peer.customers(i, scenario.customer)
         body = scenario.for_brand(peer.brand_handle)
         posted.append(Posted(peer.post(who, body), who, body))
+
+
+def _team(config: Config, storage: Storage, done: threading.Event, rng: random.Random, result: Result) -> None:
+    """A person at the desk: in each case waiting on us, a reply, then the case resolved (a check-back follows)."""
+    handled: set[int] = set()
+    while not done.wait(rng.uniform(0.3, 1.5)):
+        for case in storage.cases.listed(states=[CaseState.OPEN.value, CaseState.WAITING_ON_US.value]):
+            if case.id in handled or case.account != ACCOUNT:
+                continue
+            handled.add(case.id)
+            words = f"Team here: we checked case {case.id} and fixed it."
+            team_reply(config, storage, case.id, words, "bench-team", private=False, request_key=f"bench-{case.id}")
+            result.team_replies += 1
+            try:
+                resolve_case(config, storage, case.id, "bench-team", "fixed during the crash test")
+                result.resolved += 1
+            except Conflict:
+                pass  # the customer wrote and the case moved on meanwhile
 
 
 def _cursor_set(storage: Storage) -> bool:
@@ -207,7 +246,10 @@ def _settled(storage: Storage, posted_ids: list[str]) -> bool:
     if not set(posted_ids) <= stored:
         return False
     by_state = storage.figures.activity(ACCOUNT).replies_by_state
-    return by_state.get(ReplyState.APPROVED.value, 0) + by_state.get(ReplyState.SENDING.value, 0) == 0
+    if by_state.get(ReplyState.APPROVED.value, 0) + by_state.get(ReplyState.SENDING.value, 0):
+        return False
+    # A resolved case owes its check-back: settled once the daemon has queued (and so sent) it.
+    return not any(c.check_back_due_at for c in storage.cases.listed(states=[CaseState.RESOLVED.value]))
 
 
 @contextmanager
@@ -231,6 +273,8 @@ def report(result: Result) -> str:
         f"mentions: {v.posted} posted, {v.stored} stored",
         f"replies on the server: {v.public_on_server} public, {v.direct_on_server} direct",
         f"answered once: {v.answered}; deliberately unanswered: {sum(v.unanswered.values())} ({unanswered})",
+        f"cases: {result.team_replies} team replies written, {result.resolved} resolved; on the server once each: "
+        f"{v.team_sent} team replies, {v.check_backs_sent} check-backs",
         f"duplicates: {len(v.duplicates)}",
         f"losses: {len(v.losses)}",
         f"database agrees with the server: {'yes' if not v.disagreements else f'no ({len(v.disagreements)})'}",

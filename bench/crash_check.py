@@ -13,11 +13,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from bench.crash_peers import ServerPost
-from bot.models import ReplyKind, ReplyState
+from bot.models import ReplyKind, ReplyPurpose, ReplyState
 from bot.storage import Storage
 from bot.storage.records import StoredReply
 
 DELIBERATE = {ReplyState.PENDING, ReplyState.REJECTED, ReplyState.DRAFTED}
+ANSWERS = (ReplyPurpose.ANSWER.value, ReplyPurpose.HOLDING.value)  # the bot's own reply to a mention
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class Verdict:
     direct_on_server: int = 0
     answered: int = 0
     unanswered: Counter[str] = field(default_factory=Counter)
+    team_sent: int = 0  # a person's replies, on the server once each
+    check_backs_sent: int = 0
     duplicates: list[str] = field(default_factory=list)
     losses: list[str] = field(default_factory=list)
     disagreements: list[str] = field(default_factory=list)
@@ -66,8 +69,10 @@ def check(posted: list[Posted], server: list[ServerPost], storage: Storage, acco
                 if reply.kind is ReplyKind.DIRECT:
                     direct_sent[mention.mention.author.handle.lower()] += 1
 
+    # A person's reply or a check-back may answer a customer's post too: it is checked on its own below.
+    case_posts = {post_id for post_id, reply in recorded.items() if reply.purpose not in ANSWERS}
     for item in posted:
-        on_server = public_by_target.get(item.post_id, [])
+        on_server = [p for p in public_by_target.get(item.post_id, []) if p.id not in case_posts]
         if len(on_server) > 1:
             ids = ", ".join(p.id for p in on_server)
             verdict.duplicates.append(f"mention {item.post_id} has {len(on_server)} public replies ({ids})")
@@ -76,7 +81,13 @@ def check(posted: list[Posted], server: list[ServerPost], storage: Storage, acco
             verdict.losses.append(f"mention {item.post_id} ({item.text[:40]!r}) was never stored")
             continue
         verdict.stored += 1
-        replies = {r.kind: r for r in storage.replies.for_mention(mention.id)}
+        all_replies = storage.replies.for_mention(mention.id)
+        for reply in all_replies:
+            if reply.purpose in (ReplyPurpose.TEAM.value, ReplyPurpose.CHECK_BACK.value):
+                _case_reply(verdict, reply, recorded)
+        replies = {
+            r.kind: r for r in all_replies if r.purpose in (ReplyPurpose.ANSWER.value, ReplyPurpose.HOLDING.value)
+        }
         public = replies.get(ReplyKind.PUBLIC)
         if public is None or public.state in DELIBERATE:
             why = f"{mention.situation}: {mention.action}" if public is None else f"reply {public.state.value}"
@@ -110,6 +121,17 @@ def check(posted: list[Posted], server: list[ServerPost], storage: Storage, acco
         if count > direct_sent[handle]:
             verdict.duplicates.append(f"@{handle} got {count} direct messages; {direct_sent[handle]} recorded as sent")
     return verdict
+
+
+def _case_reply(verdict: Verdict, reply: StoredReply, recorded: dict[str, StoredReply]) -> None:
+    """A person's reply or a check-back: sent once (on the server as recorded), or waiting for a person."""
+    if reply.state is ReplyState.SENT and reply.platform_post_id in recorded:
+        if reply.purpose == ReplyPurpose.TEAM.value:
+            verdict.team_sent += 1
+        else:
+            verdict.check_backs_sent += 1
+    elif reply.state not in DELIBERATE:
+        verdict.losses.append(f"{reply.purpose} reply {reply.id} is {reply.state.value}: {reply.last_error}")
 
 
 def _addressees(html: str) -> set[str]:

@@ -1,19 +1,40 @@
 """The one clock carebot reads, and how it writes and reads durations.
 
-Everything that asks "what time is it" calls `now()`, so a test can move time for the whole bot at once.
+Everything that asks "what time is it" calls `now()`, so a test or a bench can move time for the whole bot
+at once (`use_clock`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
-def now() -> datetime:
+def _wall_clock() -> datetime:
     return datetime.now(UTC)
+
+
+_source: Callable[[], datetime] = _wall_clock
+
+
+def now() -> datetime:
+    return _source()
+
+
+@contextmanager
+def use_clock(source: Callable[[], datetime]) -> Iterator[None]:
+    """Within the block, `now()` is `source()` everywhere (a fake clock for tests and replays)."""
+    global _source
+    before, _source = _source, source
+    try:
+        yield
+    finally:
+        _source = before
 
 
 def as_utc(value: datetime | str) -> datetime:

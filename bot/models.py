@@ -38,6 +38,25 @@ class ReplyState(StrEnum):
     REJECTED = "rejected"  # a person said no
 
 
+class CaseState(StrEnum):
+    OPEN = "open"  # new: nobody has acted yet
+    WAITING_ON_US = "waiting_on_us"  # the customer wrote; a person must act
+    WAITING_ON_CUSTOMER = "waiting_on_customer"  # we answered; the ball is in their court
+    RESOLVED = "resolved"  # a person (or the customer) says it is done; a check-back may follow
+    CLOSED = "closed"  # over: a new post starts a new case
+
+
+OPEN_STATES = frozenset({CaseState.OPEN.value, CaseState.WAITING_ON_US.value, CaseState.WAITING_ON_CUSTOMER.value})
+
+
+class ReplyPurpose(StrEnum):
+    ANSWER = "answer"  # the bot's answer to a mention (one per mention and kind)
+    HOLDING = "holding"  # "we have your message; a person is on it" (at most one per case per period)
+    TEAM = "team"  # a person's reply from the desk or the CLI
+    CHECK_BACK = "check_back"  # "is everything working now?" after a person resolved the case
+    INCIDENT = "incident"  # "the problem with ... is fixed", once to each member of a resolved incident
+
+
 class ReplyKind(StrEnum):
     PUBLIC = "public"
     DIRECT = "direct"

@@ -17,6 +17,7 @@ Error tree (catch the base, or a precise leaf)::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -136,9 +137,12 @@ class Connector(Protocol):
         """Send `text` privately to the author of `mention`."""
         ...
 
-    def find_reply(self, mention: Mention, idempotency_key: str, *, direct: bool = False) -> PostedReply | None:
+    def find_reply(
+        self, mention: Mention, idempotency_key: str, *, direct: bool = False, text: str | None = None
+    ) -> PostedReply | None:
         """The brand's existing reply to `mention` (its private follow-up when `direct`), if an
-        earlier attempt did post one."""
+        earlier attempt did post one. With `text`, only a reply with these words counts (several replies
+        of ours may answer one post: the bot's, then a person's); compare with `same_words`."""
         ...
 
     def text_length(self, text: str) -> int:
@@ -187,3 +191,17 @@ class Platform:
     # The cursor to read from so that mentions since a moment are read too (`backfill:`), or None if the
     # platform cannot. Mentions older than the moment may come with it: the cycle skips those.
     backfill_cursor: Callable[[datetime], str] | None = None
+
+
+_HANDLE_OR_URL = re.compile(r"@[\w.@-]+|https?://\S+", re.UNICODE)
+
+
+def same_words(posted: str, ours: str) -> bool:
+    """Whether a post on the platform carries the words of our reply: letters and digits compared,
+    handles, links, case and punctuation aside (platforms add the handle, shorten links, render markup)."""
+
+    def words(text: str) -> str:
+        return "".join(ch for ch in _HANDLE_OR_URL.sub(" ", text).casefold() if ch.isalnum())
+
+    mine = words(ours)
+    return bool(mine) and words(posted) == mine

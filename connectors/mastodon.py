@@ -42,6 +42,7 @@ from connectors.base import (
     RateLimited,
     Rejected,
     Unavailable,
+    same_words,
 )
 from connectors.ignored import IgnoredAuthors
 from connectors.mastodon_html import html_to_text
@@ -159,7 +160,9 @@ class MastodonConnector:
             )
             return _posted(status)
 
-    def find_reply(self, mention: Mention, idempotency_key: str, *, direct: bool = False) -> PostedReply | None:
+    def find_reply(
+        self, mention: Mention, idempotency_key: str, *, direct: bool = False, text: str | None = None
+    ) -> PostedReply | None:
         """Our reply to `mention` in its thread (our private follow-up when `direct`), if there is one.
 
         Mastodon cannot look a status up by idempotency key; posting again with the
@@ -177,7 +180,14 @@ class MastodonConnector:
             for status in sorted(context["descendants"], key=_id_order)
             if str(status["account"]["id"]) == own_id and str(status["in_reply_to_id"]) == mention.post_id
         ]
-        if _reply_visibility(mention.visibility) == "direct":
+        if text is not None:
+            found = [
+                status
+                for status in ours
+                if (status.get("visibility") == "direct") == direct
+                and same_words(html_to_text(status["content"]), text)
+            ]
+        elif _reply_visibility(mention.visibility) == "direct":
             # The public reply to a direct mention is direct too; it always goes out before the
             # follow-up (the outbox holds follow-ups until it is sent), so order tells them apart.
             found = ours[1:] if direct else ours[:1]

@@ -43,6 +43,7 @@ from connectors.base import (
     RateLimited,
     Rejected,
     Unavailable,
+    same_words,
 )
 from connectors.ignored import IgnoredAuthors
 from connectors.x_http import BEARER_PLACEHOLDER, RoutedSession, redact_from_logs
@@ -222,7 +223,9 @@ class XConnector:
     def send_direct(self, mention: Mention, text: str, idempotency_key: str) -> PostedReply:
         raise Rejected("X allows automated DMs only after the user has DMed the brand")
 
-    def find_reply(self, mention: Mention, idempotency_key: str, *, direct: bool = False) -> PostedReply | None:
+    def find_reply(
+        self, mention: Mention, idempotency_key: str, *, direct: bool = False, text: str | None = None
+    ) -> PostedReply | None:
         """The brand's reply to `mention` among its posts newer than the mention, if any."""
         if direct:
             return None  # carebot never sends DMs on X (send_direct refuses)
@@ -244,7 +247,8 @@ class XConnector:
             self._usage["posts_read"] += len(posts)
             for post in posts:
                 post_id = post_id_or_none(post.get("id")) if isinstance(post, dict) else None
-                if post_id is not None and replied_to(post) == mention.post_id:
+                words_match = text is None or same_words(str(post.get("text", "")), text)
+                if post_id is not None and replied_to(post) == mention.post_id and words_match:
                     return PostedReply(post_id=post_id, url=self._post_url(post_id))
             token = _meta(body).get("next_token")
             if not token:

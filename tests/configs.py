@@ -21,6 +21,11 @@ EMAIL_ONLY_BRAND_YAML = """brand:
 """
 
 
+# Each post its own case (a join window of a millisecond): for suites about answering posts one by one,
+# where one customer posts several unrelated scenarios in a row. Following a case is tests/test_cases*.py.
+SEPARATE_POSTS = "cases:\n  join_window: 1ms\n"
+
+
 def _account(lines: dict[str, str | None], extra: str) -> str:
     written = [f"{key}: {value}" for key, value in lines.items() if value is not None]
     return "  - " + "\n    ".join(written) + "\n" + extra

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-BASE = {"bot", "bot.models", "bot.clock", "bot.logs", "bot.yamlfile", "bot.setting", "bot.waits"}
+BASE = {"bot", "bot.models", "bot.clock", "bot.hours", "bot.logs", "bot.yamlfile", "bot.setting", "bot.waits"}
 
 # part -> the parts it may import (besides itself and the base helpers)
 ALLOWED: dict[str, set[str]] = {

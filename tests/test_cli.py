@@ -231,12 +231,12 @@ def test_train_takes_output() -> None:
 
 
 def test_classifier_model_names_the_model_the_bot_uses(tmp_path: Path) -> None:
-    (tmp_path / "elsewhere.json").write_text('{"format": "from-the-future"}', encoding="utf-8")
-    path = config_with_secrets(tmp_path, extra="classifier:\n  model: elsewhere.json\n")
+    (tmp_path / "elsewhere.bin").write_bytes(b"not a model at all")
+    path = config_with_secrets(tmp_path, extra="classifier:\n  model: elsewhere.bin\n")
     env = {"BRAND_TOKEN": "t0ken-1234", "HOOK_URL": "https://h.example/x"}
     done = carebot("run", "--once", "--config", str(path), env=env)
     assert done.returncode == 2
-    assert f"{tmp_path / 'elsewhere.json'}: unsupported model format 'from-the-future'" in done.stderr
+    assert f"carebot: {tmp_path / 'elsewhere.bin'}: not a carebot model file" in done.stderr
 
 
 def test_check_config_warns_about_an_old_cost_password_hash(tmp_path: Path) -> None:

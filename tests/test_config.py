@@ -176,15 +176,15 @@ def test_base_url_with_the_api_path_says_what_to_write(tmp_path: Path) -> None:
 
 
 def test_classifier_model_backfill_and_metrics(tmp_path: Path) -> None:
-    (tmp_path / "model.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "model.bin").write_bytes(b"")
     text = GOOD.replace("poll_interval: 2m", "poll_interval: 2m\n    backfill: 24h")
-    text += "classifier:\n  model: model.json\nmetrics:\n  host: 0.0.0.0\n  port: 9464\n"
+    text += "classifier:\n  model: model.bin\nmetrics:\n  host: 0.0.0.0\n  port: 9464\n"
     config = config_from(write(tmp_path, text))
-    assert config.classifier.model == tmp_path / "model.json"
+    assert config.classifier.model == tmp_path / "model.bin"
     assert config.accounts[0].backfill == 86400.0
     assert (config.metrics.host, config.metrics.port, config.metrics.stale_after) == ("0.0.0.0", 9464, 600.0)
     assert config_from(write(tmp_path, GOOD)).accounts[0].backfill is None
-    missing = problems_of(write(tmp_path, text.replace("model: model.json", "model: nope.json")))
+    missing = problems_of(write(tmp_path, text.replace("model: model.bin", "model: nope.bin")))
     assert any("classifier.model: no such file" in p for p in missing)
 
 
@@ -226,6 +226,7 @@ def test_the_example_config_names_every_key() -> None:
 
     text = (ROOT / "config.example.yaml").read_text(encoding="utf-8")
     written = set(re.findall(r"^[\s#-]*([a-z_]+):", text, re.MULTILINE))
+    written |= set(re.findall(r"[{,]\s*([a-z_]+):", text))  # keys of flow mappings: {first_response: 1h}
     classes = [
         settings.Config,
         settings.Brand,
@@ -235,6 +236,9 @@ def test_the_example_config_names_every_key() -> None:
         settings.WebConfig,
         settings.NotifyConfig,
         settings.MetricsConfig,
+        settings.CasesConfig,
+        settings.IncidentsConfig,
+        settings.Target,
         settings.AccountConfig,
     ]
     classes += [options for name in platform_names() if (options := get_platform(name).options) is not None]

@@ -24,7 +24,7 @@ from tests.scenarios import ANSWERED, PERSONAL_DATA, POSTS, SCRIPTS, Scenario
 pytestmark = pytest.mark.slow  # the whole bot against mastodon-mock
 
 ROOT = Path(__file__).resolve().parents[1]
-DAEMON = "daemon:\n  max_replies_per_author_hour: 10\n"
+DAEMON = "daemon:\n  max_replies_per_author_hour: 10\n" + configs.SEPARATE_POSTS
 
 
 def write_config(directory: Path, base_url: str, db_url: str, mode: str = "auto") -> Path:

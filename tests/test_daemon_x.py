@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow  # the whole bot against the fake X behind Prism
 
 
 def config_for(tmp_path: Path, peer: XPeer, db_url: str, mode: str = "auto") -> Config:
-    daemon = "daemon:\n  max_replies_per_author_hour: 10\n  retry_backoff: 100ms\n"
+    daemon = "daemon:\n  max_replies_per_author_hour: 10\n  retry_backoff: 100ms\n" + configs.SEPARATE_POSTS
     account = configs.x_account(peer.base_url, mode=mode)
     path = configs.write_config(tmp_path, db_url=db_url, accounts=account, sections=daemon)
     return load_config(path, {"X_TOKEN": str(BRAND.bearer_token)})

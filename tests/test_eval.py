@@ -144,9 +144,9 @@ def test_train_writes_a_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     pairs = list(zip(texts, labels, strict=True))
     lines = [json.dumps({"text": f"{t} {n}", "label": label}) for n in range(3) for t, label in pairs]
     (data / "train-en.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    out = tmp_path / "model.json"
+    out = tmp_path / "model.bin"
     assert main(["train", "--data", str(data), "--out", str(out), "--folds", "0"]) == 0
-    assert f"wrote {out}: 18 examples (0 from the brand)" in capsys.readouterr().out
+    assert f"wrote {out}: 18 examples (0 from the brand, 0 from the team's decisions)" in capsys.readouterr().out
     assert main(["classify", "--model", str(out), "--json", "how much is it"]) == 0
     assert json.loads(capsys.readouterr().out)["situation"] == "price_question"
 
@@ -155,3 +155,38 @@ def test_train_refuses_too_few_examples(tmp_path: Path, capsys: pytest.CaptureFi
     (tmp_path / "train-en.jsonl").write_text('{"text": "broken", "label": "complaint"}\n', encoding="utf-8")
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "m.json")]) == 2
     assert "need at least 2 examples of every situation" in capsys.readouterr().err
+
+
+def test_the_mistakes_that_hurt_and_the_automatic_answers_are_measured() -> None:
+    sarcasm = Classification("en", 0.9, "other", 0.95, {"other": 0.95}, (), False, False, False, True, "sarcasm?")
+    pairs = [
+        (Example("a", "other", "en"), _result("complaint", confidence=0.6)),  # praise called a complaint
+        (Example("b", "other", "en"), _result("other", confidence=0.9)),
+        (Example("c", "trolling", "en"), _result("complaint", confidence=0.8)),  # a troll would get an apology
+        (Example("d", "trolling", "en"), _result("trolling", confidence=0.9)),
+        (Example("e", "trolling", "en"), _result("price_question", confidence=0.3)),  # a person sees it first
+        (Example("f", "complaint", "en"), sarcasm),  # a doubt: a person decides whatever the confidence
+    ]
+    m = metrics(pairs, min_confidence=0.55)
+    assert m.other_as_complaint == 0.5
+    assert m.trolling_answered == round(1 / 3, 4)
+    assert m.automatic_share == round(4 / 6, 4)  # a, b, c, d: confident and no doubt
+    assert m.automatic_accuracy == 0.5  # b and d are right
+    # ECE over tenths: 0.3, 0.6 and 0.8 alone and wrong; 0.9, 0.9 and 0.95 together, two right of three.
+    assert m.ece == round((0.3 + 0.6 + 0.8 + abs(2 - (0.9 + 0.9 + 0.95))) / 6, 4)
+
+
+def test_eval_prints_each_file_and_all_together(
+    labelled: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    second = tmp_path / "second.jsonl"
+    second.write_bytes(labelled.read_bytes())
+    assert main(["eval", str(labelled), str(second), "--min-confidence", "0.7"]) == 0
+    out = capsys.readouterr().out
+    assert f"## {labelled}" in out and f"## {second}" in out and "## all files together" in out
+    assert "== overall: 12 posts" in out and "confidence >= 0.70" in out
+    for column in ("macroF1", "c-recall", "other>c", "troll-auto", "cust>troll", "auto-acc", "auto-share", "ECE"):
+        assert column in out
+    assert main(["eval", str(labelled), str(second), "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["together"]["overall"]["posts"] == 12 and len(document["files"]) == 2

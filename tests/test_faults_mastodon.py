@@ -38,12 +38,15 @@ COMPLAINT = "@brand my order never arrived and nobody answers, please help"
 QUESTION = "@brand how can I contact your support team? is there an email?"
 
 
-DAEMON = """daemon:
+DAEMON = (
+    """daemon:
   max_attempts: 3
   retry_backoff: 100ms
   page_size: 5
   max_replies_per_author_hour: 50
 """
+    + configs.SEPARATE_POSTS
+)
 
 
 def write_config(directory: Path, base_url: str, db_url: str, *, timeout: str = "5s", other_account: str = "") -> Path:

@@ -33,11 +33,14 @@ COMPLAINT = f"@{BRAND.username} my order never arrived and nobody answers, pleas
 QUESTION = f"@{BRAND.username} how can I contact your support team? is there an email?"
 
 
-DAEMON = """daemon:
+DAEMON = (
+    """daemon:
   max_attempts: 3
   retry_backoff: 100ms
   max_replies_per_author_hour: 50
 """
+    + configs.SEPARATE_POSTS
+)
 
 
 def write_config(directory: Path, base_url: str, db_url: str, *, timeout: str = "5s", other_account: str = "") -> Path:

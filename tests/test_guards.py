@@ -29,12 +29,15 @@ from tests.test_faults_mastodon import brand_replies
 ACCOUNT = "acme-mastodon"
 
 
-def config(tmp_path: Path, base_url: str, *, per_hour: int = 10, handles: str = "[]") -> Config:
+def config(
+    tmp_path: Path, base_url: str, *, per_hour: int = 10, handles: str = "[]", join_window: str = "24h"
+) -> Config:
     path = configs.write_config(
         tmp_path,
         db_url=f"sqlite:///{tmp_path / 'carebot.db'}",
         accounts=configs.mastodon_account(base_url, name=ACCOUNT, poll_interval=None),
-        sections=f"daemon:\n  retry_backoff: 100ms\n  max_replies_per_author_hour: {per_hour}\n",
+        sections=f"daemon:\n  retry_backoff: 100ms\n  max_replies_per_author_hour: {per_hour}\n"
+        f"cases:\n  join_window: {join_window}\n",
         brand=f"{configs.BRAND_YAML}  handles: {handles}\n",
     )
     return load_config(path, {"BRAND_TOKEN": "brand_token"})
@@ -170,7 +173,8 @@ def test_a_bot_account_never_gets_an_automated_reply(bot: App, mastodon_server: 
 def test_a_bot_to_bot_loop_is_cut_after_the_hourly_limit(
     tmp_path: Path, mastodon_server: MockServer, running_bot: StartBot
 ) -> None:
-    """An auto-responder not flagged as a bot answers every reply of ours: after 2 replies, a person decides."""
+    """An auto-responder not flagged as a bot answers every reply of ours. Its answers are in the thread of
+    one case: the bot answers once, sends one holding reply, and then a person decides."""
     base = mastodon_server.base_url
     app = running_bot(config(tmp_path, base, per_hour=2))
     loop = new_user(base, "autoresponder")
@@ -189,13 +193,19 @@ def test_a_bot_to_bot_loop_is_cut_after_the_hourly_limit(
     app = running_bot(config(tmp_path, base, per_hour=2))  # a restart forgets nothing
     answered = [r for rs in brand_replies(base).values() for r in rs]
     assert len(answered) == 2
-    waiting = [i for i in app.storage.replies.queue() if i.mention.mention.author.handle == "autoresponder"]
-    assert len(waiting) == 3
-    assert all("a person decides" in i.mention.reason for i in waiting)
+    (case,) = [c for c in app.storage.cases.listed() if c.author_handle == "autoresponder"]
+    assert len(app.storage.cases.posts(case.id)) == 5
+    assert case.state == "waiting_on_us" and case.customer_replied
+    purposes = sorted(r.purpose for r in app.storage.cases.replies(case.id) if r.state.value == "sent")
+    assert purposes == ["answer", "holding"]
 
 
-def test_the_same_template_is_never_posted_twice_in_a_row_to_one_person(bot: App, mastodon_server: MockServer) -> None:
+def test_the_same_template_is_never_posted_twice_in_a_row_to_one_person(
+    tmp_path: Path, mastodon_server: MockServer, running_bot: StartBot
+) -> None:
+    """Separate questions, each its own case (a join window of a millisecond): the wording still varies."""
     base = mastodon_server.base_url
+    bot = running_bot(config(tmp_path, base, join_window="1ms"))
     texts: list[str] = []
     templates: list[str | None] = []
     for question in (

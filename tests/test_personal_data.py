@@ -82,3 +82,63 @@ def test_mask_replaces_every_span_with_its_kind() -> None:
 
 def test_mask_leaves_clean_text_alone() -> None:
     assert mask_personal_data("no personal data here 🙂") == "no personal data here 🙂"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # US numbers written the usual ways, with or without a cue word.
+        ("@AcmeTel call me 415-867-5309", [("phone", "415-867-5309")]),
+        ("@AcmeTel 415 867 5309 is my cell, nobody called back", [("phone", "415 867 5309")]),
+        ("my number is 415-555-0134", [("phone", "415-555-0134")]),
+        ("text me at 415.555.0134 pls", [("phone", "415.555.0134")]),
+        ("reach me on +1 415 555 0134", [("phone", "+1 415 555 0134")]),
+        # Russian, Indonesian and Saudi formats.
+        ("перезвоните мне 8 (912) 345-67-89", [("phone", "8 (912) 345-67-89")]),
+        ("мой номер 89123456789", [("phone", "89123456789")]),
+        ("tolong telp ke 081234567890 ya", [("phone", "081234567890")]),
+        ("wa ke +62 812-3456-7890 min", [("phone", "+62 812-3456-7890")]),
+        ("اتصلوا على +966 55 123 4567", [("phone", "+966 55 123 4567")]),
+        ("جوالي 0551234567 كلموني", [("phone", "0551234567")]),
+        # Emails spelled out to dodge filters.
+        ("email me: jane at example dot org", [("email", "jane at example dot org")]),
+        ("write to jane.doe [at] example [dot] com", [("email", "jane.doe [at] example [dot] com")]),
+        ("пишите ivan собака mail точка ru", [("email", "ivan собака mail точка ru")]),
+        ("kirim ke budi at gmail dot com ya", [("email", "budi at gmail dot com")]),
+        # IBANs (checked with their mod-97 digits) and identity numbers next to their cue words.
+        ("refund to DE89 3704 0044 0532 0130 00 please", [("iban", "DE89 3704 0044 0532 0130 00")]),
+        ("ايبان SA03 8000 0000 6080 1016 7519", [("iban", "SA03 8000 0000 6080 1016 7519")]),
+        ("my passport number is 533380006", [("id_number", "533380006")]),
+        ("SSN 123-45-6789 was on the form", [("id_number", "123-45-6789")]),
+        ("паспорт 4509 123456, что ещё нужно?", [("id_number", "4509 123456")]),
+        ("СНИЛС 123-456-789 01 указал", [("id_number", "123-456-789 01")]),
+        ("NIK 3174012345678901 udah aku kirim", [("id_number", "3174012345678901")]),
+        ("رقم الهوية 1012345678 ولا زال الطلب معلق", [("id_number", "1012345678")]),
+    ],
+)
+def test_finds_phones_spelled_emails_ibans_and_identity_numbers(text: str, expected: list[tuple[str, str]]) -> None:
+    assert kinds(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "harganya Rp 1.500.000 mahal banget",
+        "total belanja Rp1.299.000 kok ditagih dua kali",
+        "тариф 1 500 ₽ в месяц, серьёзно?",
+        "заказ на 12 500 000 рублей для офиса",
+        "it was $1,299.00 last week",
+        "order total 1,234.56 USD",
+        "السعر 1,500 ريال كثير",
+        "DE89 3704 0044 0532 0130 01 is not a real IBAN",
+        "what does at the end dot mean",
+        "my sim card is not working",
+    ],
+)
+def test_prices_totals_and_lookalikes_are_not_personal_data(text: str) -> None:
+    assert find_personal_data(text) == ()
+
+
+def test_masking_hides_the_new_kinds() -> None:
+    text = "call me 415-867-5309 or jane at example dot org, IBAN GB29 NWBK 6016 1331 9268 19"
+    assert mask_personal_data(text) == "call me [phone] or [email], IBAN [iban]"

@@ -242,7 +242,7 @@ def bot(tmp_path: Path, mastodon_server: MockServer, db_url: str, running_bot: S
         tmp_path,
         db_url=db_url,
         accounts=configs.mastodon_account(mastodon_server.base_url, mode=None, poll_interval=None, timeout=None),
-        sections="daemon:\n  max_replies_per_author_hour: 50\n",
+        sections="daemon:\n  max_replies_per_author_hour: 50\n" + configs.SEPARATE_POSTS,
     )
     return running_bot(load_config(path, {"BRAND_TOKEN": "brand_token"}))
 

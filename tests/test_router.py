@@ -273,6 +273,22 @@ def test_low_confidence_goes_to_a_person(playbooks: Playbooks, situation: str, a
     assert not sure.needs_approval
 
 
+@pytest.mark.parametrize(
+    ("text", "situation", "doubt"),
+    [
+        ("thanks for the super fast delivery, only took a month 🙄 @acme", "other", "sarcasm?"),
+        ("is this still on sale? the app keeps showing an error @acme", "price_question", "complaint probability"),
+    ],
+)
+def test_the_classifiers_doubt_sends_a_confident_post_to_a_person(
+    playbooks: Playbooks, text: str, situation: str, doubt: str
+) -> None:
+    result = classified(situation, confidence=0.95, doubt=f"{doubt}: a person checks")
+    decision = decide(mention(text), result, playbooks, mastodon())
+    assert decision.needs_approval  # never thanked or answered on its own
+    assert doubt in decision.reason and "below" not in decision.reason
+
+
 def test_the_playbook_threshold_and_approval_override_the_core(playbooks: Playbooks) -> None:
     strict = dataclasses.replace(playbooks["price_question"], min_confidence=0.95)
     custom = Playbooks({**playbooks.by_situation, "price_question": strict})

@@ -42,7 +42,7 @@ X_SECRETS = {
     "access_token_secret": "ats-Secret-63cc",
 }
 
-DAEMON = "daemon:\n  retry_backoff: 100ms\n"
+DAEMON = "daemon:\n  retry_backoff: 100ms\n" + configs.SEPARATE_POSTS
 
 
 def mastodon_config(tmp_path: Path, base_url: str) -> Path:

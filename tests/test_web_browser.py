@@ -333,3 +333,40 @@ def test_logout_ends_the_session_for_a_copied_cookie_and_an_approval_is_taken_ba
     running.cycle()
     assert replies_on_server(running.mastodon.base_url, str(post["id"])) == []
     assert running.app.storage.replies.get(reply_id).state is ReplyState.PENDING
+
+
+def test_a_case_page_reads_the_thread_replies_privately_and_resolves(running: Running, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    base = running.mastodon.base_url
+    post = post_as(base, "alice", COMPLAINT)
+    running.cycle()
+    (stored,) = [m for m in running.app.storage.mentions.all() if m.mention.post_id == str(post["id"])]
+    assert stored.case_id is not None
+    case_id = stored.case_id
+
+    log_in(page, running.desk.url, "alice")
+    page.click("nav >> text=Cases")
+    page.click(f"#case-{case_id} a")
+    expect(page.locator("h1")).to_contain_text(f"Case #{case_id}")
+    expect(page.locator(".thread")).to_contain_text("charged twice")
+    page.select_option("select.saved", index=1)  # a saved reply goes into the box, to be edited
+    area = page.locator("#reply-text")
+    expect(area).not_to_have_value("")
+    words = "@alice We found your order: the double charge is refunded today."
+    area.fill(words)
+    expect(page.locator(".case-reply .count .used")).to_have_text(str(len(words)))
+    page.check("input[name=private]")
+    page.click("button:has-text('Send reply')")
+    expect(page.locator(".flash-ok")).to_contain_text("goes out privately")
+    page.fill("#resolve-note", "refunded")
+    page.click("button:has-text('Resolve')")
+    expect(page.locator("h1 .state")).to_have_text("resolved")
+
+    running.cycle()
+    running.cycle()
+    with client(base, BRAND) as api:
+        me = api.account_verify_credentials()
+        statuses = api.account_statuses(me["id"], limit=40)
+    private = [s for s in statuses if s["visibility"] == "direct" and "double charge is refunded" in s["content"]]
+    assert len(private) == 1 and str(private[0]["in_reply_to_id"]) == str(post["id"])

@@ -11,7 +11,7 @@ from bot.classifier.features import extract_normalized
 from bot.classifier.language import detect_language
 from bot.classifier.model import MODEL_PATH, LinearModel, load_model
 from bot.classifier.personal_data import PersonalData, find_personal_data
-from bot.classifier.signals import is_angry, is_bot_like, is_opt_out
+from bot.classifier.signals import is_angry, is_bot_like, is_opt_out, is_sarcastic
 from bot.classifier.text import normalize
 from bot.classifier.vocabulary import BrandVocabulary
 from bot.models import LANGUAGES, SITUATIONS
@@ -20,6 +20,11 @@ from bot.models import LANGUAGES, SITUATIONS
 KEYWORD_BOOST = 2.0
 # Cues that mean a real customer issue: such a post is never called trolling.
 _CUSTOMER_CUES = ("failure", "contact")
+# Cues of something that went wrong: a sarcastic "thank you" with one of these is a complaint.
+_FAILURE_CUES = ("failure", "waited", "negative")
+# A post not called a complaint whose complaint probability is still this high may be a complaint
+# said in an unusual way: a person decides (chosen on tune-posts, see bench/README.md).
+COMPLAINT_DOUBT = 0.3
 # Ties go to the higher-priority situation (the labelling rule's order).
 PRIORITY = ("complaint", "price_question", "contact_request", "simple_question", "trolling", "other")
 
@@ -35,6 +40,13 @@ class Classification:
     angry: bool
     opt_out: bool
     bot_like: bool
+    sarcastic: bool = False  # praise with irony markers: never thanked automatically
+    doubt: str | None = None  # why a person should decide, whatever the confidence
+
+
+def decides_alone(result: Classification, min_confidence: float) -> bool:
+    """Whether the bot acts on this post without a person (the router's rule, for measuring it)."""
+    return result.doubt is None and result.confidence >= min_confidence
 
 
 class Classifier:
@@ -62,10 +74,12 @@ class Classifier:
         lang, lang_confidence = detect_language(text, default_lang, norm)
         cue_counts = self._cues.counts(norm)
         features = extract_normalized(text, norm, lang, cue_counts)
-        probabilities = self._model.probabilities(features, self._boost(norm))
+        probabilities = self._model.probabilities(features, lang, self._boost(norm))
         scores = dict(zip(self._labels, probabilities, strict=True))
-        situation = self._decide(scores, cue_counts)
+        sarcastic = is_sarcastic(text, cue_counts)
+        situation = self._decide(scores, cue_counts, sarcastic)
         return Classification(
+            doubt=_doubt(situation, scores, sarcastic),
             lang=lang,
             lang_confidence=lang_confidence,
             situation=situation,
@@ -75,7 +89,15 @@ class Classifier:
             angry=is_angry(text, cue_counts),
             opt_out=is_opt_out(text, norm),
             bot_like=is_bot_like(text, cue_counts),
+            sarcastic=sarcastic,
         )
+
+    def raw_probabilities(self, text: str, default_lang: str = "en") -> tuple[str, list[float]]:
+        """(language, probabilities per model label) as the examples taught them, before calibration."""
+        norm = normalize(text)
+        lang, _ = detect_language(text, default_lang, norm)
+        features = extract_normalized(text, norm, lang, self._cues.counts(norm))
+        return lang, self._model.raw_probabilities(features)
 
     def _boost(self, norm: str) -> list[float] | None:
         if self._brand is None:
@@ -85,16 +107,28 @@ class Classifier:
             return None
         return [KEYWORD_BOOST if label in counts else 0.0 for label in self._labels]
 
-    def _decide(self, scores: Mapping[str, float], cue_counts: Mapping[str, int]) -> str:
+    def _decide(self, scores: Mapping[str, float], cue_counts: Mapping[str, int], sarcastic: bool) -> str:
         # Calling a customer a troll is the worst mistake a care bot can make: a post that names a
         # failure or asks for a contact is never trolling, whatever the model says.
         weighted = dict(scores)
         # Missing a complaint costs more than any other mistake: a Bayes decision with unequal
-        # costs, the cost learned in training (bot.classifier.train.COMPLAINT_RECALL).
+        # costs, the cost chosen on measured posts (bot.classifier.calibration).
         weighted["complaint"] *= self._model.complaint_cost
         if any(cue_counts.get(cue) for cue in _CUSTOMER_CUES):
             weighted["trolling"] = 0.0
-        return max(PRIORITY, key=lambda label: (weighted[label], -PRIORITY.index(label)))
+        best = max(PRIORITY, key=lambda label: (weighted[label], -PRIORITY.index(label)))
+        # "Thanks for the fast delivery... after a month": the thanks is sarcasm about a failure.
+        if best == "other" and sarcastic and any(cue_counts.get(cue) for cue in _FAILURE_CUES):
+            return "complaint"
+        return best
+
+
+def _doubt(situation: str, scores: Mapping[str, float], sarcastic: bool) -> str | None:
+    if sarcastic and situation == "other":
+        return "praise with irony markers (sarcasm?): a person checks before anyone is thanked"
+    if situation != "complaint" and scores["complaint"] >= COMPLAINT_DOUBT:
+        return f"complaint probability {scores['complaint']:.2f}: a person checks it is not a complaint"
+    return None
 
 
 def _brand_cues(vocabulary: BrandVocabulary | None) -> CueSet | None:

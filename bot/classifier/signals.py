@@ -1,4 +1,4 @@
-"""Signals read from the text alone: anger/urgency, "stop replying to me", automated posts."""
+"""Signals read from the text alone: anger/urgency, sarcasm, "stop replying to me", automated posts."""
 
 from __future__ import annotations
 
@@ -35,6 +35,8 @@ _STOP_PHRASE = re.compile(
     r"|بطلوا (?:ترسلوا|رسايل|ازعاج)|اتركوني|سيبوني"
 )
 _COMMAND_NOISE = re.compile(r"[^\w\s']+")
+# A word or three in quotes: «быстрая», "fast", “next day” — the quotes say "so-called".
+_IRONIC_QUOTES = re.compile(r"[«“\"'‘]\s?[^\W\d_][^«»“”\"\n]{0,24}?\s?[»”\"'’]")
 
 
 def is_angry(text: str, cue_counts: Mapping[str, int]) -> bool:
@@ -50,6 +52,18 @@ def is_angry(text: str, cue_counts: Mapping[str, int]) -> bool:
     if "!!!" in body or "?!" in body or "!?" in body:
         score += 1
     return score >= 2
+
+
+def is_sarcastic(text: str, cue_counts: Mapping[str, int]) -> bool:
+    """Praise or thanks said with a sign that it means the opposite: an irony marker ("yeah right",
+    «ага», "makasih lho", يا سلام, 🙄 😒), a so-called in quotes, a failure, or how long it took.
+    Such a post is never thanked automatically: it is a complaint, or a person reads it."""
+    positive = cue_counts.get("praise", 0) + cue_counts.get("irony", 0)
+    if not positive:
+        return False
+    if cue_counts.get("irony", 0) or cue_counts.get("waited", 0) or cue_counts.get("failure", 0):
+        return True
+    return _IRONIC_QUOTES.search(strip_handles_and_urls(text)) is not None
 
 
 def is_opt_out(text: str, normalized: str | None = None) -> bool:

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot.classifier.calibration import CALIBRATION_PATH, Calibration, read_calibration
 from bot.classifier.cues import default_cues
+from bot.classifier.decisions import merge_decisions
 from bot.classifier.examples import DATA_DIR, Example, brand_examples, load_training
 from bot.classifier.features import Features, extract
 from bot.classifier.language import detect_language
@@ -32,16 +34,13 @@ ITERATIONS = 300
 FOLDS = 5
 MIN_DOCUMENTS = 2  # a feature seen in one post only is noise, not a pattern
 BRAND_WEIGHT = 2.0  # a brand's own examples count double: they describe its real posts
+# A team's decision is a real post of this brand's own audience, labelled by a person: it counts
+# more than a written example, but not so much that a few hundred drown out the other thousands.
+EXTRA_WEIGHT = 3.0
 NB_ALPHA = 0.3
 TEMPERATURES = tuple(round(0.5 + 0.1 * i, 1) for i in range(46))
 NB_GAINS = (5.0, 10.0, 20.0, 40.0)
 NB_MIXES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
-# Missing a complaint is the worst failure (an unhandled complaint), so the decision weighs the
-# complaint probability up: by the smallest cost at which out-of-fold complaint recall on the
-# examples reaches COMPLAINT_RECALL. Our examples are easier than real posts (cross-validated
-# accuracy ~0.89 here, ~0.78 on real posts), so the bar sits above the product's 0.90 target.
-COMPLAINT_RECALL = 0.95
-COMPLAINT_COSTS = tuple(round(1.0 + 0.25 * i, 2) for i in range(13))
 
 
 class TrainingError(RuntimeError):
@@ -53,6 +52,7 @@ class TrainReport:
     path: Path
     examples: int
     brand_examples: int
+    extra_examples: int
     by_lang: dict[str, int]
     by_label: dict[str, int]
     features: int
@@ -70,16 +70,27 @@ def train(
     *,
     data_dir: Path = DATA_DIR,
     folds: int = FOLDS,
+    extra: Sequence[Example] = (),
+    extra_weight: float = EXTRA_WEIGHT,
+    calibration: Calibration | None = None,
 ) -> TrainReport:
-    """Train on data_dir/train-*.jsonl plus the vocabulary's examples; write the model to out_path."""
+    """Train on data_dir/train-*.jsonl, the vocabulary's examples and `extra` labelled real posts (a
+    team's decisions: merged by normalised text, masked, weighed by extra_weight); write to out_path.
+
+    The calibration (per-language shifts chosen on measured posts) is `calibration`, else the
+    project's data/calibration.json when training from the project's data, else none.
+    """
     import numpy as np
 
     from bot.classifier.fit import SparseRows, fit_naive_bayes, fit_softmax
 
     path = Path(out_path) if out_path is not None else MODEL_PATH
+    if calibration is None and data_dir == DATA_DIR:
+        calibration = read_calibration(CALIBRATION_PATH)
     project = _unique(load_training(data_dir))
     brand = _unique(brand_examples(vocabulary))
-    examples = project + brand
+    decided = merge_decisions(extra)
+    examples = project + brand + decided
     labels = SITUATIONS
     counts = Counter(e.label for e in examples)
     if any(counts[label] < 2 for label in labels):
@@ -90,14 +101,14 @@ def train(
     rows = SparseRows.build([_row(f, index) for f in features], len(index))
     y = np.array([labels.index(e.label) for e in examples])
     weight = np.array([len(examples) / (len(labels) * counts[e.label]) for e in examples])
-    weight[len(project) :] *= BRAND_WEIGHT
+    weight[len(project) : len(project) + len(brand)] *= BRAND_WEIGHT
+    weight[len(project) + len(brand) :] *= extra_weight
 
     cv_accuracy = cv_macro_f1 = None
-    temperature, nb_gain, nb_mix, complaint_cost = 1.0, NB_GAINS[1], 0.0, DEFAULT_COMPLAINT_COST
+    temperature, nb_gain, nb_mix = 1.0, NB_GAINS[1], 0.0
     if folds > 1:
         logits, likelihood = _out_of_fold_scores(rows, y, weight, len(labels), folds)
         temperature, nb_gain, nb_mix, probabilities = _calibrate(logits, likelihood, y)
-        complaint_cost = _complaint_cost(probabilities, y, labels.index("complaint"))
         predicted = probabilities.argmax(axis=1)
         cv_accuracy = round(float((predicted == y).mean()), 4)
         gold, guessed = [labels[i] for i in y], [labels[i] for i in predicted]
@@ -112,6 +123,7 @@ def train(
     info = {
         "examples": len(examples),
         "brand_examples": len(brand),
+        "extra_examples": len(decided),
         "by_lang": by_lang,
         "by_label": by_label,
         "cv_accuracy": cv_accuracy,
@@ -122,6 +134,7 @@ def train(
             "folds": folds,
             "min_documents": MIN_DOCUMENTS,
             "nb_alpha": NB_ALPHA,
+            "extra_weight": extra_weight,
         },
         "inputs_sha256": digest,
     }
@@ -132,8 +145,10 @@ def train(
         temperature=temperature,
         nb_gain=nb_gain,
         nb_mix=nb_mix,
-        complaint_cost=complaint_cost,
-        info=info,
+        complaint_cost=calibration.complaint_cost if calibration else DEFAULT_COMPLAINT_COST,
+        bias=calibration.bias if calibration else {},
+        temperature_by_lang=calibration.temperature if calibration else {},
+        info={**info, "calibration": calibration.source if calibration else None},
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     save_model(model, path)
@@ -141,12 +156,13 @@ def train(
         path=path,
         examples=len(examples),
         brand_examples=len(brand),
+        extra_examples=len(decided),
         by_lang=by_lang,
         by_label=by_label,
         features=len(names),
         temperature=temperature,
         nb_mix=nb_mix,
-        complaint_cost=complaint_cost,
+        complaint_cost=model.complaint_cost,
         cv_accuracy=cv_accuracy,
         cv_macro_f1=cv_macro_f1,
         inputs_sha256=digest,
@@ -240,19 +256,6 @@ def _calibrate(logits: np.ndarray, likelihood: np.ndarray, y: np.ndarray) -> tup
             if candidate < best[0] - 1e-9:
                 best = (candidate, gain, mix, mixed)
     return temperature, best[1], best[2], best[3]
-
-
-def _complaint_cost(probabilities: np.ndarray, y: np.ndarray, complaint: int) -> float:
-    """The smallest cost in COMPLAINT_COSTS whose out-of-fold complaint recall reaches COMPLAINT_RECALL."""
-    is_complaint = y == complaint
-    if not is_complaint.any():
-        return DEFAULT_COMPLAINT_COST
-    for cost in COMPLAINT_COSTS:
-        weighted = probabilities.copy()
-        weighted[:, complaint] *= cost
-        if (weighted.argmax(axis=1)[is_complaint] == complaint).mean() >= COMPLAINT_RECALL:
-            return cost
-    return COMPLAINT_COSTS[-1]
 
 
 def _digest(examples: Sequence[Example]) -> str:

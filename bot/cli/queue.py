@@ -12,8 +12,9 @@ from bot.classifier import mask_personal_data
 from bot.cli.common import NO_SECRETS, actor, add_config_option, load, reply_id
 from bot.clock import format_duration, now
 from bot.config import Config
-from bot.models import ReplyKind, ReplyState
+from bot.models import ReplyState
 from bot.run.context import check_length
+from bot.run.decisions import CONFIRMED, REJECTED, record_on_reply
 from bot.storage import Conflict, NotFound, Storage
 from bot.storage.records import FollowUp, QueueItem
 
@@ -44,6 +45,11 @@ def register(sub: Any) -> None:
     reject = with_config(actions.add_parser("reject", help="reject a reply: it is never posted"))
     reject.add_argument("id", type=reply_id)
     reject.add_argument("--reason", default="", help="why, for the team")
+    reject.add_argument(
+        "--trolling",
+        action="store_true",
+        help="the post is trolling: the classifier learns it (train --with-decisions)",
+    )
     reject.add_argument("--by", default=None)
     reject.set_defaults(func=cmd_reject)
 
@@ -149,20 +155,14 @@ def cmd_approve(args: argparse.Namespace) -> int:
         if args.text is not None:
             check_length(config, storage, args.id, args.text)
         follow_up: FollowUp | Literal["as-is"] = "as-is"
-        direct = next(
-            (
-                r
-                for r in storage.replies.for_mention(storage.replies.get(args.id).mention_id)
-                if r.kind is ReplyKind.DIRECT
-            ),
-            None,
-        )
+        direct = storage.replies.follow_up_of(args.id)
         if args.direct_text is not None:
             if direct is None or direct.state is not ReplyState.PENDING:
                 raise ValueError(f"reply {args.id} has no private follow-up waiting")
             check_length(config, storage, direct.id, args.direct_text)
             follow_up = FollowUp(direct.id, direct.text, args.direct_text)
         reply = storage.replies.approve(args.id, actor(args), args.text, follow_up=follow_up)
+        record_on_reply(storage, reply.id, CONFIRMED, actor(args))
         also = ""
         if direct is not None and direct.state is ReplyState.PENDING:
             also = f", then its private follow-up #{direct.id}"
@@ -181,7 +181,10 @@ def cmd_unapprove(args: argparse.Namespace) -> int:
 
 def cmd_reject(args: argparse.Namespace) -> int:
     def reject(_config: Config, storage: Storage) -> str:
-        reply = storage.replies.reject(args.id, actor(args), args.reason)
+        reason = args.reason or ("trolling" if args.trolling else "")
+        reply = storage.replies.reject(args.id, actor(args), reason)
+        if args.trolling:
+            record_on_reply(storage, reply.id, REJECTED, actor(args), label="trolling")
         return f"#{reply.id} rejected by {reply.approved_by}"
 
     return _act(args, reject)

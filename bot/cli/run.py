@@ -139,12 +139,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     config = load(args, needs=NO_SECRETS)
     if config is None:
         return BAD_USAGE
-    from bot.run.status import account_status
+    from bot.run.status import account_status, case_lines, case_status
     from bot.storage import Storage
 
     storage = Storage.open(config.storage.url)
     try:
         rows = [account_status(storage, account) for account in config.accounts]
+        for row in rows:
+            row["cases"] = case_status(config, storage, row["account"])
     finally:
         storage.close()
     if args.json:
@@ -162,6 +164,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"  requests {row['requests']} · posts read {row['posts_read']} · posts created {row['posts_created']}"
             + (f" · estimated spend ${row['estimated_spend_usd']:.2f}" if row["estimated_spend_usd"] else "")
         )
+        for line in case_lines(row["cases"]):
+            print(line)
     return 0
 
 

@@ -15,7 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bot.config.settings import AccountConfig, Config, StorageConfig
+from bot.config.settings import DEFAULT_TARGETS, AccountConfig, Config, StorageConfig, Target
+from bot.hours import BusinessHours, parse_holidays, parse_timezone, parse_week
+from bot.models import SITUATIONS
 from bot.yamlfile import KeyPath, Problems, read_yaml, show_path
 from connectors import get_platform, platform_names
 
@@ -335,6 +337,40 @@ class Reader:
                 continue
             users[str(name)] = hashed
         return users
+
+    def hours(self, value: Any, path: KeyPath) -> BusinessHours | None:
+        """cases.business_hours: timezone, week (day: "HH:MM-HH:MM"), holidays."""
+        if not isinstance(value, dict):
+            self.problem(path, "expected a mapping with timezone, week and holidays")
+            return None
+        for key in value:
+            if key not in ("timezone", "week", "holidays"):
+                self.problem((*path, str(key)), "unknown key (allowed: holidays, timezone, week)")
+        found: dict[str, Any] = {}
+        for key, parse in (("timezone", parse_timezone), ("week", parse_week), ("holidays", parse_holidays)):
+            if key in value:
+                raw = value[key] if key != "timezone" else self.scalar(value[key], (*path, key))
+                found[key] = self.checked(raw, (*path, key), parse)
+        return None if UNSET in found.values() else BusinessHours(**found)
+
+    def targets(self, value: Any, path: KeyPath) -> dict[str, Target] | None:
+        """cases.targets: situation -> {first_response, resolution}, durations in business hours."""
+        if not isinstance(value, dict):
+            self.problem(path, "expected a mapping of situation to first_response and resolution")
+            return None
+        targets = dict(DEFAULT_TARGETS)
+        for situation, spec in value.items():
+            key = (*path, str(situation))
+            if situation not in SITUATIONS:
+                self.problem(key, f"expected a situation ({', '.join(SITUATIONS)}), got {situation!r}")
+                continue
+            if spec is None:
+                targets[situation] = Target()
+                continue
+            values = self.section(Target, spec, key)
+            if values is not None:  # keys left out keep their defaults
+                targets[situation] = dataclasses.replace(targets.get(situation, Target()), **values)
+        return targets
 
     def accounts(self, value: Any, path: KeyPath) -> tuple[AccountConfig, ...] | None:
         if not isinstance(value, list):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import checks
+from bot.hours import BusinessHours
 from bot.models import Mode
 from bot.setting import internal, setting
 
@@ -118,6 +119,78 @@ class NotifyConfig:
 
 
 @dataclass(frozen=True)
+class Target:
+    """How soon a person must act on a case of one situation, in business hours (seconds); None: no target."""
+
+    first_response: float | None = setting(None, doc="a person's first answer", check=checks.duration)
+    resolution: float | None = setting(None, doc="the case resolved", check=checks.duration)
+
+
+DEFAULT_TARGETS: Mapping[str, Target] = {
+    "complaint": Target(first_response=3600.0, resolution=86400.0),
+    "contact_request": Target(first_response=4 * 3600.0),
+    "simple_question": Target(first_response=4 * 3600.0),
+    "price_question": Target(first_response=4 * 3600.0),
+}
+
+
+@dataclass(frozen=True)
+class CasesConfig:
+    join_window: float = setting(
+        24 * 3600.0, doc="a new post from the same author joins their open case within this time", check=checks.duration
+    )
+    holding_every: float = setting(
+        24 * 3600.0, doc="at most one automatic holding reply per case in this time", check=checks.duration
+    )
+    check_back_after: float = setting(
+        24 * 3600.0,
+        doc="after a person resolves a case, the check-back goes out this much later",
+        check=checks.duration,
+    )
+    check_back: bool = setting(True, doc="send a check-back after a person resolves a case")
+    close_after: float = setting(
+        3 * 86400.0, doc="a resolved case with no new post closes after this", check=checks.duration
+    )
+    idle_close_after: float = setting(
+        7 * 86400.0,
+        doc="a case waiting on the customer closes after this without news (not a complaint no person answered)",
+        check=checks.duration,
+    )
+    on_thanks: str = setting(
+        "propose",
+        doc='"thanks, it works now": propose (a person confirms) | resolve (at once)',
+        check=checks.one_of(("propose", "resolve")),
+    )
+    business_hours: BusinessHours = setting(
+        factory=BusinessHours,
+        doc="when the team works: targets count only these hours",
+        read=lambda r, v, p: r.hours(v, p),
+    )
+    targets: Mapping[str, Target] = setting(
+        factory=lambda: dict(DEFAULT_TARGETS),
+        doc="per situation: first_response and resolution, in business hours",
+        read=lambda r, v, p: r.targets(v, p),
+    )
+
+
+@dataclass(frozen=True)
+class IncidentsConfig:
+    window: float = setting(
+        30 * 60.0, doc="complaints about one topic within this time count towards an incident", check=checks.duration
+    )
+    min_reports: int = setting(
+        5,
+        doc="people (distinct authors) reporting one topic within the window that make an incident",
+        check=checks.positive,
+    )
+    notify_per_hour: int = setting(
+        90,
+        doc="fixed-notifications sent per hour after a resolve (Mastodon allows 300 posts per 3 h; leave room)",
+        check=checks.positive,
+    )
+
+
+@dataclass(frozen=True)
 class AccountConfig:
     """One account. Its platform adds its own secret keys and options (see `connectors/<platform>.py`)."""
 
@@ -152,6 +225,8 @@ class Config:
     daemon: DaemonConfig = setting(factory=DaemonConfig, doc="the running loop")
     web: WebConfig = setting(factory=WebConfig, doc="the approval desk")
     notify: NotifyConfig = setting(factory=NotifyConfig, doc="webhook alerts to the team")
+    cases: CasesConfig = setting(factory=CasesConfig, doc="following a person's problem from first post to check-back")
+    incidents: IncidentsConfig = setting(factory=IncidentsConfig, doc="many people reporting the same problem")
     metrics: MetricsConfig = setting(factory=MetricsConfig, doc="Prometheus /metrics and /health of `carebot run`")
     path: Path | None = internal(None)  # the file this was read from
     warnings: tuple[str, ...] = internal(())  # what is allowed but unwise (a secret written in the file)

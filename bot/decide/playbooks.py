@@ -40,6 +40,19 @@ _RULE_KEYS = ("name", "when", "action", "template", "direct_template")
 _CONDITION_KEYS = ("personal_data", "angry", "keywords", "platform")
 _CLASSIFIER_KEYS = ("keywords", "examples")
 _TEMPLATE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# Message playbooks (not situations): kind -> the signals (keyword lists) it may carry. Each has one
+# template named like the kind, except "saved" (any names). A brand's directory may leave them out: the
+# shipped ones are used.
+MESSAGE_KINDS: Mapping[str, tuple[str, ...]] = {
+    "holding": ("escalation", "resolved", "still_broken"),
+    "check_back": (),
+    "saved": (),  # the team's saved replies for the desk: any template names
+    "incident": (),  # topics instead of signals: see below
+}
+_MESSAGE_KEYS = ("kind", "signals", "topics", "eta", "templates")
+# Placeholders a message kind's templates may use beyond the brand's.
+MESSAGE_PLACEHOLDERS: Mapping[str, frozenset[str]] = {"incident": frozenset({"topic", "eta"})}
+REQUIRED_TEMPLATES: Mapping[str, tuple[str, ...]] = {"incident": ("incident", "fixed")}
 
 
 class PlaybookError(Exception):
@@ -84,8 +97,30 @@ class Playbook:
 
 
 @dataclass(frozen=True)
+class Topic:
+    """A problem an incident can be about: its words in each language, and its public wording."""
+
+    name: str
+    label: Mapping[str, str]  # lang -> the words replies use for it ({topic})
+    words: Keywords
+
+
+@dataclass(frozen=True)
+class MessagePlaybook:
+    """What the bot says beyond a situation's answer: holding reply, check-back, incident, saved replies."""
+
+    kind: str
+    templates: Mapping[str, Mapping[str, tuple[str, ...]]]  # name -> lang -> variants
+    signals: Mapping[str, Keywords] = field(default_factory=dict)  # e.g. "escalation" phrases
+    source: str = ""
+    topics: Mapping[str, Topic] = field(default_factory=dict)  # incident: the brand's problem words
+    eta: Mapping[str, str] = field(default_factory=dict)  # incident: lang -> how "{eta}" reads, with {time}
+
+
+@dataclass(frozen=True)
 class Playbooks:
     by_situation: Mapping[str, Playbook]
+    messages: Mapping[str, MessagePlaybook] = field(default_factory=dict)
 
     def __getitem__(self, situation: str) -> Playbook:
         return self.by_situation[situation]
@@ -115,7 +150,13 @@ def load_playbooks(directory: Path | None = None) -> Playbooks:
                 except (OSError, UnicodeDecodeError) as exc:
                     problems.append(f"{path}:1: cannot read: {exc}")
     found: dict[str, Playbook] = {}
+    messages: dict[str, MessagePlaybook] = {}
     for label, stem, text in sources:
+        if stem in MESSAGE_KINDS:
+            message = _read_message(label, stem, text, problems)
+            if message is not None:
+                messages[stem] = message
+            continue
         if stem not in SITUATIONS:
             problems.append(f"{label}:1: no situation is called {stem!r} (one of: {', '.join(SITUATIONS)})")
             continue
@@ -126,7 +167,10 @@ def load_playbooks(directory: Path | None = None) -> Playbooks:
     problems.extend(f"{where}{s}.yaml: missing: every situation needs a playbook" for s in missing)
     if problems:
         raise PlaybookError(problems)
-    return Playbooks(MappingProxyType({s: found[s] for s in SITUATIONS}))
+    if directory is not None and set(messages) != set(MESSAGE_KINDS):
+        shipped = load_playbooks().messages
+        messages = {kind: messages.get(kind) or shipped[kind] for kind in MESSAGE_KINDS}
+    return Playbooks(MappingProxyType({s: found[s] for s in SITUATIONS}), MappingProxyType(messages))
 
 
 def vocabulary(playbooks: Playbooks) -> BrandVocabulary:
@@ -144,11 +188,19 @@ def _read(label: str, stem: str, text: str, problems: list[str]) -> Playbook | N
     return playbook
 
 
+def _read_message(label: str, stem: str, text: str, problems: list[str]) -> MessagePlaybook | None:
+    data, found = read_yaml(text, label)
+    message = _Checker(found).message(stem, data) if data is not None or not found else None
+    problems.extend(found.found)
+    return message
+
+
 class _Checker:
     """Walks one file's data, recording problems with the line each key path came from."""
 
     def __init__(self, problems: Problems) -> None:
         self.problems = problems
+        self.extra_placeholders: frozenset[str] = frozenset()
 
     @property
     def failed(self) -> bool:
@@ -247,6 +299,82 @@ class _Checker:
             source=self.problems.label,
         )
 
+    def message(self, kind: str, data: Any) -> MessagePlaybook | None:
+        top = self.mapping(data, (), _MESSAGE_KEYS)
+        if not top:
+            if isinstance(data, dict):
+                self.problem((), "empty playbook")
+            return None
+        if top.get("kind") != kind:
+            self.problem(("kind",), f"must be {kind!r}, the file's name, not {top.get('kind')!r}")
+        signals: dict[str, Keywords] = {}
+        if "signals" in top:
+            allowed = MESSAGE_KINDS[kind]
+            for name, phrases in self.mapping(top["signals"], ("signals",), allowed).items():
+                by_lang = self.by_language(phrases, ("signals", name), "phrases")
+                for lang, items in by_lang.items():
+                    for i, phrase in enumerate(items):
+                        problem = phrase_problem(phrase)
+                        if problem:
+                            self.problem(("signals", name, lang, i), problem)
+                signals[name] = Keywords.of(by_lang)
+        topics: dict[str, Topic] = {}
+        if "topics" in top:
+            if kind != "incident":
+                self.problem(("topics",), "only the incident playbook has topics")
+            else:
+                topics = self.topics(top["topics"])
+        eta: dict[str, str] = {}
+        if "eta" in top:
+            for lang, phrase in self.mapping(top["eta"], ("eta",), LANGUAGES).items():
+                if not isinstance(phrase, str) or "{time}" not in phrase:
+                    self.problem(("eta", lang), "must be text with {time} in it")
+                else:
+                    eta[lang] = phrase
+        self.extra_placeholders = MESSAGE_PLACEHOLDERS.get(kind, frozenset())
+        templates = self.templates(top.get("templates", {}))
+        for name in REQUIRED_TEMPLATES.get(kind, () if kind == "saved" else (kind,)):
+            if name not in templates:
+                self.problem(("templates",), f"needs a template called {name!r}")
+        if self.failed:
+            return None
+        return MessagePlaybook(
+            kind,
+            MappingProxyType(templates),
+            MappingProxyType(signals),
+            self.problems.label,
+            MappingProxyType(topics),
+            MappingProxyType(eta),
+        )
+
+    def topics(self, value: Any) -> dict[str, Topic]:
+        topics: dict[str, Topic] = {}
+        if not isinstance(value, dict) or not value:
+            self.problem(("topics",), f"must be a mapping of topic names, not {_kind(value)}")
+            return topics
+        for name, spec in value.items():
+            path: KeyPath = ("topics", str(name))
+            if not _TEMPLATE_NAME.match(str(name)):
+                self.problem(path, "topic names use a-z, 0-9 and _ and start with a letter")
+            fields = self.mapping(spec, path, ("label", "words"))
+            labels: dict[str, str] = {}
+            for lang, label in self.mapping(fields.get("label"), (*path, "label"), LANGUAGES).items():
+                if isinstance(label, str) and label.strip():
+                    labels[lang] = label.strip()
+                else:
+                    self.problem((*path, "label", lang), f"must be text, not {_kind(label)}")
+            for lang in LANGUAGES:
+                if lang not in labels and isinstance(fields.get("label"), dict) and lang not in fields["label"]:
+                    self.problem((*path, "label"), f"missing language {lang!r}")
+            words = self.by_language(fields.get("words"), (*path, "words"), "phrases")
+            for lang, items in words.items():
+                for i, phrase in enumerate(items):
+                    problem = phrase_problem(phrase)
+                    if problem:
+                        self.problem((*path, "words", lang, i), problem)
+            topics[str(name)] = Topic(str(name), MappingProxyType(labels), Keywords.of(words))
+        return topics
+
     def templates(self, value: Any) -> dict[str, Mapping[str, tuple[str, ...]]]:
         if value is None:
             return {}
@@ -275,7 +403,7 @@ class _Checker:
         if len(set(variants)) < len(variants):
             self.problem(path, "has the same variant twice")
         for i, variant in enumerate(variants):
-            for what in template_problems(variant):
+            for what in template_problems(variant, self.extra_placeholders):
                 self.problem((*path, i), what)
 
     def rules(self, value: Any, templates: Mapping[str, Any]) -> tuple[Rule, ...]:

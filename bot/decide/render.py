@@ -7,7 +7,7 @@ templates never see the post text, which is what keeps personal data out of publ
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from bot.config import Brand
@@ -50,12 +50,13 @@ class Variant:
     text: str
 
 
-def template_problems(template: str) -> list[str]:
-    """What is wrong with one template variant (empty when it is fine)."""
+def template_problems(template: str, extra: frozenset[str] = frozenset()) -> list[str]:
+    """What is wrong with one template variant (empty when it is fine); `extra`: placeholders of its own."""
+    allowed = PLACEHOLDERS | extra
     problems = [
-        f"unknown placeholder {{{name}}} (allowed: {', '.join(sorted('{' + p + '}' for p in PLACEHOLDERS))})"
+        f"unknown placeholder {{{name}}} (allowed: {', '.join(sorted('{' + p + '}' for p in allowed))})"
         for name in _PLACEHOLDER.findall(template)
-        if name not in PLACEHOLDERS
+        if name not in allowed
     ]
     if "{" in _PLACEHOLDER.sub("", template) or "}" in _PLACEHOLDER.sub("", template):
         problems.append("unbalanced brace: placeholders look like {brand}")
@@ -91,8 +92,10 @@ def support_channels(brand: Brand, lang: str, prefer_links: bool) -> str:
     return email_only.format(email=brand.support_email)
 
 
-def render(template: str, brand: Brand, handle: str, lang: str, prefer_links: bool) -> str:
-    """`@handle ` followed by the template with the brand's details filled in."""
+def render(
+    template: str, brand: Brand, handle: str, lang: str, prefer_links: bool, extra: Mapping[str, str] | None = None
+) -> str:
+    """`@handle ` followed by the template with the brand's details (and `extra` values) filled in."""
     if not usable(template, brand, prefer_links):
         raise ValueError("this variant names the help page, which is not available here")
     safe = sanitise_handle(handle)
@@ -103,6 +106,7 @@ def render(template: str, brand: Brand, handle: str, lang: str, prefer_links: bo
         "support_email": brand.support_email,
         "support_url": brand.support_url or "",
         "support_channels": support_channels(brand, lang, prefer_links),
+        **(extra or {}),
     }
     # A regex, not str.format: brand values with braces must not be read as format fields.
     body = _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
@@ -110,10 +114,17 @@ def render(template: str, brand: Brand, handle: str, lang: str, prefer_links: bo
     return f"@{safe} {body}"
 
 
-def variants(templates: Sequence[str], brand: Brand, handle: str, lang: str, prefer_links: bool) -> list[Variant]:
+def variants(
+    templates: Sequence[str],
+    brand: Brand,
+    handle: str,
+    lang: str,
+    prefer_links: bool,
+    extra: Mapping[str, str] | None = None,
+) -> list[Variant]:
     """Every variant that can be used here, rendered, with its index in the playbook."""
     return [
-        Variant(index, render(template, brand, handle, lang, prefer_links))
+        Variant(index, render(template, brand, handle, lang, prefer_links, extra))
         for index, template in enumerate(templates)
         if usable(template, brand, prefer_links)
     ]

@@ -8,12 +8,12 @@ the same inputs always give the same decision, so a re-run after a crash decides
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.config import Brand, ClassifierConfig, DaemonConfig
-from bot.decide.playbooks import Condition, Playbook, Playbooks
+from bot.decide.playbooks import Condition, MessagePlaybook, Playbooks
 from bot.decide.render import Variant, variants
 from bot.models import Action, Decision
 from connectors.base import Mention
@@ -42,7 +42,7 @@ class Context:
 
 
 @dataclass(frozen=True)
-class _Pick:
+class Pick:
     template_id: str
     text: str
     doubt: str | None = None  # why a person should look before it goes out
@@ -56,7 +56,7 @@ def decide(mention: Mention, result: Classification, playbooks: Playbooks, ctx: 
     urgent = playbook.urgent
     priority = playbook.priority + (ANGRY_BONUS if result.angry and playbook.urgent else 0)
 
-    guard = _guard(mention, result, ctx)
+    guard = check_guards(mention, result, ctx)
     if guard is not None:
         action, reason = guard
         if action is Action.IGNORE:
@@ -65,7 +65,8 @@ def decide(mention: Mention, result: Classification, playbooks: Playbooks, ctx: 
 
     rule = next(r for r in playbook.rules if _holds(r.when, mention, result, ctx))
     threshold = playbook.min_confidence if playbook.min_confidence is not None else ctx.min_confidence
-    unsure = result.confidence < threshold
+    # The classifier's doubt (sarcastic praise, a possible complaint) wants a person at any confidence.
+    unsure = result.confidence < threshold or result.doubt is not None
     # Past the per-author limit (a bot loop, or a very busy conversation) the reply is still drafted,
     # so that the person who decides finds it in the queue instead of writing it from scratch.
     capped = ctx.recent_replies_to_author >= ctx.max_replies_per_author_hour
@@ -76,18 +77,29 @@ def decide(mention: Mention, result: Classification, playbooks: Playbooks, ctx: 
             f"guard: {ctx.recent_replies_to_author} automated replies to this author in the last hour "
             f"(limit {ctx.max_replies_per_author_hour}): a person decides",
         )
-    if unsure:
+    if result.confidence < threshold:
         reasons.append(f"confidence {result.confidence:.2f} is below {threshold:.2f}: a person checks")
+    if result.doubt is not None:
+        reasons.append(result.doubt)
 
     if rule.action is not Action.REPLY or rule.template is None:
         # A post we would let pass, but are unsure about, is kept for a person rather than dropped.
         action = Action.RECORD if unsure and rule.action is Action.IGNORE else rule.action
         return Decision(situation, action, "; ".join(reasons), needs_approval=unsure, urgent=urgent, priority=priority)
 
-    lang = _language(result.lang, playbook, rule.template, ctx.brand)
+    lang = _language(result.lang, playbook.templates[rule.template], ctx.brand)
     handle = mention.author.handle
     try:
-        pick = _pick(playbook, rule.template, lang, handle, mention.post_id, ctx, ctx.last_template_for_author)
+        pick = _pick(
+            playbook.templates,
+            situation,
+            rule.template,
+            lang,
+            handle,
+            mention.post_id,
+            ctx,
+            ctx.last_template_for_author,
+        )
     except ValueError as exc:  # the handle has nothing we can safely write
         pick = f"no reply drafted: {exc}"
     if isinstance(pick, str):  # nothing can go out as it is: a person writes or drops the reply
@@ -108,8 +120,8 @@ def decide(mention: Mention, result: Classification, playbooks: Playbooks, ctx: 
 
     direct_text = None
     if rule.direct_template and ctx.allow_direct:
-        direct = _pick(playbook, rule.direct_template, lang, handle, mention.post_id, ctx, None)
-        if isinstance(direct, _Pick) and direct.doubt is None:
+        direct = _pick(playbook.templates, situation, rule.direct_template, lang, handle, mention.post_id, ctx, None)
+        if isinstance(direct, Pick) and direct.doubt is None:
             direct_text = direct.text
         else:
             reasons.append("private follow-up left out: no variant fits")
@@ -127,7 +139,7 @@ def decide(mention: Mention, result: Classification, playbooks: Playbooks, ctx: 
     )
 
 
-def _guard(mention: Mention, result: Classification, ctx: Context) -> tuple[Action, str] | None:
+def check_guards(mention: Mention, result: Classification, ctx: Context) -> tuple[Action, str] | None:
     """Reasons to say nothing that win over any playbook."""
     author = mention.author
     if author.id in ctx.own_account_ids or author.handle.lower().lstrip("@") in ctx.brand.handles:
@@ -146,42 +158,69 @@ def _guard(mention: Mention, result: Classification, ctx: Context) -> tuple[Acti
 def _holds(when: Condition | None, mention: Mention, result: Classification, ctx: Context) -> bool:
     if when is None:
         return True
+    # Personal data in a private message is expected (it is where we ask for it): only a public post
+    # carrying it gets the "keep it private" answer.
+    public_personal_data = bool(result.personal_data) and mention.visibility != "direct"
     checks = (
-        when.personal_data is None or when.personal_data == bool(result.personal_data),
+        when.personal_data is None or when.personal_data == public_personal_data,
         when.angry is None or when.angry == bool(result.angry),
         when.platform is None or when.platform == ctx.platform,
     )
     return all(checks) and (when.keywords is None or when.keywords.search(mention.text))
 
 
-def _language(lang: str, playbook: Playbook, template: str, brand: Brand) -> str:
-    available = playbook.templates[template]
+def _language(lang: str, available: Mapping[str, Sequence[str]], brand: Brand) -> str:
     for candidate in (lang, brand.default_language, "en"):
         if candidate in available:
             return candidate
     return next(iter(available))
 
 
+def draft_message(
+    message: MessagePlaybook,
+    lang: str,
+    mention: Mention,
+    ctx: Context,
+    template: str | None = None,
+    extra: Callable[[str], Mapping[str, str]] | None = None,
+) -> Pick | str:
+    """A message of `message`'s playbook (its template named like its kind, or `template`) for this post in
+    the author's language, or why none fits. `extra(lang)` fills the playbook's own placeholders."""
+    name = template or message.kind
+    chosen = _language(lang, message.templates[name], ctx.brand)
+    handle = mention.author.handle
+    values = extra(chosen) if extra else None
+    return _pick(message.templates, message.kind, name, chosen, handle, mention.post_id, ctx, None, values)
+
+
 def _pick(
-    playbook: Playbook, template: str, lang: str, handle: str, post_id: str, ctx: Context, avoid: str | None
-) -> _Pick | str:
+    templates: Mapping[str, Mapping[str, Sequence[str]]],
+    prefix: str,
+    template: str,
+    lang: str,
+    handle: str,
+    post_id: str,
+    ctx: Context,
+    avoid: str | None,
+    extra: Mapping[str, str] | None = None,
+) -> Pick | str:
     """The variant to send, or (as text) why none can be sent."""
-    texts: Sequence[str] = playbook.templates[template][lang]
-    usable = variants(texts, ctx.brand, handle, lang, ctx.prefer_links)
+    texts: Sequence[str] = templates[template][lang]
+    usable = variants(texts, ctx.brand, handle, lang, ctx.prefer_links, extra)
     start = _start(post_id, len(texts))
     ordered = sorted(usable, key=lambda v: (v.index - start) % len(texts))
 
     def ident(v: Variant) -> str:
-        return f"{playbook.situation}/{template}/{lang}/{v.index}"
+        return f"{prefix}/{template}/{lang}/{v.index}"
 
     fitting = [v for v in ordered if ctx.text_length(v.text) <= ctx.max_characters]
     fresh = [v for v in fitting if ident(v) != avoid]
     if fresh:
-        return _Pick(ident(fresh[0]), fresh[0].text)
+        return Pick(ident(fresh[0]), fresh[0].text)
     if fitting:
         shortest = min(fitting, key=lambda v: ctx.text_length(v.text))
-        return _Pick(ident(shortest), shortest.text, "only a repeat of this author's last reply fits: a person checks")
-    return f"no variant of {playbook.situation}/{template}/{lang} fits {ctx.max_characters} characters"
+        return Pick(ident(shortest), shortest.text, "only a repeat of this author's last reply fits: a person checks")
+    return f"no variant of {prefix}/{template}/{lang} fits {ctx.max_characters} characters"
 
 
 def _start(post_id: str, count: int) -> int:

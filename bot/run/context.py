@@ -69,12 +69,17 @@ def router_context(
 
 def check_length(config: Config, storage: Storage, reply_id: int, text: str) -> None:
     """ValueError if `text` is empty or longer than the platform of that reply allows."""
-    if not text.strip():
-        raise ValueError("the reply text is empty")
     reply = storage.replies.get(reply_id)
     state = storage.accounts.get(reply.account)
-    platform = get_platform(state.platform if state else config.account(reply.account).platform)
-    limit = post_limit(state, platform)
+    check_text(storage, reply.account, state.platform if state else config.account(reply.account).platform, text)
+
+
+def check_text(storage: Storage, account: str, platform_name: str, text: str) -> None:
+    """ValueError if `text` is empty or longer than `account`'s platform allows."""
+    if not text.strip():
+        raise ValueError("the reply text is empty")
+    platform = get_platform(platform_name)
+    limit = post_limit(storage.accounts.get(account), platform)
     length = text_length(platform)(text)
     if length > limit:
         raise ValueError(f"the reply is {length} characters; {platform.name} allows {limit}")

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from bot.clock import now
 from bot.config import AccountConfig
 from bot.run.app import App
+from bot.run.cases import sweep
 from bot.run.outbox import SendReport, send_due
 from bot.run.pipeline import process_mention
 from bot.storage.records import AccountState
@@ -65,6 +66,7 @@ def _cycle(app: App, account: AccountConfig, stop: threading.Event | None) -> Cy
     if state.paused_until is not None and state.paused_until > now():
         report.paused = True
         log.info("%s: paused until %s (%s)", account.name, state.paused_until.isoformat(), state.pause_reason)
+        _sweep_cases(app, account)  # timers run on while the platform makes us wait
         if not (state.pause_reason or "").startswith(AUTH_REASON):
             _alive(app, account)  # waiting for a rate limit's reset is not being stuck
         return report
@@ -82,6 +84,7 @@ def _cycle(app: App, account: AccountConfig, stop: threading.Event | None) -> Cy
         log.exception("%s: unexpected error while reading mentions", account.name)
         report.error = f"{type(exc).__name__}: {exc}"
         return report
+    _sweep_cases(app, account)  # after reading: a check-back never goes to someone who just wrote
     try:
         report.sent = send_due(app, account, state, app.connector(account), stop)
     except ConnectorError as exc:
@@ -96,6 +99,23 @@ def _cycle(app: App, account: AccountConfig, stop: threading.Event | None) -> Cy
 
 def _alive(app: App, account: AccountConfig) -> None:
     app.storage.accounts.update(account.name, last_cycle_at=now())
+
+
+def _sweep_cases(app: App, account: AccountConfig) -> None:
+    """The cases' timers (check-backs due, targets, closing): database work, done even while paused."""
+    try:
+        swept = sweep(app.config, app.storage, app.playbooks, account)
+    except Exception:  # a bug here must not keep the account from reading and sending
+        log.exception("%s: unexpected error while sweeping cases", account.name)
+        return
+    if swept.check_backs or swept.alerts or swept.closed:
+        log.info(
+            "%s: cases: %s check-backs queued, %s target alerts, %s closed",
+            account.name,
+            swept.check_backs,
+            swept.alerts,
+            swept.closed,
+        )
 
 
 def _verified(app: App, account: AccountConfig, state: AccountState, connector: Connector) -> AccountState:

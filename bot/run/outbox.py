@@ -9,6 +9,7 @@ and Mastodon forgets one after an hour).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import threading
@@ -19,7 +20,7 @@ from bot.classifier import Classification
 from bot.clock import now
 from bot.config import AccountConfig
 from bot.decide.router import decide
-from bot.models import ReplyKind, ReplyState
+from bot.models import CaseState, ReplyKind, ReplyPurpose, ReplyState
 from bot.run.app import App
 from bot.run.context import router_context
 from bot.run.liveness import is_dead, process_identity
@@ -29,6 +30,7 @@ from connectors.base import (
     BadResponse,
     Connector,
     DuplicateContent,
+    Mention,
     PostedReply,
     RateLimited,
     Rejected,
@@ -37,6 +39,8 @@ from connectors.base import (
 
 log = logging.getLogger("carebot.outbox")
 
+# Replies that answer the case's newest post in their channel rather than a mention of their own.
+CASE_WIDE = (ReplyPurpose.TEAM.value, ReplyPurpose.CHECK_BACK.value, ReplyPurpose.INCIDENT.value)
 # Longer than one request can take, so a live sender is never mistaken for a crashed one.
 CLAIM_LEASE = timedelta(seconds=120)
 
@@ -68,13 +72,45 @@ def send_due(
     for reply in app.storage.replies.due(account.name):
         if stop is not None and stop.is_set():
             break
-        if reply.kind is ReplyKind.DIRECT and not _public_reply_sent(app, account, reply):
+        answer = reply.purpose == ReplyPurpose.ANSWER.value
+        if answer and reply.kind is ReplyKind.DIRECT and not _public_reply_sent(app, account, reply):
             continue
-        if not app.storage.replies.claim(reply, CLAIM_LEASE, process_identity()):
+        if not answer and app.storage.cases.unsent_before(reply):
+            continue  # the case's earlier reply in this channel goes first
+        # A person's reply and a check-back answer the case's newest post; the bot's answer and holding
+        # reply answer their own mention.
+        target = _target(app, reply) if reply.purpose in CASE_WIDE else None
+        if not app.storage.replies.claim(reply, CLAIM_LEASE, process_identity(), target_post_id=target):
             continue  # another worker took it
         stored = app.storage.mentions.get(reply.mention_id)
-        _send_one(app, account, state, connector, reply, stored, report)
+        claimed = dataclasses.replace(reply, target_post_id=reply.target_post_id or target)
+        _send_one(app, account, state, connector, claimed, stored, report)
     return report
+
+
+def _target(app: App, reply: StoredReply) -> str | None:
+    """The post a case reply answers: the newest of the case in its channel, fixed at the first claim."""
+    if reply.target_post_id is not None or reply.case_id is None:
+        return reply.target_post_id
+    return app.storage.cases.latest_in_channel(reply.case_id, direct=reply.kind is ReplyKind.DIRECT)
+
+
+def _answering(app: App, reply: StoredReply, stored: StoredMention) -> Mention:
+    """What the platform sees this reply answer: the mention, or for a case reply the post it targets
+    (a later post of the customer's, or our own last reply in the channel), addressed to the customer."""
+    target = reply.target_post_id
+    if reply.purpose not in CASE_WIDE or target is None or target == stored.mention.post_id:
+        return stored.mention
+    visibility = "direct" if reply.kind is ReplyKind.DIRECT else _public_visibility(app, reply, stored)
+    return dataclasses.replace(stored.mention, post_id=target, visibility=visibility, in_reply_to_id=None)
+
+
+def _public_visibility(app: App, reply: StoredReply, stored: StoredMention) -> str:
+    """A public reply of a case is as public as the customer's own latest public post."""
+    if reply.case_id is None:
+        return stored.mention.visibility
+    public = [m.mention.visibility for m in app.storage.cases.posts(reply.case_id) if m.mention.visibility != "direct"]
+    return public[-1] if public else "public"
 
 
 def _take_over_dead_claims(app: App, account: AccountConfig) -> None:
@@ -101,18 +137,27 @@ def _send_one(
     attempt = reply.attempts + 1
     try:
         existing = None
+        answering = _answering(app, reply, stored)
         if reply.attempts > 0:
             direct = reply.kind is ReplyKind.DIRECT
-            existing = connector.find_reply(stored.mention, reply.idempotency_key, direct=direct)
+            # A case reply shares its target with no other reply of ours but may share the mention: it is
+            # known by its words.
+            text = None if reply.purpose == ReplyPurpose.ANSWER.value else reply.text
+            existing = connector.find_reply(answering, reply.idempotency_key, direct=direct, text=text)
         if existing is not None:
             storage.replies.mark_sent(reply.id, existing.post_id)
+            storage.cases.reply_sent(reply, now())
             report.found_existing += 1
             log.info("%s: reply %s was already posted as %s; recorded", account.name, reply.id, existing.post_id)
+            return
+        if reply.purpose == ReplyPurpose.CHECK_BACK.value and _customer_wrote_since(app, reply):
+            storage.replies.drop(reply.id, "not sent: the customer wrote since the case was resolved")
+            log.info("%s: check-back %s dropped: the customer wrote since", account.name, reply.id)
             return
         if reply.decided_by == "auto" and stored.mention.author.id in connector.ignored_author_ids():
             _park(app, account, reply, "not sent: the brand has since blocked or muted the author", report)
             return
-        posted = _post(connector, reply, stored)
+        posted = _post(connector, reply, answering)
     except (RateLimited, AuthFailed) as exc:
         storage.replies.release(reply.id, _describe(exc), retry_at=None, count_attempt=False)
         raise
@@ -133,6 +178,7 @@ def _send_one(
             log.warning("%s: reply %s failed (%s); retry in %.0fs", account.name, reply.id, exc, delay)
         return
     storage.replies.mark_sent(reply.id, posted.post_id)
+    storage.cases.reply_sent(reply, now())
     storage.accounts.add_usage(account.name, posts_created=1)
     report.sent += 1
     log.info(
@@ -143,6 +189,13 @@ def _send_one(
         stored.mention.post_id,
         posted.post_id,
     )
+
+
+def _customer_wrote_since(app: App, reply: StoredReply) -> bool:
+    if reply.case_id is None:
+        return False
+    case = app.storage.cases.get(reply.case_id)
+    return case.last_customer_at > reply.created_at or case.state != CaseState.RESOLVED.value
 
 
 def _park(app: App, account: AccountConfig, reply: StoredReply, reason: str, report: SendReport) -> None:
@@ -167,10 +220,10 @@ def _public_reply_sent(app: App, account: AccountConfig, reply: StoredReply) -> 
     return False
 
 
-def _post(connector: Connector, reply: StoredReply, stored: StoredMention) -> PostedReply:
+def _post(connector: Connector, reply: StoredReply, answering: Mention) -> PostedReply:
     if reply.kind is ReplyKind.DIRECT:
-        return connector.send_direct(stored.mention, reply.text, reply.idempotency_key)
-    return connector.reply(stored.mention, reply.text, reply.idempotency_key)
+        return connector.send_direct(answering, reply.text, reply.idempotency_key)
+    return connector.reply(answering, reply.text, reply.idempotency_key)
 
 
 def _reword(
@@ -182,8 +235,8 @@ def _reword(
     stored: StoredMention,
 ) -> bool:
     """Redraft a reply the platform refused as a duplicate with another variant; False if none differs."""
-    if reply.kind is not ReplyKind.PUBLIC or reply.decided_by != "auto":
-        return False  # a person's words are not ours to change
+    if reply.kind is not ReplyKind.PUBLIC or reply.decided_by != "auto" or reply.purpose != ReplyPurpose.ANSWER.value:
+        return False  # a person's words are not ours to change, nor a case's set messages
     result: Classification = app.classifier.classify(
         stored.mention.text, default_lang=app.config.brand.default_language
     )

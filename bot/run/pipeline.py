@@ -1,4 +1,4 @@
-"""One mention in, one stored decision out: classify, decide with the playbook, apply the account's mode."""
+"""One mention in, one stored decision out: classify, find its case, decide, apply the account's mode."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import time
 
 from bot.classifier import Classification, mask_personal_data
 from bot.config import AccountConfig
-from bot.decide.router import decide
 from bot.models import Action, Decision, Mode, ReplyState
 from bot.run.app import App
+from bot.run.cases import after_recording, decide_in_case
 from bot.run.context import router_context
+from bot.run.incidents import detect, incident_reply, reading
 from bot.storage.records import AccountState, Classified
 from connectors.base import Connector, Mention
 
@@ -80,11 +81,19 @@ def process_mention(
         measure=connector.text_length,
         ignored_author_ids=connector.ignored_author_ids(),  # the connector caches it between cycles
     )
-    decision = decide(mention, result, app.playbooks, context)
+    decision, case = decide_in_case(app.config, app.storage, app.playbooks, account, mention, result, context)
+    topics, incident = reading(app.storage, app.playbooks, account.name, mention, result)
+    if incident is not None and case is not None:
+        decision = incident_reply(decision, mention, result, app.playbooks, context, incident, topics)
+        case = dataclasses.replace(case, incident_id=incident.id)
     new_state = reply_state(decision, account.mode)
-    stored = app.storage.mentions.record(account.name, mention, classified(result), decision, new_state)
+    record = app.storage.mentions.record
+    stored = record(account.name, mention, classified(result), decision, new_state, case, topics)
     if stored is None:
         return False
+    after_recording(app.storage, account, stored, case)
+    if topics and case is not None:
+        detect(app.config, app.storage, account.name, topics)
     log.info(
         "%s: mention %s by @%s: %s (%s, %.2f) -> %s%s; %s",
         account.name,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from datetime import datetime, timedelta
 from typing import Any
 
-from bot.config import AccountConfig
+from bot.clock import format_duration, now
+from bot.config import AccountConfig, Config
 from bot.models import ReplyState
+from bot.run.cases import case_figures
 from bot.storage import Storage
 from connectors import get_platform
 
@@ -38,3 +42,34 @@ def account_status(storage: Storage, account: AccountConfig) -> dict[str, Any]:
         "posts_created": state.posts_created,
         "estimated_spend_usd": round(estimated_spend(account, state.posts_read, state.posts_created), 4),
     }
+
+
+CASE_WINDOW = timedelta(days=30)  # the figures cover cases opened or changed this recently, and every open one
+
+
+def case_status(config: Config, storage: Storage, account: str, at: datetime | None = None) -> list[dict[str, Any]]:
+    """Per situation: open cases, first answer (a person's, for complaints) and resolution (median, p90,
+    business hours), targets missed."""
+    at = at or now()
+    cases = {c.id: c for c in storage.cases.since(at - CASE_WINDOW, account)}
+    cases |= {c.id: c for c in storage.cases.open_cases(account)}
+    return [asdict(f) for f in case_figures(config, cases.values(), at)]
+
+
+def case_lines(figures: list[dict[str, Any]]) -> list[str]:
+    """`carebot status` lines for `case_status`."""
+    lines = []
+    for f in figures:
+        first = _pair(f["first_response_median"], f["first_response_p90"])
+        resolved = _pair(f["resolution_median"], f["resolution_p90"])
+        lines.append(
+            f"  cases · {f['situation']}: open {f['open']} · first answer {first} · resolved {resolved}"
+            f" · targets missed {f['targets_missed']}"
+        )
+    return lines
+
+
+def _pair(median: float | None, p90: float | None) -> str:
+    if median is None:
+        return "—"
+    return f"median {format_duration(median)}, p90 {format_duration(p90)}"

@@ -1,8 +1,8 @@
 """The database: the only door to it. Every read and write carebot makes goes through `Storage`.
 
 `Storage.open(url)` migrates the schema to the newest revision, then hands out one small repository per
-table group: `accounts`, `mentions`, `replies`, `alerts`, `sessions` (desk logins), and `figures` (counts
-for the desk and status).
+table group: `accounts`, `mentions`, `replies`, `cases`, `alerts`, `sessions` (desk logins), and `figures`
+(counts for the desk and status).
 Nothing outside this package imports SQLAlchemy or the tables (tests/test_boundaries.py checks it).
 """
 
@@ -12,9 +12,12 @@ from dataclasses import dataclass
 
 from bot.storage.accounts import Accounts
 from bot.storage.alerts import Alerts
+from bot.storage.cases import Cases
+from bot.storage.decisions import Decisions
 from bot.storage.engine import Database, create_db_engine, migrate
 from bot.storage.errors import Conflict, NotFound
 from bot.storage.figures import Figures
+from bot.storage.incidents import Incidents
 from bot.storage.mentions import Mentions
 from bot.storage.replies import Replies
 from bot.storage.sessions import Sessions
@@ -30,6 +33,9 @@ class Storage:
     replies: Replies
     alerts: Alerts
     figures: Figures
+    cases: Cases
+    decisions: Decisions
+    incidents: Incidents
     sessions: Sessions
 
     @classmethod
@@ -37,8 +43,21 @@ class Storage:
         engine = create_db_engine(url)
         with engine.begin() as connection:
             migrate(connection)
+        if engine.dialect.name == "sqlite":
+            engine.dispose()  # the migration's connection has foreign keys off: new ones turn them on
         db = Database(engine)
-        return cls(db, Accounts(db), Mentions(db), Replies(db), Alerts(db), Figures(db), Sessions(db))
+        return cls(
+            db,
+            Accounts(db),
+            Mentions(db),
+            Replies(db),
+            Alerts(db),
+            Figures(db),
+            Cases(db),
+            Decisions(db),
+            Incidents(db),
+            Sessions(db),
+        )
 
     def ping(self) -> None:
         """Raise if the database cannot be reached (for /health)."""

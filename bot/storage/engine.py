@@ -20,6 +20,10 @@ def migrate(connection: Connection) -> None:
     processes starting together take turns instead of both creating the same tables.
     """
     if connection.dialect.name == "sqlite":
+        # SQLite changes a table by copying it and dropping the old one; with foreign keys on, dropping
+        # `mentions` would delete every reply (ON DELETE CASCADE). The pragma only works outside a
+        # transaction, so before BEGIN; whoever migrates must not reuse this connection (Storage.open).
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
         # pysqlite runs DDL outside any transaction until a write opens one; open it first. IMMEDIATE
         # takes the write lock now, so a second process starting waits (busy_timeout) and finds it done.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
@@ -29,6 +33,10 @@ def migrate(connection: Connection) -> None:
     config.set_main_option("script_location", "bot.storage:migrations")
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
+    if connection.dialect.name == "sqlite":
+        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"the migration left {len(broken)} rows pointing nowhere: {broken[:3]}")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, func, insert, or_, select
+from sqlalchemy import Connection, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.clock import as_utc, now
-from bot.models import Decision, ReplyKind, ReplyState
+from bot.models import CaseState, Decision, ReplyKind, ReplyPurpose, ReplyState
+from bot.storage.cases import event
 from bot.storage.engine import Database
 from bot.storage.errors import NotFound
-from bot.storage.records import AuthorHistory, Classified, StoredMention, ThreadPost, mention_record
+from bot.storage.records import AuthorHistory, CasePlan, Classified, StoredMention, ThreadPost, mention_record
 from bot.storage.replies import insert_reply
-from bot.storage.tables import mentions, opt_outs, replies
+from bot.storage.tables import cases, mention_topics, mentions, opt_outs, replies
 from connectors.base import Author, Mention
 
 
@@ -35,11 +38,17 @@ class Mentions:
         classified: Classified,
         decision: Decision,
         reply_state: ReplyState | None,
+        case: CasePlan | None = None,
+        topics: Sequence[str] = (),
     ) -> int | None:
-        """Store the mention, its decision and its replies at once. None if it was already stored."""
+        """Store the mention, its decision, its replies and its place in a case at once.
+
+        None if it was already stored.
+        """
         stamp = now()
         try:
             with self._db.begin() as tx:
+                case_id = _apply_case(tx, case, account, mention, classified, decision, stamp) if case else None
                 mention_id = tx.execute(
                     insert(mentions)
                     .values(
@@ -71,15 +80,49 @@ class Mentions:
                         reason=decision.reason,
                         urgent=decision.urgent,
                         priority=decision.priority,
+                        case_id=case_id,
                     )
                     .returning(mentions.c.id)
                 ).scalar_one()
+                reply_ids = []
                 if reply_state is not None:
-                    texts = [(ReplyKind.PUBLIC, decision.reply_text or "")]
-                    if decision.reply_text and decision.direct_text:
-                        texts.append((ReplyKind.DIRECT, decision.direct_text))
+                    if case is not None and case.holding:
+                        # The holding reply answers in the channel the customer used, once per post.
+                        kind = ReplyKind.DIRECT if mention.visibility == "direct" else ReplyKind.PUBLIC
+                        texts = [(kind, decision.reply_text or "")]
+                    else:
+                        texts = [(ReplyKind.PUBLIC, decision.reply_text or "")]
+                        if decision.reply_text and decision.direct_text:
+                            texts.append((ReplyKind.DIRECT, decision.direct_text))
                     for kind, text in texts:
-                        insert_reply(tx, mention_id, account, kind, text, decision.template_id, reply_state, stamp)
+                        reply_ids.append(
+                            insert_reply(
+                                tx,
+                                mention_id,
+                                account,
+                                kind,
+                                text,
+                                decision.template_id,
+                                reply_state,
+                                stamp,
+                                purpose=ReplyPurpose.HOLDING if case and case.holding else ReplyPurpose.ANSWER,
+                                case_id=case_id,
+                                dedupe_key=f"holding:{case_id}:{mention_id}" if case and case.holding else None,
+                            )
+                        )
+                if case is not None and case_id is not None:
+                    _case_events(tx, case, case_id, mention_id, reply_ids, decision, stamp)
+                for topic in topics:
+                    tx.execute(
+                        insert(mention_topics).values(
+                            mention_id=mention_id,
+                            topic=topic,
+                            account=account,
+                            author_id=mention.author.id,
+                            lang=classified.lang,
+                            at=stamp,
+                        )
+                    )
                 if classified.opt_out:
                     _record_opt_out(tx, mention.platform, mention.author)
         except IntegrityError:
@@ -182,3 +225,81 @@ def _record_opt_out(tx: Connection, platform: str, author: Author) -> None:
                 platform=platform, author_id=author.id, author_handle=author.handle, created_at=now()
             )
         )
+
+
+def _apply_case(
+    tx: Connection,
+    plan: CasePlan,
+    account: str,
+    mention: Mention,
+    classified: Classified,
+    decision: Decision,
+    stamp: datetime,
+) -> int:
+    """Open the case, or bring the joined case up to date; its id."""
+    if plan.case_id is None:
+        return int(
+            tx.execute(
+                insert(cases)
+                .values(
+                    account=account,
+                    platform=mention.platform,
+                    author_id=mention.author.id,
+                    author_handle=mention.author.handle,
+                    lang=classified.lang,
+                    situation=classified.situation,
+                    state=plan.state,
+                    urgent=decision.urgent,
+                    priority=decision.priority,
+                    escalated=plan.escalated,
+                    customer_replied=plan.customer_replied,
+                    resolve_proposed=plan.resolve_proposed,
+                    thread_deleted=False,
+                    opened_at=stamp,
+                    updated_at=stamp,
+                    last_customer_at=stamp,
+                    resolutions=0,
+                    incident_id=plan.incident_id,
+                )
+                .returning(cases.c.id)
+            ).scalar_one()
+        )
+    values: dict[str, Any] = {"state": plan.state, "last_customer_at": stamp, "updated_at": stamp}
+    if plan.customer_replied:
+        values["customer_replied"] = True
+    if plan.escalated:
+        values |= {"escalated": True, "urgent": True}
+    if plan.resolve_proposed:
+        values["resolve_proposed"] = True
+    if plan.reopened:
+        values |= {"check_back_due_at": None, "closed_at": None}
+    if plan.holding:
+        values["holding_sent_at"] = stamp
+    if decision.urgent:
+        values["urgent"] = True
+    if plan.incident_id is not None:
+        values["incident_id"] = plan.incident_id
+    tx.execute(update(cases).where(cases.c.id == plan.case_id).values(**values))
+    return plan.case_id
+
+
+def _case_events(
+    tx: Connection,
+    plan: CasePlan,
+    case_id: int,
+    mention_id: int,
+    reply_ids: list[int],
+    decision: Decision,
+    stamp: datetime,
+) -> None:
+    event(tx, case_id, "opened" if plan.case_id is None else "joined", "bot", plan.reason, stamp, mention_id=mention_id)
+    if plan.reopened:
+        event(tx, case_id, "reopened", "bot", "the customer wrote again after it was resolved", stamp)
+    if plan.escalated:
+        event(tx, case_id, "escalated", "bot", "the customer says they already tried and nobody answered", stamp)
+    if plan.resolve_proposed:
+        event(tx, case_id, "resolve_proposed", "bot", "the customer says it works now", stamp, mention_id=mention_id)
+    if plan.state == CaseState.RESOLVED.value and plan.case_id is not None:
+        event(tx, case_id, "resolved", "bot", "the customer says it works now", stamp)
+    for reply_id in reply_ids:
+        event(tx, case_id, "drafted", "bot", decision.reason, stamp, reply_id=reply_id)

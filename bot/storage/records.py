@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.clock import as_utc
-from bot.models import ReplyKind, ReplyState
+from bot.models import OPEN_STATES, ReplyKind, ReplyState
 from bot.storage.tables import mentions, replies
 from connectors.base import Author, Mention
 
@@ -55,6 +55,7 @@ class StoredMention:
     urgent: bool
     priority: int
     received_at: datetime
+    case_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,102 @@ class StoredReply:
     created_at: datetime
     updated_at: datetime
     sent_at: datetime | None
+    purpose: str = "answer"  # answer | holding | team | check_back | incident
+    case_id: int | None = None
+    target_post_id: str | None = None
+    next_attempt_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StoredCase:
+    id: int
+    account: str
+    platform: str
+    author_id: str
+    author_handle: str
+    lang: str
+    situation: str
+    state: str
+    urgent: bool
+    priority: int
+    escalated: bool
+    customer_replied: bool
+    resolve_proposed: bool
+    thread_deleted: bool
+    assigned_to: str | None
+    assigned_at: datetime | None
+    opened_at: datetime
+    updated_at: datetime
+    last_customer_at: datetime
+    first_auto_response_at: datetime | None
+    first_human_response_at: datetime | None
+    resolved_at: datetime | None
+    resolved_by: str | None
+    resolution_note: str | None
+    resolutions: int
+    check_back_due_at: datetime | None
+    holding_sent_at: datetime | None
+    closed_at: datetime | None
+    incident_id: int | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_STATES
+
+
+@dataclass(frozen=True)
+class StoredIncident:
+    id: int
+    account: str
+    topic: str
+    state: str  # open | resolved | false_alarm | merged
+    wording: dict[str, str]
+    eta: str | None
+    opened_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None
+    resolved_by: str | None
+    note: str | None
+    merged_into: int | None
+    alerted_size: int
+
+
+@dataclass(frozen=True)
+class Reporter:
+    """One complaint about a topic, for the incident detector."""
+
+    mention_id: int
+    case_id: int | None
+    author_id: str
+    lang: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class CaseEvent:
+    id: int
+    case_id: int
+    at: datetime
+    kind: str
+    actor: str
+    text: str
+    mention_id: int | None
+    reply_id: int | None
+
+
+@dataclass(frozen=True)
+class CasePlan:
+    """How a new mention joins the case book; storage applies it in the mention's own transaction."""
+
+    case_id: int | None  # the case it joins; None opens a new one
+    state: str  # the case's state afterwards
+    reason: str  # one line for the case's history: why it joined (or opened)
+    customer_replied: bool = False  # a post of theirs now waits for a person
+    escalated: bool = False
+    resolve_proposed: bool = False
+    reopened: bool = False
+    holding: bool = False  # the mention's reply is the case's holding reply
+    incident_id: int | None = None  # the open incident the post is a report of
 
 
 @dataclass(frozen=True)
@@ -182,6 +279,21 @@ class StoredAlert:
 
 
 @dataclass(frozen=True)
+class Decided:
+    """A person's verdict on the bot's reading of one post."""
+
+    id: int
+    account: str
+    mention_id: int | None
+    lang: str
+    label: str
+    source: str
+    text: str  # masked
+    decided_by: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class Activity:
     """What one account has done, for `carebot status`."""
 
@@ -246,6 +358,7 @@ def mention_record(row: Any) -> StoredMention:
         urgent=row["urgent"],
         priority=row["priority"],
         received_at=row["received_at"],
+        case_id=row["case_id"],
     )
 
 
@@ -269,6 +382,10 @@ def reply_record(row: Any) -> StoredReply:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         sent_at=row["sent_at"],
+        purpose=row["purpose"],
+        case_id=row["case_id"],
+        target_post_id=row["target_post_id"],
+        next_attempt_at=row["next_attempt_at"],
     )
 
 
@@ -315,3 +432,17 @@ def alert_record(row: Any) -> StoredAlert:
         created_at=row["created_at"],
         delivered_at=row["delivered_at"],
     )
+
+
+def case_record(row: Any) -> StoredCase:
+    return StoredCase(**{f: row[f] for f in StoredCase.__dataclass_fields__})
+
+
+def case_event_record(row: Any) -> CaseEvent:
+    return CaseEvent(**{f: row[f] for f in CaseEvent.__dataclass_fields__})
+
+
+def incident_record(row: Any) -> StoredIncident:
+    values = {f: row[f] for f in StoredIncident.__dataclass_fields__}
+    values["wording"] = dict(values["wording"] or {})
+    return StoredIncident(**values)

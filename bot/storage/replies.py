@@ -12,10 +12,10 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from bot.clock import now
-from bot.models import Decision, ReplyKind, ReplyState
+from bot.models import Decision, ReplyKind, ReplyPurpose, ReplyState
 from bot.storage.engine import Database
 from bot.storage.errors import Conflict, NotFound
 from bot.storage.records import (
@@ -39,23 +39,40 @@ def insert_reply(
     template_id: str | None,
     state: ReplyState,
     stamp: datetime,
-) -> None:
+    *,
+    purpose: ReplyPurpose = ReplyPurpose.ANSWER,
+    case_id: int | None = None,
+    dedupe_key: str | None = None,
+    decided_by: str = "auto",
+    approved_by: str | None = None,
+    not_before: datetime | None = None,
+) -> int:
     """A new reply row, with an idempotency key of its own that every attempt to post it will carry."""
-    tx.execute(
-        insert(replies).values(
-            mention_id=mention_id,
-            account=account,
-            kind=kind.value,
-            text=text,
-            template_id=template_id,
-            state=state.value,
-            idempotency_key=f"carebot-{uuid.uuid4()}",
-            attempts=0,
-            reworded=False,
-            decided_by="auto",
-            created_at=stamp,
-            updated_at=stamp,
-        )
+    return int(
+        tx.execute(
+            insert(replies)
+            .values(
+                mention_id=mention_id,
+                account=account,
+                kind=kind.value,
+                purpose=purpose.value,
+                case_id=case_id,
+                dedupe_key=dedupe_key,
+                text=text,
+                template_id=template_id,
+                state=state.value,
+                idempotency_key=f"carebot-{uuid.uuid4()}",
+                attempts=0,
+                reworded=False,
+                decided_by=decided_by,
+                approved_by=approved_by,
+                approved_at=stamp if approved_by else None,
+                next_attempt_at=not_before,
+                created_at=stamp,
+                updated_at=stamp,
+            )
+            .returning(replies.c.id)
+        ).scalar_one()
     )
 
 
@@ -121,8 +138,14 @@ class Replies:
             )
         return result.rowcount == 1
 
-    def claim(self, reply: StoredReply, lease: timedelta, claimed_by: str | None = None) -> bool:
-        """Mark a reply as being sent by us; False if someone else changed or claimed it first."""
+    def claim(
+        self, reply: StoredReply, lease: timedelta, claimed_by: str | None = None, target_post_id: str | None = None
+    ) -> bool:
+        """Mark a reply as being sent by us; False if someone else changed or claimed it first.
+
+        `target_post_id` (the post a case reply answers) is kept from the first claim on: a retry of an
+        attempt whose outcome is unknown must look for, and answer, the same post.
+        """
         stamp = now()
         with self._db.begin() as tx:
             result = tx.execute(
@@ -137,6 +160,7 @@ class Replies:
                     claimed_until=stamp + lease,
                     claimed_by=claimed_by,
                     attempts=replies.c.attempts + 1,
+                    target_post_id=func.coalesce(replies.c.target_post_id, target_post_id),
                     updated_at=stamp,
                 )
             )
@@ -171,6 +195,10 @@ class Replies:
         """Give up on a reply for now: failed, with the reason, until a person retries it."""
         self._unclaim(reply_id, state=ReplyState.FAILED.value, last_error=error)
 
+    def drop(self, reply_id: int, reason: str) -> None:
+        """Never send a claimed reply after all (it no longer makes sense): rejected by the bot, with why."""
+        self._unclaim(reply_id, state=ReplyState.REJECTED.value, approved_by="bot", rejected_reason=reason)
+
     def reword(self, reply_id: int, text: str, template_id: str | None) -> None:
         self._unclaim(reply_id, text=text, template_id=template_id, reworded=True, state=ReplyState.APPROVED.value)
 
@@ -183,9 +211,9 @@ class Replies:
     ) -> list[QueueItem]:
         """Replies waiting for a person, most urgent first: urgent, then priority, then oldest.
 
-        A public reply comes with its private follow-up (in any state). A follow-up is an item of its own
-        only when its public reply is not waiting too (it failed to send after the public reply went out).
-        `accounts`: only these accounts' replies (None: all).
+        The bot's public answer comes with its private follow-up (in any state). That follow-up is an
+        item of its own only when its public answer is not waiting too (it failed to send after the public
+        one went out). Every reply of a case stands alone. `accounts`: only these accounts' (None: all).
         """
         query = (
             select(replies, mentions)
@@ -204,18 +232,30 @@ class Replies:
         with self._db.read() as db:
             rows = db.execute(query).all()
             found = [queue_item_record(row) for row in rows]
-            public = {item.mention.id for item in found if item.reply.kind is ReplyKind.PUBLIC}
+            public = {item.mention.id for item in found if _answer(item.reply, ReplyKind.PUBLIC)}
             siblings = db.execute(
-                select(replies).where(replies.c.mention_id.in_(public), replies.c.kind == ReplyKind.DIRECT.value)
+                select(replies).where(
+                    replies.c.mention_id.in_(public),
+                    replies.c.kind == ReplyKind.DIRECT.value,
+                    replies.c.purpose == ReplyPurpose.ANSWER.value,
+                )
             ).mappings()
             follow_ups = {row["mention_id"]: reply_record(row) for row in siblings}
         items = []
         for item in found:
-            if item.reply.kind is ReplyKind.PUBLIC:
+            if _answer(item.reply, ReplyKind.PUBLIC):
                 items.append(QueueItem(item.reply, item.mention, follow_ups.get(item.mention.id)))
-            elif item.mention.id not in public:
+            elif not (_answer(item.reply, ReplyKind.DIRECT) and item.mention.id in public):
                 items.append(item)
         return items
+
+    def follow_up_of(self, reply_id: int) -> StoredReply | None:
+        """The private follow-up that goes with the bot's public answer `reply_id`, if it has one."""
+        reply = self.get(reply_id)
+        if not _answer(reply, ReplyKind.PUBLIC):
+            return None
+        found = [r for r in self.for_mention(reply.mention_id) if _answer(r, ReplyKind.DIRECT)]
+        return found[0] if found else None
 
     def approve(
         self,
@@ -225,13 +265,13 @@ class Replies:
         expected_text: str | None = None,
         follow_up: FollowUp | Literal["as-is"] | None = "as-is",
     ) -> StoredReply:
-        """Approve a pending public reply, with `text` instead of the draft if given.
+        """Approve a pending reply, with `text` instead of the draft if given.
 
-        With `expected_text`, only if the draft is still exactly that (what the approver saw). A pending
-        private follow-up goes with it: "as-is" (the command line, which listed it), or as `follow_up`
-        says: the text the person was shown, or their edit. With `follow_up=None` (a page that showed no
-        follow-up), or one that changed meanwhile, nothing is approved (`Conflict`): nobody approves a
-        message they did not see. A follow-up is never approved on its own.
+        With `expected_text`, only if the draft is still exactly that (what the approver saw). The pending
+        private follow-up of the bot's public answer goes with it: "as-is" (the command line, which listed
+        it), or as `follow_up` says: the text the person was shown, or their edit. With `follow_up=None`
+        (a page that showed no follow-up), or one that changed meanwhile, nothing is approved (`Conflict`):
+        nobody approves a message they did not see. Such a follow-up is never approved on its own.
         """
         stamp = now()
         values: dict[str, Any] = {
@@ -247,10 +287,13 @@ class Replies:
                 raise NotFound(f"no reply {reply_id}")
             public = tx.execute(
                 select(replies.c.id).where(
-                    replies.c.mention_id == row["mention_id"], replies.c.kind == ReplyKind.PUBLIC.value
+                    replies.c.mention_id == row["mention_id"],
+                    replies.c.kind == ReplyKind.PUBLIC.value,
+                    replies.c.purpose == ReplyPurpose.ANSWER.value,
                 )
             ).scalar()
-            if row["kind"] == ReplyKind.DIRECT.value and public is not None:
+            is_answer = row["purpose"] == ReplyPurpose.ANSWER.value
+            if is_answer and row["kind"] == ReplyKind.DIRECT.value and public is not None:
                 raise Conflict(
                     f"reply {reply_id} is a private follow-up: it is approved with its public reply #{public}"
                 )
@@ -262,7 +305,8 @@ class Replies:
             mine = dict(values, **({"text": text, "decided_by": by} if text is not None else {}))
             if tx.execute(update(replies).where(condition).values(**mine)).rowcount != 1:
                 raise self._conflict(row, (ReplyState.PENDING,), tx)
-            self._approve_follow_up(tx, row["mention_id"], reply_id, follow_up, values, by)
+            if is_answer:
+                self._approve_follow_up(tx, row["mention_id"], reply_id, follow_up, values, by)
         return self.get(reply_id)
 
     def _approve_follow_up(
@@ -276,7 +320,10 @@ class Replies:
     ) -> None:
         sibling = tx.execute(
             select(replies.c.id, replies.c.state, replies.c.text).where(
-                replies.c.mention_id == mention_id, replies.c.kind == ReplyKind.DIRECT.value, replies.c.id != reply_id
+                replies.c.mention_id == mention_id,
+                replies.c.kind == ReplyKind.DIRECT.value,
+                replies.c.purpose == ReplyPurpose.ANSWER.value,
+                replies.c.id != reply_id,
             )
         ).first()
         if sibling is None or sibling.state != ReplyState.PENDING.value:
@@ -305,20 +352,23 @@ class Replies:
             row = tx.execute(select(replies).where(replies.c.id == reply_id)).mappings().first()
             if row is None:
                 raise NotFound(f"no reply {reply_id}")
-            if row["kind"] == ReplyKind.DIRECT.value:
+            is_answer = row["purpose"] == ReplyPurpose.ANSWER.value
+            if is_answer and row["kind"] == ReplyKind.DIRECT.value:
                 raise Conflict(f"reply {reply_id} is a private follow-up: take back its public reply")
             condition = (replies.c.id == reply_id) & (replies.c.state == ReplyState.APPROVED.value)
             if tx.execute(update(replies).where(condition).values(**values)).rowcount != 1:
                 raise self._conflict(row, (ReplyState.APPROVED,), tx)
-            tx.execute(
-                update(replies)
-                .where(
-                    replies.c.mention_id == row["mention_id"],
-                    replies.c.kind == ReplyKind.DIRECT.value,
-                    replies.c.state == ReplyState.APPROVED.value,
+            if is_answer:
+                tx.execute(
+                    update(replies)
+                    .where(
+                        replies.c.mention_id == row["mention_id"],
+                        replies.c.kind == ReplyKind.DIRECT.value,
+                        replies.c.purpose == ReplyPurpose.ANSWER.value,
+                        replies.c.state == ReplyState.APPROVED.value,
+                    )
+                    .values(**values)
                 )
-                .values(**values)
-            )
         return self.get(reply_id)
 
     @staticmethod
@@ -357,7 +407,8 @@ class Replies:
             condition &= replies.c.text == expected_text
         with self._db.begin() as tx:
             result = tx.execute(update(replies).where(condition).values(updated_at=now(), **values))
-            if result.rowcount == 1:
+            purpose = tx.execute(select(replies.c.purpose).where(replies.c.id == reply_id)).scalar()
+            if result.rowcount == 1 and purpose == ReplyPurpose.ANSWER.value:
                 sibling_values = {k: v for k, v in values.items() if k not in ("text", "decided_by")}
                 mention_id = select(replies.c.mention_id).where(replies.c.id == reply_id).scalar_subquery()
                 tx.execute(
@@ -365,6 +416,7 @@ class Replies:
                     .where(
                         replies.c.mention_id == mention_id,
                         replies.c.kind == ReplyKind.DIRECT.value,
+                        replies.c.purpose == ReplyPurpose.ANSWER.value,
                         replies.c.id != reply_id,
                         replies.c.state.in_(states),
                     )
@@ -390,8 +442,8 @@ class Replies:
             row = tx.execute(select(replies).where(replies.c.id == reply_id)).mappings().first()
             if row is None:
                 raise NotFound(f"no reply {reply_id}")
-            if row["kind"] != ReplyKind.PUBLIC.value:
-                raise Conflict(f"reply {reply_id} is a private follow-up; change the situation on the public reply")
+            if row["kind"] != ReplyKind.PUBLIC.value or row["purpose"] != ReplyPurpose.ANSWER.value:
+                raise Conflict(f"reply {reply_id} is not the bot's public answer; change the situation there")
             changed = tx.execute(
                 update(replies)
                 .where(
@@ -417,7 +469,9 @@ class Replies:
             )
             direct = tx.execute(
                 select(replies.c.id, replies.c.state).where(
-                    replies.c.mention_id == mention_id, replies.c.kind == ReplyKind.DIRECT.value
+                    replies.c.mention_id == mention_id,
+                    replies.c.kind == ReplyKind.DIRECT.value,
+                    replies.c.purpose == ReplyPurpose.ANSWER.value,
                 )
             ).first()
             if direct is None and decision.direct_text:
@@ -430,6 +484,7 @@ class Replies:
                     decision.template_id,
                     ReplyState.PENDING,
                     stamp,
+                    case_id=row["case_id"],
                 )
             elif direct is not None and direct.state == ReplyState.PENDING.value:
                 values = (
@@ -470,3 +525,8 @@ class Replies:
         with self._db.read() as db:
             rows = db.execute(query).mappings().all()
         return [history_record(row) for row in rows]
+
+
+def _answer(reply: StoredReply, kind: ReplyKind) -> bool:
+    """The bot's own answer to a mention (not a case's reply), of this kind."""
+    return reply.kind is kind and reply.purpose == ReplyPurpose.ANSWER.value

@@ -107,11 +107,17 @@ mentions = Table(
     Column("reason", Text, nullable=False),
     Column("urgent", Boolean, nullable=False, default=False),
     Column("priority", Integer, nullable=False, default=0),
+    Column("case_id", Integer, ForeignKey("cases.id", ondelete="SET NULL")),  # the customer's case it belongs to
     UniqueConstraint("account", "post_id", name="uq_mentions_account_post"),
 )
 Index("ix_mentions_author", mentions.c.platform, mentions.c.author_id)
+Index("ix_mentions_case", mentions.c.case_id)
+Index("ix_mentions_conversation", mentions.c.account, mentions.c.conversation_id)
 
-# The replies carebot drafted, one per (mention, kind): a mention can never get two public replies.
+# The replies carebot drafted and people wrote. The bot's answer to a mention (purpose "answer") is one per
+# (mention, kind): a mention can never get two automated public replies. Replies of a case (a person's,
+# the holding reply, the check-back) carry a `dedupe_key`, unique, so each is created once, and the post
+# they answer (`target_post_id`), fixed when first claimed.
 replies = Table(
     "replies",
     metadata,
@@ -119,6 +125,10 @@ replies = Table(
     Column("mention_id", Integer, ForeignKey("mentions.id", ondelete="CASCADE"), nullable=False),
     Column("account", String(200), nullable=False),
     Column("kind", String(20), nullable=False),  # public | direct
+    Column("purpose", String(20), nullable=False, default="answer"),  # answer | holding | team | check_back
+    Column("case_id", Integer, ForeignKey("cases.id", ondelete="SET NULL")),
+    Column("dedupe_key", String(200), unique=True),
+    Column("target_post_id", String(100)),  # the post this reply answers on the platform (case replies)
     Column("text", Text, nullable=False),
     Column("template_id", String(200)),
     Column("state", String(20), nullable=False),
@@ -137,9 +147,18 @@ replies = Table(
     Column("sent_at", UTCDateTime()),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
-    UniqueConstraint("mention_id", "kind", name="uq_replies_mention_kind"),
 )
 Index("ix_replies_state", replies.c.account, replies.c.state)
+Index("ix_replies_case", replies.c.case_id)
+Index("ix_replies_platform_post", replies.c.account, replies.c.platform_post_id)
+Index(
+    "uq_replies_answer",
+    replies.c.mention_id,
+    replies.c.kind,
+    unique=True,
+    sqlite_where=replies.c.purpose == "answer",
+    postgresql_where=replies.c.purpose == "answer",
+)
 
 # People who asked for no more automated replies (they said "stop").
 opt_outs = Table(
@@ -174,6 +193,123 @@ alerts = Table(
 )
 Index("ix_alerts_state", alerts.c.state, alerts.c.next_attempt_at)
 Index("ix_alerts_mention", alerts.c.mention_id, alerts.c.kind)
+
+# One customer's problem on one account: their first post, everything they say after it in that thread or
+# in private, every reply, its state and its timers (bot/run/cases.py).
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account", String(200), nullable=False),
+    Column("platform", String(40), nullable=False),
+    Column("author_id", String(100), nullable=False),
+    Column("author_handle", String(300), nullable=False),
+    Column("lang", String(8), nullable=False),
+    Column("situation", String(40), nullable=False),
+    Column("state", String(30), nullable=False),  # open | waiting_on_us | waiting_on_customer | resolved | closed
+    Column("urgent", Boolean, nullable=False, default=False),
+    Column("priority", Integer, nullable=False, default=0),
+    Column("escalated", Boolean, nullable=False, default=False),  # "I already tried and nobody answered"
+    Column("customer_replied", Boolean, nullable=False, default=False),  # a post of theirs waits for a person
+    Column("resolve_proposed", Boolean, nullable=False, default=False),  # "thanks, it works now"
+    Column("thread_deleted", Boolean, nullable=False, default=False),
+    Column("assigned_to", String(200)),
+    Column("assigned_at", UTCDateTime()),
+    Column("opened_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("last_customer_at", UTCDateTime(), nullable=False),
+    Column("first_auto_response_at", UTCDateTime()),
+    Column("first_human_response_at", UTCDateTime()),
+    Column("resolved_at", UTCDateTime()),
+    Column("resolved_by", String(200)),
+    Column("resolution_note", Text),
+    Column("resolutions", Integer, nullable=False, default=0),  # times resolved: one check-back each
+    Column("check_back_due_at", UTCDateTime()),
+    Column("holding_sent_at", UTCDateTime()),
+    Column("closed_at", UTCDateTime()),
+    Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="SET NULL")),  # the outage it is part of
+)
+Index("ix_cases_author", cases.c.account, cases.c.author_id, cases.c.state)
+Index("ix_cases_incident", cases.c.incident_id)
+Index("ix_cases_state", cases.c.state, cases.c.opened_at)
+
+# What happened in a case, in order: posts joining it (and why), replies, notes, state changes, who and when.
+case_events = Table(
+    "case_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_id", Integer, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("actor", String(200), nullable=False),  # "bot" or the person
+    Column("text", Text, nullable=False, default=""),
+    Column("mention_id", Integer, ForeignKey("mentions.id", ondelete="SET NULL")),
+    Column("reply_id", Integer, ForeignKey("replies.id", ondelete="SET NULL")),
+)
+Index("ix_case_events_case", case_events.c.case_id, case_events.c.id)
+
+# What people decided about the bot's reading of a post (bot/run/decisions.py): labelled examples of this
+# brand's own audience for `carebot train --with-decisions`. The text is stored masked.
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account", String(200), nullable=False),
+    Column("mention_id", Integer, ForeignKey("mentions.id", ondelete="SET NULL")),
+    Column("lang", String(8), nullable=False),
+    Column("label", String(40), nullable=False),
+    Column("source", String(40), nullable=False),  # decision:confirmed | decision:corrected | decision:rejected
+    Column("text", Text, nullable=False),  # personal data masked
+    Column("decided_by", String(200), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+)
+
+# Many people reporting the same problem at once (bot/run/incidents.py): answered consistently while open,
+# each member told once when it is fixed.
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account", String(200), nullable=False),
+    Column("topic", String(60), nullable=False),  # a topic of playbooks/incident.yaml
+    Column("state", String(20), nullable=False),  # open | resolved | false_alarm | merged
+    Column("wording", JSON, nullable=False),  # lang -> the team's public words for the topic (else the playbook's)
+    Column("eta", Text),  # when the team expects a fix, as they wrote it
+    Column("opened_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("resolved_at", UTCDateTime()),
+    Column("resolved_by", String(200)),
+    Column("note", Text),
+    Column("merged_into", Integer),
+    Column("alerted_size", Integer, nullable=False, default=0),  # members at its last alert: no alert storm
+)
+Index("ix_incidents_open", incidents.c.account, incidents.c.state, incidents.c.topic)
+
+# What each complaint is about (the incident playbook's topics): the detector counts recent reporters here.
+mention_topics = Table(
+    "mention_topics",
+    metadata,
+    Column("mention_id", Integer, ForeignKey("mentions.id", ondelete="CASCADE"), primary_key=True),
+    Column("topic", String(60), primary_key=True),
+    Column("account", String(200), nullable=False),
+    Column("author_id", String(100), nullable=False),
+    Column("lang", String(8), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+)
+Index("ix_mention_topics_recent", mention_topics.c.account, mention_topics.c.topic, mention_topics.c.at)
+
+incident_events = Table(
+    "incident_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("text", Text, nullable=False, default=""),
+    Column("case_id", Integer, ForeignKey("cases.id", ondelete="SET NULL")),
+)
+Index("ix_incident_events", incident_events.c.incident_id, incident_events.c.id)
 
 # Logins to the approval desk, kept on the server so that logging out (or a new password) ends them even
 # for a copy of the cookie. `id` is a digest of the token the cookie carries, never the token itself.

@@ -28,7 +28,7 @@ from bot.clock import format_duration
 from bot.config import Config
 from bot.decide.playbooks import Playbooks
 from bot.storage import Storage
-from bot.web import views
+from bot.web import cases, views
 from bot.web.auth import Authenticator
 from bot.web.desk import Desk
 
@@ -152,6 +152,13 @@ def create_app(
         Route("/replies/{reply_id}/reject", views.reject, methods=["POST"]),
         Route("/replies/{reply_id}/retry", views.retry, methods=["POST"]),
         Route("/replies/{reply_id}/situation", views.change_situation, methods=["POST"]),
+        Route("/cases", cases.cases_page, methods=["GET"]),
+        Route("/cases/{case_id}", cases.case_page, methods=["GET"]),
+        Route("/cases/{case_id}/reply", cases.reply, methods=["POST"]),
+        Route("/cases/{case_id}/assign", cases.assign, methods=["POST"]),
+        Route("/cases/{case_id}/resolve", cases.resolve, methods=["POST"]),
+        Route("/cases/{case_id}/reopen", cases.reopen, methods=["POST"]),
+        Route("/cases/{case_id}/note", cases.note, methods=["POST"]),
         Route("/health", views.health, methods=["GET"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]

@@ -17,6 +17,7 @@ from starlette.templating import Jinja2Templates
 
 from bot.models import SITUATIONS, ReplyState
 from bot.run.context import check_length
+from bot.run.decisions import CONFIRMED, CORRECTED, REJECTED, record_on_reply
 from bot.run.redraft import RedraftRefused, redraft
 from bot.storage import Conflict, NotFound
 from bot.storage.records import FollowUp
@@ -294,11 +295,13 @@ def _approve(desk: Desk, user: str, reply_id: int, form: Mapping[str, str]) -> s
         except ValueError as exc:
             raise Refused(f"Not approved: {exc}.", reply_id, text) from exc
         desk.storage.replies.approve(reply_id, user, text, follow_up=follow_up)
+        record_on_reply(desk.storage, reply_id, CONFIRMED, user)
         log.info("desk: reply %s edited and approved by %s", reply_id, user)
         return f"Reply #{reply_id} approved with your edit; it goes out with the next cycle{also}."
     if _lf(reply.text) != shown:
         raise Conflict("the draft changed")
     desk.storage.replies.approve(reply_id, user, expected_text=reply.text, follow_up=follow_up)
+    record_on_reply(desk.storage, reply_id, CONFIRMED, user)
     log.info("desk: reply %s approved by %s", reply_id, user)
     return f"Reply #{reply_id} approved; it goes out with the next cycle{also}."
 
@@ -331,6 +334,8 @@ def _reject(desk: Desk, user: str, reply_id: int, form: Mapping[str, str]) -> st
     if not reason:
         raise Refused("Say why the reply is rejected: the team reads the reason.", reply_id)
     desk.storage.replies.reject(reply_id, user, reason)
+    if form.get("trolling") == "1":
+        record_on_reply(desk.storage, reply_id, REJECTED, user, label="trolling")
     log.info("desk: reply %s rejected by %s", reply_id, user)
     return f"Reply #{reply_id} rejected; nothing is sent."
 
@@ -365,6 +370,7 @@ def _situation(desk: Desk, user: str, reply_id: int, form: Mapping[str, str]) ->
     except RedraftRefused as exc:
         raise Refused(f"Not changed: {exc}.", reply_id) from exc
     desk.storage.replies.redraft(reply_id, reply.text, decision, user)
+    record_on_reply(desk.storage, reply_id, CORRECTED, user)
     log.info("desk: reply %s re-drafted as %s by %s", reply_id, situation, user)
     return f"Reply #{reply_id} re-drafted from the {situation} playbook: check it, then approve."
 

@@ -38,7 +38,10 @@
   function updateCount(area) {
     // Each text box has its own count (a reply, and its private follow-up); Approve needs all within limits.
     var m = measure(area);
-    var count = area.nextElementSibling.querySelector(".count");
+    // The count is the box's next sibling, or inside it (a row that also holds a badge).
+    var next = area.nextElementSibling;
+    var count = next && (next.classList.contains("count") ? next : next.querySelector(".count"));
+    if (!count) return;
     count.querySelector(".used").textContent = String(m.used);
     var over = m.used > m.limit;
     count.classList.toggle("over", over);
@@ -125,9 +128,20 @@
 
   function start() {
     items = Array.prototype.slice.call(document.querySelectorAll(".queue > .item"));
-    document.querySelectorAll("form.approve textarea").forEach(function (area) {
+    document.querySelectorAll("form.approve textarea, form.case-reply textarea").forEach(function (area) {
       area.addEventListener("input", function () { updateCount(area); });
       updateCount(area);
+    });
+    // A saved reply goes into the reply box, to be edited before sending.
+    document.querySelectorAll("select.saved").forEach(function (select) {
+      select.addEventListener("change", function () {
+        var area = document.getElementById(select.dataset.target);
+        if (!area || !select.value) return;
+        area.value = area.value.trim() ? area.value.trim() + " " + select.value : select.value;
+        select.value = "";
+        updateCount(area);
+        area.focus();
+      });
     });
     items.forEach(function (item, index) {
       item.addEventListener("focusin", function () { select(index, false); });

@@ -1,0 +1,218 @@
+"""`carebot cases ...`: follow customers' cases from the command line: list, show, reply, resolve, reopen."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from bot.classifier import mask_personal_data
+from bot.cli.common import BAD_USAGE, FAILED, NO_SECRETS, OK, actor, add_config_option, load
+from bot.clock import format_duration, now
+from bot.config import Config
+from bot.models import OPEN_STATES, CaseState
+from bot.run.cases import resolve_case, team_reply
+from bot.storage import Conflict, NotFound, Storage
+from bot.storage.records import StoredCase
+
+
+def register(sub: Any) -> None:
+    cases = sub.add_parser("cases", help="customers' cases: list, show, reply, resolve, reopen, assign, note")
+    actions = cases.add_subparsers(dest="cases_command", required=True, metavar="ACTION")
+
+    listing = add_config_option(actions.add_parser("list", help="cases waiting on us first, then the others"))
+    listing.add_argument("--state", choices=[s.value for s in CaseState] + ["active"], default="active",
+                         help="only cases in this state (default: active: open and waiting)")  # fmt: skip
+    listing.add_argument("--account", help="only this account's cases")
+    listing.add_argument("--json", action="store_true", help="one JSON document, for scripts")
+    listing.set_defaults(func=cmd_list)
+
+    show = add_config_option(actions.add_parser("show", help="a case's thread, replies, notes and history"))
+    show.add_argument("id", type=int)
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_show)
+
+    reply = add_config_option(actions.add_parser("reply", help="reply in a case; the next cycle sends it, once"))
+    reply.add_argument("id", type=int)
+    reply.add_argument("--text", required=True, help="what to say (the customer's handle is added if missing)")
+    reply.add_argument("--private", action="store_true", help="a private message (where the platform allows)")
+    reply.add_argument("--by", default=None, help="who replies (default: your user name)")
+    reply.set_defaults(func=cmd_reply)
+
+    resolve = add_config_option(actions.add_parser("resolve", help="mark a case resolved (a check-back follows)"))
+    resolve.add_argument("id", type=int)
+    resolve.add_argument("--note", default="", help="how it was solved, for the team")
+    resolve.add_argument("--by", default=None)
+    resolve.set_defaults(func=cmd_resolve)
+
+    reopen = add_config_option(actions.add_parser("reopen", help="reopen a resolved or closed case"))
+    reopen.add_argument("id", type=int)
+    reopen.add_argument("--reason", default="reopened by a person")
+    reopen.add_argument("--by", default=None)
+    reopen.set_defaults(func=cmd_reopen)
+
+    assign = add_config_option(actions.add_parser("assign", help="take a case (or give it to --to USER)"))
+    assign.add_argument("id", type=int)
+    assign.add_argument("--to", default=None, help="who takes it (default: you); --to '' unassigns")
+    assign.add_argument("--by", default=None)
+    assign.set_defaults(func=cmd_assign)
+
+    note = add_config_option(actions.add_parser("note", help="an internal note in the case's history"))
+    note.add_argument("id", type=int)
+    note.add_argument("--text", required=True)
+    note.add_argument("--by", default=None)
+    note.set_defaults(func=cmd_note)
+
+
+def _with_storage(args: argparse.Namespace, work: Callable[[Config, Storage], int]) -> int:
+    config = load(args, needs=NO_SECRETS)
+    if config is None:
+        return BAD_USAGE
+    storage = Storage.open(config.storage.url)
+    try:
+        return work(config, storage)
+    except (NotFound, Conflict, ValueError) as exc:
+        print(f"carebot: {exc}", file=sys.stderr)
+        return FAILED
+    finally:
+        storage.close()
+
+
+def case_json(case: StoredCase, at: datetime) -> dict[str, Any]:
+    data = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(case).items()}
+    data["waiting_seconds"] = int((at - case.last_customer_at).total_seconds())
+    return data
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    def work(_config: Config, storage: Storage) -> int:
+        states = sorted(OPEN_STATES) if args.state == "active" else [args.state]
+        cases = storage.cases.listed(states=states, account=args.account)
+        at = now()
+        if args.json:
+            json.dump([case_json(c, at) for c in cases], sys.stdout, ensure_ascii=False, indent=2)
+            print()
+            return OK
+        if not cases:
+            print("No cases." if args.state != "active" else "No open cases.")
+        for case in cases:
+            flags = [f for f, on in (("ESCALATED", case.escalated), ("URGENT", case.urgent)) if on]
+            if case.customer_replied:
+                flags.append("customer wrote")
+            if case.resolve_proposed:
+                flags.append("says it works now")
+            who = f" · {case.assigned_to} is on it" if case.assigned_to else ""
+            print(
+                f"case #{case.id} {case.state}{' · ' + ', '.join(flags) if flags else ''} · {case.situation} "
+                f"({case.lang}) · {case.account} · @{case.author_handle} · last post "
+                f"{format_duration(at - case.last_customer_at)} ago{who}"
+            )
+        return OK
+
+    return _with_storage(args, work)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    def work(_config: Config, storage: Storage) -> int:
+        case = storage.cases.get(args.id)
+        posts, replies, events = (
+            storage.cases.posts(case.id),
+            storage.cases.replies(case.id),
+            storage.cases.events(case.id),
+        )
+        if args.json:
+            document = {
+                "case": case_json(case, now()),
+                "posts": [
+                    {"id": m.id, "post_id": m.mention.post_id, "at": m.mention.created_at.isoformat(),
+                     "visibility": m.mention.visibility, "text": mask_personal_data(m.mention.text)}
+                    for m in posts
+                ],
+                "replies": [
+                    {"id": r.id, "purpose": r.purpose, "kind": r.kind.value, "state": r.state.value,
+                     "text": r.text, "by": r.approved_by or r.decided_by}
+                    for r in replies
+                ],
+                "events": [{"at": e.at.isoformat(), "kind": e.kind, "actor": e.actor, "text": e.text} for e in events],
+            }  # fmt: skip
+            json.dump(document, sys.stdout, ensure_ascii=False, indent=2)
+            print()
+            return OK
+        print(
+            f"case #{case.id} · {case.state} · {case.situation} ({case.lang}) · {case.account} · @{case.author_handle}"
+        )
+        if case.assigned_to:
+            print(f"  {case.assigned_to} is on it")
+        lines: list[tuple[datetime, str]] = []
+        for m in posts:
+            where = "private" if m.mention.visibility == "direct" else "public"
+            lines.append(
+                (m.mention.created_at, f"@{case.author_handle} ({where}): {mask_personal_data(m.mention.text)}")
+            )
+        for r in replies:
+            when = r.sent_at or r.created_at
+            by = r.approved_by or r.decided_by
+            lines.append((when, f"{r.purpose} reply #{r.id} [{r.state.value}] by {by} ({r.kind.value}): {r.text}"))
+        for e in events:
+            if e.kind in ("note", "assigned", "resolved", "reopened", "escalated", "closed", "check_back"):
+                lines.append((e.at, f"{e.kind} by {e.actor}: {e.text}" if e.text else f"{e.kind} by {e.actor}"))
+        for when, line in sorted(lines, key=lambda item: item[0]):
+            print(f"  {when:%Y-%m-%d %H:%M} {line}")
+        return OK
+
+    return _with_storage(args, work)
+
+
+def cmd_reply(args: argparse.Namespace) -> int:
+    def work(config: Config, storage: Storage) -> int:
+        reply = team_reply(
+            config, storage, args.id, args.text, actor(args), private=args.private, request_key=uuid.uuid4().hex
+        )
+        print(f"reply #{reply.id} in case #{args.id} is {reply.state.value}; the next cycle sends it")
+        return OK
+
+    return _with_storage(args, work)
+
+
+def cmd_resolve(args: argparse.Namespace) -> int:
+    def work(config: Config, storage: Storage) -> int:
+        case = resolve_case(config, storage, args.id, actor(args), args.note or None)
+        later = f"; check-back due {case.check_back_due_at:%Y-%m-%d %H:%M} UTC" if case.check_back_due_at else ""
+        print(f"case #{case.id} resolved by {case.resolved_by}{later}")
+        return OK
+
+    return _with_storage(args, work)
+
+
+def cmd_reopen(args: argparse.Namespace) -> int:
+    def work(_config: Config, storage: Storage) -> int:
+        case = storage.cases.reopen(args.id, actor(args), args.reason)
+        print(f"case #{case.id} is {case.state} again")
+        return OK
+
+    return _with_storage(args, work)
+
+
+def cmd_assign(args: argparse.Namespace) -> int:
+    def work(_config: Config, storage: Storage) -> int:
+        who = actor(args) if args.to is None else (args.to or None)
+        case = storage.cases.assign(args.id, who, actor(args))
+        print(f"case #{case.id}: {case.assigned_to + ' is on it' if case.assigned_to else 'nobody is on it'}")
+        return OK
+
+    return _with_storage(args, work)
+
+
+def cmd_note(args: argparse.Namespace) -> int:
+    def work(_config: Config, storage: Storage) -> int:
+        storage.cases.get(args.id)
+        storage.cases.add_event(args.id, "note", actor(args), args.text.strip())
+        print(f"note added to case #{args.id}")
+        return OK
+
+    return _with_storage(args, work)

@@ -1,0 +1,294 @@
+"""Cases without a platform: business hours, which case a post joins, the follow-up rules in four
+languages, the timers (targets, check-backs, closing), the figures, and the migration of old data."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.classifier import Classifier
+from bot.clock import use_clock
+from bot.config import Config, ConfigError, load_config
+from bot.decide.follow_up import CaseFacts, follow_up
+from bot.decide.playbooks import Playbooks, load_playbooks, vocabulary
+from bot.decide.router import Context
+from bot.hours import BusinessHours, parse_week
+from bot.models import Action, CaseState, ReplyPurpose, ReplyState
+from bot.run.cases import case_figures, decide_in_case, resolve_case, sweep, team_reply
+from bot.run.pipeline import classified, reply_state
+from bot.storage import Storage
+from connectors.base import Author, Mention
+from tests import configs
+
+ACCOUNT = "acme-mastodon"
+MONDAY = datetime(2026, 12, 7, tzinfo=UTC)  # a Monday
+
+
+# --- business hours ---------------------------------------------------------------------------------
+
+
+def office() -> BusinessHours:
+    week = parse_week({d: "09:00-17:00" for d in ("mon", "tue", "wed", "thu", "fri")})
+    return BusinessHours("Europe/Berlin", week, frozenset({date(2026, 12, 25)}))
+
+
+def test_business_time_counts_only_the_hours_the_team_works() -> None:
+    hours = office()
+    friday_evening = datetime(2026, 12, 11, 15, 50, tzinfo=UTC)  # 16:50 in Berlin
+    due = hours.add(friday_evening, timedelta(hours=1))
+    assert due == datetime(2026, 12, 14, 8, 50, tzinfo=UTC)  # Monday 09:50 in Berlin
+    assert hours.elapsed(friday_evening, due) == timedelta(hours=1)
+    christmas_eve = datetime(2026, 12, 24, 15, 0, tzinfo=UTC)  # Thursday 16:00 Berlin; Friday is a holiday
+    assert hours.add(christmas_eve, timedelta(hours=2)) == datetime(2026, 12, 28, 9, 0, tzinfo=UTC)
+    always = BusinessHours()
+    assert always.elapsed(MONDAY, MONDAY + timedelta(days=2)) == timedelta(days=2)
+    closed = BusinessHours(week={d: () for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")})
+    assert closed.add(MONDAY, timedelta(minutes=1)) is None
+
+
+def test_bad_hours_in_the_config_name_file_line_and_key(tmp_path: Path) -> None:
+    path = configs.write_config(
+        tmp_path,
+        db_url="sqlite:///x.db",
+        accounts=configs.mastodon_account("http://127.0.0.1:9", token="t0ken"),
+        sections='cases:\n  business_hours:\n    timezone: Mars/Olympus\n    week: {mon: "9 to 5"}\n'
+        "  targets:\n    complaint: {first_response: soon}\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {})
+    joined = "\n".join(caught.value.problems)
+    assert f"{path}:9: cases.business_hours.timezone: expected an IANA time zone" in joined
+    assert f"{path}:10: cases.business_hours.week: mon: expected" in joined
+    assert f"{path}:12: cases.targets.complaint.first_response: expected a duration" in joined
+
+
+# --- follow-ups, in four languages ----------------------------------------------------------------------
+
+FOLLOW_UPS = [
+    ("en", "@brand I already emailed you twice, nobody answers", "escalated"),
+    ("ru", "@brand уже писал вам дважды, никто не отвечает", "escalated"),
+    ("id", "@brand udah email berkali-kali, gak ada yang jawab", "escalated"),
+    ("ar", "@brand راسلتكم للمرة الثالثة ولا احد يرد", "escalated"),
+    ("en", "@brand ok thanks, it's working now", "resolved"),
+    ("ru", "@brand спасибо, всё работает", "resolved"),
+    ("id", "@brand makasih min, sekarang sudah bisa", "resolved"),
+    ("ar", "@brand شكرا، تم الحل", "resolved"),
+    ("en", "@brand thanks but it's still not working now", "holding"),
+    ("ru", "@brand спасибо, но до сих пор не работает", "holding"),
+    ("id", "@brand makasih tapi masih belum bisa", "holding"),
+    ("ar", "@brand شكرا بس ما زال لا يعمل", "holding"),
+]
+
+
+@pytest.fixture(scope="module")
+def brains() -> tuple[Classifier, Playbooks]:
+    playbooks = load_playbooks()
+    return Classifier.load(vocabulary(playbooks)), playbooks
+
+
+def mention(text: str, post_id: str = "1", author: str = "alice", **fields: object) -> Mention:
+    return Mention(
+        platform="mastodon",
+        post_id=post_id,
+        cursor=post_id,
+        author=Author(f"u-{author}", author, author.title()),
+        text=text,
+        created_at=datetime.now(UTC),
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(("lang", "text", "expected"), FOLLOW_UPS)
+def test_a_follow_up_goes_to_the_team_escalates_or_proposes_resolving(
+    brains: tuple[Classifier, Playbooks], lang: str, text: str, expected: str
+) -> None:
+    classifier, playbooks = brains
+    result = classifier.classify(text)
+    ctx = Context(brand=configs_brand(), platform="mastodon", max_characters=500, text_length=len)
+    outcome = follow_up(mention(text), result, playbooks, ctx, CaseFacts(7, False, 0, holding_allowed=True))
+    assert outcome.escalated == (expected == "escalated")
+    assert outcome.says_resolved == (expected == "resolved")
+    if expected == "resolved":
+        assert outcome.decision.action is Action.RECORD  # no canned thank-you
+    else:
+        assert outcome.decision.action is Action.REPLY and (outcome.decision.template_id or "").startswith(
+            f"holding/holding/{lang}/"
+        )
+    assert "case #7" in outcome.decision.reason
+    again = follow_up(mention(text), result, playbooks, ctx, CaseFacts(7, False, 0, holding_allowed=False))
+    assert again.decision.action is Action.RECORD  # one holding reply per period
+
+
+def configs_brand() -> object:
+    from bot.config import Brand
+
+    return Brand(name="Acme", support_email="help@acme.example")
+
+
+# --- joining, timers and figures, on both databases -------------------------------------------------------
+
+
+def config_for(tmp_path: Path, db_url: str, extra: str = "") -> Config:
+    path = configs.write_config(
+        tmp_path,
+        db_url=db_url,
+        accounts=configs.mastodon_account("http://127.0.0.1:9", token="t0ken"),
+        sections=f"cases:\n  targets:\n    complaint: {{first_response: 1h, resolution: 8h}}\n{extra}",
+    )
+    return load_config(path, {})
+
+
+class Book:
+    """Posts handled as the daemon handles them, at a chosen moment."""
+
+    def __init__(self, config: Config, storage: Storage, brains: tuple[Classifier, Playbooks]) -> None:
+        self.config, self.storage = config, storage
+        self.classifier, self.playbooks = brains
+        self.n = 0
+
+    def post(self, text: str, at: datetime, author: str = "alice", **fields: object) -> tuple[str, int | None]:
+        self.n += 1
+        post_id = f"90{self.n:03d}"
+        with use_clock(lambda: at):
+            m = mention(text, post_id, author, **fields)
+            result = self.classifier.classify(text)
+            ctx = Context(brand=self.config.brand, platform="mastodon", max_characters=500, text_length=len)
+            account = self.config.accounts[0]
+            decision, plan = decide_in_case(self.config, self.storage, self.playbooks, account, m, result, ctx)
+            state = reply_state(decision, account.mode)
+            mention_id = self.storage.mentions.record(ACCOUNT, m, classified(result), decision, state, plan)
+        assert mention_id is not None
+        return post_id, self.storage.mentions.get(mention_id).case_id
+
+
+@pytest.fixture
+def book(tmp_path: Path, db_url: str, brains: tuple[Classifier, Playbooks]) -> Book:
+    config = config_for(tmp_path, db_url)
+    storage = Storage.open(config.storage.url)
+    storage.accounts.ensure(ACCOUNT, "mastodon")
+    yield Book(config, storage, brains)  # type: ignore[misc]
+    storage.close()
+
+
+def test_posts_join_by_thread_conversation_or_author_window_and_say_why(book: Book) -> None:
+    first, case = book.post("@brand my parcel never arrived and nobody answers", MONDAY)
+    assert case is not None
+    _, same = book.post("@brand still nothing?", MONDAY + timedelta(hours=2), in_reply_to_id=first)
+    _, conversation = book.post("@brand hello??", MONDAY + timedelta(hours=3), conversation_id="c-1")
+    assert same == case
+    _, later = book.post("@brand and another thing about it", MONDAY + timedelta(hours=5))
+    assert later == case  # the same person while their case waits on us
+    _, other_person = book.post("@brand my parcel never arrived either", MONDAY, author="boris")
+    assert other_person not in (None, case)
+    _, next_day = book.post("@brand new problem: the app crashes", MONDAY + timedelta(days=2))
+    assert next_day not in (None, case)  # outside the 24 h window: a new case
+    troll, no_case = book.post("@brand you are all clowns lol", MONDAY, author="troll")
+    assert no_case is None
+    reasons = [e.text for e in book.storage.cases.events(case) if e.kind == "joined"]
+    assert "answers post" in reasons[0] and "same person" in reasons[-1]
+    del conversation, troll
+
+
+def test_a_post_that_could_join_two_cases_joins_the_latest_and_says_so(book: Book) -> None:
+    old, first = book.post("@brand my order never arrived, charged twice", MONDAY)
+    _, second = book.post("@brand the app crashes on login", MONDAY + timedelta(days=2))
+    assert first != second
+    # It answers a post of the old case, and comes within the window of the new one.
+    _, joined = book.post("@brand any news?", MONDAY + timedelta(days=2, hours=1), in_reply_to_id=old)
+    assert joined == second
+    (event,) = [e for e in book.storage.cases.events(second) if e.kind == "joined"]
+    assert f"#{first}" in event.text and "most recent" in event.text
+
+
+def test_targets_alert_once_before_and_once_after_they_are_missed(book: Book) -> None:
+    _, case = book.post("@brand my card was charged twice and the order is gone", MONDAY)
+    assert case is not None
+    account = book.config.accounts[0]
+    for minutes, raised in ((10, 0), (50, 1), (55, 0), (61, 1), (90, 0)):
+        report = sweep(book.config, book.storage, book.playbooks, account, at=MONDAY + timedelta(minutes=minutes))
+        assert report.alerts == raised, minutes
+    keys = sorted(a.key for a in book.storage.alerts.undelivered(["target"]))
+    assert keys == [f"target:{case}:first_response:missed", f"target:{case}:first_response:soon"]
+
+
+def test_check_back_once_after_resolution_then_the_case_closes(book: Book) -> None:
+    _, case = book.post("@brand my order never arrived", MONDAY)
+    assert case is not None
+    account = book.config.accounts[0]
+    with use_clock(lambda: MONDAY + timedelta(hours=1)):
+        team_reply(book.config, book.storage, case, "Found it, sending now.", "sam", private=False, request_key="a")
+        resolve_case(book.config, book.storage, case, "sam", "resent")
+    for hours in (2, 26, 27):
+        sweep(book.config, book.storage, book.playbooks, account, at=MONDAY + timedelta(hours=hours))
+    check_backs = [r for r in book.storage.cases.replies(case) if r.purpose == ReplyPurpose.CHECK_BACK.value]
+    assert len(check_backs) == 1 and check_backs[0].state is ReplyState.APPROVED
+    sweep(book.config, book.storage, book.playbooks, account, at=MONDAY + timedelta(days=5))
+    assert book.storage.cases.get(case).state == CaseState.CLOSED.value
+
+
+def test_figures_count_business_time_and_missed_targets(book: Book) -> None:
+    _, late = book.post("@brand my order never arrived", MONDAY)
+    _, fast = book.post("@brand charged twice for one order", MONDAY, author="boris")
+    assert late and fast
+    for case, answered in ((late, MONDAY + timedelta(hours=3)), (fast, MONDAY + timedelta(minutes=20))):
+        with use_clock(lambda answered=answered: answered):
+            reply = team_reply(book.config, book.storage, case, "On it.", "sam", private=False, request_key=f"k{case}")
+            book.storage.cases.reply_sent(book.storage.replies.get(reply.id), answered)
+    (figures,) = case_figures(book.config, book.storage.cases.listed(), at=MONDAY + timedelta(hours=4))
+    assert figures.situation == "complaint" and figures.open == 2
+    assert figures.first_response_median == pytest.approx((20 * 60 + 3 * 3600) / 2)
+    assert figures.targets_missed == 1  # the 3 h first answer; the 8 h resolution target is not yet due
+
+
+def test_old_mentions_get_cases_when_the_database_is_upgraded(tmp_path: Path) -> None:
+    """A database of the version before cases: every mention the bot did not ignore joins a case, and the
+    replies survive the tables being rebuilt."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        alembic = AlembicConfig()
+        alembic.set_main_option("script_location", "bot.storage:migrations")
+        alembic.attributes["connection"] = connection
+        command.upgrade(alembic, "0004")
+    engine.dispose()
+    db = sqlite3.connect(tmp_path / "old.db")
+    rows = [
+        (1, "p1", "alice", None, "complaint", "reply", "2026-10-01 10:00:00"),
+        (2, "p2", "alice", "p1", "complaint", "reply", "2026-10-01 10:05:00"),
+        (3, "p3", "boris", None, "price_question", "reply", "2026-10-01 11:00:00"),
+        (4, "p4", "troll", None, "trolling", "record", "2026-10-01 12:00:00"),
+    ]
+    for id_, post_id, author, reply_to, situation, action, at in rows:
+        db.execute(
+            "INSERT INTO mentions (id, account, platform, post_id, cursor, author_id, author_handle, author_name, "
+            "author_is_bot, text, created_at, received_at, in_reply_to_id, visibility, mentions_brand, lang, "
+            "situation, confidence, scores, personal_data, angry, opt_out, action, reason, urgent, priority) VALUES "
+            "(?, 'acme-mastodon', 'mastodon', ?, ?, ?, ?, '', 0, 'text', ?, ?, ?, 'public', 1, 'en', ?, 0.9, '{}', "
+            "'[]', 0, 0, ?, 'r', 0, 0)",
+            (id_, post_id, post_id, f"u-{author}", author, at, at, reply_to, situation, action),
+        )
+    db.execute(
+        "INSERT INTO replies (id, mention_id, account, kind, text, state, idempotency_key, attempts, reworded, "
+        "decided_by, created_at, updated_at, sent_at, platform_post_id) VALUES (1, 1, 'acme-mastodon', 'public', "
+        "'@alice sorry', 'sent', 'k-1', 1, 0, 'auto', '2026-10-01 10:00:01', '2026-10-01 10:00:02', "
+        "'2026-10-01 10:00:02', 'r1')"
+    )
+    db.commit()
+    db.close()
+    storage = Storage.open(url)
+    try:
+        by_post = {m.mention.post_id: m.case_id for m in storage.mentions.all()}
+        assert by_post["p1"] == by_post["p2"] and by_post["p3"] not in (None, by_post["p1"])
+        assert by_post["p4"] is None
+        assert {c.state for c in storage.cases.listed(states=None)} == {CaseState.CLOSED.value}  # old news
+        (reply,) = storage.replies.for_mention(1)  # tables rebuilt on SQLite keep their rows and children
+        assert reply.platform_post_id == "r1" and reply.case_id == by_post["p1"]
+    finally:
+        storage.close()

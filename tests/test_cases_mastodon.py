@@ -1,0 +1,175 @@
+"""Cases end to end on mastodon-mock: one customer's problem, followed from first post to check-back.
+
+The conversation of issue 11, played on the server: a complaint, a follow-up in the thread saying nobody
+answered, the details in the private thread, "it's working now", a person's private reply, resolution and
+the one check-back. What the tests check is what appears on the server.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mastodon_mock.testing import MockServer
+
+from bot.cli import main as cli
+from bot.config import load_config
+from bot.models import CaseState, ReplyPurpose, ReplyState
+from bot.run.app import App
+from bot.run.daemon import run_once
+from tests import configs
+from tests.conftest import StartBot
+from tests.peers.mastodon import BRAND, client, post_as
+
+pytestmark = pytest.mark.slow  # the whole bot against mastodon-mock
+
+ENV = {"BRAND_TOKEN": "brand_token"}
+COMPLAINT = "@brand my order #5521 never arrived and I was charged twice. Fix this!"
+ALREADY = "@brand I already emailed you twice yesterday, nobody answers. Still no refund."
+DETAILS = "@brand order 5521, my email is alice.w@example.org, charged 2x 49.99 on 3 Dec"
+WORKING = "@brand ok thanks, it's working now"
+
+
+def write_config(tmp_path: Path, base_url: str, extra: str = "") -> Path:
+    return configs.write_config(
+        tmp_path,
+        db_url=f"sqlite:///{tmp_path / 'carebot.db'}",
+        accounts=configs.mastodon_account(base_url),
+        sections=f"cases:\n  check_back_after: 1ms\n{extra}",
+    )
+
+
+def statuses_of_brand(base_url: str) -> list[dict[str, Any]]:
+    with client(base_url, BRAND) as api:
+        me = api.account_verify_credentials()
+        found: list[dict[str, Any]] = []
+        page = api.account_statuses(me["id"], limit=40)
+        while page:
+            found.extend(page)
+            page = api.fetch_next(page)
+    return sorted(found, key=lambda s: int(s["id"]))
+
+
+def plain(html: str) -> str:
+    return re.sub(r"<[^>]+>", "", html)
+
+
+def case_of(app: App, post_id: str) -> Any:
+    (stored,) = [m for m in app.storage.mentions.all() if m.mention.post_id == post_id]
+    assert stored.case_id is not None
+    return app.storage.cases.get(stored.case_id)
+
+
+@pytest.fixture
+def bot(tmp_path: Path, mastodon_server: MockServer, running_bot: StartBot) -> App:
+    return running_bot(load_config(write_config(tmp_path, mastodon_server.base_url), ENV))
+
+
+def test_a_conversation_is_one_case_from_complaint_to_check_back(
+    bot: App, mastodon_server: MockServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = mastodon_server.base_url
+    # 1. The complaint: an apology in public that moves to DM, and the DM asking for the details.
+    first = str(post_as(base, "alice", COMPLAINT)["id"])
+    run_once(bot)
+    after_hand_off = statuses_of_brand(base)
+    public = [s for s in after_hand_off if s["visibility"] != "direct"]
+    private = [s for s in after_hand_off if s["visibility"] == "direct"]
+    assert len(public) == 1 and len(private) == 1
+    assert str(public[0]["in_reply_to_id"]) == first
+    case = case_of(bot, first)
+    assert case.state == CaseState.OPEN.value and case.situation == "complaint"
+
+    # 2. In the thread: "already emailed twice, nobody answers". No second hand-off: one short holding
+    #    reply, the case escalated and waiting on us, the team told that it is an escalation.
+    second = str(post_as(base, "alice", ALREADY, in_reply_to_id=public[0]["id"])["id"])
+    run_once(bot)
+    new = statuses_of_brand(base)[len(after_hand_off) :]
+    assert len(new) == 1 and new[0]["visibility"] != "direct"
+    assert str(new[0]["in_reply_to_id"]) == second
+    hand_off_words = plain(public[0]["content"]).split("@alice", 1)[-1].strip()[:40]
+    assert hand_off_words not in plain(new[0]["content"])
+    case = case_of(bot, second)
+    assert case.id == case_of(bot, first).id
+    assert case.escalated and case.urgent and case.state == CaseState.WAITING_ON_US.value
+    escalations = bot.storage.alerts.undelivered(["escalation"])
+    assert len(escalations) == 1 and f"case #{case.id}" in escalations[0].text
+    assert "escalated" in escalations[0].text
+
+    # 3. The details, in the private thread the bot opened: no "don't post it publicly", no second
+    #    request for details (the holding reply of this case went out minutes ago).
+    before = len(statuses_of_brand(base))
+    third = str(post_as(base, "alice", DETAILS, in_reply_to_id=private[0]["id"], visibility="direct")["id"])
+    run_once(bot)
+    assert len(statuses_of_brand(base)) == before
+    assert case_of(bot, third).id == case.id
+    for status in statuses_of_brand(base):
+        assert "publicly" not in plain(status["content"]).lower()
+    (stored,) = [m for m in bot.storage.cases.posts(case.id) if m.mention.post_id == third]
+    assert stored.mention.visibility == "direct" and stored.personal_data  # the team sees it was there
+
+    # 4. "ok thanks, it's working now": no canned thank-you; resolving is proposed to the team.
+    fourth = str(post_as(base, "alice", WORKING, in_reply_to_id=new[0]["id"])["id"])
+    run_once(bot)
+    assert len(statuses_of_brand(base)) == before
+    case = case_of(bot, fourth)
+    assert case.resolve_proposed and case.id == case_of(bot, first).id
+
+    # 5. A person answers privately from the command line: exactly one DM goes out, in the private thread.
+    config = write_config(tmp_path, base)
+    monkeypatch.setenv("BRAND_TOKEN", "brand_token")
+    words = "Refund of the double charge is on its way, you'll see it in 3-5 days. Sorry for the wait!"
+    assert (
+        cli(["cases", "reply", str(case.id), "--private", "--text", words, "--by", "sam", "--config", str(config)]) == 0
+    )
+    run_once(bot)
+    run_once(bot)
+    team = [s for s in statuses_of_brand(base)[before:] if "Refund of the double charge" in plain(s["content"])]
+    assert len(team) == 1 and team[0]["visibility"] == "direct"
+    assert str(team[0]["in_reply_to_id"]) == third  # the newest post of the private thread
+    case = bot.storage.cases.get(case.id)
+    assert case.first_human_response_at is not None and case.state == CaseState.WAITING_ON_CUSTOMER.value
+
+    # 6. Resolved by the person; one check-back goes out (check_back_after is 1 ms here), only one.
+    assert cli(["cases", "resolve", str(case.id), "--note", "refunded", "--by", "sam", "--config", str(config)]) == 0
+    with_team = len(statuses_of_brand(base))
+    for _ in range(3):
+        run_once(bot)
+    check_backs = statuses_of_brand(base)[with_team:]
+    assert len(check_backs) == 1
+    replies = bot.storage.cases.replies(case.id)
+    (check_back,) = [r for r in replies if r.purpose == ReplyPurpose.CHECK_BACK.value]
+    assert check_back.state is ReplyState.SENT and (check_back.template_id or "").startswith(
+        "check_back/check_back/en/"
+    )
+    assert plain(check_backs[0]["content"]) == check_back.text  # in English
+    assert check_backs[0]["visibility"] == "public"  # where the customer last wrote: the public thread
+    history = [e.kind for e in bot.storage.cases.events(case.id)]
+    for kind in ("opened", "joined", "escalated", "resolve_proposed", "team_reply", "resolved", "check_back"):
+        assert kind in history, (kind, history)
+
+
+def test_a_customer_who_writes_after_resolution_reopens_the_case_and_gets_no_check_back(
+    bot: App, mastodon_server: MockServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = mastodon_server.base_url
+    first = str(post_as(base, "boris", "@brand приложение не работает третий день, деньги списали!")["id"])
+    run_once(bot)
+    case = case_of(bot, first)
+    config = write_config(tmp_path, base, extra="  check_back: true\n")
+    monkeypatch.setenv("BRAND_TOKEN", "brand_token")
+    assert cli(["cases", "resolve", str(case.id), "--config", str(config)]) == 0
+    (reply,) = [s for s in statuses_of_brand(base) if s["visibility"] != "direct"]
+    again = str(post_as(base, "boris", "@brand опять не работает", in_reply_to_id=reply["id"])["id"])
+    before = len(statuses_of_brand(base))
+    run_once(bot)
+    run_once(bot)
+    case = case_of(bot, again)
+    assert case.state == CaseState.WAITING_ON_US.value and case.check_back_due_at is None
+    assert "reopened" in [e.kind for e in bot.storage.cases.events(case.id)]
+    check_backs = [r for r in bot.storage.cases.replies(case.id) if r.purpose == ReplyPurpose.CHECK_BACK.value]
+    assert all(r.state is not ReplyState.SENT for r in check_backs)
+    texts = {r.text for r in check_backs}
+    assert not [s for s in statuses_of_brand(base)[before:] if plain(s["content"]) in texts]

@@ -1,0 +1,129 @@
+"""Incidents end to end on mastodon-mock: a burst of similar complaints from many people in two languages
+is one incident with one alert; later reporters get the incident's answer; resolving it tells every member
+once, on the server, and nobody who opted out."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from mastodon import Mastodon
+from mastodon_mock.testing import MockServer
+
+from bot.cli import main as cli
+from bot.config import load_config
+from bot.models import ReplyPurpose, ReplyState
+from bot.run.app import App
+from bot.run.daemon import run_once
+from tests import configs
+from tests.conftest import StartBot
+from tests.peers.mastodon import BRAND, client
+
+pytestmark = pytest.mark.slow  # the whole bot against mastodon-mock
+
+ENV = {"BRAND_TOKEN": "brand_token"}
+LOGIN = [  # varied wording, two languages, one problem
+    ("en", "@brand I can't log in since this morning, the app says wrong password but it's right"),
+    ("ru", "@brand не могу войти в аккаунт с утра, пишет неверный пароль"),
+    ("en", "@brand login is broken?? keeps throwing me back to the sign in screen"),
+    ("ru", "@brand вход в приложение не работает, выкидывает на экран логина"),
+    ("en", "@brand locked out of my account, password reset email never comes"),
+    ("ru", "@brand не могу зайти в приложение, ошибка входа, почините уже"),
+    ("en", "@brand cannot sign in on android or web, is login down for everyone?"),
+]
+
+
+def write_config(tmp_path: Path, base_url: str) -> Path:
+    return configs.write_config(
+        tmp_path,
+        db_url=f"sqlite:///{tmp_path / 'carebot.db'}",
+        accounts=configs.mastodon_account(base_url),
+        sections="daemon:\n  max_replies_per_author_hour: 50\n"
+        "incidents:\n  window: 30m\n  min_reports: 4\n  notify_per_hour: 360000\n",
+    )
+
+
+def customer(base_url: str, name: str) -> Mastodon:
+    answer = httpx.post(f"{base_url}/api/v1/_mock/dev_user", json={"username": name}, timeout=10)
+    answer.raise_for_status()
+    return Mastodon(access_token=answer.json()["access_token"], api_base_url=base_url)
+
+
+def brand_statuses(base_url: str) -> list[dict[str, Any]]:
+    with client(base_url, BRAND) as api:
+        me = api.account_verify_credentials()
+        found: list[dict[str, Any]] = []
+        page = api.account_statuses(me["id"], limit=40)
+        while page:
+            found.extend(page)
+            page = api.fetch_next(page)
+    return found
+
+
+def plain(html: str) -> str:
+    return re.sub(r"<[^>]+>", "", html)
+
+
+@pytest.fixture
+def bot(tmp_path: Path, mastodon_server: MockServer, running_bot: StartBot) -> App:
+    return running_bot(load_config(write_config(tmp_path, mastodon_server.base_url), ENV))
+
+
+def test_a_burst_of_reports_is_one_incident_and_everyone_is_told_once_when_it_is_fixed(
+    bot: App, mastodon_server: MockServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = mastodon_server.base_url
+    people = [customer(base, f"user{n}") for n in range(len(LOGIN))]
+    posted: dict[str, str] = {}
+    for person, (_lang, text) in zip(people[:3], LOGIN[:3], strict=True):
+        posted[str(person.status_post(text)["id"])] = person.account_verify_credentials()["acct"]
+    run_once(bot)
+    assert bot.storage.incidents.listed() == []  # three people: not yet an incident
+
+    for person, (_lang, text) in zip(people[3:5], LOGIN[3:5], strict=True):
+        posted[str(person.status_post(text)["id"])] = person.account_verify_credentials()["acct"]
+    run_once(bot)
+    (incident,) = bot.storage.incidents.listed()
+    assert incident.topic == "login" and incident.state == "open"
+    members = bot.storage.incidents.members(incident.id)
+    assert len(members) == 5 and {c.lang for c in members} == {"en", "ru"}
+    assert len([a for a in bot.storage.alerts.undelivered(["incident"]) if ":opened" in a.key]) == 1
+
+    # Later reporters get the incident's one answer, in their language, no request for details.
+    late = {}
+    for person, (lang, text) in zip(people[5:], LOGIN[5:], strict=True):
+        late[str(person.status_post(text)["id"])] = lang
+    run_once(bot)
+    by_target = {str(s["in_reply_to_id"]): plain(s["content"]) for s in brand_statuses(base)}
+    for post_id, lang in late.items():
+        words = {"en": "the problem with logging in", "ru": "с входом в аккаунт"}[lang]
+        assert words in by_target[post_id], by_target[post_id]
+    assert len(bot.storage.incidents.members(incident.id)) == 7
+    assert len([a for a in bot.storage.alerts.undelivered(["incident"]) if ":opened" in a.key]) == 1
+
+    # One member opts out before the fix; resolving from the CLI tells the six others, once each.
+    people[0].status_post("@brand stop")
+    run_once(bot)
+    config = write_config(tmp_path, base)
+    monkeypatch.setenv("BRAND_TOKEN", "brand_token")
+    before = {s["id"] for s in brand_statuses(base)}
+    assert cli(["incidents", "resolve", str(incident.id), "--note", "auth fixed", "--config", str(config)]) == 0
+    for _ in range(4):
+        run_once(bot)
+    fixed = [s for s in brand_statuses(base) if s["id"] not in before]
+    assert len(fixed) == 6
+    for status in fixed:  # the "fixed" message, in the member's language
+        assert re.search(r"fixed|works again|устранена|исправили|снова", plain(status["content"]), re.IGNORECASE)
+    told = sorted(re.findall(r"@(user\d+)", " ".join(plain(s["content"]) for s in fixed)))
+    assert told == sorted(f"user{n}" for n in range(1, len(LOGIN)))  # user0 said stop
+    notices = [
+        r
+        for case in bot.storage.incidents.members(incident.id)
+        for r in bot.storage.cases.replies(case.id)
+        if r.purpose == ReplyPurpose.INCIDENT.value
+    ]
+    assert len(notices) == 6 and all(r.state is ReplyState.SENT for r in notices)
+    assert cli(["incidents", "resolve", str(incident.id), "--config", str(config)]) == 1  # once only
