@@ -12,12 +12,14 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from starlette.testclient import TestClient
 
 from bot.classifier import Classifier
+from bot.clock import now
 from bot.config import ConfigError, load_config
 from bot.decide.playbooks import Playbooks, load_playbooks, vocabulary
 from bot.models import ReplyKind, ReplyState
@@ -26,6 +28,7 @@ from bot.web.access import MAX_ID, bounded_int
 from bot.web.asgi import create_app
 from bot.web.auth import Busy, HashingGate, LoginThrottle, hash_password, weak_hash
 from bot.web.server import start_in_thread
+from connectors.base import Author, Mention
 from tests import configs
 from tests.test_web import (
     COMPLAINT,
@@ -497,3 +500,43 @@ def test_an_approval_can_be_taken_back_until_it_is_sent(any_desk: Desk) -> None:
     assert desk.storage.replies.get(reply_id).state is ReplyState.SENDING  # too late: being sent
     assert f"Reply #{reply_id} was already approved by bob" in desk.client.get("/").text
     assert desk.storage.replies.get(reply_id).kind is ReplyKind.PUBLIC
+
+
+def _case_post(app: Any, brains: tuple, account_name: str, author: str, text: str) -> int:
+    """A post handled as the daemon handles it, case included; the case's id."""
+    from bot.decide.router import Context
+    from bot.run.cases import decide_in_case
+    from bot.run.pipeline import classified, reply_state
+
+    classifier, playbooks = brains
+    config, storage = app.state.test_config, app.state.desk.storage
+    account = config.account(account_name)
+    mention = Mention("mastodon", f"case-{account_name}", "1", Author(f"u-{author}", author, author), text, now())
+    result = classifier.classify(text)
+    context = Context(brand=config.brand, platform="mastodon", max_characters=500, text_length=len)
+    decision, plan = decide_in_case(config, storage, playbooks, account, mention, result, context)
+    mention_id = storage.mentions.record(
+        account_name, mention, classified(result), decision, reply_state(decision, account.mode), plan
+    )
+    assert mention_id is not None
+    case_id = storage.mentions.get(mention_id).case_id
+    assert case_id is not None
+    return int(case_id)
+
+
+def test_cases_of_other_accounts_are_not_there_for_a_limited_user(tmp_path: Path, brains: tuple) -> None:
+    app: Any = _desk_with(tmp_path, brains, access="  access:\n    bob: [acme-help]\n")
+    their_case = _case_post(app, brains, "acme-mastodon", "alice", COMPLAINT)
+    my_case = _case_post(app, brains, "acme-help", "xena", COMPLAINT.replace("twice", "three times"))
+    with TestClient(app, follow_redirects=False) as bob:
+        csrf = log_in(bob, "bob")
+        listed = bob.get("/cases?show=active").text
+        assert f'id="case-{my_case}"' in listed and f'id="case-{their_case}"' not in listed
+        assert bob.get(f"/cases/{my_case}").status_code == 200
+        assert bob.get(f"/cases/{their_case}").status_code == 404
+        note = bob.post(f"/cases/{their_case}/note", data={"csrf": csrf, "text": "peeking"})
+        assert note.status_code == 404
+        assert bob.get(f"/cases/{2**40}").status_code == 404
+    with TestClient(app, follow_redirects=False) as alice:
+        log_in(alice, "alice")
+        assert alice.get(f"/cases/{their_case}").status_code == 200
