@@ -36,8 +36,10 @@ from bench.crash_check import Posted, Verdict, check  # noqa: E402
 from bench.crash_peers import PLATFORMS, Daemon, Peer, wait_until  # noqa: E402
 from bot.clock import now  # noqa: E402
 from bot.config import Config, load_config  # noqa: E402
+from bot.decide.playbooks import load_playbooks  # noqa: E402
 from bot.models import CaseState, ReplyState  # noqa: E402
 from bot.run.cases import resolve_case, team_reply  # noqa: E402
+from bot.run.incidents import resolve_incident  # noqa: E402
 from bot.storage import Conflict, Storage  # noqa: E402
 from tests.peers.database import scratch_schema  # noqa: E402
 from tests.scenarios import POSTS, Scenario  # noqa: E402
@@ -80,6 +82,7 @@ class Result:
     seconds: float = 0.0
     team_replies: int = 0  # written by the team thread
     resolved: int = 0  # cases the team thread resolved (each owes one check-back)
+    incidents_resolved: int = 0  # incidents the team thread resolved (each member owes one notification)
     verdict: Verdict = field(default_factory=Verdict)
 
     @property
@@ -107,6 +110,9 @@ daemon:
   retry_backoff: 1s
 cases:
   check_back_after: 1s
+incidents:
+  min_reports: 2
+  notify_per_hour: 36000
 """,
         encoding="utf-8",
     )
@@ -209,12 +215,18 @@ def _customer(peer: Peer, count: int, span: float, rng: random.Random, posted: l
 
 
 def _team(config: Config, storage: Storage, done: threading.Event, rng: random.Random, result: Result) -> None:
-    """A person at the desk: in each case waiting on us, a reply, then the case resolved (a check-back follows)."""
+    """A person at the desk: in each case waiting on us, a reply, then the case resolved (a check-back follows);
+    each incident resolved a few seconds after it opened (its members are told while the daemon is killed)."""
     handled: set[int] = set()
+    playbooks = load_playbooks(config.playbooks)
     while not done.wait(rng.uniform(0.3, 1.5)):
+        for incident in storage.incidents.listed(states=["open"]):
+            if (now() - incident.opened_at).total_seconds() > 3:
+                resolve_incident(config, storage, playbooks, incident.id, "bench-team", "fixed during the crash test")
+                result.incidents_resolved += 1
         for case in storage.cases.listed(states=[CaseState.OPEN.value, CaseState.WAITING_ON_US.value]):
-            if case.id in handled or case.account != ACCOUNT:
-                continue
+            if case.id in handled or case.account != ACCOUNT or case.incident_id is not None:
+                continue  # an incident's members hear from the incident
             handled.add(case.id)
             words = f"Team here: we checked case {case.id} and fixed it."
             team_reply(config, storage, case.id, words, "bench-team", private=False, request_key=f"bench-{case.id}")
@@ -248,7 +260,10 @@ def _settled(storage: Storage, posted_ids: list[str]) -> bool:
     by_state = storage.figures.activity(ACCOUNT).replies_by_state
     if by_state.get(ReplyState.APPROVED.value, 0) + by_state.get(ReplyState.SENDING.value, 0):
         return False
-    # A resolved case owes its check-back: settled once the daemon has queued (and so sent) it.
+    # A resolved case owes its check-back: settled once the daemon has queued (and so sent) it; an incident
+    # resolved in the storm's last second is resolved by now too.
+    if storage.incidents.listed(states=["open"]):
+        return False
     return not any(c.check_back_due_at for c in storage.cases.listed(states=[CaseState.RESOLVED.value]))
 
 
@@ -275,6 +290,8 @@ def report(result: Result) -> str:
         f"answered once: {v.answered}; deliberately unanswered: {sum(v.unanswered.values())} ({unanswered})",
         f"cases: {result.team_replies} team replies written, {result.resolved} resolved; on the server once each: "
         f"{v.team_sent} team replies, {v.check_backs_sent} check-backs",
+        f"incidents: {result.incidents_resolved} resolved during the storm; fixed-notifications on the server once "
+        f"each: {v.incident_sent}",
         f"duplicates: {len(v.duplicates)}",
         f"losses: {len(v.losses)}",
         f"database agrees with the server: {'yes' if not v.disagreements else f'no ({len(v.disagreements)})'}",

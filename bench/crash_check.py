@@ -19,6 +19,7 @@ from bot.storage.records import StoredReply
 
 DELIBERATE = {ReplyState.PENDING, ReplyState.REJECTED, ReplyState.DRAFTED}
 ANSWERS = (ReplyPurpose.ANSWER.value, ReplyPurpose.HOLDING.value)  # the bot's own reply to a mention
+CASE_WIDE = (ReplyPurpose.TEAM.value, ReplyPurpose.CHECK_BACK.value, ReplyPurpose.INCIDENT.value)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Verdict:
     unanswered: Counter[str] = field(default_factory=Counter)
     team_sent: int = 0  # a person's replies, on the server once each
     check_backs_sent: int = 0
+    incident_sent: int = 0  # "it's fixed" to each member of a resolved incident
     duplicates: list[str] = field(default_factory=list)
     losses: list[str] = field(default_factory=list)
     disagreements: list[str] = field(default_factory=list)
@@ -83,7 +85,7 @@ def check(posted: list[Posted], server: list[ServerPost], storage: Storage, acco
         verdict.stored += 1
         all_replies = storage.replies.for_mention(mention.id)
         for reply in all_replies:
-            if reply.purpose in (ReplyPurpose.TEAM.value, ReplyPurpose.CHECK_BACK.value):
+            if reply.purpose in CASE_WIDE:
                 _case_reply(verdict, reply, recorded)
         replies = {
             r.kind: r for r in all_replies if r.purpose in (ReplyPurpose.ANSWER.value, ReplyPurpose.HOLDING.value)
@@ -128,6 +130,8 @@ def _case_reply(verdict: Verdict, reply: StoredReply, recorded: dict[str, Stored
     if reply.state is ReplyState.SENT and reply.platform_post_id in recorded:
         if reply.purpose == ReplyPurpose.TEAM.value:
             verdict.team_sent += 1
+        elif reply.purpose == ReplyPurpose.INCIDENT.value:
+            verdict.incident_sent += 1
         else:
             verdict.check_backs_sent += 1
     elif reply.state not in DELIBERATE:

@@ -17,8 +17,8 @@ from bot.decide.playbooks import Playbooks, load_playbooks, vocabulary
 from bot.decide.router import Context
 from bot.hours import BusinessHours, parse_week
 from bot.models import Action, CaseState, ReplyPurpose, ReplyState
-from bot.run.cases import case_figures, decide_in_case, resolve_case, sweep, team_reply
-from bot.run.pipeline import classified, reply_state
+from bot.run.cases import case_figures, resolve_case, sweep, team_reply
+from bot.run.pipeline import handle_mention
 from bot.storage import Storage
 from connectors.base import Author, Mention
 from tests import configs
@@ -154,13 +154,11 @@ class Book:
         post_id = f"90{self.n:03d}"
         with use_clock(lambda: at):
             m = mention(text, post_id, author, **fields)
-            result = self.classifier.classify(text)
             ctx = Context(brand=self.config.brand, platform="mastodon", max_characters=500, text_length=len)
             account = self.config.accounts[0]
-            decision, plan = decide_in_case(self.config, self.storage, self.playbooks, account, m, result, ctx)
-            state = reply_state(decision, account.mode)
-            mention_id = self.storage.mentions.record(ACCOUNT, m, classified(result), decision, state, plan)
-        assert mention_id is not None
+            handled = handle_mention(self.config, self.storage, self.classifier, self.playbooks, account, m, ctx)
+        assert handled is not None
+        mention_id = handled.mention_id
         return post_id, self.storage.mentions.get(mention_id).case_id
 
 

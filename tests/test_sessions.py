@@ -39,13 +39,13 @@ def test_the_database_keeps_no_token(storage: Storage, db_url: str) -> None:
     assert rows and all(token not in str(value) for row in rows for value in row)
 
 
-def test_migration_0008_upgrades_a_database_of_revision_0007(db_url: str) -> None:
+def test_migration_0009_upgrades_a_database_of_revision_0008(db_url: str) -> None:
     engine = create_engine(db_url)
     with engine.begin() as connection:
         alembic = AlembicConfig()
         alembic.set_main_option("script_location", "bot.storage:migrations")
         alembic.attributes["connection"] = connection
-        command.upgrade(alembic, "0007")
+        command.upgrade(alembic, "0008")
         connection.execute(
             text(
                 "insert into accounts (name, platform, cursor, requests, posts_read, posts_created) "

@@ -540,3 +540,22 @@ def test_cases_of_other_accounts_are_not_there_for_a_limited_user(tmp_path: Path
     with TestClient(app, follow_redirects=False) as alice:
         log_in(alice, "alice")
         assert alice.get(f"/cases/{their_case}").status_code == 200
+
+
+def test_incidents_of_other_accounts_are_not_there_for_a_limited_user(tmp_path: Path, brains: tuple) -> None:
+    app: Any = _desk_with(tmp_path, brains, access="  access:\n    bob: [acme-help]\n")
+    storage = app.state.desk.storage
+    theirs_case = _case_post(app, brains, "acme-mastodon", "alice", COMPLAINT)
+    mine_case = _case_post(app, brains, "acme-help", "xena", COMPLAINT.replace("twice", "three times"))
+    theirs = storage.incidents.open("acme-mastodon", "payment", [theirs_case], now(), "test")
+    mine = storage.incidents.open("acme-help", "payment", [mine_case], now(), "test")
+    assert theirs is not None and mine is not None
+    with TestClient(app, follow_redirects=False) as bob:
+        csrf = log_in(bob, "bob")
+        listed = bob.get("/incidents").text
+        assert f"/incidents/{mine.id}" in listed and f"/incidents/{theirs.id}" not in listed
+        assert bob.get(f"/incidents/{mine.id}").status_code == 200
+        assert bob.get(f"/incidents/{theirs.id}").status_code == 404
+        resolve = bob.post(f"/incidents/{theirs.id}/false-alarm", data={"csrf": csrf, "note": "not ours"})
+        assert resolve.status_code == 404
+        assert storage.incidents.get(theirs.id).state == "open"

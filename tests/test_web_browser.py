@@ -370,3 +370,44 @@ def test_a_case_page_reads_the_thread_replies_privately_and_resolves(running: Ru
         statuses = api.account_statuses(me["id"], limit=40)
     private = [s for s in statuses if s["visibility"] == "direct" and "double charge is refunded" in s["content"]]
     assert len(private) == 1 and str(private[0]["in_reply_to_id"]) == str(post["id"])
+
+
+def test_an_incident_is_worded_resolved_and_its_notifications_approved_from_the_desk(
+    running: Running, page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    from tests.test_incidents_mastodon import LOGIN, customer
+
+    base = running.mastodon.base_url
+    people = [customer(base, f"desk{n}") for n in range(5)]
+    for person, (_lang, text) in zip(people, LOGIN[:5], strict=True):
+        person.status_post(text)
+    running.cycle()
+    (incident,) = running.app.storage.incidents.listed()
+
+    log_in(page, running.desk.url, "alice")
+    page.click("nav >> text=Incidents")
+    page.click(f"#incident-{incident.id} a")
+    expect(page.locator("h1")).to_contain_text(f"Incident #{incident.id}")
+    expect(page.locator(".members li")).to_have_count(5)
+    page.fill("#wording-en", "signing in")
+    page.fill("#eta", "18:00 CET")
+    page.click("button:has-text('Save the words')")
+    expect(page.locator(".flash-ok")).to_contain_text("use your words")
+    page.fill("#resolve-note", "auth service restarted")
+    page.click("button:has-text('tell everyone')")
+    expect(page.locator(".flash-ok")).to_contain_text("5 people will be told")
+    with client(base, BRAND) as api:
+        me = api.account_verify_credentials()
+        before = {s["id"] for s in api.account_statuses(me["id"], limit=40)}
+    page.click("button:has-text('Approve all 5')")  # approve mode: one click for the batch
+    expect(page.locator(".flash-ok")).to_contain_text("5 fixed-notifications approved")
+
+    running.cycle()
+    running.cycle()
+    with client(base, BRAND) as api:
+        told = [s for s in api.account_statuses(me["id"], limit=40) if s["id"] not in before]
+    assert len(told) == 5  # once each
+    assert len([s for s in told if "signing in" in s["content"]]) == 3  # the team's words, in English
+    expect(page.locator("#drain")).to_be_visible()

@@ -17,8 +17,7 @@ from bot.config import Config, load_config
 from bot.decide.playbooks import Playbooks, load_playbooks, vocabulary
 from bot.decide.router import Context
 from bot.models import CaseState, ReplyKind, ReplyPurpose, ReplyState
-from bot.run.cases import decide_in_case
-from bot.run.pipeline import classified, reply_state
+from bot.run.pipeline import handle_mention
 from bot.storage import Storage
 from bot.web.asgi import create_app
 from connectors.base import Author, Mention
@@ -52,12 +51,10 @@ class Desk:
             visibility=visibility,
             in_reply_to_id=reply_to,
         )
-        result = self.classifier.classify(text)
         context = Context(brand=self.config.brand, platform="mastodon", max_characters=500, text_length=len)
         account = self.config.accounts[0]
-        decision, plan = decide_in_case(self.config, self.storage, self.playbooks, account, mention, result, context)
-        state = reply_state(decision, account.mode)
-        assert self.storage.mentions.record(ACCOUNT, mention, classified(result), decision, state, plan)
+        parts = (self.config, self.storage, self.classifier, self.playbooks)
+        assert handle_mention(*parts, account, mention, context) is not None
         return mention.post_id
 
     def case_of(self, post_id: str) -> int:

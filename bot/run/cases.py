@@ -2,9 +2,9 @@
 
 A case is one customer's problem on one account (`storage.cases`). A new post joins the case whose thread
 or conversation it is in, or its author's open case within `cases.join_window`; otherwise it opens one
-(trolling opens none). Inside a case that already had the bot's hand-off, the post goes to the team
-(`bot/decide/follow_up.py`). Each cycle, `sweep` sends the check-backs that are due, alerts the team
-about targets about to be missed or missed, and closes what is done.
+(trolling, bots, opt-outs and chatter open none). Inside a case that already had the bot's hand-off, the
+post goes to the team (`bot/decide/follow_up.py`). Each cycle, `sweep` sends the check-backs that are due,
+alerts the team about targets about to be missed or missed, and closes what is done.
 """
 
 from __future__ import annotations
@@ -88,8 +88,10 @@ def decide_in_case(
         reopened = case.state == CaseState.RESOLVED.value
         plan = CasePlan(case.id, CaseState.WAITING_ON_US.value, match.reason if match else "", True, reopened=reopened)
         return decision, plan
-    if result.situation == "trolling" and decision.action is not Action.REPLY:
-        return decision, None  # nobody's problem to follow: recorded, not a case
+    if decision.action is not Action.REPLY and not decision.needs_approval and result.situation != "complaint":
+        # Trolling, a bot, an opt-out, chatter that does not address the brand: recorded, nobody's
+        # problem to follow.
+        return decision, None
     return decision, CasePlan(None, _first_state(decision, result, account), "opened by this post")
 
 

@@ -115,14 +115,15 @@ def detect(config: Config, storage: Storage, account: str, topics: Sequence[str]
     tell the team when an open one has doubled. Database work only."""
     at = at or now()
     settings = config.incidents
+    since = at - timedelta(seconds=settings.window)
+    incident = storage.incidents.open_for(account, topics)
+    if incident is not None:
+        _growth(storage, incident)
+        return  # a report of an open incident: its other words ("the app" of "the app won't log me in") open none
     for topic in topics:
-        incident = storage.incidents.open_for(account, [topic])
-        if incident is not None:
-            _growth(storage, incident)
+        if not storage.incidents.enough_reporters(account, topic, since, settings.min_reports):
             continue
-        reporters = storage.incidents.reporters(account, topic, at - timedelta(seconds=settings.window))
-        if len({r.author_id for r in reporters}) < settings.min_reports:
-            continue
+        reporters = storage.incidents.reporters(account, topic, since)
         cases = sorted({r.case_id for r in reporters if r.case_id is not None})
         langs = Counter(r.lang for r in reporters)
         why = (

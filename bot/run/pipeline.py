@@ -5,14 +5,18 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from dataclasses import dataclass
 
-from bot.classifier import Classification, mask_personal_data
-from bot.config import AccountConfig
+from bot.classifier import Classification, Classifier, mask_personal_data
+from bot.config import AccountConfig, Config
+from bot.decide.playbooks import Playbooks
+from bot.decide.router import Context
 from bot.models import Action, Decision, Mode, ReplyState
 from bot.run.app import App
 from bot.run.cases import after_recording, decide_in_case
 from bot.run.context import router_context
 from bot.run.incidents import detect, incident_reply, reading
+from bot.storage import Storage
 from bot.storage.records import AccountState, Classified
 from connectors.base import Connector, Mention
 
@@ -63,6 +67,44 @@ def without_nul(mention: Mention) -> Mention:
     )
 
 
+@dataclass(frozen=True)
+class Handled:
+    mention_id: int
+    result: Classification
+    decision: Decision
+    reply_state: ReplyState | None
+    classify_seconds: float = 0.0  # how long the classifier took (for /metrics)
+
+
+def handle_mention(
+    config: Config,
+    storage: Storage,
+    classifier: Classifier,
+    playbooks: Playbooks,
+    account: AccountConfig,
+    mention: Mention,
+    context: Context,
+) -> Handled | None:
+    """Classify, find its case, decide (the incident's answer for a report of one), store, and look for an
+    incident; None if the mention was stored before. No platform needed: `context` says what it allows."""
+    started = time.perf_counter()
+    result = classifier.classify(mention.text, default_lang=config.brand.default_language)
+    seconds = time.perf_counter() - started
+    decision, case = decide_in_case(config, storage, playbooks, account, mention, result, context)
+    topics, incident = reading(storage, playbooks, account.name, mention, result)
+    if incident is not None and case is not None:
+        decision = incident_reply(decision, mention, result, playbooks, context, incident, topics)
+        case = dataclasses.replace(case, incident_id=incident.id)
+    new_state = reply_state(decision, account.mode)
+    stored = storage.mentions.record(account.name, mention, classified(result), decision, new_state, case, topics)
+    if stored is None:
+        return None
+    after_recording(storage, account, stored, case)
+    if topics and case is not None:
+        detect(config, storage, account.name, topics)
+    return Handled(stored, result, decision, new_state, seconds)
+
+
 def process_mention(
     app: App, account: AccountConfig, state: AccountState, connector: Connector, mention: Mention
 ) -> bool:
@@ -70,9 +112,6 @@ def process_mention(
     if app.storage.mentions.has(account.name, mention.post_id):
         return False
     mention = without_nul(mention)
-    started = time.perf_counter()
-    result = app.classifier.classify(mention.text, default_lang=app.config.brand.default_language)
-    app.metrics.classifier_seconds.observe(time.perf_counter() - started)
     context = router_context(
         app.config,
         app.storage,
@@ -81,19 +120,11 @@ def process_mention(
         measure=connector.text_length,
         ignored_author_ids=connector.ignored_author_ids(),  # the connector caches it between cycles
     )
-    decision, case = decide_in_case(app.config, app.storage, app.playbooks, account, mention, result, context)
-    topics, incident = reading(app.storage, app.playbooks, account.name, mention, result)
-    if incident is not None and case is not None:
-        decision = incident_reply(decision, mention, result, app.playbooks, context, incident, topics)
-        case = dataclasses.replace(case, incident_id=incident.id)
-    new_state = reply_state(decision, account.mode)
-    record = app.storage.mentions.record
-    stored = record(account.name, mention, classified(result), decision, new_state, case, topics)
-    if stored is None:
+    handled = handle_mention(app.config, app.storage, app.classifier, app.playbooks, account, mention, context)
+    if handled is None:
         return False
-    after_recording(app.storage, account, stored, case)
-    if topics and case is not None:
-        detect(app.config, app.storage, account.name, topics)
+    result, decision, new_state = handled.result, handled.decision, handled.reply_state
+    app.metrics.classifier_seconds.observe(handled.classify_seconds)
     log.info(
         "%s: mention %s by @%s: %s (%s, %.2f) -> %s%s; %s",
         account.name,

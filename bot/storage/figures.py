@@ -33,10 +33,13 @@ class Figures:
                 .join(mentions, mentions.c.id == replies.c.mention_id)
                 .where(replies.c.state.in_(WAITING), mine)
             ).one()
-            # First response per mention: its earliest sent public reply, counted on the day it went out.
+            # First response per mention: its earliest sent public reply, counted on the day it went out. Only
+            # mentions answered today can have a first response today: the index on sent_at finds them.
+            today = select(replies.c.mention_id).where(replies.c.sent_at >= midnight)
             first = (
                 select(replies.c.mention_id, func.min(replies.c.sent_at).label("first_sent"))
                 .where(replies.c.kind == ReplyKind.PUBLIC.value, replies.c.sent_at.is_not(None), mine)
+                .where(replies.c.mention_id.in_(today))
                 .group_by(replies.c.mention_id)
                 .subquery()
             )

@@ -63,6 +63,17 @@ class Incidents:
             )
         return incident_record(row) if row else None
 
+    def enough_reporters(self, account: str, topic: str, since: datetime, needed: int) -> bool:
+        """At least `needed` different people complained about `topic` since `since` (stops counting there)."""
+        query = (
+            select(mention_topics.c.author_id)
+            .where(mention_topics.c.account == account, mention_topics.c.topic == topic, mention_topics.c.at >= since)
+            .distinct()
+            .limit(needed)
+        )
+        with self._db.read() as db:
+            return len(db.execute(query).all()) >= needed
+
     def reporters(self, account: str, topic: str, since: datetime) -> list[Reporter]:
         """Complaints about `topic` since `since`, oldest first, with their cases."""
         with self._db.read() as db:

@@ -151,6 +151,8 @@ replies = Table(
 Index("ix_replies_state", replies.c.account, replies.c.state)
 Index("ix_replies_case", replies.c.case_id)
 Index("ix_replies_platform_post", replies.c.account, replies.c.platform_post_id)
+Index("ix_replies_mention", replies.c.mention_id)  # a mention's replies; the author's history joins on it
+Index("ix_replies_sent", replies.c.sent_at)  # today's first responses
 Index(
     "uq_replies_answer",
     replies.c.mention_id,
@@ -296,7 +298,13 @@ mention_topics = Table(
     Column("lang", String(8), nullable=False),
     Column("at", UTCDateTime(), nullable=False),
 )
-Index("ix_mention_topics_recent", mention_topics.c.account, mention_topics.c.topic, mention_topics.c.at)
+Index(
+    "ix_mention_topics_recent",
+    mention_topics.c.account,
+    mention_topics.c.topic,
+    mention_topics.c.at,
+    mention_topics.c.author_id,  # covering: the detector counts authors from the index alone
+)
 
 incident_events = Table(
     "incident_events",

@@ -28,7 +28,7 @@ from bot.clock import format_duration
 from bot.config import Config
 from bot.decide.playbooks import Playbooks
 from bot.storage import Storage
-from bot.web import cases, views
+from bot.web import cases, incidents, views
 from bot.web.auth import Authenticator
 from bot.web.desk import Desk
 
@@ -159,6 +159,14 @@ def create_app(
         Route("/cases/{case_id}/resolve", cases.resolve, methods=["POST"]),
         Route("/cases/{case_id}/reopen", cases.reopen, methods=["POST"]),
         Route("/cases/{case_id}/note", cases.note, methods=["POST"]),
+        Route("/incidents", incidents.incidents_page, methods=["GET"]),
+        Route("/incidents/{incident_id}", incidents.incident_page, methods=["GET"]),
+        Route("/incidents/{incident_id}/word", incidents.word, methods=["POST"]),
+        Route("/incidents/{incident_id}/resolve", incidents.resolve, methods=["POST"]),
+        Route("/incidents/{incident_id}/false-alarm", incidents.alarm, methods=["POST"]),
+        Route("/incidents/{incident_id}/merge", incidents.merge, methods=["POST"]),
+        Route("/incidents/{incident_id}/split", incidents.split, methods=["POST"]),
+        Route("/incidents/{incident_id}/approve", incidents.approve, methods=["POST"]),
         Route("/health", views.health, methods=["GET"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.responses import PlainTextResponse, Response
 
 from bot.classifier import mask_personal_data
 from bot.clock import format_duration, now
@@ -27,12 +27,13 @@ from bot.decide.render import variants
 from bot.models import OPEN_STATES, CaseState
 from bot.run.cases import resolve_case, team_reply
 from bot.run.context import post_limit
-from bot.storage import Conflict, NotFound
+from bot.storage import NotFound
 from bot.storage.records import StoredCase
-from bot.web.access import Login, bounded_int, csrf_ok, current_login, require_login
+from bot.web.access import Login, require_login
+from bot.web.actions import act, id_param
 from bot.web.desk import Desk
 from bot.web.present import LANGUAGE_NAMES, RTL_LANGUAGES
-from bot.web.views import _flash, _form, _lf, _page
+from bot.web.views import _lf, _page
 from connectors import get_platform
 
 log = logging.getLogger("carebot.web")
@@ -69,7 +70,7 @@ class CaseRow:
 
 
 def case_id_of(request: Request) -> int | None:
-    return bounded_int(str(request.path_params.get("case_id", "")))
+    return id_param(request, "case_id")
 
 
 def _flags(case: StoredCase) -> tuple[str, ...]:
@@ -187,37 +188,6 @@ def _saved_replies(config: Config, playbooks: Playbooks, case: StoredCase) -> li
 
 # --- actions --------------------------------------------------------------------------------------
 
-Work = Callable[[Desk, str, int, Mapping[str, str]], str]
-
-
-async def _act(request: Request, work: Work) -> Response:
-    desk: Desk = request.app.state.desk
-    login = await run_in_threadpool(current_login, request)
-    if login is None:
-        return PlainTextResponse("Your session has ended: log in again at /login.", status_code=403)
-    form = await _form(request)
-    if isinstance(form, Response):
-        return form
-    if not csrf_ok(request, form.get("csrf")):
-        return PlainTextResponse("CSRF check failed: reload the page and try again.", status_code=403)
-    case_id = case_id_of(request)
-    if case_id is None:
-        return PlainTextResponse("There is no such case.", status_code=404)
-
-    def permitted() -> str:
-        _permitted_case(desk, case_id, login)
-        return work(desk, login.user, case_id, form)
-
-    try:
-        message = await run_in_threadpool(permitted)
-    except NotFound:
-        return PlainTextResponse(f"There is no case #{case_id}.", status_code=404)
-    except (Conflict, ValueError) as exc:
-        _flash(request, "error", f"Not done: {exc}.")
-    else:
-        _flash(request, "ok", message)
-    return RedirectResponse(f"/cases/{case_id}", status_code=303)
-
 
 def _reply(desk: Desk, user: str, case_id: int, form: Mapping[str, str]) -> str:
     text = _lf(form.get("text", "")).strip()
@@ -260,20 +230,24 @@ def _note(desk: Desk, user: str, case_id: int, form: Mapping[str, str]) -> str:
 
 
 async def reply(request: Request) -> Response:
-    return await _act(request, _reply)
+    return await act(request, _reply, "case_id", "/cases", "case", _case_account)
 
 
 async def assign(request: Request) -> Response:
-    return await _act(request, _assign)
+    return await act(request, _assign, "case_id", "/cases", "case", _case_account)
 
 
 async def resolve(request: Request) -> Response:
-    return await _act(request, _resolve)
+    return await act(request, _resolve, "case_id", "/cases", "case", _case_account)
 
 
 async def reopen(request: Request) -> Response:
-    return await _act(request, _reopen)
+    return await act(request, _reopen, "case_id", "/cases", "case", _case_account)
 
 
 async def note(request: Request) -> Response:
-    return await _act(request, _note)
+    return await act(request, _note, "case_id", "/cases", "case", _case_account)
+
+
+def _case_account(desk: Desk, case_id: int) -> str:
+    return desk.storage.cases.get(case_id).account

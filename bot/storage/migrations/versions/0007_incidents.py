@@ -48,7 +48,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("mention_id", "topic", name=op.f("pk_mention_topics")),
     )
-    op.create_index("ix_mention_topics_recent", "mention_topics", ["account", "topic", "at"])
+    op.create_index("ix_mention_topics_recent", "mention_topics", ["account", "topic", "at", "author_id"])
     op.create_table(
         "incident_events",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),

@@ -1,8 +1,8 @@
 """sessions: desk logins kept on the server (logout ends them); accounts.last_cycle_at (for /health) and
 accounts.answer_since (a first run with `backfill:` answers mentions from then on)
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-10
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
