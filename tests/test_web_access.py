@@ -559,3 +559,7 @@ def test_incidents_of_other_accounts_are_not_there_for_a_limited_user(tmp_path: 
         resolve = bob.post(f"/incidents/{theirs.id}/false-alarm", data={"csrf": csrf, "note": "not ours"})
         assert resolve.status_code == 404
         assert storage.incidents.get(theirs.id).state == "open"
+        merged = bob.post(f"/incidents/{mine.id}/merge", data={"csrf": csrf, "into": str(theirs.id)})
+        assert merged.status_code == 303
+        assert "merges only into another of the same account" in bob.get(f"/incidents/{mine.id}").text
+        assert storage.incidents.get(mine.id).state == "open"

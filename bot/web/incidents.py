@@ -101,6 +101,8 @@ def _merge(desk: Desk, user: str, incident_id: int, form: Mapping[str, str]) -> 
     raw = form.get("into", "")
     if not raw.isascii() or not raw.isdigit() or len(raw) > 10:
         raise ValueError("choose the incident to merge into")
+    if desk.storage.incidents.get(int(raw)).account != desk.storage.incidents.get(incident_id).account:
+        raise ValueError("an incident merges only into another of the same account")  # and of the person's
     desk.storage.incidents.merge(incident_id, int(raw), user)
     return f"Incident #{incident_id} is merged into #{raw}."
 
