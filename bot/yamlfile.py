@@ -62,7 +62,7 @@ def read_yaml(text: str, label: str) -> tuple[Any, Problems]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1
-        problems.add_plain(f"not valid YAML: {getattr(exc, 'problem', None) or exc}", line)
+        problems.add_plain(f"not valid YAML: {plain_words(exc)}", line)
         return None, problems
     finally:
         loader.dispose()
@@ -70,6 +70,32 @@ def read_yaml(text: str, label: str) -> tuple[Any, Problems]:
         problems.starts[()] = root.start_mark.line + 1
         _index(root, (), problems)
     return data, problems
+
+
+def plain_words(exc: yaml.YAMLError) -> str:
+    """What PyYAML's message means, for a person editing the file."""
+    problem = str(getattr(exc, "problem", None) or exc)
+    context = str(getattr(exc, "context", None) or "")
+    if "'\\t'" in problem or "\t" in problem:
+        return "a tab indents this line: YAML is indented with spaces only"
+    if problem.startswith("found character") and "cannot start any token" in problem:
+        char = problem.split("'")[1] if "'" in problem else "?"
+        return f"a value cannot start with {char!r}: put the value in quotes"
+    if "mapping values are not allowed here" in problem:
+        return "a ':' where it cannot be: put a value holding ': ' in quotes, or check that 'key: value' is one line"
+    if "quoted scalar" in context:
+        return "a quote is opened and never closed"
+    if "flow sequence" in context:
+        return "a list in [...] is not closed with ']' (or lacks a ',' between items)"
+    if "flow mapping" in context:
+        return "a mapping in {...} is not closed with '}' (or lacks a ',' between items)"
+    if "block mapping" in context or "block collection" in context:
+        return "this line is not indented like the keys around it (or mixes '- item' with 'key: value')"
+    if "undefined alias" in problem:
+        return f"{problem} ('*' starts an alias: put the value in quotes)"
+    if "could not find expected ':'" in problem:
+        return "a line has a key without ':' (write 'key: value')"
+    return problem
 
 
 def _index(node: yaml.Node, path: KeyPath, problems: Problems) -> None:

@@ -255,6 +255,9 @@ class Platform:
     # (text, account options) -> why that reply text needs a person on this platform (e.g. it carries a
     # link, and what that costs), or None.
     reply_warning: Callable[[str, Mapping[str, Any]], str | None] | None = None
+    # The cursor to read from so that mentions since a moment are read too (`backfill:`), or None if the
+    # platform cannot. Mentions older than the moment may come with it: the cycle skips those.
+    backfill_cursor: Callable[[datetime], str] | None = None
 
 
 _HANDLE_OR_URL = re.compile(r"@[\w.@-]+|https?://\S+", re.UNICODE)

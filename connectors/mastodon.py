@@ -389,4 +389,5 @@ PLATFORM = Platform(
     default_base_url=None,
     max_characters=DEFAULT_MAX_CHARACTERS,
     count_text=text_length,
+    backfill_cursor=lambda _since: "0",  # notification ids are not times: read from the first, skip the old
 )

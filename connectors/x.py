@@ -504,4 +504,5 @@ PLATFORM = Platform(
     links_in_replies=False,
     usage_report=usage_report,
     reply_warning=reply_warning,
+    backfill_cursor=lambda since: snowflake_at(since.timestamp()),
 )

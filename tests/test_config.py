@@ -117,7 +117,75 @@ def test_invalid_yaml_and_missing_file(tmp_path: Path) -> None:
     problems = problems_of(write(tmp_path, "brand: [unclosed\n"))
     assert "not valid YAML" in problems[0]
     problems = problems_of(tmp_path / "nope.yaml")
-    assert "cannot read the config file" in problems[0]
+    assert "no config file there" in problems[0] and "carebot init" in problems[0]
+    assert "$CAREBOT_CONFIG" in problems[0]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("  name: Acme\n", "  name: Acme: the best\n"), ":2: not valid YAML: a ':' where it cannot be"),
+        (("    mode: approve\n", "\tmode: approve\n"), ":12: not valid YAML: a tab indents this line"),
+        (("  name: Acme\n", "  name: 'Acme\n"), "not valid YAML: a quote is opened and never closed"),
+        (("    mode: approve\n", "   mode: approve\n"), ":12: not valid YAML: this line is not indented like"),
+        (("  name: Acme\n", "  name: @acme\n"), ":2: not valid YAML: a value cannot start with '@'"),
+    ],
+)
+def test_yaml_mistakes_are_told_in_plain_words(tmp_path: Path, change: tuple[str, str], expected: str) -> None:
+    text = GOOD.replace(*change)
+    assert text != GOOD
+    (problem,) = problems_of(write(tmp_path, text))
+    assert expected in problem, problem
+    assert problem.startswith(f"{tmp_path / 'carebot.yaml'}:")
+
+
+def test_a_secret_written_in_the_file_is_accepted_with_a_warning(tmp_path: Path) -> None:
+    config = config_from(write(tmp_path, GOOD.replace("${MASTODON_TOKEN}", "tok-inline-1234")))
+    assert config.accounts[0].secrets["access_token"] == "tok-inline-1234"
+    (warning,) = config.warnings
+    assert ":11: accounts[0].access_token: a secret written in the config file" in warning
+    assert "tok-inline-1234" not in warning
+    assert config_from(write(tmp_path, GOOD)).warnings == ()
+
+
+def test_each_command_needs_only_the_secrets_it_uses(tmp_path: Path) -> None:
+    text = GOOD + "web:\n  admin_token: ${DESK_TOKEN}\nnotify:\n  webhook_url: ${HOOK}\n"
+    path = write(tmp_path, text)
+    everything = "\n".join(problems_of(path, {}))
+    for name in ("MASTODON_TOKEN", "DESK_TOKEN", "HOOK"):
+        assert f"environment variable {name} is not set" in everything
+    listing = load_config(path, {}, needs=frozenset())
+    assert listing.accounts[0].secrets == {} and listing.web.admin_token is None
+    desk = "\n".join(problems_of_needs(path, frozenset({"web"})))
+    assert "DESK_TOKEN" in desk and "MASTODON_TOKEN" not in desk and "HOOK" not in desk
+    # A problem that is not about a missing secret is still a problem.
+    bad = write(tmp_path, text.replace("mode: approve", "mode: loud"), "bad.yaml")
+    assert any("mode" in p for p in problems_of_needs(bad, frozenset()))
+
+
+def problems_of_needs(path: Path, needs: frozenset[str]) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {}, needs=needs)
+    return caught.value.problems
+
+
+def test_base_url_with_the_api_path_says_what_to_write(tmp_path: Path) -> None:
+    text = GOOD.replace("https://mastodon.example", "https://mastodon.example/api/v1/")
+    (problem,) = problems_of(write(tmp_path, text))
+    assert ":10: accounts[0].base_url: the server's address, without /api/v1: https://mastodon.example" in problem
+
+
+def test_classifier_model_backfill_and_metrics(tmp_path: Path) -> None:
+    (tmp_path / "model.bin").write_bytes(b"")
+    text = GOOD.replace("poll_interval: 2m", "poll_interval: 2m\n    backfill: 24h")
+    text += "classifier:\n  model: model.bin\nmetrics:\n  host: 0.0.0.0\n  port: 9464\n"
+    config = config_from(write(tmp_path, text))
+    assert config.classifier.model == tmp_path / "model.bin"
+    assert config.accounts[0].backfill == 86400.0
+    assert (config.metrics.host, config.metrics.port, config.metrics.stale_after) == ("0.0.0.0", 9464, 600.0)
+    assert config_from(write(tmp_path, GOOD)).accounts[0].backfill is None
+    missing = problems_of(write(tmp_path, text.replace("model: model.bin", "model: nope.bin")))
+    assert any("classifier.model: no such file" in p for p in missing)
 
 
 def test_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -167,6 +235,7 @@ def test_the_example_config_names_every_key() -> None:
         settings.DaemonConfig,
         settings.WebConfig,
         settings.NotifyConfig,
+        settings.MetricsConfig,
         settings.CasesConfig,
         settings.IncidentsConfig,
         settings.Target,

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
 import pytest
 
-from bot.cli.demo import POSTS, run_demo
+from bot.cli.demo import POSTS, QUEUED, run_demo
+from tests.peers.mastodon import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_demo_answers_every_situation_and_says_so(capsys: pytest.CaptureFixture[str]) -> None:
@@ -17,4 +29,54 @@ def test_demo_answers_every_situation_and_says_so(capsys: pytest.CaptureFixture[
     for lang in ("en", "ru", "id", "ar"):
         assert f"language {lang}" in out
     assert "public reply [sent]: @boris" in out
+    assert QUEUED[0].text in out and "public reply [pending]: @sam" in out
+    assert "1 reply waits for a person in the approval queue" in out
     assert "alice.w@example.org" not in out.split("alice.w@example.org", 1)[1]  # quoted once, never echoed
+
+
+def carebot_as_printed(line: str) -> list[str]:
+    words = shlex.split(line.split("#", 1)[0])
+    assert words[0] == "carebot"
+    return [sys.executable, "-m", "bot.cli", *words[1:]]
+
+
+def test_demo_keep_prints_commands_that_work_as_printed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    keep = tmp_path / "demo dir"  # a space, so the printed paths must be quoted
+    assert run_demo(keep=str(keep)) == 0
+    out = capsys.readouterr().out
+    commands = [line.strip() for line in out.splitlines() if line.startswith("  carebot ")]
+    assert len(commands) == 5, out
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT)}  # no demo variables
+    for line in commands:
+        if line.startswith("carebot web"):
+            continue
+        done = subprocess.run(
+            carebot_as_printed(line), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, (line, done.stderr)
+        assert "warning" not in done.stderr
+        if " queue list " in f" {line} ":
+            assert "@sam" in done.stdout and "then privately" in done.stdout
+        if " queue approve " in f" {line} ":
+            assert "approved by" in done.stdout
+    (web,) = [line for line in commands if line.startswith("carebot web")]
+    port = free_port()
+    process = subprocess.Popen(
+        [*carebot_as_printed(web), "--port", str(port)], cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None and f"127.0.0.1:{port}" in process.stdout.readline()
+        token = (keep / "admin.token").read_text().strip()
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            for _ in range(100):
+                try:
+                    page = http.get("/login")
+                    break
+                except httpx.TransportError:
+                    process.wait(0.1) if process.poll() is None else None
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+            assert http.post("/login", data={"csrf": csrf, "token": token}).status_code == 303
+            assert http.get("/history").status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(15)

@@ -170,7 +170,7 @@ def leading_columns(storage: Storage) -> dict[str, tuple[str, str]]:
         ).all()
     found = {}
     for name, table, definition in rows:
-        first = re.search(r"\((\w+)", definition.split(" USING ", 1)[1])
+        first = re.search(r"\(\"?(\w+)", definition.split(" USING ", 1)[1])
         assert first, definition
         found[name] = (table, first.group(1))
     return found

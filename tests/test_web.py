@@ -22,9 +22,10 @@ from bot.clock import now
 from bot.config import Config, ConfigError, load_config
 from bot.decide.playbooks import Playbooks, load_playbooks, vocabulary
 from bot.decide.router import Context, decide
-from bot.models import ReplyState
+from bot.models import ReplyKind, ReplyState
 from bot.run.pipeline import classified, reply_state
 from bot.storage import Storage
+from bot.storage.records import StoredReply
 from bot.web.asgi import NotConfigured, create_app
 from bot.web.auth import LoginThrottle, hash_password, verify_password
 from bot.web.server import start_in_thread
@@ -170,6 +171,19 @@ def log_in(client: TestClient | httpx.Client, user: str = "alice", password: str
 
 def shown(desk: Desk, reply_id: int) -> str:
     return desk.storage.replies.get(reply_id).text
+
+
+def follow_up_of(storage: Storage, reply_id: int) -> StoredReply | None:
+    mention_id = storage.replies.get(reply_id).mention_id
+    return next((r for r in storage.replies.for_mention(mention_id) if r.kind is ReplyKind.DIRECT), None)
+
+
+def as_shown(storage: Storage, reply_id: int) -> dict[str, str]:
+    """The fields the queue page's approve form carries for a pending private follow-up, as it shows it."""
+    direct = follow_up_of(storage, reply_id)
+    if direct is None or direct.state is not ReplyState.PENDING:
+        return {}
+    return {"direct_id": str(direct.id), "direct_shown": direct.text, "direct_text": direct.text}
 
 
 COMPLAINT = "@brand my order never arrived and I was charged twice! email me at alice.w@example.org"
@@ -397,7 +411,8 @@ def test_approve_as_is_records_who(desk: Desk) -> None:
     reply_id = desk.seed(COMPLAINT)
     csrf = log_in(desk.client)
     text = shown(desk, reply_id)
-    response = desk.client.post(f"/replies/{reply_id}/approve", data={"csrf": csrf, "shown": text, "text": text})
+    form = {"csrf": csrf, "shown": text, "text": text, **as_shown(desk.storage, reply_id)}
+    response = desk.client.post(f"/replies/{reply_id}/approve", data=form)
     assert response.status_code == 303
     reply = desk.storage.replies.get(reply_id)
     assert reply.state is ReplyState.APPROVED
@@ -413,7 +428,13 @@ def test_edit_then_approve_posts_the_edit_with_browser_line_breaks(desk: Desk) -
     original = shown(desk, reply_id)
     edited = "@alice We're so sorry.\r\nPlease write to help@acme.example with your order number."
     desk.client.post(
-        f"/replies/{reply_id}/approve", data={"csrf": csrf, "shown": original.replace("\n", "\r\n"), "text": edited}
+        f"/replies/{reply_id}/approve",
+        data={
+            "csrf": csrf,
+            "shown": original.replace("\n", "\r\n"),
+            "text": edited,
+            **as_shown(desk.storage, reply_id),
+        },
     )
     reply = desk.storage.replies.get(reply_id)
     assert reply.state is ReplyState.APPROVED
@@ -446,11 +467,13 @@ def test_the_second_approver_is_told_who_was_first(desk: Desk) -> None:
         second = log_in(other, "bob")
         assert (
             desk.client.post(
-                f"/replies/{reply_id}/approve", data={"csrf": first, "shown": text, "text": text}
+                f"/replies/{reply_id}/approve",
+                data={"csrf": first, "shown": text, "text": text, **as_shown(desk.storage, reply_id)},
             ).status_code
             == 303
         )
-        response = other.post(f"/replies/{reply_id}/approve", data={"csrf": second, "shown": text, "text": text + "!"})
+        late = {"csrf": second, "shown": text, "text": text + "!", **as_shown(desk.storage, reply_id)}
+        response = other.post(f"/replies/{reply_id}/approve", data=late)
         assert response.status_code == 303
         assert f"Reply #{reply_id} was already approved by alice." in other.get("/").text
     reply = desk.storage.replies.get(reply_id)
@@ -476,6 +499,7 @@ def test_a_draft_changed_under_the_page_is_not_approved_blind(desk: Desk) -> Non
 def test_many_people_approving_at_once_approve_once(tmp_path: Path, any_desk: Desk) -> None:
     reply_id = any_desk.seed(COMPLAINT)
     text = shown(any_desk, reply_id)
+    fields = {"shown": text, "text": text, **as_shown(any_desk.storage, reply_id)}
     handle = start_in_thread(any_desk.client.app, "127.0.0.1", 0)
     try:
         clients = [httpx.Client(base_url=handle.url, timeout=10) for _ in range(6)]
@@ -485,7 +509,7 @@ def test_many_people_approving_at_once_approve_once(tmp_path: Path, any_desk: De
 
         def approve(client: httpx.Client, token: str) -> None:
             barrier.wait()
-            client.post(f"/replies/{reply_id}/approve", data={"csrf": token, "shown": text, "text": text})
+            client.post(f"/replies/{reply_id}/approve", data={"csrf": token, **fields})
             outcomes.append(client.get("/").text)
 
         threads = [threading.Thread(target=approve, args=pair) for pair in zip(clients, tokens, strict=True)]
@@ -643,7 +667,7 @@ def test_figures_count_only_today(desk: Desk) -> None:
 
 def test_password_hashes_are_salted_and_checked() -> None:
     line = hash_password("s3cret")
-    assert line.startswith("scrypt$16384$8$1$") and "s3cret" not in line
+    assert line.startswith("scrypt$131072$8$1$") and "s3cret" not in line
     assert line != hash_password("s3cret")
     assert verify_password("s3cret", line)
     assert not verify_password("s3cret!", line)

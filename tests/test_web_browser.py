@@ -152,9 +152,9 @@ def test_log_in_edit_approve_and_the_reply_is_posted_once(running: Running, page
     assert dialogs == []
 
     edited = "@alice We're so sorry about the double charge. Please email help@acme.example and we'll fix it today."
-    area = item.locator("textarea")
+    area = item.locator("textarea[name=text]")
     area.fill(edited)
-    expect(item.locator(".count .used")).to_have_text(str(len(edited)))
+    expect(item.locator("form.approve > .count-row .used")).to_have_text(str(len(edited)))
     item.locator("button:has-text('Approve')").click()
     expect(page.locator(".flash-ok")).to_contain_text(f"Reply #{reply_id} approved with your edit")
     expect(page.locator(f"#item-{reply_id}")).to_have_count(0)
@@ -232,10 +232,10 @@ def test_keyboard_and_phone_screen(running: Running, browser: Any, tmp_path: Pat
         expect(items.nth(1)).to_have_class(re.compile(r"\bselected\b"))
         page.keyboard.press("k")
         page.keyboard.press("e")
-        area = items.first.locator("textarea")
+        area = items.first.locator("textarea[name=text]")
         expect(area).to_be_focused()
         area.fill("x" * 501)
-        expect(items.first.locator(".count")).to_have_class(re.compile(r"\bover\b"))
+        expect(items.first.locator("form.approve > .count-row .count")).to_have_class(re.compile(r"\bover\b"))
         expect(items.first.locator("button:has-text('Approve')")).to_be_disabled()
         page.keyboard.press("Escape")
         page.keyboard.press("r")
@@ -250,6 +250,89 @@ def test_keyboard_and_phone_screen(running: Running, browser: Any, tmp_path: Pat
         expect(page.locator(".flash-ok")).to_contain_text("approved; it goes out with the next cycle")
     finally:
         context.close()
+
+
+def direct_on_server(base_url: str, post_id: str) -> list[dict[str, Any]]:
+    """The brand's private follow-ups to `post_id` (direct statuses in its thread)."""
+    with client(base_url, BRAND) as api:
+        me = api.account_verify_credentials()
+        statuses = api.account_statuses(me["id"], limit=40)
+    return [s for s in statuses if str(s["in_reply_to_id"]) == post_id and s["visibility"] == "direct"]
+
+
+def test_a_private_follow_up_is_shown_edited_and_approved_with_its_reply(running: Running, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    post = post_as(running.mastodon.base_url, "alice", COMPLAINT)
+    running.cycle()
+    reply_id = queued_public(running.app, str(post["id"]))
+    direct = next(
+        r
+        for r in running.app.storage.replies.for_mention(running.app.storage.replies.get(reply_id).mention_id)
+        if r.kind is ReplyKind.DIRECT
+    )
+
+    log_in(page, running.desk.url, "alice")
+    item = page.locator(f"#item-{reply_id}")
+    follow_up = item.locator(".follow-up textarea")
+    expect(item.locator(".follow-up")).to_contain_text("Then, privately")
+    expect(follow_up).to_have_value(direct.text)
+    expect(page.locator(f"#item-{direct.id}")).to_have_count(0)  # not an item of its own
+    expect(item.locator("form.approve button[type=submit]")).to_have_text("Approve both")
+
+    follow_up.fill("")
+    expect(item.locator("button:has-text('Approve both')")).to_be_disabled()  # an empty follow-up cannot go
+    edited = "Hi Alice, Sam from Acme here. Which order number was charged twice?"
+    follow_up.fill(edited)
+    expect(item.locator(".follow-up .count .used")).to_have_text(str(len(edited)))
+    item.locator("button:has-text('Approve both')").click()
+    expect(page.locator(".flash-ok")).to_contain_text(
+        f"Reply #{reply_id} approved; it goes out with the next cycle, then its private follow-up"
+    )
+    expect(page.locator(f"#approved-{reply_id}")).to_contain_text(edited)
+
+    running.cycle()
+    running.cycle()
+    assert len(replies_on_server(running.mastodon.base_url, str(post["id"]))) == 1
+    (dm,) = direct_on_server(running.mastodon.base_url, str(post["id"]))
+    assert "Which order number was charged twice?" in dm["content"]
+    assert running.app.storage.replies.get(direct.id).decided_by == "alice"
+
+
+def test_logout_ends_the_session_for_a_copied_cookie_and_an_approval_is_taken_back(
+    running: Running, browser: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    post = post_as(running.mastodon.base_url, "boris", "@brand how do I reach support by email?")
+    running.cycle()
+    reply_id = queued_public(running.app, str(post["id"]))
+    mine, thief = browser.new_context(), browser.new_context()
+    try:
+        page = mine.new_page()
+        log_in(page, running.desk.url, "alice")
+        thief.add_cookies(mine.cookies())  # a copy of the cookie, made before logging out
+        stolen = thief.new_page()
+        stolen.goto(f"{running.desk.url}/")
+        expect(stolen.locator(f"#item-{reply_id}")).to_be_visible()
+
+        page.locator(f"#item-{reply_id} button:has-text('Approve')").click()
+        expect(page.locator(f"#approved-{reply_id}")).to_be_visible()
+        page.locator(f"#approved-{reply_id} button:has-text('Take back the approval')").click()
+        expect(page.locator(".flash-ok")).to_contain_text(f"Reply #{reply_id} is no longer approved")
+        expect(page.locator(f"#item-{reply_id}")).to_be_visible()
+
+        page.click("button:has-text('Log out')")
+        expect(page.locator("#password")).to_be_visible()
+        stolen.reload()
+        assert "/login" in stolen.url  # the copy opens nothing any more
+        expect(stolen.locator("#password")).to_be_visible()
+    finally:
+        mine.close()
+        thief.close()
+    running.cycle()
+    assert replies_on_server(running.mastodon.base_url, str(post["id"])) == []
+    assert running.app.storage.replies.get(reply_id).state is ReplyState.PENDING
 
 
 def test_a_case_page_reads_the_thread_replies_privately_and_resolves(running: Running, page: Any) -> None:

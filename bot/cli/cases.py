@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.classifier import mask_personal_data
-from bot.cli.common import BAD_USAGE, FAILED, OK, actor, add_config_option, load
+from bot.cli.common import BAD_USAGE, FAILED, NO_SECRETS, OK, actor, add_config_option, load
 from bot.clock import format_duration, now
 from bot.config import Config
 from bot.models import OPEN_STATES, CaseState
@@ -70,7 +70,7 @@ def register(sub: Any) -> None:
 
 
 def _with_storage(args: argparse.Namespace, work: Callable[[Config, Storage], int]) -> int:
-    config = load(args)
+    config = load(args, needs=NO_SECRETS)
     if config is None:
         return BAD_USAGE
     storage = Storage.open(config.storage.url)

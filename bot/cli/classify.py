@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bot.cli.common import add_config_option, load
+from bot.cli.common import NO_SECRETS, add_config_option, load
 from bot.models import LANGUAGES
 
 
@@ -47,6 +47,7 @@ def register(subparsers: Any) -> None:
     train = subparsers.add_parser("train", help="rebuild the classifier model from the examples")
     train.add_argument(
         "--out",
+        "--output",
         type=Path,
         help="where to write the model (default: the shipped model, from the project's examples only)",
     )
@@ -134,7 +135,7 @@ def run_classify(args: argparse.Namespace) -> int:
 
 def _team_decisions(args: argparse.Namespace, command: str) -> list[Any] | str:
     """The team's decisions as labelled examples, or why they cannot be had."""
-    config = load(args)
+    config = load(args, needs=NO_SECRETS)
     if config is None:
         return f"{command}: the team's decisions need a usable config (--config)"
     from bot.run.decisions import labelled_decisions  # opens the database: only when asked
@@ -147,8 +148,8 @@ def _min_confidence(args: argparse.Namespace) -> float:
 
     if args.min_confidence is not None:
         return float(args.min_confidence)
-    if args.config is not None:
-        config = load(args)
+    if getattr(args, "config", None) is not None:
+        config = load(args, needs=NO_SECRETS)
         if config is not None:
             return float(config.classifier.min_confidence)
     return DEFAULT_MIN_CONFIDENCE

@@ -1,4 +1,5 @@
-"""What every command shares: reading the config (or saying why not), the secrets logs must hide, who acts."""
+"""What every command shares: reading the config (or saying why not), the secrets logs must hide, who acts,
+and the words for a platform's failure."""
 
 from __future__ import annotations
 
@@ -7,25 +8,51 @@ import getpass
 import sys
 
 from bot.config import Config, ConfigError, find_config_path, load_config
+from connectors.base import AuthFailed, BadResponse, ConnectorError, RateLimited, Rejected, Unavailable
 
 # Exit statuses of every command.
 OK, FAILED, BAD_USAGE = 0, 1, 2
 
+# The secrets each kind of command uses (a section's secrets a command does not use may be unset).
+NO_SECRETS: frozenset[str] = frozenset()
+ALL_SECRETS = frozenset({"accounts", "web", "notify"})
+MAX_ID = 2**31 - 1
+
 
 def add_config_option(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--config", metavar="PATH", help="config file (default: $CAREBOT_CONFIG, ./carebot.yaml)")
+    # SUPPRESS: given after the command it wins; not given, the one before the command (if any) stays.
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="config file (default: $CAREBOT_CONFIG, then ./carebot.yaml)",
+    )
     return parser
 
 
-def load(args: argparse.Namespace) -> Config | None:
-    """The config named by --config, $CAREBOT_CONFIG or ./carebot.yaml; None (after saying why) if unusable."""
+def reply_id(raw: str) -> int:
+    """An argparse type: a reply id as the database keeps it (1 to 2^31-1)."""
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_ID:
+        raise argparse.ArgumentTypeError(f"not a reply id: {raw!r}")
+    return int(raw)
+
+
+def load(args: argparse.Namespace, needs: frozenset[str] = ALL_SECRETS) -> Config | None:
+    """The config named by --config, $CAREBOT_CONFIG or ./carebot.yaml; None (after saying why) if unusable.
+
+    `needs`: the sections whose secrets this command uses; the others may be unset. Warnings (a secret
+    written in the file) are printed and the config is used.
+    """
     path = find_config_path(getattr(args, "config", None))
     try:
-        return load_config(path)
+        config = load_config(path, needs=needs)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return None
+    for warning in config.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return config
 
 
 def secrets_of(config: Config) -> list[str]:
@@ -48,3 +75,48 @@ def actor(args: argparse.Namespace) -> str:
 def fail(message: str, status: int = FAILED) -> int:
     print(f"carebot: {message}", file=sys.stderr)
     return status
+
+
+def explain(exc: ConnectorError, base_url: str) -> str:
+    """A platform's failure in words that say what to do (the connector's own words follow, shortened)."""
+    detail = _reason(exc)
+    if isinstance(exc, AuthFailed):
+        return f"{base_url} refused the credentials: check the account's token (and its scopes)"
+    if isinstance(exc, RateLimited):
+        return f"{base_url} asks us to slow down: try again in {exc.retry_after:.0f} s"
+    if isinstance(exc, Unavailable):
+        return f"could not reach {base_url}: {detail}. Is base_url right, and is the server up?"
+    if isinstance(exc, Rejected | BadResponse) and ("not found" in str(exc).lower() or "404" in str(exc)):
+        return f"{base_url} has no such API (404): base_url is the server's address, like https://mastodon.social"
+    if isinstance(exc, BadResponse):
+        return f"{base_url} answered something that is not its API: {detail}. Is base_url right?"
+    return f"{base_url} refused: {detail}"
+
+
+_REASONS = (
+    ("connection refused", "connection refused"),
+    ("name or service not known", "no such host"),
+    ("nodename nor servname", "no such host"),
+    ("temporary failure in name resolution", "no such host (or no network)"),
+    ("timed out", "no answer in time"),
+    ("timeout", "no answer in time"),
+    ("certificate", "its TLS certificate is not valid"),
+    ("ssl", "a TLS problem"),
+    ("connection reset", "the connection was reset"),
+    ("server unavailable", "the server is unavailable"),
+)
+
+
+def _reason(exc: BaseException) -> str:
+    """The root cause in a few plain words, from the whole chain of causes."""
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(chain) < 10:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    text = " ".join(str(e).lower() for e in chain)
+    for needle, words in _REASONS:
+        if needle in text:
+            return words
+    last = str(exc).rsplit(": ", 1)[-1]
+    return last[:160] or type(exc).__name__

@@ -1,13 +1,16 @@
 """`carebot demo`: the whole bot against a local Mastodon server (mastodon-mock), start to finish.
 
-It seeds a brand and four customers, posts mentions in English, Russian, Indonesian and Arabic covering
-every situation, runs the daemon's cycle against them with SQLite, and prints what the bot did with each.
+It seeds a brand with two accounts and a few customers, posts mentions in English, Russian, Indonesian and
+Arabic covering every situation, runs the daemon's cycle against them with SQLite, and prints what the bot
+did with each. One account answers on its own (`auto`); the other (`approve`) keeps its replies in the
+approval queue, for `carebot queue` and the desk (`--keep DIR` keeps all of it, with commands to try).
 """
 
 from __future__ import annotations
 
 import logging
-import os
+import secrets
+import shlex
 import shutil
 import tempfile
 import time
@@ -20,7 +23,8 @@ from bot.logs import configure_logging
 from bot.run.app import App
 from bot.run.daemon import run_once
 
-BRAND_TOKEN = "demo-brand-token"  # a token of the throwaway local mock server, not a real credential
+BRAND_TOKEN = "demo-brand-token"  # tokens of the throwaway local mock server, not real credentials
+HELP_TOKEN = "demo-help-token"
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,11 @@ POSTS: tuple[DemoPost, ...] = (
     DemoPost("layla", "@acme شكرا على الخدمة الممتازة، التطبيق رائع"),
 )
 
+# Mentions of the second account, whose replies wait for a person (mode: approve).
+QUEUED: tuple[DemoPost, ...] = (
+    DemoPost("sam", "@acme_help I was charged twice for my subscription this month, can someone check?"),
+)
+
 
 def register(sub: Any) -> None:
     demo = sub.add_parser("demo", help="run carebot against a local Mastodon server with sample mentions")
@@ -62,21 +71,35 @@ def register(sub: Any) -> None:
 
 
 def demo_config(directory: Path, base_url: str) -> Path:
+    """The demo's carebot.yaml, with its tokens in files next to it, so every command works as printed."""
+    (directory / "acme.token").write_text(BRAND_TOKEN + "\n", encoding="utf-8")
+    (directory / "acme-help.token").write_text(HELP_TOKEN + "\n", encoding="utf-8")
+    admin = directory / "admin.token"
+    if not admin.exists():
+        admin.write_text(secrets.token_urlsafe(18) + "\n", encoding="utf-8")
     path = directory / "carebot.yaml"
     path.write_text(
-        f"""# Written by `carebot demo`.
+        f"""# Written by `carebot demo`. The tokens are the demo server's, kept in files next to this one.
 brand:
   name: Acme
   support_email: help@acme.example
   support_url: https://acme.example/help
 storage:
   url: sqlite:///carebot.db
+web:
+  admin_token_file: admin.token                 # log in to `carebot web` with the token in this file
 accounts:
   - name: acme-mastodon
     platform: mastodon
     base_url: {base_url}
-    access_token: ${{CAREBOT_DEMO_TOKEN}}
-    mode: auto
+    access_token_file: acme.token
+    mode: auto                                   # the playbooks decide what goes out on its own
+    poll_interval: 5s
+  - name: acme-help
+    platform: mastodon
+    base_url: {base_url}
+    access_token_file: acme-help.token
+    mode: approve                                # every reply waits for a person
     poll_interval: 5s
 """,
         encoding="utf-8",
@@ -97,31 +120,32 @@ def run_demo(keep: str | None = None, verbose: bool = False) -> int:
     workdir = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="carebot-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     seed = SeedConfig(
-        accounts=[SeedAccount(username="acme", display_name="Acme", bot=True, access_token=BRAND_TOKEN)]
+        accounts=[
+            SeedAccount(username="acme", display_name="Acme", bot=True, access_token=BRAND_TOKEN),
+            SeedAccount(username="acme_help", display_name="Acme Help", bot=True, access_token=HELP_TOKEN),
+        ]
         + [SeedAccount(username=name, access_token=f"{name}-token") for name in CUSTOMERS]
     )
     print("Starting a local Mastodon server (mastodon-mock)...")
     with MockServer(seed=seed) as server:
-        os.environ["CAREBOT_DEMO_TOKEN"] = BRAND_TOKEN
         config = load_config(demo_config(workdir, server.base_url))
         app = App.build(config)
         try:
             run_once(app)  # first cycle: learns who the brand is and where its mentions start
-            print(f"Posting {len(POSTS)} mentions from {len(CUSTOMERS)} customers...")
+            print(f"Posting {len(POSTS) + len(QUEUED)} mentions from {len(CUSTOMERS)} customers...")
             posted: dict[str, DemoPost] = {}
-            for post in POSTS:
+            for post in POSTS + QUEUED:
                 status = server.client(post.customer).status_post(post.text)
                 posted[str(status["id"])] = post
             started = time.monotonic()
             reports = run_once(app)
             elapsed = time.monotonic() - started
             print_results(app, posted)
-            report = reports[0]
-            print(
-                f"One cycle: {report.new} new mentions handled and {report.sent.sent} replies posted in {elapsed:.1f}s."
-            )
+            new, sent = sum(r.new for r in reports), sum(r.sent.sent for r in reports)
+            print(f"One cycle: {new} new mentions handled and {sent} replies posted in {elapsed:.1f}s.")
             if keep:
-                print(f"Database and config kept in {workdir}: carebot queue list --config {workdir}/carebot.yaml")
+                waiting = app.storage.replies.queue()
+                print_next_steps(workdir, waiting[0].reply.id if waiting else None)
         finally:
             app.close()
     if not keep:
@@ -151,6 +175,19 @@ def print_results(app: App, posted: dict[str, DemoPost]) -> None:
     pending = app.storage.replies.queue()
     if pending:
         print(
-            f"{len(pending)} repl{'y waits' if len(pending) == 1 else 'ies wait'} for a person "
-            "(run the demo with --keep DIR to work them with `carebot queue` or `carebot web`)."
+            f"{len(pending)} repl{'y waits' if len(pending) == 1 else 'ies wait'} for a person in the approval "
+            "queue (acme-help is in `approve` mode; run the demo with --keep DIR to work the queue)."
         )
+
+
+def print_next_steps(workdir: Path, waiting: int | None) -> None:
+    """Commands that work as printed: the config reads its tokens from files kept next to it."""
+    config = shlex.quote(str(workdir / "carebot.yaml"))
+    print(f"Database and config kept in {workdir}. The demo server is gone, so nothing more is sent. Try:")
+    print(f"  carebot queue list --config {config}")
+    if waiting is not None:
+        print(f"  carebot queue approve {waiting} --config {config}")
+    print(f"  carebot history --config {config}")
+    print(f"  carebot status --config {config}")
+    print(f"  carebot web --config {config}")
+    print(f"The desk's admin token is in {workdir / 'admin.token'}.")

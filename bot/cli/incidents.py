@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bot.cli.common import BAD_USAGE, FAILED, OK, actor, add_config_option, load
+from bot.cli.common import BAD_USAGE, FAILED, NO_SECRETS, OK, actor, add_config_option, load
 from bot.config import Config
 from bot.decide.playbooks import PlaybookError, Playbooks, load_playbooks
 from bot.models import LANGUAGES
@@ -76,7 +76,7 @@ def register(sub: Any) -> None:
 
 
 def _with(args: argparse.Namespace, work: Callable[[Config, Storage, Playbooks], int]) -> int:
-    config = load(args)
+    config = load(args, needs=NO_SECRETS)
     if config is None:
         return BAD_USAGE
     try:

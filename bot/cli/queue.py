@@ -6,30 +6,34 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from bot.classifier import mask_personal_data
-from bot.cli.common import actor, add_config_option, load
+from bot.cli.common import NO_SECRETS, actor, add_config_option, load, reply_id
 from bot.clock import format_duration, now
 from bot.config import Config
+from bot.models import ReplyState
 from bot.run.context import check_length, cost_warning
 from bot.run.decisions import CONFIRMED, REJECTED, record_on_reply
 from bot.storage import Conflict, NotFound, Storage
-from bot.storage.records import QueueItem
+from bot.storage.records import FollowUp, QueueItem
 
 
 def register(sub: Any) -> None:
     with_config = add_config_option
-    queue = sub.add_parser("queue", help="replies waiting for a person: list, approve, reject, retry")
+    queue = sub.add_parser("queue", help="replies waiting for a person: list, approve, unapprove, reject, retry")
     actions = queue.add_subparsers(dest="queue_command", required=True, metavar="ACTION")
 
     listing = with_config(actions.add_parser("list", help="pending and failed replies, most urgent first"))
     listing.add_argument("--json", action="store_true", help="one JSON document, for scripts")
     listing.set_defaults(func=cmd_list)
 
-    approve = with_config(actions.add_parser("approve", help="approve a reply; the next cycle posts it"))
-    approve.add_argument("id", type=int)
+    approve = with_config(
+        actions.add_parser("approve", help="approve a reply (and its private follow-up); the next cycle posts it")
+    )
+    approve.add_argument("id", type=reply_id)
     approve.add_argument("--text", help="post this text instead of the draft")
+    approve.add_argument("--direct-text", help="send this private follow-up instead of its draft")
     approve.add_argument("--by", default=None, help="who approves (default: your user name)")
     approve.add_argument(
         "--accept-cost",
@@ -38,8 +42,13 @@ def register(sub: Any) -> None:
     )
     approve.set_defaults(func=cmd_approve)
 
+    unapprove = with_config(actions.add_parser("unapprove", help="take an approval back before the reply is sent"))
+    unapprove.add_argument("id", type=reply_id)
+    unapprove.add_argument("--by", default=None)
+    unapprove.set_defaults(func=cmd_unapprove)
+
     reject = with_config(actions.add_parser("reject", help="reject a reply: it is never posted"))
-    reject.add_argument("id", type=int)
+    reject.add_argument("id", type=reply_id)
     reject.add_argument("--reason", default="", help="why, for the team")
     reject.add_argument(
         "--trolling",
@@ -50,13 +59,13 @@ def register(sub: Any) -> None:
     reject.set_defaults(func=cmd_reject)
 
     retry = with_config(actions.add_parser("retry", help="try a failed reply again"))
-    retry.add_argument("id", type=int)
+    retry.add_argument("id", type=reply_id)
     retry.add_argument("--by", default=None)
     retry.set_defaults(func=cmd_retry)
 
 
 def _open(args: argparse.Namespace) -> tuple[Config, Storage] | None:
-    config = load(args)
+    config = load(args, needs=NO_SECRETS)
     if config is None:
         return None
     return config, Storage.open(config.storage.url)
@@ -83,6 +92,11 @@ def item_json(item: QueueItem) -> dict[str, Any]:
         "draft": reply.text,
         "attempts": reply.attempts,
         "last_error": reply.last_error,
+        "follow_up": (
+            {"id": item.follow_up.id, "state": item.follow_up.state.value, "text": item.follow_up.text}
+            if item.follow_up is not None
+            else None
+        ),
         "received_at": mention.received_at.isoformat(),
         "waiting_seconds": int((now() - mention.received_at).total_seconds()),
     }
@@ -113,7 +127,10 @@ def cmd_list(args: argparse.Namespace) -> int:
             f"{format_duration(now() - item.mention.received_at)}"
         )
         print(f"  post:  {data['post']}")
-        print(f"  draft: {data['draft']}")
+        label = "direct" if data["kind"] == "direct" else "draft"
+        print(f"  {label}: {data['draft']}")
+        if data["follow_up"] and data["follow_up"]["state"] == "pending":
+            print(f"  then privately (#{data['follow_up']['id']}, approved with it): {data['follow_up']['text']}")
         if data["last_error"]:
             print(f"  error: {data['last_error']}")
         print()
@@ -147,11 +164,29 @@ def cmd_approve(args: argparse.Namespace) -> int:
         warning = cost_warning(config, reply.account, text)
         if warning is not None and not args.accept_cost:
             raise ValueError(f"not approved: {warning}; leave the link out, or approve with --accept-cost")
-        reply = storage.replies.approve(args.id, actor(args), args.text)
+        follow_up: FollowUp | Literal["as-is"] = "as-is"
+        direct = storage.replies.follow_up_of(args.id)
+        if args.direct_text is not None:
+            if direct is None or direct.state is not ReplyState.PENDING:
+                raise ValueError(f"reply {args.id} has no private follow-up waiting")
+            check_length(config, storage, direct.id, args.direct_text)
+            follow_up = FollowUp(direct.id, direct.text, args.direct_text)
+        reply = storage.replies.approve(args.id, actor(args), args.text, follow_up=follow_up)
         record_on_reply(storage, reply.id, CONFIRMED, actor(args))
-        return f"#{reply.id} approved by {reply.approved_by}; the next cycle posts it"
+        also = ""
+        if direct is not None and direct.state is ReplyState.PENDING:
+            also = f", then its private follow-up #{direct.id}"
+        return f"#{reply.id} approved by {reply.approved_by}; the next cycle posts it{also}"
 
     return _act(args, approve)
+
+
+def cmd_unapprove(args: argparse.Namespace) -> int:
+    def unapprove(_config: Config, storage: Storage) -> str:
+        reply = storage.replies.unapprove(args.id, actor(args))
+        return f"#{reply.id} is no longer approved: it waits in the queue again"
+
+    return _act(args, unapprove)
 
 
 def cmd_reject(args: argparse.Namespace) -> int:

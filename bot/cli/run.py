@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any
 
-from bot.cli.common import BAD_USAGE, add_config_option, load, secrets_of
+from bot.cli.common import ALL_SECRETS, BAD_USAGE, NO_SECRETS, add_config_option, explain, load, secrets_of
 from bot.logs import configure_logging
 
 
@@ -37,53 +37,91 @@ def register(sub: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    config = load(args)
+    needs = frozenset({"accounts", "notify"} | ({"web"} if args.web else set()))
+    config = load(args, needs=needs)
     if config is None:
         return BAD_USAGE
     configure_logging("DEBUG" if args.verbose else config.daemon.log_level, secrets_of(config))
-    from bot.cli.web import start_web_in_thread
+    from bot.cli.web import start_ops_in_thread, start_web_in_thread
     from bot.run.app import App
     from bot.run.daemon import run_forever, run_once
 
-    app = App.build(config)
+    try:
+        app = App.build(config)
+    except ValueError as exc:  # a model file from elsewhere that this carebot cannot read
+        print(f"carebot: {exc}", file=sys.stderr)
+        return BAD_USAGE
     try:
         if args.once:
             reports = run_once(app)
             for report in reports:
+                error = report.error
+                if report.failure is not None:
+                    error = explain(report.failure, config.account(report.account).base_url)
                 status = "ok"
                 if report.failed:
-                    status = f"failed ({report.failed})" + (f": {report.error}" if report.error else "")
+                    status = f"failed ({report.failed})" + (f": {error}" if error else "")
                 elif report.paused:
                     status = "paused"
-                elif report.error:
-                    status = f"error: {report.error}"
+                elif error:
+                    status = f"error: {error}"
                 print(
                     f"{report.account}: {report.fetched} read, {report.new} new, {report.sent.sent} sent, "
                     f"{report.sent.retried} to retry, {report.sent.parked} parked ({status})"
                 )
+                print(*first_run_notes(report), sep="\n", end="")
             return 1 if any(report.failed for report in reports) else 0
-        web = None
-        if args.web:
-            try:
-                web = start_web_in_thread(config, app.storage, classifier=app.classifier, playbooks=app.playbooks)
-            except (ValueError, OSError) as exc:
-                print(f"carebot: cannot start the web page: {exc}", file=sys.stderr)
-                return BAD_USAGE
+        servers = []
+        try:
+            if config.metrics.port is not None:
+                servers.append(start_ops_in_thread(app))
+            if args.web:
+                servers.append(
+                    start_web_in_thread(config, app.storage, classifier=app.classifier, playbooks=app.playbooks)
+                )
+        except (ValueError, OSError) as exc:
+            for server in servers:
+                server.stop()
+            print(f"carebot: cannot start serving: {exc}", file=sys.stderr)
+            return BAD_USAGE
         try:
             run_forever(app)
         finally:
-            if web is not None:
-                web.stop()
+            for server in servers:
+                server.stop()
         return 0
     finally:
         app.close()
 
 
+def first_run_notes(report: Any) -> list[str]:
+    """What a new account's first cycle should tell the person who started it."""
+    if report.backfill_since is not None:
+        since = report.backfill_since.isoformat(timespec="seconds")
+        return [f"  backfill: answering mentions posted since {since} ({report.too_old} older ones skipped)\n"]
+    if report.first_run:
+        return [
+            "  first run: mentions posted before now are not answered; carebot answers from now on.\n"
+            "  To answer recent ones too, add `backfill: 24h` to the account: the next run reads them\n"
+            "  (a mention is still answered at most once).\n"
+        ]
+    return []
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
-    config = load(args)
+    config = load(args, needs=ALL_SECRETS)
     if config is None:
         return BAD_USAGE
     print(f"{config.path}: configuration is valid ({len(config.accounts)} account(s))")
+    from bot.web.auth import weak_hash
+
+    for user, line in config.web.users.items():
+        if weak_hash(line):
+            print(
+                f"warning: web.users.{user}: the hash has an old, lower cost; make a new line with "
+                "`carebot web hash-password`",
+                file=sys.stderr,
+            )
     if args.offline:
         return 0
     from bot.run.app import open_connector
@@ -95,7 +133,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             connector = open_connector(account)
         except ConnectorError as exc:
             failures += 1
-            print(f"{account.name}: {exc}", file=sys.stderr)
+            print(f"{account.name}: {explain(exc, account.base_url)}", file=sys.stderr)
             continue
         try:
             info = connector.verify()
@@ -105,7 +143,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             )
         except ConnectorError as exc:
             failures += 1
-            print(f"{account.name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            print(f"{account.name}: {explain(exc, account.base_url)}", file=sys.stderr)
         finally:
             connector.close()
     return 1 if failures else 0
@@ -113,7 +151,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Each account: where it has read to, whether it is paused, what it has done and cost."""
-    config = load(args)
+    config = load(args, needs=NO_SECRETS)
     if config is None:
         return BAD_USAGE
     from bot.run.status import account_status, case_lines, case_status
@@ -132,6 +170,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     for row in rows:
         paused = f", paused until {row['paused_until']} ({row['pause_reason']})" if row["paused_until"] else ""
         print(f"{row['account']} ({row['platform']}, {row['mode']}){paused}")
+        print(f"  {cursor_line(row)}")
         print(
             f"  mentions {row['mentions']} · replies sent {row['sent']} · waiting {row['waiting']}"
             f" · failed {row['failed']}"
@@ -175,3 +214,10 @@ def _metered(row: dict[str, Any]) -> str:
         f"(its monthly fee included), ${row['estimated_spend_usd']:.2f} in all for what was billed per item",
     ]
     return "\n".join(lines)
+
+
+def cursor_line(row: dict[str, Any]) -> str:
+    """Where the account has read to, and when its last good cycle ended."""
+    read = f"read up to {row['cursor']}" if row["cursor"] is not None else "not read yet (the first run starts then)"
+    last = row.get("last_cycle_at")
+    return f"cursor: {read}" + (f" · last good cycle {last}" if last else "")

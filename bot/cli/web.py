@@ -14,6 +14,7 @@ from bot.logs import configure_logging
 from bot.storage import Storage
 
 if TYPE_CHECKING:
+    from bot.run.app import App
     from bot.web.server import WebHandle
 
 log = logging.getLogger("carebot.web")
@@ -35,7 +36,7 @@ def cmd_web(args: argparse.Namespace) -> int:
     from bot.web.asgi import NotConfigured, create_app
     from bot.web.server import bind, serve, url_of
 
-    config = load(args)
+    config = load(args, needs=frozenset({"web"}))
     if config is None:
         return 2
     configure_logging(config.daemon.log_level, secrets_of(config))
@@ -56,7 +57,7 @@ def cmd_web(args: argparse.Namespace) -> int:
         if not config.web.secret_key:
             log.warning("web.secret_key is not set: sessions end when carebot restarts")
         print(f"carebot approval desk on {url_of(sock)}/ (Ctrl+C stops it)", flush=True)
-        serve(app, sock)
+        serve(app, sock, config.web.trusted_proxies)
         return 0
     finally:
         storage.close()
@@ -90,8 +91,20 @@ def start_web_in_thread(config: Config, storage: Storage, **shared: Any) -> WebH
     from bot.web.server import start_in_thread
 
     app = create_app(config, storage, **shared)
-    handle = start_in_thread(app, config.web.host, config.web.port)
+    handle = start_in_thread(app, config.web.host, config.web.port, config.web.trusted_proxies)
     if not config.web.secret_key:
         log.warning("web.secret_key is not set: sessions end when carebot restarts")
     log.info("approval desk on %s/", handle.url)
+    return handle
+
+
+def start_ops_in_thread(app: App) -> WebHandle:
+    """Serve /metrics and /health of a running bot on `metrics.host`:`metrics.port` (`carebot run`)."""
+    from bot.web.ops import create_ops_app
+    from bot.web.server import start_in_thread
+
+    settings = app.config.metrics
+    assert settings.port is not None
+    handle = start_in_thread(create_ops_app(app), settings.host, settings.port)
+    log.info("metrics and health on %s/metrics and %s/health", handle.url, handle.url)
     return handle

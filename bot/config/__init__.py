@@ -19,6 +19,7 @@ from bot.config.settings import (
     ClassifierConfig,
     Config,
     DaemonConfig,
+    MetricsConfig,
     NotifyConfig,
     StorageConfig,
     WebConfig,
@@ -28,12 +29,16 @@ DEFAULT_PATH = Path("carebot.yaml")
 ENV_VAR = "CAREBOT_CONFIG"
 
 __all__ = [
+    "DEFAULT_PATH",
+    "ENV_VAR",
+    "EXAMPLE",
     "AccountConfig",
     "Brand",
     "ClassifierConfig",
     "Config",
     "ConfigError",
     "DaemonConfig",
+    "MetricsConfig",
     "NotifyConfig",
     "StorageConfig",
     "WebConfig",
@@ -42,6 +47,8 @@ __all__ = [
     "parse_config",
     "parse_duration",
 ]
+
+EXAMPLE = Path(__file__).with_name("example.yaml")  # config.example.yaml (a link to it; the wheel has a copy)
 
 
 def find_config_path(explicit: str | None) -> Path:
@@ -53,9 +60,18 @@ def find_config_path(explicit: str | None) -> Path:
     return DEFAULT_PATH
 
 
-def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
+def load_config(path: Path, environ: Mapping[str, str] | None = None, needs: frozenset[str] | None = None) -> Config:
+    """Read and check the config at `path`; `needs`: the sections whose secrets must resolve (None: all)."""
     try:
         text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            [
+                f"{path}: no config file there (carebot looks at --config PATH, then ${ENV_VAR}, then "
+                "./carebot.yaml). Make one with `carebot init`, which writes the documented example to "
+                "./carebot.yaml, then fill in your brand and accounts."
+            ]
+        ) from exc
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read the config file: {exc.strerror or exc}"]) from exc
-    return parse_config(text, path, os.environ if environ is None else environ)
+    return parse_config(text, path, os.environ if environ is None else environ, needs)

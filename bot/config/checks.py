@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from enum import Enum
@@ -13,6 +14,7 @@ from bot.models import LANGUAGES
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 __all__ = [
+    "addresses",
     "duration",
     "email",
     "fraction",
@@ -90,6 +92,17 @@ def member_of(kind: type[Enum]) -> Callable[[Any], Enum]:
             raise ValueError(f"expected one of {', '.join(str(m.value) for m in kind)}, got {value!r}") from None
 
     return check
+
+
+def addresses(value: Any) -> tuple[str, ...]:
+    """IP addresses or networks (CIDR), e.g. 10.0.0.5 or 10.0.0.0/8."""
+    found = []
+    for item in value:
+        try:
+            found.append(str(ipaddress.ip_network(str(item), strict=False)))
+        except ValueError:
+            raise ValueError(f"expected IP addresses or networks like 10.0.0.5 or 10.0.0.0/8, got {item!r}") from None
+    return tuple(found)
 
 
 def handles(value: Any) -> tuple[str, ...]:

@@ -18,7 +18,7 @@ from typing import Any
 from bot.config.settings import DEFAULT_TARGETS, AccountConfig, Config, StorageConfig, Target
 from bot.hours import BusinessHours, parse_holidays, parse_timezone, parse_week
 from bot.models import SITUATIONS
-from bot.yamlfile import KeyPath, Problems, read_yaml
+from bot.yamlfile import KeyPath, Problems, read_yaml, show_path
 from connectors import get_platform, platform_names
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -41,26 +41,41 @@ class _Unset:
 UNSET: Any = _Unset()
 
 
-def parse_config(text: str, path: Path, environ: Mapping[str, str]) -> Config:
+SECRET_SECTIONS = frozenset({"accounts", "web", "notify"})
+
+
+def parse_config(text: str, path: Path, environ: Mapping[str, str], needs: frozenset[str] | None = None) -> Config:
+    """The config in `text`. `needs`: the sections whose secrets must be there (None: all of them); a
+    command that never uses a secret (listing the queue, say) does not fail for a variable it lacks."""
     data, problems = read_yaml(text, str(path))
     if data is None and problems:
         raise ConfigError(problems.found)  # not YAML at all
     if not isinstance(data, dict):
         raise ConfigError([f"{path}:1: the config must be a mapping with brand, storage and accounts"])
-    reader = Reader(problems, path.parent, environ)
+    reader = Reader(problems, path.parent, environ, SECRET_SECTIONS if needs is None else needs)
     values = reader.section(Config, data, ())
+    if values is not None:
+        reader.cross_check(values)
     if problems or values is None:
         raise ConfigError(problems.found)
-    return Config(**values, path=path)
+    return Config(**values, path=path, warnings=tuple(reader.warnings))
 
 
 class Reader:
     """Walks the YAML data with the settings classes; records each problem with its file, line and key."""
 
-    def __init__(self, problems: Problems, base_dir: Path, environ: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        problems: Problems,
+        base_dir: Path,
+        environ: Mapping[str, str],
+        needs: frozenset[str] = SECRET_SECTIONS,
+    ) -> None:
         self.problems = problems
         self.base_dir = base_dir
         self.environ = environ
+        self.needs = needs
+        self.warnings: list[str] = []
 
     def problem(self, path: KeyPath, message: str) -> None:
         self.problems.add(path, message)
@@ -177,8 +192,28 @@ class Reader:
         return UNSET if missing else expanded
 
     def secret(self, mapping: dict[str, Any], path: KeyPath, name: str, check: Any = None) -> Any:
-        """A secret from `name` or `name_file`; None if neither is given. Messages never show the value."""
+        """A secret from `name` or `name_file`; None if neither is given. Messages never show the value.
+
+        In a section whose secrets this command does not need, one that cannot be read is left out quietly.
+        """
+        if not path or path[0] in self.needs:
+            return self._secret(mapping, path, name, check)
+        before = len(self.problems.found)
+        value = self._secret(mapping, path, name, check)
+        if value is UNSET:
+            del self.problems.found[before:]
+            return None
+        return value
+
+    def _secret(self, mapping: dict[str, Any], path: KeyPath, name: str, check: Any = None) -> Any:
         inline, from_file = mapping.get(name), mapping.get(f"{name}_file")
+        if isinstance(inline, str) and not _ENV_REF.search(inline):
+            where = self.problems.line_of((*path, name))
+            key = show_path((*path, name))
+            self.warnings.append(
+                f"{self.problems.label}:{where}: {key}: a secret written in the config file; "
+                f"give it as ${{VARIABLE}} or {name}_file: PATH instead"
+            )
         if inline is not None and from_file is not None:
             self.problem((*path, f"{name}_file"), f"give either {name} or {name}_file, not both")
         if inline is not None:
@@ -243,6 +278,44 @@ class Reader:
             self.problem(path, f"not a directory: {directory}")
             return None
         return directory
+
+    def file(self, value: Any, path: KeyPath) -> Path | None:
+        raw = self.typed(value, path, str)
+        if raw is UNSET:
+            return None
+        found = self.relative(Path(raw))
+        if not found.is_file():
+            self.problem(path, f"no such file: {found}")
+            return None
+        return found
+
+    def access(self, value: Any, path: KeyPath) -> dict[str, tuple[str, ...]] | None:
+        """user: [account, ...]: the accounts each listed user may act on."""
+        if not isinstance(value, dict):
+            self.problem(path, "expected a mapping of user name to a list of account names")
+            return None
+        access: dict[str, tuple[str, ...]] = {}
+        for name, accounts in value.items():
+            names = self.typed(accounts, (*path, str(name)), tuple[str, ...])
+            if names is not UNSET:
+                access[str(name)] = tuple(names)
+        return access
+
+    def cross_check(self, values: dict[str, Any]) -> None:
+        """What one key says about another: desk access names real users and accounts."""
+        web, accounts = values.get("web"), values.get("accounts") or ()
+        if web is None:
+            return
+        known = {account.name for account in accounts}
+        for user, names in web.access.items():
+            key = ("web", "access", user)
+            if user == "admin":
+                self.problem(key, "admin (the admin token) always acts on every account")
+            elif user not in web.users:
+                self.problem(key, f"{user!r} is not in web.users")
+            for name in names:
+                if name not in known:
+                    self.problem(key, f"no account named {name!r} (accounts: {', '.join(sorted(known))})")
 
     def users(self, value: Any, path: KeyPath) -> dict[str, str] | None:
         """name: password hash line (from `carebot web hash-password`)."""
@@ -351,7 +424,8 @@ class Reader:
             found = self.secret(value, path, secret)
             if isinstance(found, str):
                 secrets[secret] = found
-        if not any(all(s in secrets for s in group) for group in platform.required_secrets):
+        needed = path[0] in self.needs if path else True
+        if needed and not any(all(s in secrets for s in group) for group in platform.required_secrets):
             wanted = " or ".join("+".join(group) for group in platform.required_secrets)
             self.problems.add(path, f"credentials missing: give {wanted} (inline, ${{VAR}} or <key>_file)")
         options: dict[str, Any] = {}
@@ -362,6 +436,11 @@ class Reader:
                 return None
             options = {k: v for k, v in dataclasses.asdict(platform.options(**read)).items() if v is not None}
         values["base_url"] = str(values["base_url"]).rstrip("/")
+        api_path = re.search(r"/api(/v\d+)?$", values["base_url"])
+        if api_path:
+            server = values["base_url"][: api_path.start()]
+            self.problem((*path, "base_url"), f"the server's address, without {api_path.group(0)}: {server}")
+            return None
         return AccountConfig(**values, secrets=secrets, options=options)
 
 

@@ -41,6 +41,11 @@ class ClassifierConfig:
     min_confidence: float = setting(
         0.55, doc="below this, a reply waits for a person instead of going out", check=checks.fraction
     )
+    model: Path | None = setting(
+        None,
+        doc="a model file from `carebot train --output FILE` (default: the shipped model)",
+        read=lambda r, v, p: r.file(v, p),
+    )
 
 
 @dataclass(frozen=True)
@@ -72,8 +77,29 @@ class WebConfig:
     )
     admin_token: str | None = setting(None, doc='logs in as "admin"', secret=True)
     secret_key: str | None = setting(None, doc="signs session cookies; random per process if not given", secret=True)
+    access: Mapping[str, tuple[str, ...]] = setting(
+        factory=dict,
+        doc="user: [accounts] that user may act on (a user not listed, and admin, act on all)",
+        read=lambda r, v, p: r.access(v, p),
+    )
     session_max_age: float = setting(12 * 3600.0, doc="a login lasts this long", check=checks.duration)
     secure_cookies: bool = setting(False, doc="true when people reach the desk over HTTPS (via a proxy)")
+    trusted_proxies: tuple[str, ...] = setting(
+        (), doc="addresses of your reverse proxies: only their X-Forwarded-For is believed", check=checks.addresses
+    )
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    host: str = setting("127.0.0.1", doc="the address /metrics and /health listen on")
+    port: int | None = setting(
+        None, doc="serve /metrics and /health from `carebot run` on this port", check=checks.port
+    )
+    stale_after: float = setting(
+        600.0,
+        doc="/health fails when an account's last good cycle is older than this (or 3 poll intervals)",
+        check=checks.duration,
+    )
 
 
 @dataclass(frozen=True)
@@ -175,6 +201,11 @@ class AccountConfig:
         Mode.AUTO, doc="auto | approve (everything waits) | dry-run (never posts)", check=checks.member_of(Mode)
     )
     poll_interval: float = setting(30.0, doc="seconds between reads of the mentions", check=checks.duration)
+    backfill: float | None = setting(
+        None,
+        doc="on the first run, also answer mentions this recent (e.g. 24h); default: from now on",
+        check=checks.duration,
+    )
     timeout: float = setting(10.0, doc="one HTTP request", check=checks.duration)
     secrets: Mapping[str, str] = internal(factory=dict, repr=False)  # the platform's secret keys, resolved
     options: Mapping[str, Any] = internal(factory=dict)  # the platform's own options, checked
@@ -196,7 +227,9 @@ class Config:
     notify: NotifyConfig = setting(factory=NotifyConfig, doc="webhook alerts to the team")
     cases: CasesConfig = setting(factory=CasesConfig, doc="following a person's problem from first post to check-back")
     incidents: IncidentsConfig = setting(factory=IncidentsConfig, doc="many people reporting the same problem")
+    metrics: MetricsConfig = setting(factory=MetricsConfig, doc="Prometheus /metrics and /health of `carebot run`")
     path: Path | None = internal(None)  # the file this was read from
+    warnings: tuple[str, ...] = internal(())  # what is allowed but unwise (a secret written in the file)
 
     def account(self, name: str) -> AccountConfig:
         for account in self.accounts:

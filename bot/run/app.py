@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from bot.classifier import Classifier
+from bot.clock import now
 from bot.config import AccountConfig, Config
 from bot.decide.playbooks import Playbooks, load_playbooks, vocabulary
+from bot.run.metrics import Metrics
 from bot.storage import Storage
 from connectors import get_platform
 from connectors.base import Connector, ConnectorSettings, Metered
@@ -53,15 +56,20 @@ class App:
     open_connector: Callable[[AccountConfig], Connector] = open_connector
     connectors: dict[str, Connector] = field(default_factory=dict)
     verified: set[str] = field(default_factory=set)  # accounts whose credentials this process checked
+    metrics: Metrics = field(default_factory=Metrics)
+    intervals: dict[str, float] = field(default_factory=dict)  # each account's poll interval as scheduled
+    started_at: datetime = field(default_factory=now)
 
     @classmethod
     def build(cls, config: Config) -> App:
         playbooks = load_playbooks(config.playbooks)
-        classifier = Classifier.load(vocabulary(playbooks))
+        classifier = Classifier.load(vocabulary(playbooks), model_path=config.classifier.model)
         storage = Storage.open(config.storage.url)
         for account in config.accounts:
             storage.accounts.ensure(account.name, account.platform)
-        return cls(config, storage, classifier, playbooks)
+        app = cls(config, storage, classifier, playbooks)
+        app.metrics.watch(storage, config)
+        return app
 
     def connector(self, account: AccountConfig) -> Connector:
         if account.name not in self.connectors:

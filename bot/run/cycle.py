@@ -3,6 +3,10 @@
 A cycle never raises for a platform failure: it records what happened (a pause for rate limits and bad
 credentials, a log line for the rest) and the next cycle carries on. Mentions are stored before the cursor
 moves past them, so a crash anywhere loses nothing: the next cycle reads them again and skips those stored.
+
+A new account starts reading from now: what was posted before is not answered, and the first cycle says so.
+With `backfill:` (say 24h) it reads from that long ago instead, once; mentions older than that are skipped.
+The end of each good cycle is recorded (`last_cycle_at`), for /health.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from bot.run.cases import sweep
 from bot.run.outbox import SendReport, send_due
 from bot.run.pipeline import process_mention
 from bot.storage.records import AccountState
+from connectors import get_platform
 from connectors.base import AuthFailed, Connector, ConnectorError, Metered, RateLimited, Unavailable, UsageCapped
 
 log = logging.getLogger("carebot.cycle")
@@ -39,9 +44,27 @@ class CycleReport:
     paused: bool = False
     error: str | None = None
     failed: str | None = None  # "auth" | "unreachable" | "cap" | "error": the account could not do its work
+    failure: ConnectorError | None = None  # the platform's failure behind `error`, if that is what it was
+    first_run: bool = False  # the account's first read: it started from now (or from its backfill)
+    backfill_since: datetime | None = None
+    too_old: int = 0  # mentions read but older than the backfill: not answered
 
 
 def run_cycle(app: App, account: AccountConfig, stop: threading.Event | None = None) -> CycleReport:
+    report = _cycle(app, account, stop)
+    result = "error" if report.error else ("paused" if report.paused else "ok")
+    sent = report.sent
+    app.metrics.cycle(
+        account.name, new=report.new, sent=sent.sent, retried=sent.retried, parked=sent.parked, result=result
+    )
+    connector = app.connectors.get(account.name)
+    remaining = connector.budget().remaining if connector is not None else None
+    if remaining is not None:
+        app.metrics.budget.labels(account.name).set(remaining)
+    return report
+
+
+def _cycle(app: App, account: AccountConfig, stop: threading.Event | None) -> CycleReport:
     report = CycleReport(account.name)
     state = app.storage.accounts.ensure(account.name, account.platform)
     if state.paused_until is not None and state.paused_until > now():
@@ -49,6 +72,8 @@ def run_cycle(app: App, account: AccountConfig, stop: threading.Event | None = N
         report.failed = _failure_of(state.pause_reason)
         log.info("%s: paused until %s (%s)", account.name, state.paused_until.isoformat(), state.pause_reason)
         _sweep_cases(app, account)  # timers run on while the platform makes us wait
+        if not (state.pause_reason or "").startswith(AUTH):
+            _alive(app, account)  # waiting for a rate limit's reset is not being stuck
         return report
     if state.paused_until is not None:
         app.storage.accounts.update(account.name, paused_until=None, pause_reason=None)
@@ -74,7 +99,13 @@ def run_cycle(app: App, account: AccountConfig, stop: threading.Event | None = N
         log.exception("%s: unexpected error while sending replies", account.name)
         report.error = f"{type(exc).__name__}: {exc}"
         report.failed = "error"
+    if report.error is None or (isinstance(report.error, str) and report.error.startswith("RateLimited")):
+        _alive(app, account)
     return report
+
+
+def _alive(app: App, account: AccountConfig) -> None:
+    app.storage.accounts.update(account.name, last_cycle_at=now())
 
 
 def _sweep_cases(app: App, account: AccountConfig) -> None:
@@ -117,6 +148,9 @@ def _read_mentions(
     stop: threading.Event | None,
 ) -> None:
     cursor = state.cursor
+    answer_since = state.answer_since
+    if cursor is None or (account.backfill is not None and answer_since is None):
+        cursor, answer_since = _start(app, account, cursor, report)
     settings = app.config.daemon
     for _ in range(settings.max_pages_per_cycle):
         if stop is not None and stop.is_set():
@@ -128,6 +162,9 @@ def _read_mentions(
             app.storage.accounts.add_usage(account.name, requests=1, posts_read=len(page.mentions))
         report.fetched += len(page.mentions)
         for mention in page.mentions:
+            if answer_since is not None and mention.created_at < answer_since:
+                report.too_old += 1
+                continue
             if process_mention(app, account, state, connector, mention):
                 report.new += 1
         # The cursor moves only after every mention of the page is stored.
@@ -136,6 +173,30 @@ def _read_mentions(
             app.storage.accounts.update(account.name, cursor=cursor)
         if not page.has_more:
             return
+
+
+def _start(
+    app: App, account: AccountConfig, cursor: str | None, report: CycleReport
+) -> tuple[str | None, datetime | None]:
+    """Where a new account starts reading (None: from now), or where its backfill does; and since when
+    mentions are answered. A backfill is done once per account (its `answer_since` is kept)."""
+    report.first_run = cursor is None
+    platform = get_platform(account.platform)
+    if account.backfill is None or platform.backfill_cursor is None:
+        if account.backfill is not None:
+            log.warning("%s: backfill is not possible on %s; answering from now on", account.name, platform.name)
+        if cursor is None:
+            log.info(
+                "%s: first run: mentions posted before now are not answered (add `backfill: 24h` to the "
+                "account to answer the last day's too)",
+                account.name,
+            )
+        return cursor, None
+    since = now() - timedelta(seconds=account.backfill)
+    app.storage.accounts.update(account.name, answer_since=since)
+    report.backfill_since = since
+    log.info("%s: backfill: answering the mentions posted since %s", account.name, since.isoformat(timespec="seconds"))
+    return platform.backfill_cursor(since), since
 
 
 def _budget_spent(app: App, account: AccountConfig, connector: Connector) -> bool:
@@ -156,6 +217,7 @@ def _budget_spent(app: App, account: AccountConfig, connector: Connector) -> boo
 
 def _handle_failure(app: App, account: AccountConfig, exc: ConnectorError, report: CycleReport) -> None:
     report.error = f"{type(exc).__name__}: {exc}"
+    report.failure = exc
     if isinstance(exc, UsageCapped):
         until = now() + timedelta(seconds=max(exc.retry_after, 1.0))
         reason = f"{CAPPED}: {exc}"

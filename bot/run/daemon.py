@@ -1,10 +1,12 @@
-"""The long-running bot: one APScheduler job per account, on the account's poll interval, and one job that
+"""The long-running bot: one APScheduler job per account, on the account's poll interval, and a thread that
 delivers the team's alerts.
 
 The scheduler owns time; a job is one `run_cycle`. Jobs never overlap for one account (max_instances=1) and
-a missed run is coalesced into one. A cycle only records alerts; the alert job delivers them, so a slow
-webhook never delays reading or sending. SIGTERM and SIGINT set the stop event: cycles stop taking new work
-at the next mention or reply, and the scheduler waits for them to finish.
+a missed run is coalesced into one. A cycle only records alerts; the alert thread delivers them, so a slow
+webhook never delays reading or sending. SIGTERM and SIGINT set the stop event: cycles stop taking new
+work at the next mention or reply, and the scheduler waits for them to finish. Shutdown does not wait for
+a webhook that is slow to answer: what it was delivering counts as delivered (it may well have arrived),
+and is never sent again.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from types import FrameType
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from bot.clock import now
 from bot.config import AccountConfig
 from bot.run.alerts import raise_mention_alerts
 from bot.run.app import App
@@ -29,6 +32,7 @@ from connectors.base import ConnectorError
 log = logging.getLogger("carebot.daemon")
 
 ALERT_INTERVAL = 5.0  # seconds between deliveries of the alert outbox
+ALERT_GRACE = 2.0  # at shutdown, how long a delivery in flight may still take
 
 
 def run_once(app: App, stop: threading.Event | None = None) -> list[CycleReport]:
@@ -59,11 +63,33 @@ def _job(app: App, account: AccountConfig, stop: threading.Event) -> None:
         )
 
 
-def _deliver(app: App, stop: threading.Event) -> None:
-    try:
-        deliver_alerts(app.storage, app.config, stop=stop)
-    except Exception:  # a database hiccup: the next run tries again; it must not kill the job
-        log.exception("delivering alerts failed; will try again")
+class AlertJob:
+    """Delivers the alert outbox every ALERT_INTERVAL in a thread of its own, which shutdown never waits
+    on for longer than ALERT_GRACE."""
+
+    def __init__(self, app: App, stop: threading.Event) -> None:
+        self.app = app
+        self.stop = stop
+        self.in_flight: set[int] = set()
+        self.thread = threading.Thread(target=self._loop, name="carebot-alerts", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while not self.stop.wait(ALERT_INTERVAL):
+            try:
+                deliver_alerts(self.app.storage, self.app.config, stop=self.stop, in_flight=self.in_flight)
+            except Exception:  # a database hiccup: the next run tries again; it must not end the job
+                log.exception("delivering alerts failed; will try again")
+
+    def finish(self) -> None:
+        self.thread.join(ALERT_GRACE)
+        if self.thread.is_alive() and self.in_flight:
+            counted = self.app.storage.alerts.abandon(
+                sorted(self.in_flight), now(), "carebot stopped while the webhook was answering; not sent again"
+            )
+            log.warning("stopping without waiting for the webhook: %s alert(s) counted as delivered", counted)
 
 
 def poll_interval(app: App, account: AccountConfig) -> float:
@@ -91,13 +117,14 @@ def run_forever(
     """Poll every account until SIGTERM/SIGINT (or `stop` is set)."""
     stop = stop or threading.Event()
     _install_signal_handlers(stop)
-    workers = max(1, min(len(app.config.accounts), 8)) + 1  # + the alert job
+    workers = max(1, min(len(app.config.accounts), 8))
     scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(workers)}, timezone=UTC)
     for account in app.config.accounts:
+        app.intervals[account.name] = poll_interval(app, account)
         scheduler.add_job(
             _job,
             "interval",
-            seconds=poll_interval(app, account),
+            seconds=app.intervals[account.name],
             args=(app, account, stop),
             id=account.name,
             max_instances=1,
@@ -105,18 +132,10 @@ def run_forever(
             next_run_time=datetime.now(UTC),
             misfire_grace_time=None,
         )
-    if app.config.notify.webhook_url:
-        scheduler.add_job(
-            _deliver,
-            "interval",
-            seconds=ALERT_INTERVAL,
-            args=(app, stop),
-            id="carebot-alerts",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-        )
+    alerts = AlertJob(app, stop) if app.config.notify.webhook_url else None
     scheduler.start()
+    if alerts is not None:
+        alerts.start()
     names = ", ".join(f"{a.name} ({a.mode.value})" for a in app.config.accounts)
     log.info("carebot running: %s", names)
     if on_started is not None:
@@ -125,6 +144,8 @@ def run_forever(
         stop.wait()
     finally:
         log.info("stopping: finishing in-flight work")
+        if alerts is not None:
+            alerts.finish()
         scheduler.shutdown(wait=True)
         log.info("stopped")
 

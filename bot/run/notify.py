@@ -124,8 +124,13 @@ def deliver_alerts(
     webhook: Webhook | None = None,
     at: datetime | None = None,
     stop: threading.Event | None = None,
+    in_flight: set[int] | None = None,
 ) -> NotifyReport:
-    """Deliver every alert that is due in one message; never raises for a webhook failure."""
+    """Deliver every alert that is due in one message; never raises for a webhook failure.
+
+    `in_flight` holds the ids of the alerts being delivered while the webhook is called, so that a
+    shutdown that cannot wait for the webhook can count them as delivered (`storage.alerts.abandon`).
+    """
     report = NotifyReport()
     webhook = webhook or webhook_for(config.notify, stop)
     if webhook is None or (stop is not None and stop.is_set()):
@@ -138,8 +143,27 @@ def deliver_alerts(
     if not fresh:
         return report
     ids = [a.id for a in fresh]
+    if in_flight is not None:
+        in_flight.update(ids)
     try:
-        webhook.send({"text": message(fresh, config.notify, at)})
+        _send(webhook, fresh, config.notify, at, storage, ids, report)
+    finally:
+        if in_flight is not None:
+            in_flight.difference_update(ids)
+    return report
+
+
+def _send(
+    webhook: Webhook,
+    fresh: Sequence[StoredAlert],
+    settings: NotifyConfig,
+    at: datetime,
+    storage: Storage,
+    ids: list[int],
+    report: NotifyReport,
+) -> None:
+    try:
+        webhook.send({"text": message(fresh, settings, at)})
     except NotifyFailed as exc:
         if not exc.maybe_delivered:
             attempts = max(a.attempts for a in fresh)
@@ -147,7 +171,7 @@ def deliver_alerts(
             storage.alerts.release(ids, str(exc), retry_at=at + timedelta(seconds=delay))
             report.error = str(exc)
             log.warning("could not notify the team: %s; will try again in %s", exc, format_duration(delay))
-            return report
+            return
         storage.alerts.mark_delivered(ids, at, note=f"{exc}; not sent again")
         log.warning("%s: counted as delivered, not sent again", exc)
     else:
@@ -156,7 +180,6 @@ def deliver_alerts(
     report.waiting = sum(1 for a in fresh if a.kind == WAITING)
     report.other = len(fresh) - report.urgent - report.waiting
     log.info("told the team: %s urgent, %s waiting too long, %s other", report.urgent, report.waiting, report.other)
-    return report
 
 
 def notify_due(

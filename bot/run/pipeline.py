@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from dataclasses import dataclass
 
 from bot.classifier import Classification, Classifier, mask_personal_data
@@ -82,6 +83,7 @@ class Handled:
     result: Classification
     decision: Decision
     reply_state: ReplyState | None
+    classify_seconds: float = 0.0  # how long the classifier took (for /metrics)
 
 
 def handle_mention(
@@ -95,7 +97,9 @@ def handle_mention(
 ) -> Handled | None:
     """Classify, find its case, decide (the incident's answer for a report of one), store, and look for an
     incident; None if the mention was stored before. No platform needed: `context` says what it allows."""
+    started = time.perf_counter()
     result = classifier.classify(mention.text, default_lang=config.brand.default_language)
+    seconds = time.perf_counter() - started
     decision, case = decide_in_case(config, storage, playbooks, account, mention, result, context)
     topics, incident = reading(storage, playbooks, account.name, mention, result)
     if incident is not None and case is not None:
@@ -109,7 +113,7 @@ def handle_mention(
     after_recording(storage, account, stored, case)
     if topics and case is not None:
         detect(config, storage, account.name, topics)
-    return Handled(stored, result, decision, new_state)
+    return Handled(stored, result, decision, new_state, seconds)
 
 
 def process_mention(
@@ -131,6 +135,7 @@ def process_mention(
     if handled is None:
         return False
     result, decision, new_state = handled.result, handled.decision, handled.reply_state
+    app.metrics.classifier_seconds.observe(handled.classify_seconds)
     log.info(
         "%s: mention %s by @%s: %s (%s, %.2f) -> %s%s; %s",
         account.name,

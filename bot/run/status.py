@@ -36,6 +36,7 @@ def account_status(storage: Storage, account: AccountConfig) -> dict[str, Any]:
         "platform": account.platform,
         "mode": account.mode.value,
         "cursor": state.cursor,
+        "last_cycle_at": state.last_cycle_at.isoformat(timespec="seconds") if state.last_cycle_at else None,
         "paused_until": state.paused_until.isoformat() if state.paused_until else None,
         "pause_reason": state.pause_reason,
         "mentions": activity.mentions,

@@ -1,8 +1,8 @@
 """The database: the only door to it. Every read and write carebot makes goes through `Storage`.
 
 `Storage.open(url)` migrates the schema to the newest revision, then hands out one small repository per
-table group: `accounts`, `mentions`, `replies`, `cases`, `alerts`, and `figures` (counts for the desk and
-status).
+table group: `accounts`, `mentions`, `replies`, `cases`, `alerts`, `sessions` (desk logins), and `figures`
+(counts for the desk and status).
 Nothing outside this package imports SQLAlchemy or the tables (tests/test_boundaries.py checks it).
 """
 
@@ -20,6 +20,7 @@ from bot.storage.figures import Figures
 from bot.storage.incidents import Incidents
 from bot.storage.mentions import Mentions
 from bot.storage.replies import Replies
+from bot.storage.sessions import Sessions
 
 __all__ = ["Conflict", "NotFound", "Storage"]
 
@@ -35,6 +36,7 @@ class Storage:
     cases: Cases
     decisions: Decisions
     incidents: Incidents
+    sessions: Sessions
 
     @classmethod
     def open(cls, url: str) -> Storage:
@@ -54,7 +56,12 @@ class Storage:
             Cases(db),
             Decisions(db),
             Incidents(db),
+            Sessions(db),
         )
+
+    def ping(self) -> None:
+        """Raise if the database cannot be reached (for /health)."""
+        self.db.ping()
 
     @property
     def backend(self) -> str:

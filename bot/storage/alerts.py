@@ -129,6 +129,21 @@ class Alerts:
     def mark_delivered(self, ids: Sequence[int], at: datetime, note: str | None = None) -> None:
         self._set(ids, state=DELIVERED, delivered_at=at, claimed_until=None, last_error=note)
 
+    def abandon(self, ids: Sequence[int], at: datetime, note: str) -> int:
+        """Alerts whose delivery was cut short mid-request (a shutdown): counted as delivered, never re-sent.
+
+        Compare-and-set on `sending`: an alert whose delivery ended meanwhile keeps what it got.
+        """
+        if not ids:
+            return 0
+        with self._db.begin() as tx:
+            result = tx.execute(
+                update(alerts)
+                .where(alerts.c.id.in_(list(ids)), alerts.c.state == SENDING)
+                .values(state=DELIVERED, delivered_at=at, claimed_until=None, last_error=note)
+            )
+        return int(result.rowcount)
+
     def release(self, ids: Sequence[int], error: str, retry_at: datetime) -> None:
         """Not delivered: try again at `retry_at`."""
         self._set(ids, state=NEW, claimed_until=None, next_attempt_at=retry_at, last_error=error)

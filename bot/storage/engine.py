@@ -72,6 +72,10 @@ class Database:
         with self._engine.connect() as connection:
             yield connection
 
+    def ping(self) -> None:
+        with self._engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
     @property
     def dialect(self) -> str:
         return self._engine.dialect.name

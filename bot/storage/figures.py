@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Collection
 from datetime import datetime, time, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, true
 
 from bot.clock import as_utc, now
 from bot.models import ReplyKind, ReplyState
@@ -20,22 +21,24 @@ class Figures:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def desk(self, at: datetime | None = None) -> DeskFigures:
-        """Posts waiting for a person now, the oldest wait, and today's first responses (UTC day)."""
+    def desk(self, at: datetime | None = None, accounts: Collection[str] | None = None) -> DeskFigures:
+        """Posts waiting for a person now, the oldest wait, and today's first responses (UTC day), of all
+        accounts or of `accounts` only."""
         at = at or now()
         midnight = datetime.combine(at.date(), time(0), tzinfo=at.tzinfo)
+        mine = replies.c.account.in_(list(accounts)) if accounts is not None else true()
         with self._db.read() as db:
             waiting, oldest = db.execute(
                 select(func.count(func.distinct(replies.c.mention_id)), func.min(mentions.c.created_at))
                 .join(mentions, mentions.c.id == replies.c.mention_id)
-                .where(replies.c.state.in_(WAITING))
+                .where(replies.c.state.in_(WAITING), mine)
             ).one()
             # First response per mention: its earliest sent public reply, counted on the day it went out. Only
             # mentions answered today can have a first response today: the index on sent_at finds them.
             today = select(replies.c.mention_id).where(replies.c.sent_at >= midnight)
             first = (
                 select(replies.c.mention_id, func.min(replies.c.sent_at).label("first_sent"))
-                .where(replies.c.kind == ReplyKind.PUBLIC.value, replies.c.sent_at.is_not(None))
+                .where(replies.c.kind == ReplyKind.PUBLIC.value, replies.c.sent_at.is_not(None), mine)
                 .where(replies.c.mention_id.in_(today))
                 .group_by(replies.c.mention_id)
                 .subquery()
@@ -54,6 +57,19 @@ class Figures:
             answered_today=len(delays),
             median_first_response=timedelta(seconds=statistics.median(delays)) if delays else None,
         )
+
+    def waiting_by_account(self) -> dict[str, tuple[int, datetime | None]]:
+        """Per account: posts with a reply waiting for a person, and when the longest-waiting was posted."""
+        with self._db.read() as db:
+            rows = db.execute(
+                select(
+                    replies.c.account, func.count(func.distinct(replies.c.mention_id)), func.min(mentions.c.created_at)
+                )
+                .join(mentions, mentions.c.id == replies.c.mention_id)
+                .where(replies.c.state.in_(WAITING))
+                .group_by(replies.c.account)
+            ).all()
+        return {account: (int(n), as_utc(oldest) if oldest is not None else None) for account, n, oldest in rows}
 
     def activity(self, account: str) -> Activity:
         with self._db.read() as db:

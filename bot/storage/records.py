@@ -25,6 +25,19 @@ class AccountState:
     requests: int
     posts_read: int
     posts_created: int
+    last_cycle_at: datetime | None = None
+    answer_since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StoredSession:
+    """A login to the approval desk (the token itself is never stored)."""
+
+    user: str
+    fingerprint: str
+    csrf: str
+    created_at: datetime
+    expires_at: datetime
 
 
 @dataclass(frozen=True)
@@ -168,6 +181,16 @@ class CasePlan:
 class QueueItem:
     reply: StoredReply
     mention: StoredMention
+    follow_up: StoredReply | None = None  # the private follow-up that goes out after a public reply
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """What a person approving a public reply saw of its private follow-up: the text shown, and their edit."""
+
+    reply_id: int
+    shown: str
+    text: str | None = None  # an edit; None approves the shown text as it is
 
 
 @dataclass(frozen=True)
@@ -292,6 +315,18 @@ def account_record(row: Any) -> AccountState:
         requests=row["requests"] or 0,
         posts_read=row["posts_read"] or 0,
         posts_created=row["posts_created"] or 0,
+        last_cycle_at=row["last_cycle_at"],
+        answer_since=row["answer_since"],
+    )
+
+
+def session_record(row: Any) -> StoredSession:
+    return StoredSession(
+        user=row["user"],
+        fingerprint=row["fingerprint"],
+        csrf=row["csrf"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
     )
 
 

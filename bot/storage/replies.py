@@ -8,9 +8,9 @@ idempotency key, is created only by `insert_reply`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection, RowMapping, func, insert, select, update
 
@@ -18,7 +18,15 @@ from bot.clock import now
 from bot.models import Decision, ReplyKind, ReplyPurpose, ReplyState
 from bot.storage.engine import Database
 from bot.storage.errors import Conflict, NotFound
-from bot.storage.records import HistoryRow, QueueItem, StoredReply, history_record, queue_item_record, reply_record
+from bot.storage.records import (
+    FollowUp,
+    HistoryRow,
+    QueueItem,
+    StoredReply,
+    history_record,
+    queue_item_record,
+    reply_record,
+)
 from bot.storage.tables import mentions, replies
 
 
@@ -213,37 +221,180 @@ class Replies:
 
     # --- the approval queue ---------------------------------------------------------------------------
 
-    def queue(self, states: Sequence[ReplyState] = (ReplyState.PENDING, ReplyState.FAILED)) -> list[QueueItem]:
-        """Replies waiting for a person, most urgent first: urgent, then priority, then oldest."""
+    def queue(
+        self,
+        states: Sequence[ReplyState] = (ReplyState.PENDING, ReplyState.FAILED),
+        accounts: Collection[str] | None = None,
+    ) -> list[QueueItem]:
+        """Replies waiting for a person, most urgent first: urgent, then priority, then oldest.
+
+        The bot's public answer comes with its private follow-up (in any state). That follow-up is an
+        item of its own only when its public answer is not waiting too (it failed to send after the public
+        one went out). Every reply of a case stands alone. `accounts`: only these accounts' (None: all).
+        """
         query = (
             select(replies, mentions)
             .join(mentions, mentions.c.id == replies.c.mention_id)
             .where(replies.c.state.in_([s.value for s in states]))
-            # The bot's private follow-ups go with their public reply; every reply of a case stands alone.
-            .where((replies.c.kind == ReplyKind.PUBLIC.value) | (replies.c.purpose != ReplyPurpose.ANSWER.value))
-            .order_by(mentions.c.urgent.desc(), mentions.c.priority.desc(), mentions.c.received_at, replies.c.id)
+            .order_by(
+                mentions.c.urgent.desc(),
+                mentions.c.priority.desc(),
+                mentions.c.received_at,
+                replies.c.kind.desc(),
+                replies.c.id,
+            )
         )
+        if accounts is not None:
+            query = query.where(replies.c.account.in_(list(accounts)))
         with self._db.read() as db:
             rows = db.execute(query).all()
-        return [queue_item_record(row) for row in rows]
+            found = [queue_item_record(row) for row in rows]
+            public = {item.mention.id for item in found if _answer(item.reply, ReplyKind.PUBLIC)}
+            siblings = db.execute(
+                select(replies).where(
+                    replies.c.mention_id.in_(public),
+                    replies.c.kind == ReplyKind.DIRECT.value,
+                    replies.c.purpose == ReplyPurpose.ANSWER.value,
+                )
+            ).mappings()
+            follow_ups = {row["mention_id"]: reply_record(row) for row in siblings}
+        items = []
+        for item in found:
+            if _answer(item.reply, ReplyKind.PUBLIC):
+                items.append(QueueItem(item.reply, item.mention, follow_ups.get(item.mention.id)))
+            elif not (_answer(item.reply, ReplyKind.DIRECT) and item.mention.id in public):
+                items.append(item)
+        return items
 
-    def approve(self, reply_id: int, by: str, text: str | None = None, expected_text: str | None = None) -> StoredReply:
+    def follow_up_of(self, reply_id: int) -> StoredReply | None:
+        """The private follow-up that goes with the bot's public answer `reply_id`, if it has one."""
+        reply = self.get(reply_id)
+        if not _answer(reply, ReplyKind.PUBLIC):
+            return None
+        found = [r for r in self.for_mention(reply.mention_id) if _answer(r, ReplyKind.DIRECT)]
+        return found[0] if found else None
+
+    def approve(
+        self,
+        reply_id: int,
+        by: str,
+        text: str | None = None,
+        expected_text: str | None = None,
+        follow_up: FollowUp | Literal["as-is"] | None = "as-is",
+    ) -> StoredReply:
         """Approve a pending reply, with `text` instead of the draft if given.
 
-        With `expected_text`, only if the draft is still exactly that (what the approver saw).
+        With `expected_text`, only if the draft is still exactly that (what the approver saw). The pending
+        private follow-up of the bot's public answer goes with it: "as-is" (the command line, which listed
+        it), or as `follow_up` says: the text the person was shown, or their edit. With `follow_up=None`
+        (a page that showed no follow-up), or one that changed meanwhile, nothing is approved (`Conflict`):
+        nobody approves a message they did not see. Such a follow-up is never approved on its own.
         """
+        stamp = now()
         values: dict[str, Any] = {
             "state": ReplyState.APPROVED.value,
             "approved_by": by,
-            "approved_at": now(),
+            "approved_at": stamp,
             "next_attempt_at": None,
+            "updated_at": stamp,
         }
-        if text is not None:
-            values["text"] = text
-            values["decided_by"] = by
-        elif not self.get(reply_id).text.strip():
-            raise ValueError(f"reply {reply_id} has no draft: approve it with a text of your own")
-        return self._transition(reply_id, (ReplyState.PENDING,), values, expected_text)
+        with self._db.begin() as tx:
+            row = tx.execute(select(replies).where(replies.c.id == reply_id)).mappings().first()
+            if row is None:
+                raise NotFound(f"no reply {reply_id}")
+            public = tx.execute(
+                select(replies.c.id).where(
+                    replies.c.mention_id == row["mention_id"],
+                    replies.c.kind == ReplyKind.PUBLIC.value,
+                    replies.c.purpose == ReplyPurpose.ANSWER.value,
+                )
+            ).scalar()
+            is_answer = row["purpose"] == ReplyPurpose.ANSWER.value
+            if is_answer and row["kind"] == ReplyKind.DIRECT.value and public is not None:
+                raise Conflict(
+                    f"reply {reply_id} is a private follow-up: it is approved with its public reply #{public}"
+                )
+            if text is None and not row["text"].strip():
+                raise ValueError(f"reply {reply_id} has no draft: approve it with a text of your own")
+            condition = (replies.c.id == reply_id) & (replies.c.state == ReplyState.PENDING.value)
+            if expected_text is not None:
+                condition &= replies.c.text == expected_text
+            mine = dict(values, **({"text": text, "decided_by": by} if text is not None else {}))
+            if tx.execute(update(replies).where(condition).values(**mine)).rowcount != 1:
+                raise self._conflict(row, (ReplyState.PENDING,), tx)
+            if is_answer:
+                self._approve_follow_up(tx, row["mention_id"], reply_id, follow_up, values, by)
+        return self.get(reply_id)
+
+    def _approve_follow_up(
+        self,
+        tx: Connection,
+        mention_id: int,
+        reply_id: int,
+        follow_up: FollowUp | Literal["as-is"] | None,
+        values: dict[str, Any],
+        by: str,
+    ) -> None:
+        sibling = tx.execute(
+            select(replies.c.id, replies.c.state, replies.c.text).where(
+                replies.c.mention_id == mention_id,
+                replies.c.kind == ReplyKind.DIRECT.value,
+                replies.c.purpose == ReplyPurpose.ANSWER.value,
+                replies.c.id != reply_id,
+            )
+        ).first()
+        if sibling is None or sibling.state != ReplyState.PENDING.value:
+            return
+        if follow_up == "as-is":
+            follow_up = FollowUp(sibling.id, sibling.text)
+        if follow_up is None or follow_up.reply_id != sibling.id:
+            raise Conflict(f"reply {reply_id} has a private follow-up (#{sibling.id}) that was not shown: look at it")
+        condition = (replies.c.id == sibling.id) & (replies.c.state == ReplyState.PENDING.value)
+        theirs = dict(values)
+        if follow_up.text is None or follow_up.text == follow_up.shown:
+            condition &= replies.c.text == follow_up.shown  # approved as shown, only if still so
+        else:
+            theirs.update(text=follow_up.text, decided_by=by)  # their own words, whatever the draft became
+        if tx.execute(update(replies).where(condition).values(**theirs)).rowcount != 1:
+            raise Conflict(f"the private follow-up #{sibling.id} changed while you were looking at it")
+
+    def unapprove(self, reply_id: int, by: str) -> StoredReply:
+        """Take an approval back before the reply is sent: it waits for a person again (with its follow-up).
+
+        Compare-and-set on `approved`: a reply already being sent (or sent) cannot be taken back.
+        """
+        stamp = now()
+        values = {"state": ReplyState.PENDING.value, "approved_by": None, "approved_at": None, "updated_at": stamp}
+        with self._db.begin() as tx:
+            row = tx.execute(select(replies).where(replies.c.id == reply_id)).mappings().first()
+            if row is None:
+                raise NotFound(f"no reply {reply_id}")
+            is_answer = row["purpose"] == ReplyPurpose.ANSWER.value
+            if is_answer and row["kind"] == ReplyKind.DIRECT.value:
+                raise Conflict(f"reply {reply_id} is a private follow-up: take back its public reply")
+            condition = (replies.c.id == reply_id) & (replies.c.state == ReplyState.APPROVED.value)
+            if tx.execute(update(replies).where(condition).values(**values)).rowcount != 1:
+                raise self._conflict(row, (ReplyState.APPROVED,), tx)
+            if is_answer:
+                tx.execute(
+                    update(replies)
+                    .where(
+                        replies.c.mention_id == row["mention_id"],
+                        replies.c.kind == ReplyKind.DIRECT.value,
+                        replies.c.purpose == ReplyPurpose.ANSWER.value,
+                        replies.c.state == ReplyState.APPROVED.value,
+                    )
+                    .values(**values)
+                )
+        return self.get(reply_id)
+
+    @staticmethod
+    def _conflict(row: Any, allowed: Sequence[ReplyState], tx: Connection) -> Conflict:
+        state = tx.execute(select(replies.c.state).where(replies.c.id == row["id"])).scalar_one()
+        if state in [s.value for s in allowed]:
+            return Conflict(f"reply {row['id']}'s draft changed meanwhile")
+        wanted = " or ".join(s.value for s in allowed)
+        return Conflict(f"reply {row['id']} is {state}, not {wanted}")
 
     def reject(self, reply_id: int, by: str, reason: str | None) -> StoredReply:
         values = {"state": ReplyState.REJECTED.value, "approved_by": by, "rejected_reason": reason or ""}
@@ -369,7 +520,11 @@ class Replies:
                 )
 
     def history(
-        self, states: Sequence[str] = ("sent", "rejected"), before: int | None = None, limit: int = 50
+        self,
+        states: Sequence[str] = ("sent", "rejected"),
+        before: int | None = None,
+        limit: int = 50,
+        accounts: Collection[str] | None = None,
     ) -> list[HistoryRow]:
         """Replies that went out or were turned down, newest first; `before` pages by reply id.
 
@@ -389,6 +544,13 @@ class Replies:
                 )
                 if before is not None:
                     query = query.where(replies.c.id < before)
+                if accounts is not None:
+                    query = query.where(replies.c.account.in_(list(accounts)))
                 rows += db.execute(query).mappings().all()
         rows.sort(key=lambda row: row["id"], reverse=True)
         return [history_record(row) for row in rows[:limit]]
+
+
+def _answer(reply: StoredReply, kind: ReplyKind) -> bool:
+    """The bot's own answer to a mention (not a case's reply), of this kind."""
+    return reply.kind is kind and reply.purpose == ReplyPurpose.ANSWER.value

@@ -72,6 +72,8 @@ accounts = Table(
     # A metered connector's own record of its requests and billed objects (connectors.base.Ledger): JSON
     # only it reads, saved at each request so that every process keeps within the account's plan.
     Column("ledger", JSON),
+    Column("last_cycle_at", UTCDateTime()),  # the end of its last cycle without an error (/health)
+    Column("answer_since", UTCDateTime()),  # backfill: mentions posted before this are not answered
 )
 
 # Every mention ever seen, with how it was classified and what was decided. (account, post_id) is unique:
@@ -327,3 +329,18 @@ incident_events = Table(
     Column("case_id", Integer, ForeignKey("cases.id", ondelete="SET NULL")),
 )
 Index("ix_incident_events", incident_events.c.incident_id, incident_events.c.id)
+
+# Logins to the approval desk, kept on the server so that logging out (or a new password) ends them even
+# for a copy of the cookie. `id` is a digest of the token the cookie carries, never the token itself.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("user", String(200), nullable=False),
+    Column("fingerprint", String(64), nullable=False),  # of the credential it was opened with
+    Column("csrf", String(100), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+)
+Index("ix_sessions_user", sessions.c.user)
+Index("ix_sessions_expires_at", sessions.c.expires_at)

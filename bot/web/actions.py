@@ -1,5 +1,5 @@
 """What every action on a page of one thing (a case, an incident) shares: login, CSRF, a bounded id from the
-path, the work in a thread, a flash message, and a redirect back to the page."""
+path, the person's accounts, the work in a thread, a flash message, and a redirect back to the page."""
 
 from __future__ import annotations
 
@@ -10,39 +10,46 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from bot.storage import Conflict, NotFound
-from bot.web.auth import csrf_ok, session_user
+from bot.web.access import bounded_int, csrf_ok, current_login
 from bot.web.desk import Desk
 from bot.web.views import _flash, _form
 
-MAX_ID = 2**31 - 1
-
 Work = Callable[[Desk, str, int, Mapping[str, str]], str]
+AccountOf = Callable[[Desk, int], str]  # the account a thing belongs to (raises NotFound if there is none)
 
 
 def id_param(request: Request, name: str) -> int | None:
     """The path's id, or None if it is not a plain, bounded number (`²`, `①`, `10^26` are not)."""
-    raw = str(request.path_params.get(name, ""))
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 10 or int(raw) > MAX_ID:
-        return None
-    return int(raw)
+    return bounded_int(str(request.path_params.get(name, "")))
 
 
-async def act(request: Request, work: Work, name: str, back: str, what: str) -> Response:
-    """Run `work(desk, user, id, form)` for a logged-in user with a good CSRF token; back to `back`/ID."""
+async def act(
+    request: Request, work: Work, name: str, back: str, what: str, account_of: AccountOf | None = None
+) -> Response:
+    """Run `work(desk, user, id, form)` for a logged-in person with a good CSRF token; back to `back`/ID.
+
+    With `account_of`, only on a thing of an account the person may act on: any other is "not there".
+    """
     desk: Desk = request.app.state.desk
-    user = session_user(request.session, desk.auth)
-    if user is None:
+    login = await run_in_threadpool(current_login, request)
+    if login is None:
         return PlainTextResponse("Your session has ended: log in again at /login.", status_code=403)
     form = await _form(request)
     if isinstance(form, Response):
         return form
-    if not csrf_ok(request.session, form.get("csrf")):
+    if not csrf_ok(request, form.get("csrf")):
         return PlainTextResponse("CSRF check failed: reload the page and try again.", status_code=403)
     item_id = id_param(request, name)
     if item_id is None:
         return PlainTextResponse(f"There is no such {what}.", status_code=404)
+
+    def permitted() -> str:
+        if account_of is not None and not login.may_act(account_of(desk, item_id)):
+            raise NotFound(f"no {what} {item_id}")
+        return work(desk, login.user, item_id, form)
+
     try:
-        message = await run_in_threadpool(work, desk, user, item_id, form)
+        message = await run_in_threadpool(permitted)
     except NotFound:
         return PlainTextResponse(f"There is no {what} #{item_id}.", status_code=404)
     except (Conflict, ValueError) as exc:

@@ -1,4 +1,9 @@
-"""The approval desk as a Starlette app: routes, signed-cookie sessions, security headers, templates."""
+"""The approval desk as a Starlette app: routes, sessions, security headers, a body limit, templates.
+
+The cookie is signed (itsdangerous) and carries only a session token (`storage.sessions` keeps the
+login) and, before login, the login form's CSRF token. Every response carries the security headers, a
+last-resort error page included; no request body is read past `MAX_BODY_BYTES`.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,11 @@ from pathlib import Path
 import jinja2
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -59,6 +67,51 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class BodyLimit:
+    """Refuses a request body over `limit` bytes as it arrives (chunked or not), before anything parses it."""
+
+    def __init__(self, app: ASGIApp, limit: int = views.MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await _too_large(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise HTTPException(413, "request body too large")
+            return message
+
+        await self.app(scope, counted, send)
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
+    response = PlainTextResponse("request body too large", status_code=413, headers={"Connection": "close"})
+    await response(scope, receive, send)
+
+
+async def _http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _server_error(_request: Request, _exc: Exception) -> Response:
+    """The last resort: a plain page, with the security headers (it is sent outside the middleware)."""
+    headers = {**SECURITY_HEADERS, "cache-control": "no-store"}
+    return PlainTextResponse("Something went wrong on the desk; it is logged. Go back and try again.", 500, headers)
+
+
 class NotConfigured(ValueError):
     """The desk has nobody who could log in: give web.users or web.admin_token."""
 
@@ -93,10 +146,12 @@ def create_app(
         Route("/login", views.login_page, methods=["GET"]),
         Route("/login", views.login, methods=["POST"]),
         Route("/logout", views.logout, methods=["POST"]),
-        Route("/replies/{reply_id:int}/approve", views.approve, methods=["POST"]),
-        Route("/replies/{reply_id:int}/reject", views.reject, methods=["POST"]),
-        Route("/replies/{reply_id:int}/retry", views.retry, methods=["POST"]),
-        Route("/replies/{reply_id:int}/situation", views.change_situation, methods=["POST"]),
+        # Ids are read (within bounds) by the views: a route's int convertor takes any size of number.
+        Route("/replies/{reply_id}/approve", views.approve, methods=["POST"]),
+        Route("/replies/{reply_id}/unapprove", views.unapprove, methods=["POST"]),
+        Route("/replies/{reply_id}/reject", views.reject, methods=["POST"]),
+        Route("/replies/{reply_id}/retry", views.retry, methods=["POST"]),
+        Route("/replies/{reply_id}/situation", views.change_situation, methods=["POST"]),
         Route("/cases", cases.cases_page, methods=["GET"]),
         Route("/cases/{case_id}", cases.case_page, methods=["GET"]),
         Route("/cases/{case_id}/reply", cases.reply, methods=["POST"]),
@@ -117,6 +172,7 @@ def create_app(
     ]
     middleware = [
         Middleware(SecurityHeaders),
+        Middleware(BodyLimit),
         Middleware(
             SessionMiddleware,
             secret_key=auth.secret_key,
@@ -126,7 +182,8 @@ def create_app(
             https_only=config.web.secure_cookies,
         ),
     ]
-    app = Starlette(routes=routes, middleware=middleware)
+    handlers = {HTTPException: _http_error, Exception: _server_error}
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
     app.state.desk = Desk(config, storage, auth, classifier, playbooks)
     app.state.templates = templates()
     return app

@@ -1,31 +1,39 @@
-"""Who may use the approval desk: password hashes, the admin token, sessions and CSRF tokens.
+"""Who may use the approval desk: password hashes, the admin token, the login throttle and its gate.
 
 Passwords are hashed with scrypt (stdlib), salted, with the cost parameters stored in the hash line so they
-can be raised later without breaking old lines. Sessions live in a signed cookie (itsdangerous, through
-Starlette's SessionMiddleware); each session carries its own CSRF token and a fingerprint of the credential
-it was opened with, so changing a password or the admin token ends the sessions opened with the old one.
+can be raised later without breaking old lines: N=2^17 (OWASP's minimum for scrypt), r=8, p=1. A line made
+with a lower cost still logs in, and the desk says it should be replaced (the config is the person's file:
+carebot never rewrites it). Sessions are kept on the server (`storage.sessions`); each remembers a
+fingerprint of the credential it was opened with, so a new password or admin token ends the old sessions.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Mapping, MutableMapping
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+from starlette.concurrency import run_in_threadpool
 
 from bot.config import WebConfig
 
 ADMIN = "admin"  # the user name a login with the admin token acts as
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**17, 8, 1
 _SALT_BYTES = 16
 _KEY_BYTES = 32
-_MAX_MEM = 64 * 1024 * 1024
+_MAX_MEM = 2**28  # scrypt needs 128 * r * N bytes: 128 MiB at the default cost
+MAX_NAME = 60  # a user name in the config is at most this long
+
+T = TypeVar("T")
 
 
 def hash_password(password: str, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P) -> str:
@@ -44,9 +52,18 @@ def verify_password(password: str, line: str) -> bool:
             return False
         expected = base64.b64decode(key, validate=True)
         actual = _scrypt(password, base64.b64decode(salt, validate=True), int(n), int(r), int(p))
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, MemoryError):
         return False
     return hmac.compare_digest(actual, expected)
+
+
+def weak_hash(line: str) -> bool:
+    """True for a hash line made with less than today's cost: it should be made again."""
+    try:
+        _scheme, n, r, p, _salt, _key = line.split("$")
+        return int(n) < SCRYPT_N or int(r) < SCRYPT_R or int(p) < SCRYPT_P
+    except ValueError:
+        return True
 
 
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
@@ -57,8 +74,13 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-# Checked against when the user name is unknown, so a wrong name costs as much time as a wrong password.
-_DUMMY_LINE = hash_password(secrets.token_urlsafe(12))
+@functools.cache
+def _dummy_line() -> str:
+    """Checked against when the user name is unknown, so a wrong name costs as much as a wrong password.
+
+    Made on first use, not at import: importing the desk (or the CLI) costs no hashing.
+    """
+    return hash_password(secrets.token_urlsafe(12))
 
 
 @dataclass(frozen=True)
@@ -66,10 +88,12 @@ class Authenticator:
     users: Mapping[str, str] = field(repr=False)
     admin_token: str | None = field(repr=False)
     secret_key: str = field(repr=False)  # signs cookies; also keys the credential fingerprints
+    access: Mapping[str, frozenset[str]] = field(default_factory=dict)  # user -> accounts; absent: all
 
     @classmethod
     def from_config(cls, web: WebConfig) -> Authenticator:
-        return cls(dict(web.users), web.admin_token, web.secret_key or secrets.token_urlsafe(32))
+        access = {user: frozenset(accounts) for user, accounts in web.access.items()}
+        return cls(dict(web.users), web.admin_token, web.secret_key or secrets.token_urlsafe(32), access)
 
     @property
     def configured(self) -> bool:
@@ -77,8 +101,10 @@ class Authenticator:
 
     def check_password(self, name: str, password: str) -> str | None:
         """The user name if the password is right, else None."""
+        if len(name) > MAX_NAME or len(password) > 1024:
+            return None  # no such user can exist: not worth a hash
         line = self.users.get(name)
-        ok = verify_password(password, line or _DUMMY_LINE)
+        ok = verify_password(password, line or _dummy_line())
         return name if ok and line is not None else None
 
     def check_token(self, token: str) -> str | None:
@@ -87,76 +113,125 @@ class Authenticator:
         same = hmac.compare_digest(token.encode("utf-8"), self.admin_token.encode("utf-8"))
         return ADMIN if same else None
 
+    def weak(self, user: str) -> bool:
+        line = self.users.get(user)
+        return line is not None and weak_hash(line)
+
     def fingerprint(self, user: str) -> str | None:
-        """Changes whenever the user's credential changes; None if the user no longer exists."""
+        """Changes whenever the user's credential (or their accounts) change; None if the user is gone."""
         credential = self.users.get(user) or (self.admin_token if user == ADMIN else None)
         if not credential:
             return None
-        digest = hmac.new(self.secret_key.encode(), credential.encode("utf-8"), hashlib.sha256)
+        scope = ",".join(sorted(self.access.get(user, ()))) if user != ADMIN else ""
+        digest = hmac.new(self.secret_key.encode(), f"{credential}\n{scope}".encode(), hashlib.sha256)
         return digest.hexdigest()[:32]
 
-
-def start_session(session: MutableMapping[str, Any], auth: Authenticator, user: str) -> None:
-    """A fresh session for `user`: everything from before the login is dropped (no fixation)."""
-    session.clear()
-    session["user"] = user
-    session["fp"] = auth.fingerprint(user)
-    session["csrf"] = secrets.token_urlsafe(32)
+    def accounts_of(self, user: str) -> frozenset[str] | None:
+        """The accounts `user` may act on; None means every account (the admin, or a user not limited)."""
+        if user == ADMIN:
+            return None
+        return self.access.get(user)
 
 
-def session_user(session: Mapping[str, Any], auth: Authenticator) -> str | None:
-    user = session.get("user")
-    if not isinstance(user, str):
-        return None
-    expected = auth.fingerprint(user)
-    if expected is None or not hmac.compare_digest(str(session.get("fp", "")), expected):
-        return None
-    return user
-
-
-def csrf_token(session: MutableMapping[str, Any]) -> str:
-    """The session's CSRF token, made on first use (the login form needs one before any login)."""
-    token = session.get("csrf")
-    if not isinstance(token, str) or not token:
-        token = secrets.token_urlsafe(32)
-        session["csrf"] = token
-    return token
-
-
-def csrf_ok(session: Mapping[str, Any], given: str | None) -> bool:
-    expected = session.get("csrf")
+def csrf_equal(expected: str | None, given: str | None) -> bool:
     if not isinstance(expected, str) or not expected or not given:
         return False
-    return hmac.compare_digest(expected.encode(), given.encode())
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace"))
 
 
 class LoginThrottle:
-    """Refuses logins for a (client, user name) after too many failures in a window: no password guessing.
+    """Refuses logins after too many failures in a window: no password guessing, in bounded memory.
 
-    Keyed by both, so one attacker cannot lock everyone out from behind a shared proxy address.
+    Counted per (client, user name), so one attacker cannot lock a person out from behind a shared proxy
+    address, and per client over all names, so new names do not buy new guesses. Names are kept as short
+    digests and at most `max_keys` pairs and clients are remembered (the oldest are forgotten first).
     """
 
-    def __init__(self, failures: int = 10, window: float = 900.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        failures: int = 10,
+        per_client: int = 50,
+        window: float = 900.0,
+        max_keys: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.failures = failures
+        self.per_client = per_client
         self.window = window
+        self.max_keys = max_keys
         self.clock = clock
-        self._seen: dict[tuple[str, str], deque[float]] = {}
+        self._pairs: OrderedDict[tuple[str, bytes], deque[float]] = OrderedDict()
+        self._clients: OrderedDict[str, deque[float]] = OrderedDict()
         self._lock = threading.Lock()
 
     def blocked(self, client: str, name: str) -> bool:
         with self._lock:
-            return len(self._recent((client, name))) >= self.failures
+            pair = self._recent(self._pairs, (client[:64], _short(name)), self.failures, create=False)
+            overall = self._recent(self._clients, client[:64], self.per_client, create=False)
+            return len(pair) >= self.failures or len(overall) >= self.per_client
 
     def failed(self, client: str, name: str) -> None:
         with self._lock:
-            self._recent((client, name)).append(self.clock())
+            stamp = self.clock()
+            self._recent(self._pairs, (client[:64], _short(name)), self.failures).append(stamp)
+            self._recent(self._clients, client[:64], self.per_client).append(stamp)
 
     def succeeded(self, client: str, name: str) -> None:
         with self._lock:
-            self._seen.pop((client, name), None)
+            self._pairs.pop((client[:64], _short(name)), None)
 
-    def _recent(self, key: tuple[str, str]) -> deque[float]:
-        times = self._seen.setdefault(key, deque())
+    def size(self) -> int:
+        with self._lock:
+            return len(self._pairs) + len(self._clients)
+
+    def _recent(
+        self, table: OrderedDict[Any, deque[float]], key: object, limit: int, create: bool = True
+    ) -> deque[float]:
+        times: deque[float] | None = table.get(key)
+        if times is None:
+            if not create:
+                return deque()
+            times = deque(maxlen=limit)
+            table[key] = times
+            while len(table) > self.max_keys:
+                table.popitem(last=False)
+        table.move_to_end(key)
         while times and times[0] < self.clock() - self.window:
             times.popleft()
         return times
+
+
+def _short(name: str) -> bytes:
+    return hashlib.blake2b(name.encode("utf-8", "replace"), digest_size=12).digest()
+
+
+class Busy(Exception):
+    """Too many logins are being checked at once: try again in a moment."""
+
+
+class HashingGate:
+    """At most `limit` password checks run at once (scrypt takes 128 MiB and a core each); `waiting` more
+    may wait their turn, and the rest are refused at once (`Busy`) instead of piling up."""
+
+    def __init__(self, limit: int = 2, waiting: int = 8) -> None:
+        self.limit = limit
+        self.waiting = waiting
+        self._queued = 0
+        self._semaphores: dict[int, asyncio.Semaphore] = {}
+
+    async def check(self, work: Callable[[], T]) -> T:
+        if self._queued >= self.limit + self.waiting:
+            raise Busy()
+        self._queued += 1
+        try:
+            async with self._semaphore():
+                return await run_in_threadpool(work)
+        finally:
+            self._queued -= 1
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        # One per event loop: a semaphore belongs to the loop it first waited in.
+        loop = id(asyncio.get_running_loop())
+        if loop not in self._semaphores:
+            self._semaphores = {loop: asyncio.Semaphore(self.limit)}
+        return self._semaphores[loop]

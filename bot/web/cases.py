@@ -29,10 +29,11 @@ from bot.run.cases import resolve_case, team_reply
 from bot.run.context import post_limit
 from bot.storage import NotFound
 from bot.storage.records import StoredCase
+from bot.web.access import Login, require_login
 from bot.web.actions import act, id_param
 from bot.web.desk import Desk
 from bot.web.present import LANGUAGE_NAMES, RTL_LANGUAGES
-from bot.web.views import _lf, _page, _require_user
+from bot.web.views import _lf, _page
 from connectors import get_platform
 
 log = logging.getLogger("carebot.web")
@@ -86,13 +87,14 @@ def _flags(case: StoredCase) -> tuple[str, ...]:
 
 
 async def cases_page(request: Request) -> Response:
-    user = _require_user(request)
-    if isinstance(user, Response):
-        return user
+    login = await run_in_threadpool(require_login, request)
+    if isinstance(login, Response):
+        return login
+    user = login.user
     shown = request.query_params.get("show", "active")
     states = FILTERS.get(shown, FILTERS["active"])
     desk: Desk = request.app.state.desk
-    cases = await run_in_threadpool(desk.storage.cases.listed, states)
+    cases = [c for c in await run_in_threadpool(desk.storage.cases.listed, states) if login.may_act(c.account)]
     at = now()
     rows = [CaseRow(c, _flags(c), format_duration(at - c.last_customer_at)) for c in cases]
     context = {"user": user, "rows": rows, "show": shown if shown in FILTERS else "active", "filters": FILTERS}
@@ -100,23 +102,32 @@ async def cases_page(request: Request) -> Response:
 
 
 async def case_page(request: Request) -> Response:
-    user = _require_user(request)
-    if isinstance(user, Response):
-        return user
+    login = await run_in_threadpool(require_login, request)
+    if isinstance(login, Response):
+        return login
     case_id = case_id_of(request)
     desk: Desk = request.app.state.desk
     if case_id is None:
         return PlainTextResponse("There is no such case.", status_code=404)
     try:
-        context = await run_in_threadpool(_case_context, desk, case_id, user)
+        context = await run_in_threadpool(_case_context, desk, case_id, login)
     except NotFound:
         return PlainTextResponse(f"There is no case #{case_id}.", status_code=404)
-    return _page(request, "case.html", {"user": user, **context})
+    return _page(request, "case.html", {"user": login.user, **context})
 
 
-def _case_context(desk: Desk, case_id: int, user: str) -> dict[str, Any]:
+def _permitted_case(desk: Desk, case_id: int, login: Login) -> StoredCase:
+    """The case, if it is of an account this person may act on; any other is "not there" to them."""
+    case = desk.storage.cases.get(case_id)
+    if not login.may_act(case.account):
+        raise NotFound(f"no case {case_id}")
+    return case
+
+
+def _case_context(desk: Desk, case_id: int, login: Login) -> dict[str, Any]:
     storage = desk.storage
-    case = storage.cases.get(case_id)
+    user = login.user
+    case = _permitted_case(desk, case_id, login)
     platform = get_platform(case.platform)
     entries: list[Entry] = []
     for stored in storage.cases.posts(case.id):
@@ -219,20 +230,24 @@ def _note(desk: Desk, user: str, case_id: int, form: Mapping[str, str]) -> str:
 
 
 async def reply(request: Request) -> Response:
-    return await act(request, _reply, "case_id", "/cases", "case")
+    return await act(request, _reply, "case_id", "/cases", "case", _case_account)
 
 
 async def assign(request: Request) -> Response:
-    return await act(request, _assign, "case_id", "/cases", "case")
+    return await act(request, _assign, "case_id", "/cases", "case", _case_account)
 
 
 async def resolve(request: Request) -> Response:
-    return await act(request, _resolve, "case_id", "/cases", "case")
+    return await act(request, _resolve, "case_id", "/cases", "case", _case_account)
 
 
 async def reopen(request: Request) -> Response:
-    return await act(request, _reopen, "case_id", "/cases", "case")
+    return await act(request, _reopen, "case_id", "/cases", "case", _case_account)
 
 
 async def note(request: Request) -> Response:
-    return await act(request, _note, "case_id", "/cases", "case")
+    return await act(request, _note, "case_id", "/cases", "case", _case_account)
+
+
+def _case_account(desk: Desk, case_id: int) -> str:
+    return desk.storage.cases.get(case_id).account

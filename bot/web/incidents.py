@@ -15,46 +15,50 @@ from starlette.responses import PlainTextResponse, Response
 from bot.models import LANGUAGES
 from bot.run.incidents import approve_notifications, drain, false_alarm, resolve_incident, summary
 from bot.storage import NotFound
+from bot.web.access import Login, require_login
 from bot.web.actions import act, id_param
 from bot.web.desk import Desk
 from bot.web.present import LANGUAGE_NAMES
-from bot.web.views import _page, _require_user
+from bot.web.views import _page
 
 log = logging.getLogger("carebot.web")
 
 
 async def incidents_page(request: Request) -> Response:
-    user = _require_user(request)
-    if isinstance(user, Response):
-        return user
+    login = await run_in_threadpool(require_login, request)
+    if isinstance(login, Response):
+        return login
     desk: Desk = request.app.state.desk
-    rows = await run_in_threadpool(_rows, desk)
-    return _page(request, "incidents.html", {"user": user, "rows": rows})
+    rows = await run_in_threadpool(_rows, desk, login)
+    return _page(request, "incidents.html", {"user": login.user, "rows": rows})
 
 
-def _rows(desk: Desk) -> list[Any]:
+def _rows(desk: Desk, login: Login) -> list[Any]:
     playbooks = desk.brains()[1]
-    return [summary(desk.storage, playbooks, incident) for incident in desk.storage.incidents.listed()]
+    listed = [incident for incident in desk.storage.incidents.listed() if login.may_act(incident.account)]
+    return [summary(desk.storage, playbooks, incident) for incident in listed]
 
 
 async def incident_page(request: Request) -> Response:
-    user = _require_user(request)
-    if isinstance(user, Response):
-        return user
+    login = await run_in_threadpool(require_login, request)
+    if isinstance(login, Response):
+        return login
     incident_id = id_param(request, "incident_id")
     if incident_id is None:
         return PlainTextResponse("There is no such incident.", status_code=404)
     desk: Desk = request.app.state.desk
     try:
-        context = await run_in_threadpool(_context, desk, incident_id)
+        context = await run_in_threadpool(_context, desk, incident_id, login)
     except NotFound:
         return PlainTextResponse(f"There is no incident #{incident_id}.", status_code=404)
-    return _page(request, "incident.html", {"user": user, **context})
+    return _page(request, "incident.html", {"user": login.user, **context})
 
 
-def _context(desk: Desk, incident_id: int) -> dict[str, Any]:
+def _context(desk: Desk, incident_id: int, login: Login) -> dict[str, Any]:
     storage = desk.storage
     incident = storage.incidents.get(incident_id)
+    if not login.may_act(incident.account):
+        raise NotFound(f"no incident {incident_id}")
     about = summary(storage, desk.brains()[1], incident)
     langs = sorted(set(about.languages) | set(incident.wording))
     return {
@@ -97,6 +101,8 @@ def _merge(desk: Desk, user: str, incident_id: int, form: Mapping[str, str]) -> 
     raw = form.get("into", "")
     if not raw.isascii() or not raw.isdigit() or len(raw) > 10:
         raise ValueError("choose the incident to merge into")
+    if desk.storage.incidents.get(int(raw)).account != desk.storage.incidents.get(incident_id).account:
+        raise ValueError("an incident merges only into another of the same account")  # and of the person's
     desk.storage.incidents.merge(incident_id, int(raw), user)
     return f"Incident #{incident_id} is merged into #{raw}."
 
@@ -115,24 +121,28 @@ def _approve(desk: Desk, user: str, incident_id: int, form: Mapping[str, str]) -
 
 
 async def word(request: Request) -> Response:
-    return await act(request, _word, "incident_id", "/incidents", "incident")
+    return await act(request, _word, "incident_id", "/incidents", "incident", _incident_account)
 
 
 async def resolve(request: Request) -> Response:
-    return await act(request, _resolve, "incident_id", "/incidents", "incident")
+    return await act(request, _resolve, "incident_id", "/incidents", "incident", _incident_account)
 
 
 async def alarm(request: Request) -> Response:
-    return await act(request, _false_alarm, "incident_id", "/incidents", "incident")
+    return await act(request, _false_alarm, "incident_id", "/incidents", "incident", _incident_account)
 
 
 async def merge(request: Request) -> Response:
-    return await act(request, _merge, "incident_id", "/incidents", "incident")
+    return await act(request, _merge, "incident_id", "/incidents", "incident", _incident_account)
 
 
 async def split(request: Request) -> Response:
-    return await act(request, _split, "incident_id", "/incidents", "incident")
+    return await act(request, _split, "incident_id", "/incidents", "incident", _incident_account)
 
 
 async def approve(request: Request) -> Response:
-    return await act(request, _approve, "incident_id", "/incidents", "incident")
+    return await act(request, _approve, "incident_id", "/incidents", "incident", _incident_account)
+
+
+def _incident_account(desk: Desk, incident_id: int) -> str:
+    return desk.storage.incidents.get(incident_id).account

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
 from bot.classifier import mask_personal_data
 from bot.clock import format_duration, now
+from bot.models import ReplyState
 from bot.run.context import post_limit, text_length
 from bot.storage import Storage
 from bot.storage.records import DeskFigures, HistoryRow, QueueItem, ThreadPost
@@ -17,6 +18,17 @@ from connectors import get_platform
 
 LANGUAGE_NAMES = {"en": "English", "ru": "Русский", "id": "Bahasa Indonesia", "ar": "العربية"}
 RTL_LANGUAGES = {"ar"}
+
+
+@dataclass(frozen=True)
+class FollowUpView:
+    """The private follow-up that goes out after a public reply: shown under it, edited and approved with it."""
+
+    id: int
+    state: str
+    draft: str
+    length: int
+    pending: bool
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,8 @@ class ItemView:
     visibility: str
     in_reply_to_id: str | None
     thread: tuple[ThreadPost, ...]
+    follow_up: FollowUpView | None
+    approved_by: str | None
 
 
 def item_views(storage: Storage, items: Sequence[QueueItem], at: datetime | None = None) -> list[ItemView]:
@@ -97,7 +111,17 @@ def item_view(item: QueueItem, limit: int, thread: Sequence[ThreadPost], at: dat
         visibility=mention.visibility,
         in_reply_to_id=mention.in_reply_to_id,
         thread=tuple(_masked(post) for post in thread),
+        follow_up=_follow_up(item, count),
+        approved_by=reply.approved_by,
     )
+
+
+def _follow_up(item: QueueItem, count: Callable[[str], int]) -> FollowUpView | None:
+    direct = item.follow_up
+    if direct is None or direct.state in (ReplyState.REJECTED, ReplyState.DRAFTED):
+        return None
+    pending = direct.state is ReplyState.PENDING
+    return FollowUpView(direct.id, direct.state.value, direct.text, count(direct.text), pending)
 
 
 def safe_url(url: str | None) -> str | None:

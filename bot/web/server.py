@@ -7,7 +7,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -51,7 +51,7 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def _server(app: ASGIApp) -> uvicorn.Server:
+def _server(app: ASGIApp, trusted_proxies: Sequence[str] = ()) -> uvicorn.Server:
     config = uvicorn.Config(
         app,
         log_config=None,  # keep carebot's logging (and its secret redaction) in charge
@@ -59,13 +59,17 @@ def _server(app: ASGIApp) -> uvicorn.Server:
         access_log=False,
         lifespan="off",
         server_header=False,
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise: a client on the same host
+        # could then claim any address per try and never be throttled. Only the proxies named are believed.
+        proxy_headers=bool(trusted_proxies),
+        forwarded_allow_ips=list(trusted_proxies) or [],
     )
     return _Server(config)
 
 
-def serve(app: ASGIApp, sock: socket.socket) -> None:
+def serve(app: ASGIApp, sock: socket.socket, trusted_proxies: Sequence[str] = ()) -> None:
     """Serve until SIGINT/SIGTERM (uvicorn handles them in the main thread)."""
-    _server(app).run(sockets=[sock])
+    _server(app, trusted_proxies).run(sockets=[sock])
 
 
 @dataclass
@@ -81,9 +85,9 @@ class WebHandle:
         self.thread.join(timeout)
 
 
-def start_in_thread(app: ASGIApp, host: str, port: int) -> WebHandle:
+def start_in_thread(app: ASGIApp, host: str, port: int, trusted_proxies: Sequence[str] = ()) -> WebHandle:
     sock = bind(host, port)
-    server = _server(app)
+    server = _server(app, trusted_proxies)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="carebot-web", daemon=True)
     handle = WebHandle(url_of(sock), server, thread)
     thread.start()

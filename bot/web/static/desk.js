@@ -29,18 +29,31 @@
     return total;
   }
 
-  function updateCount(area) {
-    var form = area.form;
-    var limit = parseInt(area.dataset.limit, 10);
+  function measure(area) {
     var text = area.value.trim();
     var used = area.dataset.counting === "x" ? weighted(text) : codePoints(text);
-    var count = form.querySelector(".count");
-    count.querySelector(".used").textContent = String(used);
-    var over = used > limit;
+    return { used: used, limit: parseInt(area.dataset.limit, 10), empty: text.length === 0 };
+  }
+
+  function updateCount(area) {
+    // Each text box has its own count (a reply, and its private follow-up); Approve needs all within limits.
+    var m = measure(area);
+    // The count is the box's next sibling, or inside it (a row that also holds a badge).
+    var next = area.nextElementSibling;
+    var count = next && (next.classList.contains("count") ? next : next.querySelector(".count"));
+    if (!count) return;
+    count.querySelector(".used").textContent = String(m.used);
+    var over = m.used > m.limit;
     count.classList.toggle("over", over);
-    count.title = over ? (used - limit) + " over the limit" : (limit - used) + " left";
+    count.title = over ? (m.used - m.limit) + " over the limit" : (m.limit - m.used) + " left";
+    var form = area.form;
     var button = form.querySelector("button[type=submit]");
-    if (button) { button.disabled = over || text.length === 0; }
+    if (button) {
+      button.disabled = Array.prototype.some.call(form.querySelectorAll("textarea"), function (box) {
+        var b = measure(box);
+        return b.used > b.limit || b.empty;
+      });
+    }
   }
 
   function since(iso) {
@@ -103,7 +116,7 @@
       j: function () { select(current + 1, true); },
       k: function () { select(current - 1, true); },
       a: function () { submit(within("form.approve")); },
-      e: function () { var t = within("textarea:not([readonly])"); if (t) { t.focus(); t.setSelectionRange(t.value.length, t.value.length); } },
+      e: function () { var t = within("textarea[name=text]:not([readonly])"); if (t) { t.focus(); t.setSelectionRange(t.value.length, t.value.length); } },
       s: function () { var s = within("select[name=situation]"); if (s) s.focus(); },
       r: function () { var r = within("input[name=reason]"); if (r) r.focus(); },
       t: function () { submit(within("form.retry")); },

@@ -1,0 +1,88 @@
+"""`carebot history`: the replies that were sent or rejected, newest first, and who decided."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from bot.classifier import mask_personal_data
+from bot.cli.common import BAD_USAGE, NO_SECRETS, add_config_option, load, reply_id
+from bot.storage import Storage
+from bot.storage.records import HistoryRow
+
+SHOWN = {"all": ("sent", "rejected"), "sent": ("sent",), "rejected": ("rejected",)}
+
+
+def register(sub: Any) -> None:
+    history = add_config_option(
+        sub.add_parser("history", help="replies that were sent or rejected, newest first, and who decided")
+    )
+    history.add_argument("--show", choices=tuple(SHOWN), default="all", help="sent, rejected or all (default)")
+    history.add_argument("--account", action="append", metavar="NAME", help="only this account (repeatable)")
+    history.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    history.add_argument("--before", type=reply_id, metavar="ID", help="older than this reply (to page back)")
+    history.add_argument("--json", action="store_true", help="one JSON document, for scripts")
+    history.set_defaults(func=cmd_history)
+
+
+def row_json(row: HistoryRow) -> dict[str, Any]:
+    return {
+        "id": row.reply_id,
+        "state": row.state,
+        "kind": row.kind,
+        "account": row.account,
+        "platform": row.platform,
+        "author": row.author_handle,
+        "situation": row.situation,
+        "lang": row.lang,
+        "post": mask_personal_data(row.post),
+        "text": row.text,
+        "decided_by": row.decided_by,
+        "approved_by": row.approved_by,
+        "rejected_reason": row.rejected_reason,
+        "when": row.when.isoformat(),
+        "platform_post_id": row.platform_post_id,
+    }
+
+
+def who(row: HistoryRow) -> str:
+    if row.state == "rejected":
+        reason = f": {row.rejected_reason}" if row.rejected_reason else ""
+        return f"rejected by {row.approved_by or 'the bot'}{reason}"
+    if row.approved_by:
+        text_by = f", text by {row.decided_by}" if row.decided_by != "auto" else ""
+        return f"sent after approval by {row.approved_by}{text_by}"
+    return "sent by the bot on its own (a vetted template)"
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    config = load(args, needs=NO_SECRETS)
+    if config is None:
+        return BAD_USAGE
+    storage = Storage.open(config.storage.url)
+    try:
+        rows = storage.replies.history(SHOWN[args.show], args.before, max(1, min(args.limit, 1000)), args.account)
+    finally:
+        storage.close()
+    if args.json:
+        json.dump([row_json(r) for r in rows], sys.stdout, ensure_ascii=False, indent=2)
+        print()
+        return 0
+    if not rows:
+        print("Nothing was sent or rejected yet." if args.before is None else "Nothing older.")
+        return 0
+    for row in rows:
+        kind = "private message" if row.kind == "direct" else "reply"
+        print(
+            f"#{row.reply_id} {row.state} {row.when:%Y-%m-%d %H:%M} UTC · {row.account} · to @{row.author_handle}"
+            f" · {row.situation} ({row.lang})"
+        )
+        print(f"  post:  {mask_personal_data(row.post)}")
+        print(f"  {kind}: {row.text}")
+        print(f"  {who(row)}")
+        print()
+    if len(rows) == args.limit:
+        print(f"Older: carebot history --before {rows[-1].reply_id}")
+    return 0

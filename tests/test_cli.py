@@ -1,0 +1,255 @@
+"""The `carebot` command as a person meets it: help, where the config is, which secrets each command needs,
+what the first run says, history, and errors that say what to do."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from mastodon_mock.testing import MockServer
+
+from bot.cli import build_parser, main
+from bot.clock import now
+from bot.config import load_config
+from bot.models import Action, Decision, ReplyKind, ReplyState
+from bot.storage import Storage
+from bot.storage.records import Classified
+from connectors.base import Author, Mention
+from tests import configs
+from tests.peers.mastodon import free_port, post_as
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def carebot(*argv: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *argv],
+        cwd=cwd,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def config_with_secrets(tmp_path: Path, base_url: str = "http://127.0.0.1:9", extra: str = "") -> Path:
+    sections = (
+        "web:\n  admin_token: ${DESK_TOKEN}\n  secret_key: ${DESK_SECRET}\n"
+        "notify:\n  webhook_url: ${HOOK_URL}\n" + extra
+    )
+    return configs.write_config(
+        tmp_path,
+        db_url=f"sqlite:///{tmp_path / 'cli.db'}",
+        accounts=configs.mastodon_account(base_url, mode="approve"),
+        sections=sections,
+    )
+
+
+def test_help_says_what_carebot_is_with_examples_lookup_order_and_exit_codes() -> None:
+    done = carebot("--help")
+    assert done.returncode == 0
+    text = done.stdout
+    assert text.startswith("usage: carebot")
+    assert "answers a brand's Mastodon and X mentions" in text
+    assert "examples:" in text and "carebot run --once" in text
+    assert "$CAREBOT_CONFIG, else ./carebot.yaml" in text
+    assert "exit status:" in text and "2  bad usage or a bad config" in text
+    assert "only `main`" not in text
+
+
+@pytest.mark.parametrize("before", [True, False])
+def test_config_goes_before_or_after_the_command(tmp_path: Path, before: bool) -> None:
+    path = str(config_with_secrets(tmp_path))
+    argv = ["--config", path, "status"] if before else ["status", "--config", path]
+    done = carebot(*argv)
+    assert done.returncode == 0, done.stderr
+    assert "acme-mastodon (mastodon, approve)" in done.stdout
+    args = build_parser().parse_args(["--config", "a.yaml", "queue", "list", "--config", "b.yaml"])
+    assert args.config == "b.yaml"  # the later one wins
+    assert build_parser().parse_args(["--config", "a.yaml", "queue", "list"]).config == "a.yaml"
+
+
+def test_each_command_needs_only_the_secrets_it_uses(tmp_path: Path) -> None:
+    path = str(config_with_secrets(tmp_path))
+    for argv in (["queue", "list"], ["status"], ["history"], ["status", "--json"]):
+        done = carebot(*argv, "--config", path)
+        assert done.returncode == 0, (argv, done.stderr)
+    check = carebot("check-config", "--offline", "--config", path)
+    assert check.returncode == 2
+    for name in ("BRAND_TOKEN", "DESK_TOKEN", "DESK_SECRET", "HOOK_URL"):
+        assert f"environment variable {name} is not set" in check.stderr
+    web = carebot("web", "--config", path)
+    assert web.returncode == 2
+    assert "DESK_TOKEN" in web.stderr and "BRAND_TOKEN" not in web.stderr and "HOOK_URL" not in web.stderr
+    run = carebot("run", "--once", "--config", path, env={"DESK_TOKEN": "x" * 8})
+    assert run.returncode == 2
+    assert "BRAND_TOKEN" in run.stderr and "HOOK_URL" in run.stderr and "DESK" not in run.stderr
+
+
+def test_a_missing_config_says_how_to_make_one_and_init_makes_it(tmp_path: Path) -> None:
+    done = carebot("status", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "carebot.yaml: no config file there" in done.stderr and "carebot init" in done.stderr
+    made = carebot("init", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "carebot.yaml").read_text() == (ROOT / "config.example.yaml").read_text()
+    assert carebot("init", cwd=tmp_path).returncode == 2  # never overwrites
+    checked = carebot("check-config", "--offline", cwd=tmp_path, env={"MASTODON_TOKEN": "t0ken-1234"})
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_yaml_errors_are_in_plain_words(tmp_path: Path) -> None:
+    path = config_with_secrets(tmp_path)
+    path.write_text(path.read_text().replace("  name: Acme\n", "  name: Acme: the best\n"))
+    done = carebot("status", "--config", str(path))
+    assert done.returncode == 2
+    assert f"{path}:2: not valid YAML: a ':' where it cannot be" in done.stderr
+    assert "mapping values" not in done.stderr
+
+
+def test_an_inline_secret_is_used_with_a_warning(tmp_path: Path) -> None:
+    path = config_with_secrets(tmp_path)
+    path.write_text(path.read_text().replace("${BRAND_TOKEN}", "inline-token-123"))
+    done = carebot("status", "--config", str(path))
+    assert done.returncode == 0
+    assert "warning:" in done.stderr and "accounts[0].access_token: a secret written in the config file" in done.stderr
+    assert "inline-token-123" not in done.stderr + done.stdout
+
+
+def test_check_config_says_what_to_do_when_the_server_cannot_be_reached(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    path = config_with_secrets(tmp_path, f"http://127.0.0.1:{port}")
+    env = {
+        "BRAND_TOKEN": "t0ken-1234",
+        "DESK_TOKEN": "x" * 8,
+        "DESK_SECRET": "y" * 8,
+        "HOOK_URL": "https://h.example/x",
+    }
+    done = carebot("check-config", "--config", str(path), env=env)
+    assert done.returncode == 1
+    line = done.stderr.strip().splitlines()[-1]
+    assert line == (
+        f"acme-mastodon: could not reach http://127.0.0.1:{port}: connection refused. "
+        "Is base_url right, and is the server up?"
+    ), done.stderr
+    assert "HTTPConnectionPool" not in done.stderr and "Unavailable" not in done.stderr
+    once = carebot("run", "--once", "--config", str(path), env=env)
+    assert once.returncode == 1  # the account could not do its cycle
+    assert f"(failed (unreachable): could not reach http://127.0.0.1:{port}: connection refused. Is" in once.stdout
+
+
+def test_check_config_says_base_url_is_wrong_on_a_404(tmp_path: Path, mastodon_server: MockServer) -> None:
+    base = f"{mastodon_server.base_url}/some/path"
+    path = config_with_secrets(tmp_path, base)
+    env = {
+        "BRAND_TOKEN": "brand_token",
+        "DESK_TOKEN": "x" * 8,
+        "DESK_SECRET": "y" * 8,
+        "HOOK_URL": "https://h.example/x",
+    }
+    done = carebot("check-config", "--config", str(path), env=env)
+    assert done.returncode == 1
+    assert f"acme-mastodon: {base} has no such API (404): base_url is the server's address" in done.stderr
+
+
+def test_the_first_run_says_earlier_mentions_are_not_answered(tmp_path: Path, mastodon_server: MockServer) -> None:
+    post_as(mastodon_server.base_url, "alice", "@brand my order never came, where is it?")
+    path = configs.write_config(
+        tmp_path,
+        db_url=f"sqlite:///{tmp_path / 'first.db'}",
+        accounts=configs.mastodon_account(mastodon_server.base_url, mode="approve"),
+    )
+    done = carebot("--config", str(path), "run", "--once", env={"BRAND_TOKEN": "brand_token"})
+    assert done.returncode == 0, done.stderr
+    assert "first run: mentions posted before now are not answered" in done.stdout
+    assert "backfill: 24h" in done.stdout
+    again = carebot("--config", str(path), "run", "--once", env={"BRAND_TOKEN": "brand_token"})
+    assert "first run" not in again.stdout
+    status = carebot("--config", str(path), "status")
+    assert "cursor: read up to " in status.stdout and "last good cycle" in status.stdout
+
+
+def test_history_lists_what_was_sent_and_rejected_and_by_whom(tmp_path: Path) -> None:
+    path = config_with_secrets(tmp_path)
+    config = load_config(path, {}, needs=frozenset())
+    storage = Storage.open(config.storage.url)
+    try:
+        sent = _store(storage, "@brand where is my parcel? mail me at bo@example.org", "@bo Sorry! Please email us.")
+        rejected = _store(storage, "@brand you are clowns", "@bo Thanks for writing.")
+        storage.replies.approve(sent, "alice", text="@bo So sorry, please email help@acme.example")
+        assert storage.replies.claim(storage.replies.get(sent), timedelta(minutes=1))
+        storage.replies.mark_sent(sent, "p-1")
+        storage.replies.reject(rejected, "bob", "a troll")
+    finally:
+        storage.close()
+    done = carebot("history", "--config", str(path))
+    assert done.returncode == 0, done.stderr
+    assert f"#{sent} sent" in done.stdout and "sent after approval by alice, text by alice" in done.stdout
+    assert f"#{rejected} rejected" in done.stdout and "rejected by bob: a troll" in done.stdout
+    assert "bo@example.org" not in done.stdout
+    only = json.loads(carebot("history", "--show", "rejected", "--json", "--config", str(path)).stdout)
+    assert [row["id"] for row in only] == [rejected]
+
+
+def _store(storage: Storage, text: str, reply: str) -> int:
+    number = len(storage.mentions.all()) + 1
+    mention = Mention("mastodon", f"h{number}", str(number), Author("u1", "bo", "Bo"), text, now())
+    decision = Decision("complaint", Action.REPLY, "test", reply_text=reply)
+    classified = Classified("en", "complaint", 0.9, {"complaint": 0.9}, [], False, False)
+    mention_id = storage.mentions.record("acme-mastodon", mention, classified, decision, ReplyState.PENDING)
+    assert mention_id is not None
+    return next(r.id for r in storage.replies.for_mention(mention_id) if r.kind is ReplyKind.PUBLIC)
+
+
+def test_queue_ids_out_of_range_are_usage_errors_and_approvals_can_be_taken_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = str(config_with_secrets(tmp_path))
+    with pytest.raises(SystemExit) as caught:
+        main(["queue", "approve", "99999999999999999999", "--config", path])
+    assert caught.value.code == 2 and "not a reply id" in capsys.readouterr().err
+    config = load_config(Path(path), {}, needs=frozenset())
+    storage = Storage.open(config.storage.url)
+    try:
+        reply_id = _store(storage, "@brand the app crashes", "@bo Sorry about that!")
+    finally:
+        storage.close()
+    assert main(["queue", "approve", str(reply_id), "--config", path]) == 0
+    assert main(["queue", "unapprove", str(reply_id), "--config", path]) == 0
+    assert "no longer approved" in capsys.readouterr().out
+    assert main(["queue", "unapprove", str(reply_id), "--config", path]) == 1
+
+
+def test_train_takes_output() -> None:
+    args = build_parser().parse_args(["train", "--output", "my-model.json"])
+    assert args.out == Path("my-model.json")
+
+
+def test_classifier_model_names_the_model_the_bot_uses(tmp_path: Path) -> None:
+    (tmp_path / "elsewhere.bin").write_bytes(b"not a model at all")
+    path = config_with_secrets(tmp_path, extra="classifier:\n  model: elsewhere.bin\n")
+    env = {"BRAND_TOKEN": "t0ken-1234", "HOOK_URL": "https://h.example/x"}
+    done = carebot("run", "--once", "--config", str(path), env=env)
+    assert done.returncode == 2
+    assert f"carebot: {tmp_path / 'elsewhere.bin'}: not a carebot model file" in done.stderr
+
+
+def test_check_config_warns_about_an_old_cost_password_hash(tmp_path: Path) -> None:
+    from bot.web.auth import hash_password
+
+    old, new = hash_password("pw-old-1", n=2**14), hash_password("pw-new-1")
+    path = configs.write_config(
+        tmp_path,
+        db_url=f"sqlite:///{tmp_path / 'cli.db'}",
+        accounts=configs.mastodon_account("http://127.0.0.1:9"),
+        sections=f'web:\n  users:\n    carol: "{old}"\n    dave: "{new}"\n',
+    )
+    done = carebot("check-config", "--offline", "--config", str(path), env={"BRAND_TOKEN": "t0ken-1234"})
+    assert done.returncode == 0, done.stderr
+    assert "warning: web.users.carol: the hash has an old, lower cost" in done.stderr
+    assert "dave" not in done.stderr

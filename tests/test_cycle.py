@@ -1,0 +1,86 @@
+"""Where a new account starts reading: from now (and it says so), or from its `backfill`, once."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from mastodon_mock.testing import MockServer
+
+from bot.clock import now
+from bot.config import Config, load_config
+from bot.run.daemon import run_once
+from tests import configs
+from tests.conftest import StartBot
+from tests.peers.mastodon import post_as
+
+QUESTIONS = ("@brand how do I reach support by email?", "@brand does the app have a dark mode?")
+
+
+def config(tmp_path: Path, base_url: str, backfill: str | None) -> Config:
+    extra = f"    backfill: {backfill}\n" if backfill else ""
+    path = configs.write_config(
+        tmp_path,
+        db_url=f"sqlite:///{tmp_path / 'cycle.db'}",
+        accounts=configs.mastodon_account(base_url, mode="approve", extra=extra),
+    )
+    return load_config(path, {"BRAND_TOKEN": "brand_token"})
+
+
+@pytest.fixture
+def earlier(mastodon_server: MockServer) -> list[str]:
+    """Two mentions posted before carebot ever ran."""
+    return [
+        str(post_as(mastodon_server.base_url, who, text)["id"])
+        for who, text in zip(("alice", "boris"), QUESTIONS, strict=True)
+    ]
+
+
+def test_a_new_account_starts_from_now_and_says_so(
+    tmp_path: Path, mastodon_server: MockServer, running_bot: StartBot, earlier: list[str]
+) -> None:
+    app = running_bot(config(tmp_path, mastodon_server.base_url, None), first_cycle=False)
+    (first,) = run_once(app)
+    assert first.first_run and first.new == 0 and first.backfill_since is None
+    (second,) = run_once(app)
+    assert not second.first_run
+    assert app.storage.mentions.count("acme-mastodon") == 0
+
+
+def test_backfill_answers_the_recent_mentions_once(
+    tmp_path: Path, mastodon_server: MockServer, running_bot: StartBot, earlier: list[str]
+) -> None:
+    app = running_bot(config(tmp_path, mastodon_server.base_url, "24h"), first_cycle=False)
+    (first,) = run_once(app)
+    assert first.first_run and first.backfill_since is not None and first.new == 2
+    assert {m.mention.post_id for m in app.storage.mentions.all()} == set(earlier)
+    (again,) = run_once(app)
+    assert again.new == 0 and again.backfill_since is None  # done once, kept in answer_since
+    state = app.storage.accounts.get("acme-mastodon")
+    assert state is not None and state.answer_since is not None
+
+
+def test_backfill_added_after_the_first_run_still_reads_them(
+    tmp_path: Path, mastodon_server: MockServer, running_bot: StartBot, earlier: list[str]
+) -> None:
+    plain = running_bot(config(tmp_path, mastodon_server.base_url, None), first_cycle=False)
+    (first,) = run_once(plain)
+    assert first.new == 0
+    plain.close()
+    app = running_bot(config(tmp_path, mastodon_server.base_url, "24h"), first_cycle=False)
+    (later,) = run_once(app)
+    assert later.new == 2 and not later.first_run
+    (again,) = run_once(app)
+    assert again.new == 0
+
+
+def test_mentions_older_than_the_backfill_are_skipped(
+    tmp_path: Path, mastodon_server: MockServer, running_bot: StartBot, earlier: list[str]
+) -> None:
+    app = running_bot(config(tmp_path, mastodon_server.base_url, "24h"), first_cycle=False)
+    app.storage.accounts.ensure("acme-mastodon", "mastodon")
+    app.storage.accounts.update("acme-mastodon", cursor="0", answer_since=now() + timedelta(hours=1))
+    (report,) = run_once(app)
+    assert report.too_old == 2 and report.new == 0
+    assert app.storage.mentions.count("acme-mastodon") == 0
