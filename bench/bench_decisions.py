@@ -22,10 +22,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.classifier import Classifier, train  # noqa: E402
+from bot.classifier import Classifier  # noqa: E402
 from bot.classifier.decisions import CONFIRMED, CORRECTED, REJECTED  # noqa: E402
 from bot.classifier.evaluate import format_summary, report_of  # noqa: E402
 from bot.classifier.examples import Example, load_labelled, read_jsonl  # noqa: E402
+from bot.classifier.train import train  # noqa: E402
 
 DEFAULT_FILE = ROOT.parent / "shared" / "data" / "tune-posts.jsonl"
 

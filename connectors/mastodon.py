@@ -12,20 +12,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
-
-import requests
-from mastodon import Mastodon
-from mastodon.errors import (
-    MastodonAPIError,
-    MastodonError,
-    MastodonIllegalArgumentError,
-    MastodonNetworkError,
-    MastodonNotFoundError,
-    MastodonRatelimitError,
-    MastodonServerError,
-    MastodonUnauthorizedError,
-)
+from typing import TYPE_CHECKING, Any
 
 from connectors.base import (
     AccountInfo,
@@ -47,6 +34,9 @@ from connectors.base import (
 from connectors.ignored import IgnoredAuthors
 from connectors.mastodon_html import html_to_text
 from connectors.mastodon_limits import RateHeaders, retry_after, text_length
+
+if TYPE_CHECKING:
+    from mastodon.errors import MastodonAPIError
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +63,11 @@ class MastodonConnector:
     def __init__(self, settings: ConnectorSettings) -> None:
         self._account = settings.account
         self._token = settings.secrets["access_token"]
+        # Mastodon.py (and requests) load with the first connector, not with the platform's description: the
+        # config and short commands use that alone, and the libraries are a quarter of their start-up.
+        import requests
+        from mastodon import Mastodon
+
         self._rate = RateHeaders()
         self._session = requests.Session()
         self._session.hooks["response"].append(self._rate.observe)
@@ -176,11 +171,13 @@ class MastodonConnector:
         reply older than that. A deleted mention has no thread: None. The whole thread
         is read every time, so `thorough` changes nothing.
         """
+        from mastodon import errors
+
         own_id = self._own().id
         with self._edge("find reply"):
             try:
                 context = self._client.status_context(mention.post_id)
-            except MastodonNotFoundError:
+            except errors.MastodonNotFoundError:
                 return None
         ours = [
             status
@@ -225,10 +222,12 @@ class MastodonConnector:
         return self._me if self._me is not None else self.verify()
 
     def _max_characters(self) -> int:
+        from mastodon import errors
+
         with self._edge("read instance limits"):
             try:
                 instance = self._client.instance_v2()
-            except MastodonNotFoundError:  # servers older than 4.0 only have v1
+            except errors.MastodonNotFoundError:  # servers older than 4.0 only have v1
                 instance = self._client.instance_v1()
             try:
                 value = instance["configuration"]["statuses"]["max_characters"]
@@ -259,6 +258,17 @@ class MastodonConnector:
         A request the server already said it would refuse (no budget left before the reset) is not
         sent: spending a 429 on it only tells us what we knew.
         """
+        from mastodon.errors import (
+            MastodonAPIError,
+            MastodonError,
+            MastodonIllegalArgumentError,
+            MastodonNetworkError,
+            MastodonNotFoundError,
+            MastodonRatelimitError,
+            MastodonServerError,
+            MastodonUnauthorizedError,
+        )
+
         wait = self._rate.seconds_until_refill(write)
         if wait is not None:
             raise RateLimited(self._message(action, f"request budget spent, next in {wait:.0f} s"), wait)

@@ -7,12 +7,13 @@ from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from bot.waits import parse_reset, parse_retry_after
 from connectors.base import RateBudget
+
+if TYPE_CHECKING:
+    import requests
 
 URL_LENGTH = 23  # every http(s) URL counts this much, whatever its length
 DEFAULT_RETRY_AFTER = 60.0

@@ -26,9 +26,6 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-import requests
-import tweepy
-
 from bot import clock
 from connectors.base import (
     AccountInfo,
@@ -49,7 +46,6 @@ from connectors.base import (
 from connectors.ignored import IgnoredAuthors
 from connectors.x_budget import XBudget, usage_report
 from connectors.x_errors import rate_budget, status_of, translate
-from connectors.x_http import BEARER_PLACEHOLDER, RoutedSession, redact_from_logs
 from connectors.x_options import XOptions, reply_warning
 from connectors.x_posts import POSTS, VOCABULARIES, Vocabulary, included_posts, mentions_from, post_id_or_none
 from connectors.x_posts import replied_to as answered_post
@@ -107,6 +103,13 @@ class XConnector:
         self._vocabulary: Vocabulary = VOCABULARIES.get(preferred, POSTS)
         self.base_url = settings.base_url.rstrip("/")
         self._user_auth = bearer is None
+        # The client libraries load with the first connector, not with the platform's description (the config
+        # and short commands use that alone: requests and tweepy are a quarter of their start-up).
+        import requests
+        import tweepy
+
+        from connectors.x_http import BEARER_PLACEHOLDER, RoutedSession, redact_from_logs
+
         redact_from_logs(value for value in secrets.values() if value)
         self._session = RoutedSession(self.base_url, settings.timeout, bearer)
         self._client = tweepy.Client(
@@ -448,6 +451,9 @@ class XConnector:
         self._budget.check(bucket, reads=reads, posts=posts)
         self._budget.note_request(bucket)
         where = f"X account {self._account!r}: {what}"
+        import requests
+        import tweepy
+
         try:
             response = self._client.request(method, path, params=params, json=json, user_auth=self._user_auth)
         except tweepy.HTTPException as exc:

@@ -8,10 +8,7 @@ X's `UsageCapExceeded` problem is not a rate limit but the plan's cap: `UsageCap
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
-
-import requests
-import tweepy
+from typing import TYPE_CHECKING, Any
 
 from bot import clock
 from bot.waits import parse_reset
@@ -27,12 +24,18 @@ from connectors.base import (
     UsageCapped,
 )
 
+if TYPE_CHECKING:
+    import requests
+    import tweepy
+
 DEFAULT_RETRY_AFTER = 60.0  # a 429 without a reset header
 
 Capped = Callable[[str, str], UsageCapped]  # (period, why) -> the error, with the period's end recorded
 
 
 def translate(where: str, exc: tweepy.HTTPException, capped: Capped) -> ConnectorError:
+    import tweepy  # here: a command that only reads the config never loads the client library
+
     status = exc.response.status_code
     detail = " ".join(str(exc).split())  # tweepy puts X's messages on extra lines
     message = f"{where} failed: {detail}"

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.classifier import BrandVocabulary, Classification, Classifier, train
+from bot.classifier import BrandVocabulary, Classification, Classifier
 from bot.classifier.model import load_model
+from bot.classifier.train import train
 from bot.models import SITUATIONS
 
 

@@ -240,7 +240,7 @@ def test_classifier_model_names_the_model_the_bot_uses(tmp_path: Path) -> None:
 
 
 def test_check_config_warns_about_an_old_cost_password_hash(tmp_path: Path) -> None:
-    from bot.web.auth import hash_password
+    from bot.web.passwords import hash_password
 
     old, new = hash_password("pw-old-1", n=2**14), hash_password("pw-new-1")
     path = configs.write_config(

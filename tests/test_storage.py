@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, inspect
 
 from bot.models import Action, Decision, ReplyKind, ReplyState
 from bot.storage import Conflict, NotFound, Storage
+from bot.storage.engine import newest_revision
 from bot.storage.records import Classified
 from bot.storage.tables import metadata
 from connectors.base import Author, Mention
@@ -56,6 +57,16 @@ def test_schema_is_created_by_the_migration(storage: Storage, db_url: str) -> No
     tables = set(inspect(engine).get_table_names())
     engine.dispose()
     assert {"accounts", "mentions", "replies", "opt_outs", "alembic_version"} <= tables
+
+
+def test_the_newest_revision_is_alembics_head() -> None:
+    """Storage.open skips Alembic when the database is at `newest_revision()`, worked out from file names."""
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+
+    config = AlembicConfig()
+    config.set_main_option("script_location", "bot.storage:migrations")
+    assert ScriptDirectory.from_config(config).get_heads() == [newest_revision()]
 
 
 def test_the_migrations_build_exactly_the_tables_the_code_describes(storage: Storage, db_url: str) -> None:

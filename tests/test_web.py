@@ -27,7 +27,8 @@ from bot.run.pipeline import classified, reply_state
 from bot.storage import Storage
 from bot.storage.records import StoredReply
 from bot.web.asgi import NotConfigured, create_app
-from bot.web.auth import LoginThrottle, hash_password, verify_password
+from bot.web.auth import LoginThrottle
+from bot.web.passwords import hash_password, verify_password
 from bot.web.server import start_in_thread
 from connectors.base import Author, Mention
 from tests import configs

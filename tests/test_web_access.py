@@ -26,7 +26,8 @@ from bot.models import ReplyKind, ReplyState
 from bot.storage import Storage
 from bot.web.access import MAX_ID, bounded_int
 from bot.web.asgi import create_app
-from bot.web.auth import Busy, HashingGate, LoginThrottle, hash_password, weak_hash
+from bot.web.auth import Busy, HashingGate, LoginThrottle
+from bot.web.passwords import hash_password, weak_hash
 from bot.web.server import start_in_thread
 from connectors.base import Author, Mention
 from tests import configs

@@ -18,7 +18,7 @@ from bot.config import load_config
 from bot.models import ReplyKind, ReplyState
 from bot.run.app import App
 from bot.run.daemon import run_once
-from bot.web.auth import hash_password
+from bot.web.passwords import hash_password
 from bot.web.server import WebHandle
 from tests import configs
 from tests.conftest import StartBot

@@ -6,19 +6,19 @@ import argparse
 import json
 import sys
 import uuid
-from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.classifier import mask_personal_data
-from bot.cli.common import BAD_USAGE, FAILED, NO_SECRETS, OK, actor, add_config_option, load
+from bot.cli.common import OK, actor, add_config_option, with_storage
 from bot.clock import format_duration, now
 from bot.config import Config
 from bot.models import OPEN_STATES, CaseState
-from bot.run.cases import resolve_case, team_reply
-from bot.storage import Conflict, NotFound, Storage
-from bot.storage.records import StoredCase
+
+if TYPE_CHECKING:
+    from bot.storage import Storage
+    from bot.storage.records import StoredCase
 
 
 def register(sub: Any) -> None:
@@ -69,20 +69,6 @@ def register(sub: Any) -> None:
     note.set_defaults(func=cmd_note)
 
 
-def _with_storage(args: argparse.Namespace, work: Callable[[Config, Storage], int]) -> int:
-    config = load(args, needs=NO_SECRETS)
-    if config is None:
-        return BAD_USAGE
-    storage = Storage.open(config.storage.url)
-    try:
-        return work(config, storage)
-    except (NotFound, Conflict, ValueError) as exc:
-        print(f"carebot: {exc}", file=sys.stderr)
-        return FAILED
-    finally:
-        storage.close()
-
-
 def case_json(case: StoredCase, at: datetime) -> dict[str, Any]:
     data = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(case).items()}
     data["waiting_seconds"] = int((at - case.last_customer_at).total_seconds())
@@ -114,7 +100,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             )
         return OK
 
-    return _with_storage(args, work)
+    return with_storage(args, work)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -165,28 +151,32 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(f"  {when:%Y-%m-%d %H:%M} {line}")
         return OK
 
-    return _with_storage(args, work)
+    return with_storage(args, work)
 
 
 def cmd_reply(args: argparse.Namespace) -> int:
     def work(config: Config, storage: Storage) -> int:
+        from bot.run.cases import team_reply
+
         reply = team_reply(
             config, storage, args.id, args.text, actor(args), private=args.private, request_key=uuid.uuid4().hex
         )
         print(f"reply #{reply.id} in case #{args.id} is {reply.state.value}; the next cycle sends it")
         return OK
 
-    return _with_storage(args, work)
+    return with_storage(args, work)
 
 
 def cmd_resolve(args: argparse.Namespace) -> int:
     def work(config: Config, storage: Storage) -> int:
+        from bot.run.cases import resolve_case
+
         case = resolve_case(config, storage, args.id, actor(args), args.note or None)
         later = f"; check-back due {case.check_back_due_at:%Y-%m-%d %H:%M} UTC" if case.check_back_due_at else ""
         print(f"case #{case.id} resolved by {case.resolved_by}{later}")
         return OK
 
-    return _with_storage(args, work)
+    return with_storage(args, work)
 
 
 def cmd_reopen(args: argparse.Namespace) -> int:
@@ -195,7 +185,7 @@ def cmd_reopen(args: argparse.Namespace) -> int:
         print(f"case #{case.id} is {case.state} again")
         return OK
 
-    return _with_storage(args, work)
+    return with_storage(args, work)
 
 
 def cmd_assign(args: argparse.Namespace) -> int:
@@ -205,7 +195,7 @@ def cmd_assign(args: argparse.Namespace) -> int:
         print(f"case #{case.id}: {case.assigned_to + ' is on it' if case.assigned_to else 'nobody is on it'}")
         return OK
 
-    return _with_storage(args, work)
+    return with_storage(args, work)
 
 
 def cmd_note(args: argparse.Namespace) -> int:
@@ -215,4 +205,4 @@ def cmd_note(args: argparse.Namespace) -> int:
         print(f"note added to case #{args.id}")
         return OK
 
-    return _with_storage(args, work)
+    return with_storage(args, work)

@@ -200,10 +200,9 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from bot.classifier import train
     from bot.classifier.examples import InputError
     from bot.classifier.model import MODEL_PATH
-    from bot.classifier.train import EXTRA_WEIGHT, TrainingError
+    from bot.classifier.train import EXTRA_WEIGHT, TrainingError, train
 
     deployment = [
         flag

@@ -1,14 +1,24 @@
-"""What every command shares: reading the config (or saying why not), the secrets logs must hide, who acts,
-and the words for a platform's failure."""
+"""What every command shares: reading the config (or saying why not), opening the database, the secrets logs
+must hide, who acts, and the words for a platform's failure.
+
+The command modules import the database, the daemon's parts and the classifier inside the commands that use
+them: `carebot --help`, `classify` or `queue list` load only what they need (start-up is most of a short
+command's time; tests/test_startup.py keeps it so).
+"""
 
 from __future__ import annotations
 
 import argparse
 import getpass
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from bot.config import Config, ConfigError, find_config_path, load_config
 from connectors.base import AuthFailed, BadResponse, ConnectorError, RateLimited, Rejected, Unavailable
+
+if TYPE_CHECKING:
+    from bot.storage import Storage
 
 # Exit statuses of every command.
 OK, FAILED, BAD_USAGE = 0, 1, 2
@@ -53,6 +63,24 @@ def load(args: argparse.Namespace, needs: frozenset[str] = ALL_SECRETS) -> Confi
     for warning in config.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return config
+
+
+def with_storage(args: argparse.Namespace, work: Callable[[Config, Storage], int]) -> int:
+    """`work` with the config (no secrets read) and the database. A reply or case that is not there, one that
+    changed meanwhile, or a refused value is said in one line: status 1."""
+    config = load(args, needs=NO_SECRETS)
+    if config is None:
+        return BAD_USAGE
+    from bot.storage import Conflict, NotFound, Storage
+
+    storage = Storage.open(config.storage.url)
+    try:
+        return work(config, storage)
+    except (NotFound, Conflict, ValueError) as exc:
+        print(f"carebot: {exc}", file=sys.stderr)
+        return FAILED
+    finally:
+        storage.close()
 
 
 def secrets_of(config: Config) -> list[str]:

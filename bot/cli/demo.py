@@ -16,12 +16,13 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.config import load_config
 from bot.logs import configure_logging
-from bot.run.app import App
-from bot.run.daemon import run_once
+
+if TYPE_CHECKING:
+    from bot.run.app import App
 
 BRAND_TOKEN = "demo-brand-token"  # tokens of the throwaway local mock server, not real credentials
 HELP_TOKEN = "demo-help-token"
@@ -114,6 +115,9 @@ def run_demo(keep: str | None = None, verbose: bool = False) -> int:
     except ImportError:
         print("carebot demo needs the demo extra: pip install 'carebot[demo]'")
         return 2
+
+    from bot.run.app import App
+    from bot.run.daemon import run_once
 
     configure_logging("INFO" if verbose else "WARNING")
     logging.getLogger("uvicorn").setLevel(logging.WARNING)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.classifier import mask_personal_data
-from bot.cli.common import BAD_USAGE, NO_SECRETS, add_config_option, load, reply_id
-from bot.storage import Storage
-from bot.storage.records import HistoryRow
+from bot.cli.common import OK, add_config_option, reply_id, with_storage
+from bot.config import Config
+
+if TYPE_CHECKING:
+    from bot.storage import Storage
+    from bot.storage.records import HistoryRow
 
 SHOWN = {"all": ("sent", "rejected"), "sent": ("sent",), "rejected": ("rejected",)}
 
@@ -58,14 +61,16 @@ def who(row: HistoryRow) -> str:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    config = load(args, needs=NO_SECRETS)
-    if config is None:
-        return BAD_USAGE
-    storage = Storage.open(config.storage.url)
-    try:
-        rows = storage.replies.history(SHOWN[args.show], args.before, max(1, min(args.limit, 1000)), args.account)
-    finally:
-        storage.close()
+    rows: list[HistoryRow] = []
+
+    def read(_config: Config, storage: Storage) -> int:
+        limit = max(1, min(args.limit, 1000))
+        rows.extend(storage.replies.history(SHOWN[args.show], args.before, limit, args.account))
+        return OK
+
+    status = with_storage(args, read)
+    if status != OK:
+        return status
     if args.json:
         json.dump([row_json(r) for r in rows], sys.stdout, ensure_ascii=False, indent=2)
         print()

@@ -7,14 +7,15 @@ import dataclasses
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot.cli.common import BAD_USAGE, FAILED, NO_SECRETS, OK, actor, add_config_option, load
+from bot.cli.common import BAD_USAGE, OK, actor, add_config_option, with_storage
 from bot.config import Config
-from bot.decide.playbooks import PlaybookError, Playbooks, load_playbooks
 from bot.models import LANGUAGES
-from bot.run.incidents import approve_notifications, drain, false_alarm, resolve_incident, summary
-from bot.storage import Conflict, NotFound, Storage
+
+if TYPE_CHECKING:
+    from bot.decide.playbooks import Playbooks
+    from bot.storage import Storage
 
 
 def register(sub: Any) -> None:
@@ -76,27 +77,25 @@ def register(sub: Any) -> None:
 
 
 def _with(args: argparse.Namespace, work: Callable[[Config, Storage, Playbooks], int]) -> int:
-    config = load(args, needs=NO_SECRETS)
-    if config is None:
-        return BAD_USAGE
-    try:
-        playbooks = load_playbooks(config.playbooks)
-    except PlaybookError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return BAD_USAGE
-    storage = Storage.open(config.storage.url)
-    try:
+    """`work` with the database and the playbooks (the incident topics' words and replies)."""
+    from bot.decide.playbooks import PlaybookError, load_playbooks
+
+    def with_playbooks(config: Config, storage: Storage) -> int:
+        try:
+            playbooks = load_playbooks(config.playbooks)
+        except PlaybookError as exc:
+            for problem in exc.problems:
+                print(problem, file=sys.stderr)
+            return BAD_USAGE
         return work(config, storage, playbooks)
-    except (NotFound, Conflict, ValueError) as exc:
-        print(f"carebot: {exc}", file=sys.stderr)
-        return FAILED
-    finally:
-        storage.close()
+
+    return with_storage(args, with_playbooks)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     def work(_config: Config, storage: Storage, playbooks: Playbooks) -> int:
+        from bot.run.incidents import summary
+
         found = [summary(storage, playbooks, incident) for incident in storage.incidents.listed()]
         if args.json:
             json.dump([item.as_json() for item in found], sys.stdout, ensure_ascii=False, indent=2)
@@ -120,6 +119,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     def work(_config: Config, storage: Storage, playbooks: Playbooks) -> int:
+        from bot.run.incidents import drain, summary
+
         incident = storage.incidents.get(args.id)
         about = summary(storage, playbooks, incident)
         members = storage.incidents.members(incident.id)
@@ -158,6 +159,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_resolve(args: argparse.Namespace) -> int:
     def work(config: Config, storage: Storage, playbooks: Playbooks) -> int:
+        from bot.run.incidents import resolve_incident
+
         progress = resolve_incident(config, storage, playbooks, args.id, actor(args), args.note or None)
         end = f"; the last is due {progress.expected_end:%Y-%m-%d %H:%M} UTC" if progress.expected_end else ""
         waits = f"; {progress.waiting_approval} wait for approval" if progress.waiting_approval else ""
@@ -169,6 +172,8 @@ def cmd_resolve(args: argparse.Namespace) -> int:
 
 def cmd_false_alarm(args: argparse.Namespace) -> int:
     def work(_config: Config, storage: Storage, _playbooks: Playbooks) -> int:
+        from bot.run.incidents import false_alarm
+
         false_alarm(storage, args.id, actor(args), args.note or None)
         print(f"incident #{args.id} closed as a false alarm; nobody is told")
         return OK
@@ -218,6 +223,8 @@ def cmd_eta(args: argparse.Namespace) -> int:
 
 def cmd_approve(args: argparse.Namespace) -> int:
     def work(_config: Config, storage: Storage, _playbooks: Playbooks) -> int:
+        from bot.run.incidents import approve_notifications
+
         approved = approve_notifications(storage, args.id, actor(args))
         print(f"incident #{args.id}: {approved} fixed-notifications approved; they go out spread under the limit")
         return OK

@@ -6,17 +6,17 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from bot.classifier import mask_personal_data
-from bot.cli.common import NO_SECRETS, actor, add_config_option, load, reply_id
+from bot.cli.common import OK, actor, add_config_option, reply_id, with_storage
 from bot.clock import format_duration, now
 from bot.config import Config
 from bot.models import ReplyState
-from bot.run.context import check_length, cost_warning
-from bot.run.decisions import CONFIRMED, REJECTED, record_on_reply
-from bot.storage import Conflict, NotFound, Storage
-from bot.storage.records import FollowUp, QueueItem
+
+if TYPE_CHECKING:
+    from bot.storage import Storage
+    from bot.storage.records import QueueItem
 
 
 def register(sub: Any) -> None:
@@ -64,13 +64,6 @@ def register(sub: Any) -> None:
     retry.set_defaults(func=cmd_retry)
 
 
-def _open(args: argparse.Namespace) -> tuple[Config, Storage] | None:
-    config = load(args, needs=NO_SECRETS)
-    if config is None:
-        return None
-    return config, Storage.open(config.storage.url)
-
-
 def item_json(item: QueueItem) -> dict[str, Any]:
     mention, reply = item.mention, item.reply
     return {
@@ -103,14 +96,15 @@ def item_json(item: QueueItem) -> dict[str, Any]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    opened = _open(args)
-    if opened is None:
-        return 2
-    _, storage = opened
-    try:
-        items = storage.replies.queue()
-    finally:
-        storage.close()
+    items: list[QueueItem] = []
+
+    def read(_config: Config, storage: Storage) -> int:
+        items.extend(storage.replies.queue())
+        return OK
+
+    status = with_storage(args, read)
+    if status != OK:
+        return status
     if args.json:
         json.dump([item_json(i) for i in items], sys.stdout, ensure_ascii=False, indent=2)
         print()
@@ -138,25 +132,21 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _act(args: argparse.Namespace, action: Callable[[Config, Storage], str]) -> int:
-    opened = _open(args)
-    if opened is None:
-        return 2
-    config, storage = opened
-    try:
+    """`action` with the database; what it did is printed."""
+
+    def work(config: Config, storage: Storage) -> int:
         print(action(config, storage))
-        return 0
-    except NotFound as exc:
-        print(f"carebot: {exc}", file=sys.stderr)
-        return 1
-    except (Conflict, ValueError) as exc:
-        print(f"carebot: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        storage.close()
+        return OK
+
+    return with_storage(args, work)
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
     def approve(config: Config, storage: Storage) -> str:
+        from bot.run.context import check_length, cost_warning
+        from bot.run.decisions import CONFIRMED, record_on_reply
+        from bot.storage.records import FollowUp
+
         if args.text is not None:
             check_length(config, storage, args.id, args.text)
         reply = storage.replies.get(args.id)
@@ -194,6 +184,8 @@ def cmd_reject(args: argparse.Namespace) -> int:
         reason = args.reason or ("trolling" if args.trolling else "")
         reply = storage.replies.reject(args.id, actor(args), reason)
         if args.trolling:
+            from bot.run.decisions import REJECTED, record_on_reply
+
             record_on_reply(storage, reply.id, REJECTED, actor(args), label="trolling")
         return f"#{reply.id} rejected by {reply.approved_by}"
 

@@ -113,7 +113,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if config is None:
         return BAD_USAGE
     print(f"{config.path}: configuration is valid ({len(config.accounts)} account(s))")
-    from bot.web.auth import weak_hash
+    from bot.web.passwords import weak_hash
 
     for user, line in config.web.users.items():
         if weak_hash(line):

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 from bot.cli.common import add_config_option, load, secrets_of
 from bot.config import Config
 from bot.logs import configure_logging
-from bot.storage import Storage
 
 if TYPE_CHECKING:
     from bot.run.app import App
+    from bot.storage import Storage
     from bot.web.server import WebHandle
 
 log = logging.getLogger("carebot.web")
@@ -33,6 +33,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_web(args: argparse.Namespace) -> int:
+    from bot.storage import Storage
     from bot.web.asgi import NotConfigured, create_app
     from bot.web.server import bind, serve, url_of
 
@@ -64,7 +65,7 @@ def cmd_web(args: argparse.Namespace) -> int:
 
 
 def cmd_hash_password(_args: argparse.Namespace) -> int:
-    from bot.web.auth import hash_password
+    from bot.web.passwords import hash_password
 
     if sys.stdin.isatty():
         password = getpass.getpass("Password: ")

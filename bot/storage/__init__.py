@@ -14,7 +14,7 @@ from bot.storage.accounts import Accounts
 from bot.storage.alerts import Alerts
 from bot.storage.cases import Cases
 from bot.storage.decisions import Decisions
-from bot.storage.engine import Database, create_db_engine, migrate
+from bot.storage.engine import Database, create_db_engine, is_current, migrate
 from bot.storage.errors import Conflict, NotFound
 from bot.storage.figures import Figures
 from bot.storage.incidents import Incidents
@@ -41,10 +41,11 @@ class Storage:
     @classmethod
     def open(cls, url: str) -> Storage:
         engine = create_db_engine(url)
-        with engine.begin() as connection:
-            migrate(connection)
-        if engine.dialect.name == "sqlite":
-            engine.dispose()  # the migration's connection has foreign keys off: new ones turn them on
+        if not is_current(engine):
+            with engine.begin() as connection:
+                migrate(connection)  # under a lock, and Alembic checks the revision again: one migrates
+            if engine.dialect.name == "sqlite":
+                engine.dispose()  # the migration's connection has foreign keys off: new ones turn them on
         db = Database(engine)
         return cls(
             db,

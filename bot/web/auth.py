@@ -1,16 +1,13 @@
-"""Who may use the approval desk: password hashes, the admin token, the login throttle and its gate.
-
-Passwords are hashed with scrypt (stdlib), salted, with the cost parameters stored in the hash line so they
-can be raised later without breaking old lines: N=2^17 (OWASP's minimum for scrypt), r=8, p=1. A line made
-with a lower cost still logs in, and the desk says it should be replaced (the config is the person's file:
-carebot never rewrites it). Sessions are kept on the server (`storage.sessions`); each remembers a
-fingerprint of the credential it was opened with, so a new password or admin token ends the old sessions.
+"""Who may use the approval desk: passwords (bot/web/passwords.py), the admin token, the login throttle and
+its gate. A hash line made with a lower cost than today's still logs in, and the desk says it should be
+replaced (the config is the person's file: carebot never rewrites it). Sessions are kept on the server
+(`storage.sessions`); each remembers a fingerprint of the credential it was opened with, so a new password
+or admin token ends the old sessions.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import functools
 import hashlib
 import hmac
@@ -25,53 +22,12 @@ from typing import Any, TypeVar
 from starlette.concurrency import run_in_threadpool
 
 from bot.config import WebConfig
+from bot.web.passwords import hash_password, verify_password, weak_hash
 
 ADMIN = "admin"  # the user name a login with the admin token acts as
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**17, 8, 1
-_SALT_BYTES = 16
-_KEY_BYTES = 32
-_MAX_MEM = 2**28  # scrypt needs 128 * r * N bytes: 128 MiB at the default cost
 MAX_NAME = 60  # a user name in the config is at most this long
 
 T = TypeVar("T")
-
-
-def hash_password(password: str, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P) -> str:
-    """A line for `web.users`: scrypt$N$r$p$salt$key (base64)."""
-    if not password:
-        raise ValueError("the password is empty")
-    salt = secrets.token_bytes(_SALT_BYTES)
-    key = _scrypt(password, salt, n, r, p)
-    return f"scrypt${n}${r}${p}${_b64(salt)}${_b64(key)}"
-
-
-def verify_password(password: str, line: str) -> bool:
-    try:
-        scheme, n, r, p, salt, key = line.split("$")
-        if scheme != "scrypt":
-            return False
-        expected = base64.b64decode(key, validate=True)
-        actual = _scrypt(password, base64.b64decode(salt, validate=True), int(n), int(r), int(p))
-    except (ValueError, TypeError, MemoryError):
-        return False
-    return hmac.compare_digest(actual, expected)
-
-
-def weak_hash(line: str) -> bool:
-    """True for a hash line made with less than today's cost: it should be made again."""
-    try:
-        _scheme, n, r, p, _salt, _key = line.split("$")
-        return int(n) < SCRYPT_N or int(r) < SCRYPT_R or int(p) < SCRYPT_P
-    except ValueError:
-        return True
-
-
-def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
-    return hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=r, p=p, maxmem=_MAX_MEM, dklen=_KEY_BYTES)
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
 
 
 @functools.cache
