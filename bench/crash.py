@@ -10,6 +10,9 @@ settles the backlog and is stopped with SIGTERM. At the end every mention must h
 the server or be deliberately unanswered by the database's own decision, every team reply and check-back
 must be on the server once, and every reply the database calls sent must be that very post on the server
 (and the reverse). Exit status 0 only then.
+
+With `--faults` (Mastodon only) the storm brings bad posts, late posts, broken lookups, parked replies a
+person retries, and database trouble too: see bench/crash_faults.py.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +36,7 @@ if str(ROOT) not in sys.path:
 
 
 from bench.crash_check import Posted, Verdict, check  # noqa: E402
+from bench.crash_faults import DatabaseFaults, FaultPlan, PostFaults, marker  # noqa: E402
 from bench.crash_peers import PLATFORMS, Daemon, Peer, wait_until  # noqa: E402
 from bot.clock import now  # noqa: E402
 from bot.config import Config, load_config  # noqa: E402
@@ -42,6 +46,7 @@ from bot.run.cases import resolve_case, team_reply  # noqa: E402
 from bot.run.incidents import resolve_incident  # noqa: E402
 from bot.storage import Conflict, Storage  # noqa: E402
 from tests.peers.database import scratch_schema  # noqa: E402
+from tests.peers.tcp_switch import TcpSwitch  # noqa: E402
 from tests.scenarios import POSTS, Scenario  # noqa: E402
 
 ACCOUNT = "crash"
@@ -65,6 +70,8 @@ class Options:
     delay: float = 0.1  # seconds each answer is held back on the way to the daemon
     settle_timeout: float = 120.0  # the last life's time to finish everything
     startup_kills: int = 5  # kills of the very first start, on a fresh database
+    faults: FaultPlan | None = None  # bad posts, late posts, broken lookups, database trouble
+    own_cases: bool = False  # every post a case of its own (answered by the playbooks, not as a follow-up)
 
 
 @dataclass
@@ -84,6 +91,12 @@ class Result:
     team_replies: int = 0  # written by the team thread
     resolved: int = 0  # cases the team thread resolved (each owes one check-back)
     incidents_resolved: int = 0  # incidents the team thread resolved (each member owes one notification)
+    retried: int = 0  # parked replies the team thread retried (queue retry)
+    faulty_posts: dict[str, int] = field(default_factory=dict)  # --faults: posts by what was done to them
+    bad_lookups: int = 0  # --faults: lookups answered with a body of the wrong shape
+    db_windows: int = 0  # --faults: database outages (PostgreSQL) or full disks (SQLite)
+    terminated: int = 0  # --faults: PostgreSQL backends terminated
+    own_exits: int = 0  # lives that stopped on their own during database trouble (restarted, as a supervisor would)
     verdict: Verdict = field(default_factory=Verdict)
 
     @property
@@ -91,7 +104,7 @@ class Result:
         return self.verdict.ok and self.settled and self.stop_status == 0 and not self.secret_in_log
 
 
-def write_config(path: Path, peer: Peer, db_url: str, poll_interval: float) -> Path:
+def write_config(path: Path, peer: Peer, db_url: str, poll_interval: float, own_cases: bool = False) -> Path:
     path.write_text(
         f"""brand:
   name: Acme
@@ -111,7 +124,7 @@ daemon:
   retry_backoff: 1s
 cases:
   check_back_after: 1s
-incidents:
+{"  join_window: 1ms" + chr(10) if own_cases else ""}incidents:
   min_reports: 2
   notify_per_hour: 36000
 """,
@@ -126,8 +139,20 @@ def run(options: Options, db_url: str, workdir: Path) -> Result:
     result = Result(options, seed)
     rng = random.Random(seed)
     started = time.monotonic()
-    with PLATFORMS[options.platform](workdir, options.delay) as peer:
-        config = write_config(workdir / "carebot.yaml", peer, db_url, peer.poll_interval)
+    with ExitStack() as stack:
+        posts: list[PostFaults] = []
+
+        def front(upstream: str) -> str:
+            assert options.faults is not None
+            posts.append(PostFaults(upstream, options.faults, random.Random(rng.random())))
+            stack.callback(posts[0].close)
+            return posts[0].base_url
+
+        peer = stack.enter_context(
+            PLATFORMS[options.platform](workdir, options.delay, front if options.faults else None)
+        )
+        daemon_url, pg = _database_faults(options, db_url, stack)
+        config = write_config(workdir / "carebot.yaml", peer, daemon_url, peer.poll_interval, options.own_cases)
         daemon = Daemon(config, peer.env, workdir / "daemon.log")
         try:
             _kill_first_starts(options, result, daemon, rng)
@@ -136,8 +161,18 @@ def run(options: Options, db_url: str, workdir: Path) -> Result:
             storage = Storage.open(db_url)
             try:
                 team_config = load_config(config, peer.env)
-                posted = _crash_many_times(options, result, peer, daemon, storage, team_config, rng)
+                db_faults = (
+                    DatabaseFaults(options.faults, random.Random(rng.random()), lambda: daemon.pid, pg)
+                    if options.faults
+                    else None
+                )
+                faults = _Faults(posts[0] if posts else None, db_faults)
+                posted = _crash_many_times(options, result, peer, daemon, storage, team_config, rng, faults)
                 result.verdict = check(posted, peer.brand_posts(), storage, ACCOUNT)
+                if posts:
+                    result.bad_lookups, result.lost_answers = posts[0].bad_lookups, posts[0].lost_answers
+                if db_faults is not None:
+                    result.db_windows, result.terminated = db_faults.windows, db_faults.terminated
             finally:
                 storage.close()
             log = daemon.log_text()
@@ -148,6 +183,27 @@ def run(options: Options, db_url: str, workdir: Path) -> Result:
         result.secret_in_log = any(secret in log for secret in peer.env.values())
     result.seconds = time.monotonic() - started
     return result
+
+
+@dataclass
+class _Faults:
+    posts: PostFaults | None
+    database: DatabaseFaults | None
+
+
+def _database_faults(options: Options, db_url: str, stack: ExitStack) -> tuple[str, tuple[str, str, TcpSwitch] | None]:
+    """The URL the daemon uses, and for PostgreSQL with --faults: (admin URL, the daemon's application
+    name, the switch in front of the server)."""
+    if options.faults is None or not db_url.startswith("postgresql"):
+        return db_url, None
+    address = db_url.split("@", 1)[1].split("/", 1)[0]
+    host, port = address.split(":")
+    switch = TcpSwitch(host, int(port))
+    stack.callback(switch.close)
+    name = f"carebot-crash-{random.SystemRandom().randrange(1, 2**31)}"
+    daemon_url = f"{db_url.replace(address, f'127.0.0.1:{switch.port}')}&application_name={name}"
+    admin = db_url.split("?", 1)[0]
+    return daemon_url, (admin, name, switch)
 
 
 def _kill_first_starts(options: Options, result: Result, daemon: Daemon, rng: random.Random) -> None:
@@ -167,6 +223,7 @@ def _crash_many_times(
     storage: Storage,
     config: Config,
     rng: random.Random,
+    faults: _Faults,
 ) -> list[Posted]:
     """Kill and restart the daemon while the customer posts; then let one last life finish and stop it."""
     if not wait_until(lambda: _cursor_set(storage), START_TIMEOUT, daemon):
@@ -175,50 +232,71 @@ def _crash_many_times(
     posted: list[Posted] = []
     phase = options.kills * sum(options.uptime) / 2
     customer = threading.Thread(
-        target=_customer, args=(peer, options.mentions, phase * 0.7, random.Random(rng.random()), posted)
+        target=_customer,
+        args=(peer, options.mentions, phase * 0.7, random.Random(rng.random()), posted, faults.posts),
     )
     customer.start()
     working = threading.Event()
     team = threading.Thread(target=_team, args=(config, storage, working, random.Random(rng.random()), result))
     team.start()
+    if faults.database is not None:
+        faults.database.start(phase)
     try:
         for _ in range(options.kills):
             life_began = now()
             time.sleep(rng.uniform(*options.uptime))
             if not daemon.alive():
-                raise RuntimeError(f"the daemon exited on its own:\n{daemon.log_text()[-3000:]}")
-            daemon.kill()
-            result.kills += 1
-            result.kills_mid_send += _claimed_since(storage, life_began)
+                # During database trouble a life may stop on its own (status 1): restart it, as a supervisor does.
+                if faults.database is None or daemon.exit_status != 1:
+                    raise RuntimeError(f"the daemon exited on its own:\n{daemon.log_text()[-3000:]}")
+                result.own_exits += 1
+            else:
+                daemon.kill()
+                result.kills += 1
+                result.kills_mid_send += _claimed_since(storage, life_began)
             daemon.start()
-        customer.join()
-        # The last life must really run (not just be judged on what earlier lives left) before SIGTERM. The team
-        # works on meanwhile: an incident the last mentions open is fixed, and announced, like the others.
-        posted_ids = [p.post_id for p in posted]
-
-        def settled() -> bool:
-            return daemon.running() and _unsettled(storage, posted_ids) is None
-
-        result.settled = wait_until(settled, options.settle_timeout, daemon)
     finally:
         customer.join()
+        if faults.database is not None:
+            faults.database.stop()
+
+    # The last life must really run (not just be judged on what earlier lives left) before SIGTERM. The team
+    # works on meanwhile: it retries what gets parked, and fixes (so the daemon announces) an incident the
+    # last mentions open.
+    def settled() -> bool:
+        return daemon.running() and _unsettled(storage, posted) is None
+
+    try:
+        result.settled = wait_until(settled, options.settle_timeout, daemon)
+    finally:
         working.set()
         team.join()
     # What the team did in its last round is settled too.
     result.settled = result.settled and wait_until(settled, options.settle_timeout, daemon)
-    result.unsettled = _unsettled(storage, posted_ids) or ""
+    result.unsettled = _unsettled(storage, posted) or ""
     result.stop_status = daemon.terminate(grace=10.0)
+    for item in posted:
+        if item.fault:
+            result.faulty_posts[item.fault] = result.faulty_posts.get(item.fault, 0) + 1
     return posted
 
 
-def _customer(peer: Peer, count: int, span: float, rng: random.Random, posted: list[Posted]) -> None:
+def _customer(
+    peer: Peer, count: int, span: float, rng: random.Random, posted: list[Posted], faults: PostFaults | None
+) -> None:
     """Post `count` mentions over about `span` seconds, in random order and at random gaps."""
     for i in range(count):
         time.sleep(rng.uniform(0, 2 * span / max(count, 1)))
         scenario = rng.choice(SCENARIOS)
         who = peer.customers(i, scenario.customer)
         body = scenario.for_brand(peer.brand_handle)
-        posted.append(Posted(peer.post(who, body), who, body))
+        fault = faults.choose() if faults is not None else None
+        if fault is not None:
+            body = f"{body} {marker(fault)}"
+        post_id = peer.post(who, body)
+        if faults is not None:
+            faults.posted(fault, post_id)
+        posted.append(Posted(post_id, who, body, fault))
 
 
 def _team(config: Config, storage: Storage, done: threading.Event, rng: random.Random, result: Result) -> None:
@@ -240,6 +318,12 @@ def _team(config: Config, storage: Storage, done: threading.Event, rng: random.R
                 result.resolved += 1
             except Conflict:
                 pass  # the customer wrote and the case moved on meanwhile
+        for item in storage.replies.queue(states=[ReplyState.FAILED]):  # parked: a person retries it
+            try:
+                storage.replies.retry(item.reply.id, "bench-team")
+                result.retried += 1
+            except Conflict:
+                pass
 
 
 def _resolve_incidents(
@@ -265,10 +349,16 @@ def _claimed_since(storage: Storage, moment: datetime) -> bool:
     )
 
 
-def _unsettled(storage: Storage, posted_ids: list[str]) -> str | None:
-    """What the daemon still owes (None: every mention stored, no reply waiting to be sent or half-sent)."""
+def _unsettled(storage: Storage, posted: list[Posted]) -> str | None:
+    """What the daemon still owes (None: every mention stored, or set aside for a post that cannot be, and no
+    reply waiting to be sent or half-sent)."""
     stored = {m.mention.post_id for m in storage.mentions.all(ACCOUNT)}
-    if missing := set(posted_ids) - stored:
+    missing = [
+        item
+        for item in posted
+        if item.post_id not in stored and not (item.poison and storage.quarantine.has(ACCOUNT, item.post_id))
+    ]
+    if missing:
         return f"{len(missing)} mentions not stored"
     by_state = storage.figures.activity(ACCOUNT).replies_by_state
     if owed := by_state.get(ReplyState.APPROVED.value, 0) + by_state.get(ReplyState.SENDING.value, 0):
@@ -306,6 +396,7 @@ def report(result: Result) -> str:
         f"{v.team_sent} team replies, {v.check_backs_sent} check-backs",
         f"incidents: {result.incidents_resolved} resolved during the storm; fixed-notifications on the server once "
         f"each: {v.incident_sent}",
+        *(_fault_lines(result) if o.faults else []),
         f"duplicates: {len(v.duplicates)}",
         f"losses: {len(v.losses)}",
         f"database agrees with the server: {'yes' if not v.disagreements else f'no ({len(v.disagreements)})'}",
@@ -320,6 +411,19 @@ def report(result: Result) -> str:
         lines.append(f"  ! {problem}")
     lines.append("PASS" if result.ok else "FAIL")
     return "\n".join(lines)
+
+
+def _fault_lines(result: Result) -> list[str]:
+    v = result.verdict
+    faulty = ", ".join(f"{kind}: {n}" for kind, n in sorted(result.faulty_posts.items())) or "none"
+    trouble = "outages" if result.options.db == "postgresql" else "full disks"
+    return [
+        f"faults: posts {faulty}; set aside (in the quarantine, not answered): {v.set_aside}",
+        f"faults: {result.lost_answers} answers to posts lost, {result.bad_lookups} lookups answered with a wrong "
+        f"shape; {result.retried} parked replies retried by a person",
+        f"faults: {result.db_windows} database {trouble}, {result.terminated} backends terminated, "
+        f"{result.own_exits} lives stopped on their own meanwhile",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -341,6 +445,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--startup-kills", type=int, default=5, help="kills of the first start (default 5)")
     parser.add_argument("--keep", metavar="DIR", help="keep the logs and the SQLite database in DIR")
     parser.add_argument("--postgres-url", default=None, help="default: $CAREBOT_TEST_POSTGRES or the local one")
+    parser.add_argument(
+        "--own-cases",
+        action="store_true",
+        help="every post a case of its own: the customers' repeated posts are answered, not taken as follow-ups",
+    )
+    parser.add_argument(
+        "--faults",
+        action="store_true",
+        help="Mastodon: bad and late posts, broken lookups, database trouble too (bench/crash_faults.py)",
+    )
     args = parser.parse_args(argv)
     if args.platform == "x":
         uptime = tuple(args.uptime) if args.uptime != (0.5, 4.0) else (2.0, 8.0)  # X polls every 3 s at best
@@ -349,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     options = Options(
         kills=args.kills, mentions=args.mentions, db=args.db, platform=args.platform, seed=args.seed,
         uptime=(uptime[0], uptime[1]), delay=args.delay, startup_kills=args.startup_kills,
+        faults=FaultPlan() if args.faults else None, own_cases=args.own_cases,
     )  # fmt: skip
     from tests.peers.database import POSTGRES_URL
 

@@ -27,6 +27,11 @@ class Posted:
     post_id: str
     customer: str
     text: str
+    fault: str | None = None  # what the fault proxy does to it (bench/crash_faults.py), if anything
+
+    @property
+    def poison(self) -> bool:
+        return (self.fault or "").startswith("poison")
 
 
 @dataclass
@@ -40,6 +45,7 @@ class Verdict:
     team_sent: int = 0  # a person's replies, on the server once each
     check_backs_sent: int = 0
     incident_sent: int = 0  # "it's fixed" to each member of a resolved incident
+    set_aside: int = 0  # posts that could not be read or stored, in the quarantine and not answered
     duplicates: list[str] = field(default_factory=list)
     losses: list[str] = field(default_factory=list)
     disagreements: list[str] = field(default_factory=list)
@@ -79,6 +85,16 @@ def check(posted: list[Posted], server: list[ServerPost], storage: Storage, acco
             ids = ", ".join(p.id for p in on_server)
             verdict.duplicates.append(f"mention {item.post_id} has {len(on_server)} public replies ({ids})")
         mention = stored.get(item.post_id)
+        if item.poison:
+            if mention is not None:
+                verdict.disagreements.append(f"poison post {item.post_id} ({item.fault}) was stored")
+            elif storage.quarantine.has(account, item.post_id):
+                verdict.set_aside += 1
+            else:
+                verdict.losses.append(f"poison post {item.post_id} ({item.fault}) was neither stored nor set aside")
+            if on_server:
+                verdict.disagreements.append(f"poison post {item.post_id} ({item.fault}) was answered")
+            continue
         if mention is None:
             verdict.losses.append(f"mention {item.post_id} ({item.text[:40]!r}) was never stored")
             continue
@@ -112,6 +128,9 @@ def check(posted: list[Posted], server: list[ServerPost], storage: Storage, acco
         if direct is not None and direct.state not in DELIBERATE and direct.state is not ReplyState.SENT:
             verdict.losses.append(f"direct reply {direct.id} is {direct.state.value}: {direct.last_error}")
 
+    for post in server:  # a handle that is not the platform's syntax is never written into a post
+        if "evil.example" in post.text or "@None" in post.text:
+            verdict.disagreements.append(f"brand post {post.id} carries a broken or hostile handle")
     server_ids = {p.id for p in server}
     for post_id, reply in recorded.items():
         if post_id not in server_ids:

@@ -154,9 +154,15 @@ def mastodon_brand_posts(base_url: str) -> list[ServerPost]:
 
 
 @contextmanager
-def mastodon(workdir: Path, delay: float) -> Iterator[Peer]:
-    """mastodon-mock as a subprocess; the four seeded customers post (each in their own language)."""
-    with mastodon_peer.mastodon_subprocess(workdir / "mastodon") as running, slow_link(running.base_url, delay) as url:
+def mastodon(workdir: Path, delay: float, front: Callable[[str], str] | None = None) -> Iterator[Peer]:
+    """mastodon-mock as a subprocess; the four seeded customers post (each in their own language).
+
+    `front(url)` puts something (the fault proxy) between the slow link and the mock: the URL to link to.
+    """
+    with (
+        mastodon_peer.mastodon_subprocess(workdir / "mastodon") as running,
+        slow_link(front(running.base_url) if front else running.base_url, delay) as url,
+    ):
         direct = running.base_url
         clients: dict[str, Any] = {}
         with ExitStack() as stack:
@@ -180,12 +186,14 @@ def mastodon(workdir: Path, delay: float) -> Iterator[Peer]:
 
 
 @contextmanager
-def x(workdir: Path, delay: float) -> Iterator[Peer]:
+def x(workdir: Path, delay: float, front: Callable[[str], str] | None = None) -> Iterator[Peer]:
     """The stateful fake X behind `prism proxy` (which checks both directions against X's spec).
 
     X refuses a post identical to an earlier one; every mention comes from its own customer, so no two
     replies are the same words to the same person and none is refused for that.
     """
+    if front is not None:
+        raise SystemExit("--faults works on Mastodon only")
     if not x_peer.spec_path().is_file() or not x_peer.prism_path().is_file():
         raise SystemExit(f"X needs Prism ({x_peer.prism_path()}) and the spec ({x_peer.spec_path()})")
     spec = json.loads(x_peer.spec_path().read_text(encoding="utf-8"))
@@ -264,6 +272,14 @@ class Daemon:
 
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self.alive() and self._process is not None else None
+
+    @property
+    def exit_status(self) -> int | None:
+        return self._process.poll() if self._process is not None else None
 
     def kill(self) -> None:
         """SIGKILL: no handler runs, nothing is flushed or committed."""

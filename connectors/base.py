@@ -95,12 +95,25 @@ class Mention:
 
 
 @dataclass(frozen=True)
+class Unreadable:
+    """A post in the mention stream that could not be read (a broken field, a wrong shape): the core sets it
+    aside (quarantine) and the cursor moves past it, so one bad post never stops an account."""
+
+    post_id: str  # the post's id, or "notification:<id>" when the post has none we can read
+    cursor: str
+    reason: str  # what was wrong with it, never its text
+    excerpt: str = ""  # some of its text as received, if any: the core masks and shortens it
+    author_handle: str = ""  # as received, if any
+
+
+@dataclass(frozen=True)
 class MentionPage:
     """Mentions strictly after a cursor, oldest first, and the cursor after the last one."""
 
     mentions: list[Mention]
     next_cursor: str | None  # None when nothing new was seen
     has_more: bool = False  # more are waiting beyond this page
+    unreadable: list[Unreadable] = field(default_factory=list)  # posts of this page that could not be read
 
 
 @dataclass(frozen=True)
@@ -233,6 +246,14 @@ class ConnectorSettings:
     timeout: float = 10.0  # seconds for one HTTP request
 
 
+_PLAIN_HANDLE = re.compile(r"[A-Za-z0-9_]{1,30}")
+
+
+def plain_handle(handle: str) -> bool:
+    """Letters, digits and "_", 1 to 30 of them: a handle that is safe to write on any platform."""
+    return _PLAIN_HANDLE.fullmatch(handle) is not None
+
+
 @dataclass(frozen=True)
 class Platform:
     """How the config and the daemon see one platform: its keys and how to build a connector."""
@@ -258,6 +279,13 @@ class Platform:
     # The cursor to read from so that mentions since a moment are read too (`backfill:`), or None if the
     # platform cannot. Mentions older than the moment may come with it: the cycle skips those.
     backfill_cursor: Callable[[datetime], str] | None = None
+    # Whether a handle (without "@") is one this platform can have: only such a handle is ever written
+    # into a reply. The default is letters, digits and "_" (X's syntax, within 30 characters).
+    valid_handle: Callable[[str], bool] = plain_handle
+    # Each read of the mention stream starts where the cursor stood this many seconds ago (stored posts
+    # are skipped): a post that became visible after a later one was served is still read. Costs the
+    # re-read posts (billed per read on X's pay-per-use).
+    reread_overlap: float = 120.0
 
 
 _HANDLE_OR_URL = re.compile(r"@[\w.@-]+|https?://\S+", re.UNICODE)

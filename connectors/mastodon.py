@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -29,6 +29,7 @@ from connectors.base import (
     RateLimited,
     Rejected,
     Unavailable,
+    Unreadable,
     same_words,
 )
 from connectors.ignored import IgnoredAuthors
@@ -92,7 +93,9 @@ class MastodonConnector:
     def verify(self) -> AccountInfo:
         with self._edge("verify credentials"):
             me = self._client.account_verify_credentials()
-            own_id, handle = str(me["id"]), str(me["acct"])
+            own_id, handle = _id(me["id"], "account id"), me["acct"]
+            if not isinstance(handle, str) or not valid_handle(handle):
+                raise ValueError("the account's acct is not a handle")
         self._me = AccountInfo(id=own_id, handle=handle, max_characters=self._max_characters())
         return self._me
 
@@ -116,14 +119,26 @@ class MastodonConnector:
         size = max(1, min(limit, MAX_PAGE))
         with self._edge("fetch mentions"):
             raw = self._client.notifications(types=["mention"], min_id=after, limit=size)
+            if not isinstance(raw, list) or not all(isinstance(n, Mapping) for n in raw):
+                raise ValueError("notifications: not a list of objects")
             page = sorted(raw, key=_id_order)
             # Mastodon sends a "next" link exactly when the page was full, whatever
             # cap the server applied to our `limit`.
             more = len(page) >= size or getattr(raw, "_pagination_next", None) is not None
             page = page[:size]
-            mentions = [m for m in (_to_mention(n, own_id) for n in page) if m is not None]
-            cursor = str(page[-1]["id"]) if page else None
-        return MentionPage(mentions=mentions, next_cursor=cursor, has_more=more and bool(page))
+            cursor = _id(page[-1]["id"], "notification id") if page else None
+        # Each notification on its own: one that cannot be read is set aside, the rest of the page is not.
+        mentions: list[Mention] = []
+        unreadable: list[Unreadable] = []
+        for notification in page:
+            try:
+                mention = _to_mention(notification, own_id)
+            except _SHAPE_ERRORS as exc:
+                unreadable.append(_unreadable(notification, exc))
+                continue
+            if mention is not None:
+                mentions.append(mention)
+        return MentionPage(mentions=mentions, next_cursor=cursor, has_more=more and bool(page), unreadable=unreadable)
 
     def reply(self, mention: Mention, text: str, idempotency_key: str) -> PostedReply:
         """Reply in the mention's thread, never more publicly than the mention itself.
@@ -148,6 +163,8 @@ class MastodonConnector:
         `find_reply(direct=True)` can find it again after the idempotency key has expired.
         """
         handle = mention.author.handle
+        if not valid_handle(handle):  # a direct status reaches only the accounts it names
+            raise Rejected(self._message("send direct message", "the author's handle is not a Mastodon handle"))
         body = text if text.startswith(f"@{handle} ") else f"@{handle} {text}"
         with self._edge("send direct message", write=True):
             status = self._client.status_post(
@@ -179,25 +196,31 @@ class MastodonConnector:
                 context = self._client.status_context(mention.post_id)
             except errors.MastodonNotFoundError:
                 return None
-        ours = [
-            status
-            for status in sorted(context["descendants"], key=_id_order)
-            if str(status["account"]["id"]) == own_id and str(status["in_reply_to_id"]) == mention.post_id
-        ]
-        if text is not None:
-            found = [
+            # Every field read inside the edge: an answer of the wrong shape is a BadResponse, never a
+            # TypeError that would leave the reply claimed and stop the cycle's other sends.
+            descendants = context["descendants"]
+            if not isinstance(descendants, list) or not all(isinstance(s, Mapping) for s in descendants):
+                raise ValueError("status context: descendants is not a list of statuses")
+            ours = [
                 status
-                for status in ours
-                if (status.get("visibility") == "direct") == direct
-                and same_words(html_to_text(status["content"]), text)
+                for status in sorted(descendants, key=_id_order)
+                if _id(status["account"]["id"], "account id") == own_id
+                and _optional_id(status.get("in_reply_to_id")) == mention.post_id
             ]
-        elif _reply_visibility(mention.visibility) == "direct":
-            # The public reply to a direct mention is direct too; it always goes out before the
-            # follow-up (the outbox holds follow-ups until it is sent), so order tells them apart.
-            found = ours[1:] if direct else ours[:1]
-        else:
-            found = [status for status in ours if (status.get("visibility") == "direct") == direct]
-        return _posted(found[0]) if found else None
+            if text is not None:
+                found = [
+                    status
+                    for status in ours
+                    if (status.get("visibility") == "direct") == direct
+                    and same_words(html_to_text(_text(status.get("content"), "content")), text)
+                ]
+            elif _reply_visibility(mention.visibility) == "direct":
+                # The public reply to a direct mention is direct too; it always goes out before the
+                # follow-up (the outbox holds follow-ups until it is sent), so order tells them apart.
+                found = ours[1:] if direct else ours[:1]
+            else:
+                found = [status for status in ours if (status.get("visibility") == "direct") == direct]
+            return _posted(found[0]) if found else None
 
     def text_length(self, text: str) -> int:
         return text_length(text)
@@ -323,8 +346,24 @@ def _reply_visibility(mention_visibility: str) -> str:
 
 
 def _addressed(handle: str, text: str) -> str:
+    """The text, with the author's @handle in front unless it names them already. A handle that is not
+    Mastodon syntax is never written: the text goes as a person wrote it."""
+    if not valid_handle(handle):
+        return text
     named = {m.group(1).lower() for m in _MENTION.finditer(text)}
     return text if handle.lower() in named else f"@{handle} {text}"
+
+
+# Mastodon's username syntax (Account::USERNAME_RE) and, for a remote account, "@" and its domain.
+_HANDLE = re.compile(
+    r"[A-Za-z0-9_]+(?:[A-Za-z0-9_.-]+[A-Za-z0-9_]+)?"
+    r"(?:@(?=[^@]{1,253}$)(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+[^\W\d_](?:[\w-]{0,61}[^\W_])?)?"
+)
+
+
+def valid_handle(handle: str) -> bool:
+    """Whether `handle` (without the leading "@") is a Mastodon handle: "user" or "user@domain.example"."""
+    return len(handle) <= 300 and _HANDLE.fullmatch(handle) is not None
 
 
 # Real Mastodon's Account::MENTION_RE, with the domain kept: "@alice@example.social".
@@ -332,62 +371,124 @@ _MENTION = re.compile(r"(?<![=/\w])@(\w+(?:[\w.-]+\w+)?(?:@[\w.-]+\w+)?)", re.IG
 
 
 def _to_mention(notification: Mapping[str, Any], own_id: str) -> Mention | None:
-    """One mention notification as a Mention; None for anything we must skip."""
+    """One mention notification as a Mention; None for anything we must skip.
+
+    A field of the wrong shape raises one of `_SHAPE_ERRORS` naming the field (never the post's text):
+    the caller sets that notification aside and reads the rest of the page.
+    """
     status = notification.get("status")
     if notification.get("type") != "mention" or status is None:
         return None
-    author = status["account"]
-    body = html_to_text(status.get("content") or "")
-    warning = (status.get("spoiler_text") or "").strip()
-    mentioned: Sequence[Mapping[str, Any]] = status.get("mentions") or ()
+    if not isinstance(status, Mapping):
+        raise ValueError("status is not an object")
+    author = status.get("account")
+    if not isinstance(author, Mapping):
+        raise ValueError("status.account is missing")
+    body = html_to_text(_text(status.get("content"), "content"))
+    warning = _text(status.get("spoiler_text"), "spoiler_text").strip()
+    mentioned = status.get("mentions") or ()
+    if not isinstance(mentioned, list | tuple) or not all(isinstance(m, Mapping) for m in mentioned):
+        raise ValueError("status.mentions is not a list of accounts")
+    url = status.get("url") or status.get("uri")
     return Mention(
         platform="mastodon",
-        post_id=str(status["id"]),
-        cursor=str(notification["id"]),
+        post_id=_id(status.get("id"), "status id"),
+        cursor=_id(notification.get("id"), "notification id"),
         author=_author(author),
         # A content warning often says what the post is about; the classifier needs it.
         text=f"{warning}\n\n{body}" if warning else body,
-        created_at=_timestamp(status["created_at"]),
-        url=status.get("url") or status.get("uri"),
+        created_at=_timestamp(status.get("created_at")),
+        url=url if isinstance(url, str) else None,
         in_reply_to_id=_optional_id(status.get("in_reply_to_id")),
         in_reply_to_author_id=_optional_id(status.get("in_reply_to_account_id")),
         conversation_id=_optional_id(status.get("conversation_id")),
         visibility=str(status.get("visibility") or "public"),
-        language=status.get("language") or None,
-        mentions_brand=any(str(m["id"]) == own_id for m in mentioned),
+        language=status.get("language") if isinstance(status.get("language"), str) else None,
+        mentions_brand=any(str(m.get("id")) == own_id for m in mentioned),
         extra={"spoiler_text": warning} if warning else {},
     )
 
 
 def _author(account: Mapping[str, Any]) -> Author:
+    """The post's author. A missing or non-text `acct` gives the handle "" (never "None"): a handle that is
+    not valid Mastodon syntax is never written into a reply, a person answers instead."""
+    acct = account.get("acct")
+    name = account.get("display_name")
     return Author(
-        id=str(account["id"]),
-        handle=str(account["acct"]),
-        display_name=str(account.get("display_name") or ""),
-        is_bot=bool(account.get("bot")),
+        id=_id(account.get("id"), "account id"),
+        handle=acct if isinstance(acct, str) else "",
+        display_name=name if isinstance(name, str) else "",
+        is_bot=account.get("bot") is True,
+    )
+
+
+def _unreadable(notification: Mapping[str, Any], exc: BaseException) -> Unreadable:
+    """What can be said of a notification that could not be read: its ids, why, and some text if any."""
+    status = notification.get("status")
+    status = status if isinstance(status, Mapping) else {}
+    account = status.get("account")
+    account = account if isinstance(account, Mapping) else {}
+    cursor = _id(notification["id"], "notification id")
+    post_id = status.get("id")
+    content = status.get("content")
+    acct = account.get("acct")
+    what = str(exc.args[0]) if isinstance(exc, ValueError) and exc.args else type(exc).__name__
+    return Unreadable(
+        post_id=str(post_id) if isinstance(post_id, str | int) else f"notification:{cursor}",
+        cursor=cursor,
+        reason=f"unreadable notification: {what}"[:300],
+        excerpt=html_to_text(content)[:500] if isinstance(content, str) else "",
+        author_handle=acct[:300] if isinstance(acct, str) else "",
     )
 
 
 def _posted(status: Mapping[str, Any]) -> PostedReply:
-    return PostedReply(post_id=str(status["id"]), url=status.get("url") or status.get("uri"))
+    url = status.get("url") or status.get("uri")
+    return PostedReply(post_id=_id(status.get("id"), "status id"), url=url if isinstance(url, str) else None)
 
 
 def _timestamp(value: Any) -> datetime:
     """Mastodon.py gives datetimes in local time; recorded payloads give ISO strings."""
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("created_at is not a date") from None
+    else:
+        raise ValueError("created_at is missing")
     if moment.tzinfo is None:
         raise ValueError("created_at has no time zone")
     return moment.astimezone(UTC)
 
 
+def _id(value: Any, what: str) -> str:
+    """An id as Mastodon sends it (a string of digits; some servers send numbers or ULIDs)."""
+    if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
+        raise ValueError(f"{what} is missing")
+    text = str(value)
+    if len(text) > 100 or not text.isprintable():
+        raise ValueError(f"{what} is not an id")
+    return text
+
+
+def _text(value: Any, what: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"{what} is not text")
+    return value
+
+
 def _optional_id(value: Any) -> str | None:
-    return None if value is None else str(value)
+    return None if value is None else _id(value, "id")
 
 
 def _id_order(item: Mapping[str, Any]) -> tuple[int, str]:
     # Mastodon ids are decimal strings that do not fit a float; other servers use
     # fixed-width ULIDs. Comparing by length, then text, orders both correctly.
-    ident = str(item["id"])
+    ident = _id(item["id"], "id")
     return len(ident), ident
 
 
@@ -400,4 +501,5 @@ PLATFORM = Platform(
     max_characters=DEFAULT_MAX_CHARACTERS,
     count_text=text_length,
     backfill_cursor=lambda _since: "0",  # notification ids are not times: read from the first, skip the old
+    valid_handle=valid_handle,
 )

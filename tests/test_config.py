@@ -244,3 +244,20 @@ def test_the_example_config_names_every_key() -> None:
     classes += [options for name in platform_names() if (options := get_platform(name).options) is not None]
     keys = {f.name for kind in classes for f in dataclasses.fields(kind) if not f.metadata.get("internal")}
     assert keys - written == set()
+
+
+def test_storage_retention_give_up_after_and_an_accounts_overlap_are_read(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "  url: sqlite:///carebot.db\n", "  url: sqlite:///carebot.db\n  retention: 90d\n  give_up_after: 2m\n"
+    ).replace("    poll_interval: 2m\n", "    poll_interval: 2m\n    overlap: 5m\n")
+    config = config_from(write(tmp_path, text))
+    assert config.storage.url == f"sqlite:///{tmp_path / 'carebot.db'}"  # still made relative to the file
+    assert (config.storage.retention, config.storage.give_up_after) == (90 * 86400.0, 120.0)
+    assert config.accounts[0].overlap == 300.0
+    defaults = config_from(write(tmp_path, GOOD))
+    assert (defaults.storage.retention, defaults.storage.give_up_after, defaults.accounts[0].overlap) == (
+        None,
+        600.0,
+        None,
+    )
+    assert problems_of(write(tmp_path, text.replace("retention: 90d", "retention: soon"))) != []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +18,7 @@ from mastodon_mock.testing import MockServer
 from connectors import get_platform
 from connectors.base import (
     AuthFailed,
+    Author,
     BadResponse,
     ConnectorError,
     Mention,
@@ -409,14 +410,7 @@ def test_a_malformed_body_is_a_bad_response(brand: MastodonConnector, mastodon_s
         brand.fetch_mentions("0", 40)
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        {"error": "not a list"},
-        [{"id": "5", "type": "mention", "status": {"id": "9", "content": "<p>no account</p>"}}],
-        [{"id": "5", "type": "mention", "status": {"id": "9", "account": {"id": "1", "acct": "a"}}}],
-    ],
-)
+@pytest.mark.parametrize("body", [{"error": "not a list"}, [{"type": "mention"}], ["not an object"]])
 def test_an_unexpected_shape_is_a_bad_response(
     brand: MastodonConnector, mastodon_server: MockServer, body: Any
 ) -> None:
@@ -428,6 +422,42 @@ def test_an_unexpected_shape_is_a_bad_response(
     )
     with pytest.raises(BadResponse):
         brand.fetch_mentions("0", 40)
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        ({"id": "9", "content": "<p>no account</p>", "created_at": "2026-01-01T00:00:00Z"}, "status.account"),
+        ({"id": "9", "account": {"id": "1", "acct": "a"}}, "created_at is missing"),
+        ({"id": "9", "account": {"id": "1", "acct": "a"}, "created_at": "yesterday"}, "created_at"),
+        ({"id": {"x": 1}, "account": {"id": "1"}, "created_at": "2026-01-01T00:00:00Z"}, "status id"),
+    ],
+    ids=["no-account", "no-date", "bad-date", "bad-id"],
+)
+def test_a_notification_of_the_wrong_shape_is_set_aside_and_the_rest_of_the_page_read(
+    brand: MastodonConnector, mastodon_server: MockServer, status: dict[str, Any], reason: str
+) -> None:
+    brand.verify()
+    good = {
+        "id": "7",
+        "type": "mention",
+        "status": {
+            "id": "11",
+            "content": "<p>@brand hello</p>",
+            "created_at": "2026-01-01T00:00:00Z",
+            "account": {"id": "2", "acct": "alice"},
+        },
+    }
+    add_fault(
+        mastodon_server.base_url,
+        path="/api/v1/notifications",
+        effect={"type": "status", "status": 200, "body": [{"id": "5", "type": "mention", "status": status}, good]},
+    )
+    page = brand.fetch_mentions("0", 40)
+    assert [m.post_id for m in page.mentions] == ["11"]
+    (unreadable,) = page.unreadable
+    assert reason in unreadable.reason and unreadable.cursor == "5"
+    assert page.next_cursor == "7"  # the cursor moves past it
 
 
 @pytest.mark.parametrize(("status", "error"), [(422, Rejected), (404, Rejected), (403, AuthFailed)])
@@ -474,3 +504,56 @@ def test_subprocess_peer_serves_the_seed_and_stops(tmp_path: Path) -> None:
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{running.base_url}/health", timeout=1)
     assert (tmp_path / "mock.toml").is_file()
+
+
+# --- every answer is read inside the edge -------------------------------------------------------------
+
+WRONG_SHAPES: list[Any] = [
+    None,
+    [],
+    {},
+    "text",
+    5,
+    [None],
+    {"id": None, "acct": None},
+    {"ancestors": [], "descendants": None},
+    {"ancestors": [], "descendants": [None]},
+    {"ancestors": [], "descendants": [{"id": "1", "account": None, "in_reply_to_id": "9"}]},
+    [{"id": {"nested": 1}}],
+]
+CALLS: dict[str, tuple[str, str, Any]] = {
+    "verify": ("GET", "/api/v1/accounts/verify_credentials", lambda c, m: c.verify()),
+    "fetch": ("GET", "/api/v1/notifications", lambda c, m: c.fetch_mentions("0", 40)),
+    "find": ("GET", "/api/v1/statuses/*/context", lambda c, m: c.find_reply(m, "key")),
+    "find-by-words": ("GET", "/api/v1/statuses/*/context", lambda c, m: c.find_reply(m, "key", text="hi")),
+    "reply": ("POST", "/api/v1/statuses", lambda c, m: c.reply(m, "hello", "key-1")),
+    "direct": ("POST", "/api/v1/statuses", lambda c, m: c.send_direct(m, "hello", "key-2")),
+    "ignored": ("GET", "/api/v1/blocks", lambda c, m: c.ignored_author_ids()),
+}
+
+
+@pytest.mark.parametrize("call", sorted(CALLS))
+def test_no_answer_of_any_shape_makes_a_connector_raise_anything_but_a_connector_error(
+    mastodon_server: MockServer, call: str
+) -> None:
+    """Before: `find_reply` read the context outside the edge, and a wrong shape escaped as TypeError."""
+    method, path, act = CALLS[call]
+    base = mastodon_server.base_url
+    mention = Mention(
+        platform="mastodon",
+        post_id=str(post_as(base, "alice", "@brand hello")["id"]),
+        cursor="1",
+        author=Author(id="2", handle="alice"),
+        text="@brand hello",
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    for body in WRONG_SHAPES:
+        connector = MastodonConnector(settings_for(base, timeout=5.0))
+        try:
+            if call != "verify":
+                connector.verify()
+            add_fault(base, path=path, methods=[method], effect={"type": "status", "status": 200, "body": body})
+            with suppress(ConnectorError):
+                act(connector, mention)
+        finally:
+            connector.close()

@@ -6,6 +6,7 @@ The kill times are random (the seed is printed, and CAREBOT_CRASH_SEED replays o
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from mastodon_mock.testing import MockServer
 
 from bench.crash import Options, report, run
 from bench.crash_check import Posted, check
+from bench.crash_faults import FaultPlan
 from bench.crash_peers import mastodon_brand_posts
 from bot.run.app import App
 from bot.run.daemon import run_once
@@ -46,6 +48,26 @@ def test_kill_9_at_random_moments_loses_nothing_and_duplicates_nothing(db_url: s
     assert verdict.answered + sum(verdict.unanswered.values()) == SHORT.mentions, summary
     assert result.settled and result.stop_status == 0, summary
     assert not result.secret_in_log, summary
+
+
+def test_kill_9_amid_bad_posts_lost_answers_broken_lookups_and_database_trouble_loses_nothing(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The short form of `bench/crash.py --faults`: poison posts are set aside, late posts answered, posts with
+    broken handles wait for a person, and the database has outages (PostgreSQL) or full disks (SQLite)."""
+    seed = os.environ.get("CAREBOT_CRASH_SEED")
+    plan = FaultPlan(poison=0.15, handles=0.1, late=0.15)
+    options = Options(**{**SHORT.__dict__, "kills": 8, "mentions": 24, "seed": int(seed) if seed else None})
+    result = run(dataclasses.replace(options, faults=plan), db_url, tmp_path)
+    summary = report(result)
+    print(summary)
+    verdict = result.verdict
+    assert verdict.duplicates == [] and verdict.losses == [] and verdict.disagreements == [], summary
+    poison = sum(n for kind, n in result.faulty_posts.items() if kind.startswith("poison"))
+    assert verdict.set_aside == poison, summary
+    assert verdict.stored + verdict.set_aside == verdict.posted, summary
+    assert result.db_windows >= 1, summary  # the storm may end before the second
+    assert result.settled and result.stop_status == 0, summary
 
 
 def test_the_check_sees_a_duplicate_a_stuck_reply_and_an_unrecorded_post(

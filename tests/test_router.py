@@ -384,11 +384,20 @@ def test_an_unknown_language_falls_back_to_the_brand_default(playbooks: Playbook
     assert decision.template_id is not None and "/ru/" in decision.template_id
 
 
-def test_an_unsafe_handle_is_sanitised_and_an_unusable_one_goes_to_a_person(playbooks: Playbooks) -> None:
-    odd = decide(mention(handle="<b>jane</b>"), classified("contact_request"), playbooks, mastodon())
-    assert odd.reply_text is not None and odd.reply_text.startswith("@bjaneb ")
-    unusable = decide(mention(handle="日本"), classified("complaint"), playbooks, mastodon())
-    assert unusable.action is Action.RECORD and unusable.needs_approval and unusable.reply_text is None
+@pytest.mark.parametrize(
+    "handle",
+    ["<b>jane</b>", "日本", "", "None@", "victim@evil.example https://evil.example/x", "@victim@evil.example"],
+)
+def test_a_handle_that_is_not_the_platforms_syntax_goes_to_a_person(playbooks: Playbooks, handle: str) -> None:
+    decision = decide(mention(handle=handle), classified("contact_request"), playbooks, mastodon())
+    assert decision.action is Action.RECORD and decision.needs_approval and decision.reply_text is None
+    assert "handle is missing or not a valid mastodon handle" in decision.reason
+
+
+@pytest.mark.parametrize("handle", ["jane", "Dewi_99", "boris@mastodon.social", "a.b-c@x.example"])
+def test_a_valid_handle_is_addressed(playbooks: Playbooks, handle: str) -> None:
+    decision = decide(mention(handle=handle), classified("contact_request"), playbooks, mastodon())
+    assert decision.reply_text is not None and decision.reply_text.startswith(f"@{handle} ")
 
 
 def test_decisions_are_plain_values(playbooks: Playbooks) -> None:

@@ -653,6 +653,17 @@ def test_figures_on_both_backends(any_desk: Desk) -> None:
     assert re.search(r'data-figure="median_first_response">20m<', page)
 
 
+def test_posts_set_aside_are_counted_on_the_queue_page(desk: Desk) -> None:
+    log_in(desk.client)
+    assert 'data-figure="set_aside"' not in desk.client.get("/").text  # none: no figure
+    desk.storage.quarantine.add(
+        account="acme-mastodon", platform="mastodon", post_id="9", cursor="9", stage="read",
+        reason="unreadable notification: created_at is missing", excerpt="my order [order]",
+    )  # fmt: skip
+    assert desk.storage.figures.desk().set_aside == 1
+    assert re.search(r'data-figure="set_aside">1<', desk.client.get("/").text)
+
+
 def test_figures_count_only_today(desk: Desk) -> None:
     reply_id = desk.seed(QUESTION)
     desk.storage.replies.approve(reply_id, "alice")

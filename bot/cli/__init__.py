@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from bot import __version__
-from bot.cli import cases, classify, demo, history, incidents, queue, run, setup, web
+from bot.cli import cases, classify, demo, history, incidents, privacy, queue, run, setup, web
 
 DESCRIPTION = """\
 carebot answers a brand's Mastodon and X mentions the way a good support lead would: it reads them,
@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", metavar="PATH", default=None, help="config file (default: $CAREBOT_CONFIG, then ./carebot.yaml)"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (setup, run, queue, cases, incidents, history, web, classify, demo):
+    for command in (setup, run, queue, cases, incidents, history, privacy, web, classify, demo):
         command.register(sub)
     return parser
 

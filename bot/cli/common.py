@@ -20,6 +20,9 @@ from connectors.base import AuthFailed, BadResponse, ConnectorError, RateLimited
 if TYPE_CHECKING:
     from bot.storage import Storage
 
+if TYPE_CHECKING:
+    from bot.storage import Storage
+
 # Exit statuses of every command.
 OK, FAILED, BAD_USAGE = 0, 1, 2
 
@@ -67,17 +70,22 @@ def load(args: argparse.Namespace, needs: frozenset[str] = ALL_SECRETS) -> Confi
 
 def with_storage(args: argparse.Namespace, work: Callable[[Config, Storage], int]) -> int:
     """`work` with the config (no secrets read) and the database. A reply or case that is not there, one that
-    changed meanwhile, or a refused value is said in one line: status 1."""
+    changed meanwhile, a refused value or a database that cannot be used is said in one line: status 1."""
     config = load(args, needs=NO_SECRETS)
     if config is None:
         return BAD_USAGE
-    from bot.storage import Conflict, NotFound, Storage
+    from bot.storage import Conflict, DatabaseTrouble, NotFound
 
-    storage = Storage.open(config.storage.url)
+    storage = open_storage(config)
+    if storage is None:
+        return FAILED
     try:
         return work(config, storage)
     except (NotFound, Conflict, ValueError) as exc:
         print(f"carebot: {exc}", file=sys.stderr)
+        return FAILED
+    except DatabaseTrouble as exc:
+        print(f"carebot: cannot use the database: {exc}", file=sys.stderr)
         return FAILED
     finally:
         storage.close()
@@ -148,3 +156,14 @@ def _reason(exc: BaseException) -> str:
             return words
     last = str(exc).rsplit(": ", 1)[-1]
     return last[:160] or type(exc).__name__
+
+
+def open_storage(config: Config) -> Storage | None:
+    """The config's database, or None after one line saying why it cannot be used (see README, Operations)."""
+    from bot.storage import DatabaseTrouble, Storage
+
+    try:
+        return Storage.open(config.storage.url)
+    except DatabaseTrouble as exc:
+        print(f"carebot: cannot use the database: {exc}", file=sys.stderr)
+        return None

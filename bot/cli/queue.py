@@ -90,6 +90,8 @@ def item_json(item: QueueItem) -> dict[str, Any]:
             if item.follow_up is not None
             else None
         ),
+        # An earlier attempt may have posted it: a retry looks it up first; look at the thread yourself.
+        "outcome_unknown": reply.outcome_unknown,
         "received_at": mention.received_at.isoformat(),
         "waiting_seconds": int((now() - mention.received_at).total_seconds()),
     }
@@ -127,6 +129,11 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(f"  then privately (#{data['follow_up']['id']}, approved with it): {data['follow_up']['text']}")
         if data["last_error"]:
             print(f"  error: {data['last_error']}")
+        if data["outcome_unknown"]:
+            print(
+                f"  note:  an earlier attempt may have posted it ({data['post_url'] or 'see the thread'}): "
+                "retry looks it up first and never posts it twice; reject it if it is there"
+            )
         print()
     return 0
 

@@ -8,11 +8,26 @@ answering errors, its plan's usage cap spent (for as long as the account stays p
 from __future__ import annotations
 
 import argparse
+import contextlib
+import faulthandler
 import json
+import logging
+import os
 import sys
 from typing import Any
 
-from bot.cli.common import ALL_SECRETS, BAD_USAGE, NO_SECRETS, add_config_option, explain, load, secrets_of
+from bot.cli.common import (
+    ALL_SECRETS,
+    BAD_USAGE,
+    FAILED,
+    NO_SECRETS,
+    OK,
+    add_config_option,
+    explain,
+    load,
+    open_storage,
+    secrets_of,
+)
 from bot.logs import configure_logging
 
 
@@ -42,12 +57,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     if config is None:
         return BAD_USAGE
     configure_logging("DEBUG" if args.verbose else config.daemon.log_level, secrets_of(config))
+    # A crash in C (SIGBUS from a database file cut short under SQLite, say) still leaves a line in the log.
+    with contextlib.suppress(ValueError, OSError, AttributeError):  # stderr without a file (a test's capture)
+        faulthandler.enable()
     from bot.cli.web import start_ops_in_thread, start_web_in_thread
     from bot.run.app import App
     from bot.run.daemon import run_forever, run_once
+    from bot.storage import DatabaseTrouble
 
     try:
         app = App.build(config)
+    except DatabaseTrouble as exc:
+        print(f"carebot: cannot use the database: {exc}", file=sys.stderr)
+        return FAILED
     except ValueError as exc:  # a model file from elsewhere that this carebot cannot read
         print(f"carebot: {exc}", file=sys.stderr)
         return BAD_USAGE
@@ -70,7 +92,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     f"{report.sent.retried} to retry, {report.sent.parked} parked ({status})"
                 )
                 print(*first_run_notes(report), sep="\n", end="")
-            return 1 if any(report.failed for report in reports) else 0
+            return FAILED if any(r.failed or r.database_trouble for r in reports) else OK
         servers = []
         try:
             if config.metrics.port is not None:
@@ -89,8 +111,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         finally:
             for server in servers:
                 server.stop()
-        return 0
+        if app.watch.fatal is not None:
+            print(f"carebot: stopped: {app.watch.fatal}", file=sys.stderr)
+            return FAILED
+        return OK
     finally:
+        if not app.storage.db.safe_to_close:
+            # SQLite would read the cut -shm file while closing, and die of SIGBUS: leave without closing.
+            logging.shutdown()
+            sys.stderr.flush()
+            os._exit(FAILED)
         app.close()
 
 
@@ -154,10 +184,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     config = load(args, needs=NO_SECRETS)
     if config is None:
         return BAD_USAGE
-    from bot.run.status import account_status, case_lines, case_status
-    from bot.storage import Storage
+    from bot.run.status import account_status, case_lines, case_status, set_aside_lines
 
-    storage = Storage.open(config.storage.url)
+    storage = open_storage(config)
+    if storage is None:
+        return FAILED
     try:
         rows = [account_status(storage, account) for account in config.accounts]
         for row in rows:
@@ -182,7 +213,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f"  requests {row['requests']} · posts read {row['posts_read']} · posts created {row['posts_created']}"
                 + (f" · estimated spend ${row['estimated_spend_usd']:.2f}" if row["estimated_spend_usd"] else "")
             )
-        for line in case_lines(row["cases"]):
+        for line in set_aside_lines(row) + case_lines(row["cases"]):
             print(line)
     return 0
 

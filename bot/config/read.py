@@ -267,7 +267,7 @@ class Reader:
         if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and url != "sqlite:///:memory:":
             # A relative SQLite file lives next to the config, not wherever carebot was started.
             url = "sqlite:///" + str(self.relative(Path(url.removeprefix("sqlite:///"))))
-        return StorageConfig(url=url)
+        return StorageConfig(**{**values, "url": url})
 
     def directory(self, value: Any, path: KeyPath) -> Path | None:
         raw = self.typed(value, path, str)

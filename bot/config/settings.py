@@ -34,6 +34,16 @@ class Brand:
 @dataclass(frozen=True)
 class StorageConfig:
     url: str = setting(doc="sqlite:///FILE (relative to the config file) or postgresql+psycopg://user@host/db")
+    retention: float | None = setting(
+        None,
+        doc="after this, stored post texts are masked and private messages erased (e.g. 90d); none: kept",
+        check=checks.duration,
+    )
+    give_up_after: float = setting(
+        600.0,
+        doc="`carebot run` exits (status 1) when it could not write to the database for this long",
+        check=checks.duration,
+    )
 
 
 @dataclass(frozen=True)
@@ -207,6 +217,11 @@ class AccountConfig:
         check=checks.duration,
     )
     timeout: float = setting(10.0, doc="one HTTP request", check=checks.duration)
+    overlap: float | None = setting(
+        None,
+        doc="each read starts this far back, for posts that become visible late (default: the platform's, 2m)",
+        check=checks.duration,
+    )
     secrets: Mapping[str, str] = internal(factory=dict, repr=False)  # the platform's secret keys, resolved
     options: Mapping[str, Any] = internal(factory=dict)  # the platform's own options, checked
 

@@ -16,7 +16,8 @@ from bot.config import Brand, ClassifierConfig, DaemonConfig
 from bot.decide.playbooks import Condition, MessagePlaybook, Playbooks
 from bot.decide.render import Variant, variants
 from bot.models import Action, Decision
-from connectors.base import Mention
+from connectors import get_platform
+from connectors.base import Mention, plain_handle
 
 if TYPE_CHECKING:
     from bot.classifier import Classification
@@ -39,6 +40,8 @@ class Context:
     recent_replies_to_author: int = 0  # automated replies to this author in the last hour
     max_replies_per_author_hour: int = DaemonConfig.max_replies_per_author_hour
     last_template_for_author: str | None = None  # never the same template twice in a row to one person
+    # The platform's handle syntax (`Platform.valid_handle`); None: the platform named by `platform`.
+    valid_handle: Callable[[str], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -205,6 +208,11 @@ def _pick(
     extra: Mapping[str, str] | None = None,
 ) -> Pick | str:
     """The variant to send, or (as text) why none can be sent."""
+    if not handle_ok(handle, ctx):
+        return (
+            f"no reply drafted: the author's handle is missing or not a valid {ctx.platform} handle, "
+            "so nothing can be addressed to them automatically: a person answers"
+        )
     texts: Sequence[str] = templates[template][lang]
     usable = variants(texts, ctx.brand, handle, lang, ctx.prefer_links, extra)
     start = _start(post_id, len(texts))
@@ -221,6 +229,17 @@ def _pick(
         shortest = min(fitting, key=lambda v: ctx.text_length(v.text))
         return Pick(ident(shortest), shortest.text, "only a repeat of this author's last reply fits: a person checks")
     return f"no variant of {prefix}/{template}/{lang} fits {ctx.max_characters} characters"
+
+
+def handle_ok(handle: str, ctx: Context) -> bool:
+    """Whether `handle` follows the platform's handle syntax: only then is it written into a reply."""
+    valid = ctx.valid_handle
+    if valid is None:
+        try:
+            valid = get_platform(ctx.platform).valid_handle
+        except KeyError:  # not a platform carebot knows: only the plainest handles
+            valid = plain_handle
+    return valid(handle)
 
 
 def _start(post_id: str, count: int) -> int:

@@ -12,6 +12,7 @@ from bot.clock import now
 from bot.config import AccountConfig, Config
 from bot.decide.playbooks import Playbooks, load_playbooks, vocabulary
 from bot.run.metrics import Metrics
+from bot.run.watch import DatabaseWatch
 from bot.storage import Storage
 from connectors import get_platform
 from connectors.base import Connector, ConnectorSettings, Metered
@@ -59,14 +60,22 @@ class App:
     metrics: Metrics = field(default_factory=Metrics)
     intervals: dict[str, float] = field(default_factory=dict)  # each account's poll interval as scheduled
     started_at: datetime = field(default_factory=now)
+    watch: DatabaseWatch = field(init=False)  # the database's health as the daemon sees it (bot/run/watch.py)
+
+    def __post_init__(self) -> None:
+        self.watch = DatabaseWatch(self.storage, self.config)
 
     @classmethod
     def build(cls, config: Config) -> App:
         playbooks = load_playbooks(config.playbooks)
         classifier = Classifier.load(vocabulary(playbooks), model_path=config.classifier.model)
         storage = Storage.open(config.storage.url)
-        for account in config.accounts:
-            storage.accounts.ensure(account.name, account.platform)
+        try:
+            for account in config.accounts:
+                storage.accounts.ensure(account.name, account.platform)
+        except BaseException:
+            storage.close()
+            raise
         app = cls(config, storage, classifier, playbooks)
         app.metrics.watch(storage, config)
         return app

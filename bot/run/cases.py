@@ -146,7 +146,9 @@ def team_reply(
         raise ValueError(f"carebot sends no private messages on {case.platform}: reply publicly")
     words = text.strip()
     handle = f"@{case.author_handle}"
-    if words and not re.search(rf"(?<![\w@]){re.escape(handle)}(?![\w@.-])", words, re.IGNORECASE):
+    # A handle that is not the platform's syntax is never written into a post: the person's words go alone.
+    addressable = get_platform(case.platform).valid_handle(case.author_handle)
+    if words and addressable and not re.search(rf"(?<![\w@]){re.escape(handle)}(?![\w@.-])", words, re.IGNORECASE):
         words = f"{handle} {words}"  # the platform shows and notifies only the people a post names
     check_text(storage, case.account, case.platform, words)
     state = ReplyState.DRAFTED if account.mode is Mode.DRY_RUN else ReplyState.APPROVED

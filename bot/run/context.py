@@ -64,6 +64,7 @@ def router_context(
         recent_replies_to_author=0 if asked_by_person else history.replies_last_hour,
         max_replies_per_author_hour=config.daemon.max_replies_per_author_hour,
         last_template_for_author=last_template or history.last_template_id,
+        valid_handle=platform.valid_handle,
     )
 
 

@@ -7,6 +7,9 @@ moves past them, so a crash anywhere loses nothing: the next cycle reads them ag
 A new account starts reading from now: what was posted before is not answered, and the first cycle says so.
 With `backfill:` (say 24h) it reads from that long ago instead, once; mentions older than that are skipped.
 The end of each good cycle is recorded (`last_cycle_at`), for /health.
+Each read starts a little before the cursor (`bot/run/overlap.py`), so a post that became visible late is
+read too; a post that cannot be read or stored is set aside (`bot/run/quarantine.py`), never fatal. Trouble
+with the database itself (`DatabaseTrouble`) is raised to the daemon, which says it once and waits.
 """
 
 from __future__ import annotations
@@ -22,7 +25,10 @@ from bot.run.alerts import raise_alert
 from bot.run.app import App
 from bot.run.cases import sweep
 from bot.run.outbox import SendReport, send_due
+from bot.run.overlap import MAX_REREAD_PAGES, later, marked, overlap_of, read_start
 from bot.run.pipeline import process_mention
+from bot.run.quarantine import set_aside_unreadable
+from bot.storage import DatabaseTrouble
 from bot.storage.records import AccountState
 from connectors import get_platform
 from connectors.base import AuthFailed, Connector, ConnectorError, Metered, RateLimited, Unavailable, UsageCapped
@@ -48,6 +54,7 @@ class CycleReport:
     first_run: bool = False  # the account's first read: it started from now (or from its backfill)
     backfill_since: datetime | None = None
     too_old: int = 0  # mentions read but older than the backfill: not answered
+    database_trouble: bool = False  # the cycle stopped because the database is in trouble (see bot/run/watch.py)
 
 
 def run_cycle(app: App, account: AccountConfig, stop: threading.Event | None = None) -> CycleReport:
@@ -85,6 +92,8 @@ def _cycle(app: App, account: AccountConfig, stop: threading.Event | None) -> Cy
         _handle_failure(app, account, exc, report)
         if isinstance(exc, RateLimited | AuthFailed):
             return report
+    except DatabaseTrouble:
+        raise  # the daemon's watch says it once, and waits
     except Exception as exc:  # a bug or an unexpected library error must not stop the daemon
         log.exception("%s: unexpected error while reading mentions", account.name)
         report.error = f"{type(exc).__name__}: {exc}"
@@ -95,6 +104,8 @@ def _cycle(app: App, account: AccountConfig, stop: threading.Event | None) -> Cy
         report.sent = send_due(app, account, state, app.connector(account), stop)
     except ConnectorError as exc:
         _handle_failure(app, account, exc, report)
+    except DatabaseTrouble:
+        raise
     except Exception as exc:
         log.exception("%s: unexpected error while sending replies", account.name)
         report.error = f"{type(exc).__name__}: {exc}"
@@ -112,6 +123,8 @@ def _sweep_cases(app: App, account: AccountConfig) -> None:
     """The cases' timers (check-backs due, targets, closing): database work, done even while paused."""
     try:
         swept = sweep(app.config, app.storage, app.playbooks, account)
+    except DatabaseTrouble:
+        raise
     except Exception:  # a bug here must not keep the account from reading and sending
         log.exception("%s: unexpected error while sweeping cases", account.name)
         return
@@ -152,25 +165,40 @@ def _read_mentions(
     if cursor is None or (account.backfill is not None and answer_since is None):
         cursor, answer_since = _start(app, account, cursor, report)
     settings = app.config.daemon
+    # The read starts a little before the cursor (bot/run/overlap.py): stored posts are skipped.
+    overlap, at = overlap_of(account), now()
+    limit = MAX_REREAD_PAGES * settings.page_size
+
+    def too_many_since(moment: datetime) -> bool:
+        return app.storage.mentions.count(account.name, since=moment) > limit
+
+    position = read_start(state.cursor_marks, cursor, overlap, at, too_many_since)
+    marks = marked(state.cursor_marks, cursor, overlap, at)
+    if marks is not None:
+        app.storage.accounts.update(account.name, cursor_marks=marks)
     for _ in range(settings.max_pages_per_cycle):
         if stop is not None and stop.is_set():
             return
         if _budget_spent(app, account, connector):
             return
-        page = connector.fetch_mentions(cursor, settings.page_size)
+        page = connector.fetch_mentions(position, settings.page_size)
         if not isinstance(connector, Metered):  # a metered connector counts for itself, more exactly
             app.storage.accounts.add_usage(account.name, requests=1, posts_read=len(page.mentions))
         report.fetched += len(page.mentions)
+        for item in page.unreadable:  # one bad post never holds the stream back
+            set_aside_unreadable(app.storage, account, item)
         for mention in page.mentions:
             if answer_since is not None and mention.created_at < answer_since:
                 report.too_old += 1
                 continue
             if process_mention(app, account, state, connector, mention):
                 report.new += 1
-        # The cursor moves only after every mention of the page is stored.
-        if page.next_cursor is not None and page.next_cursor != cursor:
-            cursor = page.next_cursor
-            app.storage.accounts.update(account.name, cursor=cursor)
+        # The cursor moves only after every mention of the page is stored, and only forward.
+        if page.next_cursor is not None and page.next_cursor != position:
+            position = page.next_cursor
+            if later(position, cursor):
+                cursor = position
+                app.storage.accounts.update(account.name, cursor=cursor)
         if not page.has_more:
             return
 

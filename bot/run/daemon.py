@@ -7,6 +7,10 @@ webhook never delays reading or sending. SIGTERM and SIGINT set the stop event: 
 work at the next mention or reply, and the scheduler waits for them to finish. Shutdown does not wait for
 a webhook that is slow to answer: what it was delivering counts as delivered (it may well have arrived),
 and is never sent again.
+
+Database trouble goes to the watch (`bot/run/watch.py`): one line when it begins and one when it ends,
+backoff meanwhile, and the daemon stops (`carebot run` exits 1) when the database is gone for good or
+cannot be written for `storage.give_up_after`.
 """
 
 from __future__ import annotations
@@ -26,31 +30,55 @@ from bot.config import AccountConfig
 from bot.run.alerts import raise_mention_alerts
 from bot.run.app import App
 from bot.run.cycle import CycleReport, run_cycle
-from bot.run.notify import deliver_alerts, notify_due
+from bot.run.notify import Webhook, deliver_alerts, notify_due
+from bot.run.privacy import apply_retention
+from bot.storage import DatabaseTrouble
 from connectors.base import ConnectorError
 
 log = logging.getLogger("carebot.daemon")
 
 ALERT_INTERVAL = 5.0  # seconds between deliveries of the alert outbox
 ALERT_GRACE = 2.0  # at shutdown, how long a delivery in flight may still take
+RETENTION_INTERVAL = 3600.0  # seconds between two passes of storage.retention
 
 
 def run_once(app: App, stop: threading.Event | None = None) -> list[CycleReport]:
-    """One full cycle of every account, one after the other."""
+    """One full cycle of every account, one after the other. Database trouble ends it: the report of the
+    account that met it says so (`database_trouble`), and the accounts after it are not tried."""
     reports = []
     for account in app.config.accounts:
         if stop is not None and stop.is_set():
             break
-        reports.append(run_cycle(app, account, stop))
-    notify_due(app.storage, app.config)
+        try:
+            reports.append(run_cycle(app, account, stop))
+        except DatabaseTrouble as exc:
+            app.watch.failed(exc)
+            reports.append(CycleReport(account.name, error=f"database: {exc}", database_trouble=True))
+            return reports
+    try:
+        notify_due(app.storage, app.config)
+        apply_retention(app.config, app.storage)
+    except DatabaseTrouble as exc:
+        app.watch.failed(exc)
     return reports
 
 
 def _job(app: App, account: AccountConfig, stop: threading.Event) -> None:
-    if stop.is_set():
+    """One cycle of one account, in the scheduler's thread: nothing may escape it (APScheduler would log a
+    traceback for each run). Database trouble goes to the watch, which says it once and paces the retries."""
+    if stop.is_set() or not app.watch.ready():
         return
-    report = run_cycle(app, account, stop)
-    raise_mention_alerts(app.storage, app.config)
+    try:
+        report = run_cycle(app, account, stop)
+        raise_mention_alerts(app.storage, app.config)
+    except DatabaseTrouble as exc:
+        if app.watch.failed(exc):
+            stop.set()
+        return
+    except Exception:  # a bug: said with its traceback, and the next cycle runs
+        log.exception("%s: unexpected error in the cycle", account.name)
+        return
+    app.watch.settled()
     if report.new or report.sent.sent or report.error:
         log.info(
             "%s: cycle done: %s new, %s sent, %s retried, %s parked%s",
@@ -78,9 +106,13 @@ class AlertJob:
 
     def _loop(self) -> None:
         while not self.stop.wait(ALERT_INTERVAL):
+            if not self.app.watch.ready():
+                continue
             try:
                 deliver_alerts(self.app.storage, self.app.config, stop=self.stop, in_flight=self.in_flight)
-            except Exception:  # a database hiccup: the next run tries again; it must not end the job
+            except DatabaseTrouble:
+                pass  # the accounts' cycles meet it too, and the watch says it once
+            except Exception:  # a bug: said, and the next run tries again; it must not end the job
                 log.exception("delivering alerts failed; will try again")
 
     def finish(self) -> None:
@@ -90,6 +122,18 @@ class AlertJob:
                 sorted(self.in_flight), now(), "carebot stopped while the webhook was answering; not sent again"
             )
             log.warning("stopping without waiting for the webhook: %s alert(s) counted as delivered", counted)
+
+
+def _retain(app: App) -> None:
+    """storage.retention, once an hour: mask or erase what is older."""
+    if not app.watch.ready():
+        return
+    try:
+        apply_retention(app.config, app.storage)
+    except DatabaseTrouble:
+        pass  # the accounts' cycles meet it too, and the watch says it once
+    except Exception:  # a bug: said, and tried again in an hour
+        log.exception("applying storage.retention failed; will try again")
 
 
 def poll_interval(app: App, account: AccountConfig) -> float:
@@ -132,6 +176,18 @@ def run_forever(
             next_run_time=datetime.now(UTC),
             misfire_grace_time=None,
         )
+    if app.config.storage.retention is not None:
+        scheduler.add_job(
+            _retain,
+            "interval",
+            seconds=RETENTION_INTERVAL,
+            args=(app,),
+            id="carebot-retention",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(UTC),
+            misfire_grace_time=None,
+        )
     alerts = AlertJob(app, stop) if app.config.notify.webhook_url else None
     scheduler.start()
     if alerts is not None:
@@ -147,7 +203,24 @@ def run_forever(
         if alerts is not None:
             alerts.finish()
         scheduler.shutdown(wait=True)
+        if app.watch.fatal is not None:
+            _last_word(app, app.watch.fatal)
         log.info("stopped")
+
+
+def _last_word(app: App, why: str) -> None:
+    """The daemon gives up on its database: tell the team straight through the webhook, since the alert
+    outbox is that very database. Outside any cycle, within a few seconds, at most once."""
+    url = app.config.notify.webhook_url
+    if not url:
+        return
+    names = ", ".join(a.name for a in app.config.accounts)
+    try:
+        Webhook(url, timeout=5.0, max_attempts=2, budget=10.0).send(
+            {"text": f"carebot stopped ({names}): {why}. Nothing is read or answered until it runs again."}
+        )
+    except Exception as exc:  # the webhook is down too: the exit status and the log still say it
+        log.error("could not tell the team through the webhook: %s", type(exc).__name__)
 
 
 def _install_signal_handlers(stop: threading.Event) -> None:

@@ -4,9 +4,11 @@ Exactly once rests on four things: a reply is claimed (state `sending`, committe
 each reply carries its own idempotency key (Mastodon returns the same status for the same key); a reply
 whose earlier attempt has an unknown outcome (public reply or private follow-up) is first looked up on the
 platform (`find_reply`) and, if it is there, recorded instead of posted again (X has no idempotency key,
-and Mastodon forgets one after an hour); and such a reply (`maybe_posted`, or a claim whose sender died)
-that the platform then refuses as a duplicate is taken to be out already: looked up thoroughly, recorded
-if found, else parked for a person, and never reworded into a second reply.
+and Mastodon forgets one after an hour). "Unknown" is kept on the reply (`outcome_unknown`, set by each
+claim) until a lookup or the platform's answer settles it: a person's retry, a restart or an hour's wait
+never skips the lookup. A reply in doubt that the platform then refuses as a duplicate is taken to be out
+already: looked up thoroughly, recorded if found, else parked for a person, and never reworded into a
+second reply.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import dataclasses
 import logging
 import random
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -26,6 +30,7 @@ from bot.models import CaseState, ReplyKind, ReplyPurpose, ReplyState
 from bot.run.app import App
 from bot.run.context import router_context
 from bot.run.liveness import is_dead, process_identity
+from bot.storage import DatabaseTrouble
 from bot.storage.records import AccountState, StoredMention, StoredReply
 from connectors import get_platform
 from connectors.base import (
@@ -71,7 +76,8 @@ def send_due(
     connector: Connector,
     stop: threading.Event | None = None,
 ) -> SendReport:
-    """Send every reply of this account whose time has come. RateLimited and AuthFailed propagate."""
+    """Send every reply of this account whose time has come. RateLimited and AuthFailed propagate, and so
+    does database trouble (the claim stays, and is recognised as ours once the database is back)."""
     report = SendReport()
     _take_over_dead_claims(app, account)
     for reply in app.storage.replies.due(account.name):
@@ -85,12 +91,38 @@ def send_due(
         # A person's reply and a check-back answer the case's newest post; the bot's answer and holding
         # reply answer their own mention.
         target = _target(app, reply) if reply.purpose in CASE_WIDE else None
-        if not app.storage.replies.claim(reply, CLAIM_LEASE, process_identity(), target_post_id=target):
-            continue  # another worker took it
-        stored = app.storage.mentions.get(reply.mention_id)
-        claimed = dataclasses.replace(reply, target_post_id=reply.target_post_id or target)
-        _send_one(app, account, state, connector, claimed, stored, report)
+        with _in_flight(reply.id):
+            if not app.storage.replies.claim(reply, CLAIM_LEASE, process_identity(), target_post_id=target):
+                continue  # another worker took it
+            stored = app.storage.mentions.get(reply.mention_id)
+            claimed = dataclasses.replace(reply, target_post_id=reply.target_post_id or target)
+            try:
+                _send_one(app, account, state, connector, claimed, stored, report)
+            except (RateLimited, AuthFailed, DatabaseTrouble):
+                raise
+            except Exception as exc:  # a bug with this one reply must not hold up the others
+                log.exception("%s: unexpected error while sending reply %s; will try again", account.name, reply.id)
+                delay = retry_delay(app.config.daemon.retry_backoff, claimed.attempts + 1)
+                app.storage.replies.release(reply.id, _describe(exc), retry_at=now() + timedelta(seconds=delay))
+                report.retried += 1
     return report
+
+
+# Replies this process is sending right now: any other claim of ours is left over from a cycle that the
+# database dropped between the post and its record (its lease would otherwise hold it for 120 s).
+_SENDING: set[int] = set()
+_SENDING_LOCK = threading.Lock()
+
+
+@contextmanager
+def _in_flight(reply_id: int) -> Iterator[None]:
+    with _SENDING_LOCK:
+        _SENDING.add(reply_id)
+    try:
+        yield
+    finally:
+        with _SENDING_LOCK:
+            _SENDING.discard(reply_id)
 
 
 def _target(app: App, reply: StoredReply) -> str | None:
@@ -124,8 +156,20 @@ def _take_over_dead_claims(app: App, account: AccountConfig) -> None:
     Such a reply may or may not have been posted: it is sent like any retry, so `find_reply` (or the
     same idempotency key) settles which. A claimant on another machine is never judged dead here.
     """
+    me = process_identity()
     for reply_id, claimed_by in app.storage.replies.claims_in_flight(account.name):
-        if claimed_by is not None and is_dead(claimed_by) and app.storage.replies.expire_claim(reply_id, claimed_by):
+        if claimed_by is None:
+            continue
+        if claimed_by == me:
+            with _SENDING_LOCK:
+                ours_in_flight = reply_id in _SENDING
+            if not ours_in_flight and app.storage.replies.expire_claim(reply_id, claimed_by):
+                log.info(
+                    "%s: reply %s was claimed by this process before the database was lost; resolving it now",
+                    account.name,
+                    reply_id,
+                )
+        elif is_dead(claimed_by) and app.storage.replies.expire_claim(reply_id, claimed_by):
             log.info("%s: reply %s was being sent by a process that died; resolving it now", account.name, reply_id)
 
 
@@ -140,53 +184,57 @@ def _send_one(
 ) -> None:
     storage = app.storage
     attempt = reply.attempts + 1
-    direct = reply.kind is ReplyKind.DIRECT
-    # An earlier attempt may have posted it: its outcome was never learnt (a timeout, a lost answer), or
-    # its sender died with the request in flight (the claim taken over here).
-    in_doubt = reply.maybe_posted or reply.state is ReplyState.SENDING
+    # An earlier attempt may have posted it: its outcome was never learnt (a timeout, a lost answer, a sender
+    # that died with the request in flight). `unknown` is whether it may be on the platform: so until the
+    # lookup says it is not, and again from the moment the post goes out until the platform answers.
+    in_doubt = unknown = reply.outcome_unknown
     posting = False
-    answering = _answering(app, reply, stored)
     try:
-        existing = None
-        if reply.attempts > 0 or in_doubt:
+        answering = _answering(app, reply, stored)
+        if in_doubt:
+            direct = reply.kind is ReplyKind.DIRECT
             existing = connector.find_reply(answering, reply.idempotency_key, direct=direct, text=_words(reply))
-        if existing is not None:
-            _found(app, account, reply, existing, report)
-            return
+            if existing is not None:
+                _found(app, account, reply, existing, report)
+                return
+            unknown = False
         if reply.purpose == ReplyPurpose.CHECK_BACK.value and _customer_wrote_since(app, reply):
             storage.replies.drop(reply.id, "not sent: the customer wrote since the case was resolved")
             log.info("%s: check-back %s dropped: the customer wrote since", account.name, reply.id)
             return
         if reply.decided_by == "auto" and stored.mention.author.id in connector.ignored_author_ids():
-            _park(app, account, reply, "not sent: the brand has since blocked or muted the author", report, in_doubt)
+            _park(app, account, reply, "not sent: the brand has since blocked or muted the author", report, False)
             return
         warning = _needs_a_person(account, reply)
         if warning is not None:
-            _park(app, account, reply, f"not sent: {warning}; a person decides (retry sends it)", report, in_doubt)
+            _park(app, account, reply, f"not sent: {warning}; a person decides (retry sends it)", report, False)
             return
-        posting = True
+        posting = unknown = True
         posted = _post(connector, reply, answering)
     except (RateLimited, AuthFailed) as exc:
-        storage.replies.release(reply.id, _describe(exc), retry_at=None, count_attempt=False, maybe_posted=in_doubt)
+        # Refused before anything was posted (the post itself, or the lookup before it).
+        storage.replies.release(
+            reply.id, _describe(exc), retry_at=None, count_attempt=False, outcome_unknown=unknown and not posting
+        )
         raise
     except DuplicateContent as exc:
         if in_doubt:
             _already_there(app, account, connector, reply, answering, exc, report)
         elif reply.reworded or not _reword(app, account, state, connector, reply, stored):
-            _park(app, account, reply, _describe(exc), report)
+            _park(app, account, reply, _describe(exc), report, False)
         return
     except Rejected as exc:
-        _park(app, account, reply, _describe(exc), report, in_doubt)
+        _park(app, account, reply, _describe(exc), report, unknown and not posting)
         return
     except (Unavailable, BadResponse) as exc:
-        maybe_posted = in_doubt or posting  # the post request went out: the platform may have made it
+        what = _describe(exc)
+        if unknown:
+            what += "; it may be on the platform already: it is looked up before any new attempt"
         if attempt >= app.config.daemon.max_attempts:
-            reason = f"gave up after {attempt} attempts: {_describe(exc)}"
-            _park(app, account, reply, reason, report, maybe_posted)
+            _park(app, account, reply, f"gave up after {attempt} attempts: {what}", report, unknown)
         else:
             delay = retry_delay(app.config.daemon.retry_backoff, attempt)
-            retry_at = now() + timedelta(seconds=delay)
-            storage.replies.release(reply.id, _describe(exc), retry_at=retry_at, maybe_posted=maybe_posted)
+            storage.replies.release(reply.id, what, retry_at=now() + timedelta(seconds=delay), outcome_unknown=unknown)
             report.retried += 1
             log.warning("%s: reply %s failed (%s); retry in %.0fs", account.name, reply.id, exc, delay)
         return
@@ -238,7 +286,7 @@ def _already_there(
             answering, reply.idempotency_key, direct=direct, text=_words(reply), thorough=True
         )
     except (RateLimited, AuthFailed) as exc:
-        app.storage.replies.release(reply.id, _describe(exc), retry_at=None, count_attempt=False, maybe_posted=True)
+        app.storage.replies.release(reply.id, _describe(exc), retry_at=None, count_attempt=False, outcome_unknown=True)
         raise
     except ConnectorError as exc:
         log.warning("%s: reply %s: the lookup after a duplicate refusal failed: %s", account.name, reply.id, exc)
@@ -250,7 +298,7 @@ def _already_there(
         "probably posted already: refused as a duplicate after an attempt whose outcome is unknown, yet not "
         f"found on {account.platform}; look at the thread before retrying ({_describe(refusal)})"
     )
-    _park(app, account, reply, reason, report, maybe_posted=True)
+    _park(app, account, reply, reason, report, unknown=True)
 
 
 def _needs_a_person(account: AccountConfig, reply: StoredReply) -> str | None:
@@ -268,11 +316,10 @@ def _customer_wrote_since(app: App, reply: StoredReply) -> bool:
     return case.last_customer_at > reply.created_at or case.state != CaseState.RESOLVED.value
 
 
-def _park(
-    app: App, account: AccountConfig, reply: StoredReply, reason: str, report: SendReport, maybe_posted: bool = False
-) -> None:
-    """Stop trying: the reply waits, failed, with the reason, until a person retries or rejects it."""
-    app.storage.replies.park(reply.id, reason, maybe_posted=maybe_posted)
+def _park(app: App, account: AccountConfig, reply: StoredReply, reason: str, report: SendReport, unknown: bool) -> None:
+    """Stop trying: the reply waits, failed, with the reason, until a person retries or rejects it. While
+    `unknown` (it may be on the platform), a retry looks it up first."""
+    app.storage.replies.park(reply.id, reason, outcome_unknown=unknown)
     report.parked += 1
     log.warning("%s: reply %s parked: %s", account.name, reply.id, reason)
 

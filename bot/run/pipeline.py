@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+import traceback
 from dataclasses import dataclass
 
 from bot.classifier import Classification, Classifier, mask_personal_data
@@ -16,10 +17,11 @@ from bot.run.app import App
 from bot.run.cases import after_recording, decide_in_case
 from bot.run.context import router_context
 from bot.run.incidents import detect, incident_reply, reading
-from bot.storage import Storage
+from bot.run.quarantine import one_line, set_aside_mention
+from bot.storage import DatabaseTrouble, Storage, Unstorable
 from bot.storage.records import AccountState, Classified
 from connectors import get_platform
-from connectors.base import Connector, Mention
+from connectors.base import Connector, ConnectorError, Mention
 
 log = logging.getLogger("carebot.pipeline")
 
@@ -119,9 +121,37 @@ def handle_mention(
 def process_mention(
     app: App, account: AccountConfig, state: AccountState, connector: Connector, mention: Mention
 ) -> bool:
-    """Classify, decide and store one mention; False if it was already stored (seen before)."""
-    if app.storage.mentions.has(account.name, mention.post_id):
+    """Classify, decide and store one mention; False if it was already stored or set aside (seen before).
+
+    A mention that cannot be stored, or that trips a bug, is set aside (`bot.run.quarantine`) so that it
+    never holds the account's stream back. The platform's failures and the database's trouble propagate:
+    they say nothing about this post, and the cycle reads it again later.
+    """
+    try:
+        if app.storage.mentions.has(account.name, mention.post_id):
+            return False  # read again (the overlap, a crash): the common case, one query
+        if app.storage.quarantine.has(account.name, mention.post_id):
+            return False
+        return _process(app, account, state, connector, mention)
+    except (ConnectorError, DatabaseTrouble):
+        raise
+    except Unstorable as exc:
+        set_aside_mention(app.storage, account, mention, "store", f"cannot be stored: {exc}")
         return False
+    except Exception as exc:
+        # The traceback's frames, not its message: a message may quote the post.
+        log.error(
+            "%s: unexpected error (%s) with mention %s; set aside. Traceback:\n%s",
+            account.name,
+            type(exc).__name__,
+            one_line(mention.post_id),
+            "".join(traceback.format_tb(exc.__traceback__)),
+        )
+        set_aside_mention(app.storage, account, mention, "process", f"unexpected error: {type(exc).__name__}")
+        return False
+
+
+def _process(app: App, account: AccountConfig, state: AccountState, connector: Connector, mention: Mention) -> bool:
     mention = without_nul(mention)
     context = router_context(
         app.config,
@@ -140,7 +170,7 @@ def process_mention(
         "%s: mention %s by @%s: %s (%s, %.2f) -> %s%s; %s",
         account.name,
         mention.post_id,
-        mention.author.handle,
+        one_line(mention.author.handle),
         result.situation,
         result.lang,
         result.confidence,
@@ -148,5 +178,6 @@ def process_mention(
         f" [{new_state.value}]" if new_state else "",
         decision.reason,
     )
-    log.debug("%s: mention %s text: %s", account.name, mention.post_id, mask_personal_data(mention.text))
+    shown = " ".join(mask_personal_data(mention.text).split())
+    log.debug("%s: mention %s text: %s", account.name, mention.post_id, shown)
     return True

@@ -43,6 +43,17 @@ def account_status(storage: Storage, account: AccountConfig) -> dict[str, Any]:
         "sent": by_state.get(ReplyState.SENT.value, 0),
         "waiting": by_state.get(ReplyState.PENDING.value, 0),
         "failed": by_state.get(ReplyState.FAILED.value, 0),
+        "set_aside": storage.quarantine.count(account.name),
+        "set_aside_latest": [
+            {
+                "post_id": post.post_id,
+                "stage": post.stage,
+                "reason": post.reason,
+                "excerpt": post.excerpt,
+                "at": post.created_at.isoformat(),
+            }
+            for post in storage.quarantine.recent(account.name, limit=SET_ASIDE_SHOWN)
+        ],
     }
     report = get_platform(account.platform).usage_report
     if report is None:
@@ -72,6 +83,19 @@ def account_status(storage: Storage, account: AccountConfig) -> dict[str, Any]:
 
 def _iso(moment: Any) -> str | None:
     return moment.isoformat() if moment is not None else None
+
+
+SET_ASIDE_SHOWN = 5  # posts set aside (not answered) listed per account
+
+
+def set_aside_lines(row: dict[str, Any]) -> list[str]:
+    """`carebot status` lines for the posts an account set aside: they need a person's eyes."""
+    if not row["set_aside"]:
+        return []
+    lines = [f"  set aside, not answered: {row['set_aside']} (posts that could not be read or stored)"]
+    for post in row["set_aside_latest"]:
+        lines.append(f"    {post['at'][:19]} post {post['post_id']}: {post['reason']} · “{post['excerpt']}”")
+    return lines
 
 
 CASE_WINDOW = timedelta(days=30)  # the figures cover cases opened or changed this recently, and every open one

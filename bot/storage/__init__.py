@@ -1,9 +1,11 @@
 """The database: the only door to it. Every read and write carebot makes goes through `Storage`.
 
 `Storage.open(url)` migrates the schema to the newest revision, then hands out one small repository per
-table group: `accounts`, `mentions`, `replies`, `cases`, `alerts`, `sessions` (desk logins), and `figures`
-(counts for the desk and status).
-Nothing outside this package imports SQLAlchemy or the tables (tests/test_boundaries.py checks it).
+table group: `accounts`, `mentions`, `replies`, `cases`, `alerts`, `decisions`, `incidents`, `sessions` (desk
+logins), `quarantine` (posts set aside), `privacy` (retention, erasure on request, the audit of both), and
+`figures` (counts for the desk and status). `health()` says what the latest transactions said about the
+database itself. Nothing outside this package imports SQLAlchemy or the tables (tests/test_boundaries.py
+checks it): the driver's errors come out as storage's own (`bot.storage.errors`).
 """
 
 from __future__ import annotations
@@ -14,15 +16,35 @@ from bot.storage.accounts import Accounts
 from bot.storage.alerts import Alerts
 from bot.storage.cases import Cases
 from bot.storage.decisions import Decisions
-from bot.storage.engine import Database, create_db_engine, is_current, migrate
-from bot.storage.errors import Conflict, NotFound
+from bot.storage.engine import Database, DatabaseHealth, create_db_engine
+from bot.storage.errors import (
+    CannotWrite,
+    Conflict,
+    DatabaseReplaced,
+    DatabaseTrouble,
+    DatabaseUnavailable,
+    NotFound,
+    Unstorable,
+)
 from bot.storage.figures import Figures
 from bot.storage.incidents import Incidents
 from bot.storage.mentions import Mentions
+from bot.storage.privacy import Privacy
+from bot.storage.quarantine import Quarantine
 from bot.storage.replies import Replies
 from bot.storage.sessions import Sessions
 
-__all__ = ["Conflict", "NotFound", "Storage"]
+__all__ = [
+    "CannotWrite",
+    "Conflict",
+    "DatabaseHealth",
+    "DatabaseReplaced",
+    "DatabaseTrouble",
+    "DatabaseUnavailable",
+    "NotFound",
+    "Storage",
+    "Unstorable",
+]
 
 
 @dataclass(frozen=True)
@@ -37,16 +59,13 @@ class Storage:
     decisions: Decisions
     incidents: Incidents
     sessions: Sessions
+    quarantine: Quarantine
+    privacy: Privacy
 
     @classmethod
     def open(cls, url: str) -> Storage:
-        engine = create_db_engine(url)
-        if not is_current(engine):
-            with engine.begin() as connection:
-                migrate(connection)  # under a lock, and Alembic checks the revision again: one migrates
-            if engine.dialect.name == "sqlite":
-                engine.dispose()  # the migration's connection has foreign keys off: new ones turn them on
-        db = Database(engine)
+        """The database at `url`, migrated. DatabaseTrouble if it cannot be reached or written."""
+        db = Database.open(url, create_db_engine)
         return cls(
             db,
             Accounts(db),
@@ -58,11 +77,18 @@ class Storage:
             Decisions(db),
             Incidents(db),
             Sessions(db),
+            Quarantine(db),
+            Privacy(db),
         )
 
     def ping(self) -> None:
         """Raise if the database cannot be reached (for /health)."""
         self.db.ping()
+
+    def health(self) -> DatabaseHealth:
+        """The database as the latest transactions found it: fine, or the trouble, since when, and when
+        this process last wrote to it."""
+        return self.db.health()
 
     @property
     def backend(self) -> str:

@@ -1,14 +1,24 @@
-"""Opening the database: the engine for its URL, and the schema migrated to the newest revision."""
+"""Opening the database: the engine for its URL, the schema migrated to the newest revision, and every
+transaction watched: the driver's errors translated (`bot.storage.trouble`), the database's health kept
+(for the daemon's watch and /health), and a SQLite file checked to still be the one opened."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import DBAPIError
+
+from bot.clock import now
+from bot.storage.errors import CannotWrite, DatabaseTrouble
+from bot.storage.sqlite_file import SqliteFile, refuse_fresh_start
+from bot.storage.trouble import translated
 
 MIGRATION_LOCK = 0x6361726562  # PostgreSQL advisory lock id: "careb"
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
@@ -22,12 +32,12 @@ def newest_revision() -> str:
 
 def is_current(engine: Engine) -> bool:
     """Whether the schema is at the newest revision already: one query, and no Alembic to import (a third of
-    a command's start-up)."""
-    with engine.connect() as connection:
-        try:
+    a command's start-up). Any trouble (no such table, no database yet) says no: migrating will tell."""
+    try:
+        with engine.connect() as connection:
             found = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        except DBAPIError:  # no such table: a new database
-            return False
+    except DBAPIError:
+        return False
     return found == newest_revision()
 
 
@@ -77,29 +87,182 @@ def create_db_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
-class Database:
-    """The engine, lent out one transaction (`begin`) or one read (`read`) at a time."""
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (None for another database, or one in memory)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database).absolute()
 
-    def __init__(self, engine: Engine) -> None:
+
+_WROTE = "carebot_wrote"
+_WRITES = ("INSERT", "UPDATE", "DELETE", "CREATE", "ALTER", "DROP")
+
+
+def _note_writes(connection: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
+    """Mark a transaction that writes: only a committed write proves the database writable again."""
+    if statement.lstrip()[:6].upper().startswith(_WRITES):
+        connection.info[_WROTE] = True
+
+
+@dataclass(frozen=True)
+class DatabaseHealth:
+    """What the latest transactions said about the database (for the daemon's watch and /health)."""
+
+    trouble: str | None  # None: fine; else the kind: unavailable, locked, full, read_only, io, replaced, shm
+    message: str | None  # the latest error, one line, no data
+    since: datetime | None  # when the current trouble began
+    last_write: datetime | None  # the latest committed write of this process
+
+    @property
+    def ok(self) -> bool:
+        return self.trouble is None
+
+
+class Database:
+    """The engine, lent out one transaction (`begin`) or one read (`read`) at a time.
+
+    Both raise storage's own errors (`bot.storage.errors`) for the database's trouble and for values it
+    cannot hold, and keep `health()` up to date.
+    """
+
+    def __init__(self, engine: Engine, file: SqliteFile | None = None) -> None:
         self._engine = engine
+        event.listen(engine, "before_cursor_execute", _note_writes)
+        self._file = file
+        self._lock = threading.Lock()
+        self._trouble: DatabaseTrouble | None = None
+        self._since: datetime | None = None
+        self._last_write: datetime | None = None
+        self._wal_ceiling: int | None = None  # SQLite: the log's size when a write failed for want of room
+
+    @classmethod
+    def open(cls, url: str, engine_for: Callable[[str], Engine] = create_db_engine) -> Database:
+        """The database at `url`, migrated; a SQLite file pinned (see `SqliteFile`)."""
+        path = sqlite_path(url)
+        if path is not None:
+            refuse_fresh_start(path)
+        db = cls(engine_for(url))
+        if not is_current(db._engine):
+            try:
+                with db.begin() as connection:
+                    migrate(connection)  # under a lock, and Alembic checks the revision again: one migrates
+            except BaseException:
+                db._engine.dispose()
+                raise
+            if db.dialect == "sqlite":
+                db._engine.dispose()  # the migration's connection has foreign keys off: new ones turn them on
+        if path is not None:
+            db._file = SqliteFile(path)
+            db._file.pin()
+        return db
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        with self._engine.begin() as connection:
-            yield connection
+        self._check_file()
+        try:
+            with self._engine.begin() as connection:
+                connection.info.pop(_WROTE, None)
+                yield connection
+                wrote = bool(connection.info.pop(_WROTE, False))
+        except (DBAPIError, UnicodeEncodeError) as exc:
+            self._raise_translated(exc)
+            raise
+        self._went_well(wrote=wrote)
+        ceiling = self._wal_ceiling
+        if wrote and ceiling is not None and self._file is not None and self._file.wal_size() > ceiling // 2:
+            self._relieve()  # keep the log well below the size at which the disk refused it
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        with self._engine.connect() as connection:
-            yield connection
+        self._check_file()
+        try:
+            with self._engine.connect() as connection:
+                yield connection
+        except (DBAPIError, UnicodeEncodeError) as exc:
+            self._raise_translated(exc)
+            raise
+        self._went_well(wrote=False)
 
     def ping(self) -> None:
-        with self._engine.connect() as connection:
+        """Raise DatabaseTrouble if the database cannot be reached (for /health)."""
+        with self.read() as connection:
             connection.execute(text("SELECT 1"))
 
     @property
     def dialect(self) -> str:
         return self._engine.dialect.name
 
+    def health(self) -> DatabaseHealth:
+        with self._lock:
+            trouble = self._trouble
+            return DatabaseHealth(
+                trouble=trouble.kind if trouble else None,
+                message=str(trouble) if trouble else None,
+                since=self._since,
+                last_write=self._last_write,
+            )
+
+    @property
+    def safe_to_close(self) -> bool:
+        """False when SQLite must not touch the files again, not even to close them (a cut -shm file)."""
+        return self._file is None or not self._file.shm_broken
+
     def dispose(self) -> None:
+        if not self.safe_to_close:
+            return  # closing would make SQLite read the -shm file: SIGBUS. The process ends without it.
         self._engine.dispose()
+        if self._file is not None:
+            self._file.close()
+
+    # --- health -------------------------------------------------------------------------------------
+
+    def _check_file(self) -> None:
+        if self._file is None:
+            return
+        try:
+            self._file.check()
+        except DatabaseTrouble as trouble:
+            self._went_wrong(trouble)
+            raise
+
+    def _raise_translated(self, exc: BaseException) -> None:
+        storage_error = translated(exc)
+        if storage_error is None:
+            return
+        if isinstance(storage_error, DatabaseTrouble):
+            self._went_wrong(storage_error)
+            if isinstance(storage_error, CannotWrite) and self._file is not None:
+                size = self._file.wal_size()
+                if size:
+                    self._wal_ceiling = min(size, self._wal_ceiling or size)
+                self._relieve()
+        raise storage_error from exc
+
+    def _went_wrong(self, trouble: DatabaseTrouble) -> None:
+        with self._lock:
+            if self._trouble is None:
+                self._since = now()
+            self._trouble = trouble
+
+    def _went_well(self, wrote: bool) -> None:
+        with self._lock:
+            if wrote:
+                self._last_write = now()
+            # A read proves the database reachable, not writable.
+            if self._trouble is not None and (wrote or not isinstance(self._trouble, CannotWrite)):
+                self._trouble, self._since = None, None
+
+    def _relieve(self) -> None:
+        """After a failed write: move the write-ahead log into the database and truncate it.
+
+        The log only shrinks at a checkpoint, and SQLite checkpoints on its own only once the log holds
+        1000 pages: on a disk too small for that, every write would fail for ever. Most of the log is
+        older versions of the same pages, so the checkpoint usually frees room. Best effort: if it fails
+        too, the next try will tell.
+        """
+        try:
+            with self._engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        except DBAPIError:
+            pass

@@ -12,7 +12,7 @@ from bot.clock import as_utc, now
 from bot.models import ReplyKind, ReplyState
 from bot.storage.engine import Database
 from bot.storage.records import Activity, DeskFigures
-from bot.storage.tables import mentions, replies
+from bot.storage.tables import mentions, quarantine, replies
 
 WAITING = (ReplyState.PENDING.value, ReplyState.FAILED.value)
 
@@ -48,6 +48,7 @@ class Figures:
                 .join(mentions, mentions.c.id == first.c.mention_id)
                 .where(first.c.first_sent >= midnight)
             ).all()
+            set_aside = int(db.execute(select(func.count()).select_from(quarantine)).scalar_one())
         # Aggregates (min) bypass the column type on SQLite: as_utc reads them either way.
         delays = [_seconds(as_utc(sent) - _asked(created, received)) for sent, created, received in rows]
         oldest_at = as_utc(oldest) if oldest is not None else None
@@ -56,6 +57,7 @@ class Figures:
             oldest_wait=max(at - oldest_at, timedelta(0)) if oldest_at else None,
             answered_today=len(delays),
             median_first_response=timedelta(seconds=statistics.median(delays)) if delays else None,
+            set_aside=set_aside,
         )
 
     def waiting_by_account(self) -> dict[str, tuple[int, datetime | None]]:

@@ -146,11 +146,13 @@ class Mentions:
         with self._db.read() as db:
             return [mention_record(row) for row in db.execute(query).mappings()]
 
-    def count(self, account: str) -> int:
+    def count(self, account: str, since: datetime | None = None) -> int:
+        """The account's stored mentions (received since `since`, if given)."""
+        query = select(func.count()).select_from(mentions).where(mentions.c.account == account)
+        if since is not None:
+            query = query.where(mentions.c.received_at >= since)
         with self._db.read() as db:
-            return int(
-                db.execute(select(func.count()).select_from(mentions).where(mentions.c.account == account)).scalar_one()
-            )
+            return int(db.execute(query).scalar_one())
 
     def author_history(self, platform: str, author_id: str) -> AuthorHistory:
         """Whether the author opted out, and what the bot said to them on its own lately."""

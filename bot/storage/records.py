@@ -27,6 +27,7 @@ class AccountState:
     posts_created: int
     last_cycle_at: datetime | None = None
     answer_since: datetime | None = None
+    cursor_marks: list[list[str]] | None = None  # where the cursor stood lately (bot/run/overlap.py)
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,6 @@ class StoredReply:
     attempts: int
     last_error: str | None
     reworded: bool
-    maybe_posted: bool  # an attempt of unknown outcome may have posted it
     decided_by: str
     approved_by: str | None
     rejected_reason: str | None
@@ -83,6 +83,7 @@ class StoredReply:
     case_id: int | None = None
     target_post_id: str | None = None
     next_attempt_at: datetime | None = None
+    outcome_unknown: bool = False  # an earlier attempt may have posted it: look it up before any new one
 
 
 @dataclass(frozen=True)
@@ -246,6 +247,7 @@ class DeskFigures:
     oldest_wait: timedelta | None
     answered_today: int
     median_first_response: timedelta | None
+    set_aside: int = 0  # posts that could not be read or stored (quarantine): a person should look
 
 
 @dataclass(frozen=True)
@@ -317,6 +319,7 @@ def account_record(row: Any) -> AccountState:
         posts_created=row["posts_created"] or 0,
         last_cycle_at=row["last_cycle_at"],
         answer_since=row["answer_since"],
+        cursor_marks=row["cursor_marks"],
     )
 
 
@@ -377,7 +380,6 @@ def reply_record(row: Any) -> StoredReply:
         attempts=row["attempts"],
         last_error=row["last_error"],
         reworded=row["reworded"],
-        maybe_posted=bool(row["maybe_posted"]),
         decided_by=row["decided_by"],
         approved_by=row["approved_by"],
         rejected_reason=row["rejected_reason"],
@@ -388,6 +390,7 @@ def reply_record(row: Any) -> StoredReply:
         case_id=row["case_id"],
         target_post_id=row["target_post_id"],
         next_attempt_at=row["next_attempt_at"],
+        outcome_unknown=bool(row["outcome_unknown"]),
     )
 
 

@@ -164,6 +164,8 @@ class Replies:
                     claimed_until=stamp + lease,
                     claimed_by=claimed_by,
                     attempts=replies.c.attempts + 1,
+                    # From now until we hear back, nobody knows whether it is posted.
+                    outcome_unknown=True,
                     target_post_id=func.coalesce(replies.c.target_post_id, target_post_id),
                     updated_at=stamp,
                 )
@@ -186,6 +188,7 @@ class Replies:
             platform_post_id=platform_post_id,
             sent_at=now(),
             last_error=None,
+            outcome_unknown=False,
         )
 
     def release(
@@ -194,30 +197,43 @@ class Replies:
         error: str,
         retry_at: datetime | None,
         count_attempt: bool = True,
-        maybe_posted: bool = False,
+        outcome_unknown: bool | None = None,
     ) -> None:
-        """Put a claimed reply back to approved, to be tried again at `retry_at`.
-
-        `maybe_posted`: an attempt's outcome is unknown, so it may be on the platform; once set, it stays.
-        """
+        """Put a claimed reply back to approved, to be tried again at `retry_at`. `outcome_unknown`: whether
+        it may be on the platform already (then the next attempt looks it up first); None leaves it as the
+        claim set it (unknown)."""
         values: dict[str, Any] = {"next_attempt_at": retry_at, "last_error": error}
+        if outcome_unknown is not None:
+            values["outcome_unknown"] = outcome_unknown
         if not count_attempt:
             values["attempts"] = replies.c.attempts - 1
-        if maybe_posted:
-            values["maybe_posted"] = True
         self._unclaim(reply_id, state=ReplyState.APPROVED.value, **values)
 
-    def park(self, reply_id: int, error: str, maybe_posted: bool = False) -> None:
-        """Give up on a reply for now: failed, with the reason, until a person retries it."""
-        values: dict[str, Any] = {"maybe_posted": True} if maybe_posted else {}
+    def park(self, reply_id: int, error: str, outcome_unknown: bool | None = None) -> None:
+        """Give up on a reply for now: failed, with the reason, until a person retries it. A retry looks it
+        up first while `outcome_unknown` (None: as it is)."""
+        values: dict[str, Any] = {} if outcome_unknown is None else {"outcome_unknown": outcome_unknown}
         self._unclaim(reply_id, state=ReplyState.FAILED.value, last_error=error, **values)
 
     def drop(self, reply_id: int, reason: str) -> None:
         """Never send a claimed reply after all (it no longer makes sense): rejected by the bot, with why."""
-        self._unclaim(reply_id, state=ReplyState.REJECTED.value, approved_by="bot", rejected_reason=reason)
+        self._unclaim(
+            reply_id,
+            state=ReplyState.REJECTED.value,
+            approved_by="bot",
+            rejected_reason=reason,
+            outcome_unknown=False,
+        )
 
     def reword(self, reply_id: int, text: str, template_id: str | None) -> None:
-        self._unclaim(reply_id, text=text, template_id=template_id, reworded=True, state=ReplyState.APPROVED.value)
+        self._unclaim(
+            reply_id,
+            text=text,
+            template_id=template_id,
+            reworded=True,
+            state=ReplyState.APPROVED.value,
+            outcome_unknown=False,
+        )
 
     # --- the approval queue ---------------------------------------------------------------------------
 

@@ -65,6 +65,9 @@ accounts = Table(
     Column("own_id", String(100)),
     Column("own_handle", String(200)),
     Column("max_characters", Integer),
+    # Where the stream stood at moments of the last minutes, [[iso time, cursor], ...]: each read starts
+    # from the one `overlap` ago, so a post that became visible late below the cursor is still read.
+    Column("cursor_marks", JSON),
     Column("requests", Integer, nullable=False, default=0),
     Column("posts_read", Integer, nullable=False, default=0),
     Column("posts_created", Integer, nullable=False, default=0),
@@ -111,6 +114,7 @@ mentions = Table(
     Column("urgent", Boolean, nullable=False, default=False),
     Column("priority", Integer, nullable=False, default=0),
     Column("case_id", Integer, ForeignKey("cases.id", ondelete="SET NULL")),  # the customer's case it belongs to
+    Column("redacted", String(20)),  # None | "masked" (storage.retention) | "erased" (carebot forget)
     UniqueConstraint("account", "post_id", name="uq_mentions_account_post"),
 )
 Index("ix_mentions_author", mentions.c.platform, mentions.c.author_id)
@@ -139,14 +143,14 @@ replies = Table(
     Column("idempotency_key", String(100), nullable=False, unique=True),
     Column("platform_post_id", String(100)),
     Column("attempts", Integer, nullable=False, default=0),
+    # An attempt began and nobody knows whether it was posted: the next attempt looks it up first, whatever
+    # `attempts` says (a person's retry resets those) and however long ago (idempotency keys expire).
+    Column("outcome_unknown", Boolean, nullable=False, default=False),
     Column("next_attempt_at", UTCDateTime()),
     Column("claimed_until", UTCDateTime()),  # a worker is sending it; after this, it is stale
     Column("claimed_by", String(200)),  # that worker's process (bot/liveness.py): dead means stale at once
     Column("last_error", Text),
     Column("reworded", Boolean, nullable=False, default=False),
-    # An attempt whose outcome is unknown (timeout, lost answer, a sender that died) may have posted it:
-    # it is looked up before any new attempt, and a duplicate refusal then means "already there".
-    Column("maybe_posted", Boolean, nullable=False, default=False),
     Column("decided_by", String(200), nullable=False, default="auto"),
     Column("approved_by", String(200)),
     Column("approved_at", UTCDateTime()),
@@ -344,3 +348,34 @@ sessions = Table(
 )
 Index("ix_sessions_user", sessions.c.user)
 Index("ix_sessions_expires_at", sessions.c.expires_at)
+
+# Posts that could not be read or stored (bot/run/quarantine.py): set aside so that the stream moves on,
+# with why and a masked excerpt, for a person to look at. (account, post_id) unique: once each.
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account", String(200), nullable=False),
+    Column("platform", String(40), nullable=False),
+    Column("post_id", String(200), nullable=False),  # the platform's id, or "notification:<id>"
+    Column("cursor", String(100)),
+    Column("stage", String(20), nullable=False),  # read (could not be parsed) | store | process
+    Column("reason", Text, nullable=False),  # what was wrong, never the post's text
+    Column("excerpt", Text, nullable=False, default=""),  # masked, shortened, made storable
+    Column("author_handle", String(300), nullable=False, default=""),  # made storable; "" if none
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("account", "post_id", name="uq_quarantine_account_post"),
+)
+Index("ix_quarantine_created", quarantine.c.created_at)
+
+# What was done to people's data on request or by rule (carebot forget, storage.retention): one line per
+# act, what and how much, never the data itself.
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(40), nullable=False),  # forget | retention
+    Column("detail", Text, nullable=False),
+)

@@ -136,6 +136,7 @@ def figure_texts(figures: DeskFigures) -> dict[str, str]:
         "oldest_wait": format_duration(figures.oldest_wait),
         "answered_today": str(figures.answered_today),
         "median_first_response": format_duration(figures.median_first_response),
+        "set_aside": str(figures.set_aside),
     }
 
 

@@ -1,5 +1,4 @@
-"""usage ledger: what a metered connector asked of its platform (accounts.ledger), and replies an
-attempt of unknown outcome may have posted (replies.maybe_posted)
+"""usage ledger: what a metered connector asked of its platform (accounts.ledger)
 
 Revision ID: 0009
 Revises: 0008
@@ -20,12 +19,8 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("accounts", schema=None) as batch_op:
         batch_op.add_column(sa.Column("ledger", sa.JSON(), nullable=True))
-    with op.batch_alter_table("replies", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("maybe_posted", sa.Boolean(), nullable=False, server_default=sa.false()))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("replies", schema=None) as batch_op:
-        batch_op.drop_column("maybe_posted")
     with op.batch_alter_table("accounts", schema=None) as batch_op:
         batch_op.drop_column("ledger")
