@@ -67,6 +67,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         app = App.build(config)
+        app.storage.db.check_writable()
     except DatabaseTrouble as exc:
         print(f"carebot: cannot use the database: {exc}", file=sys.stderr)
         return FAILED
