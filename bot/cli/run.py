@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.cli.common import (
     ALL_SECRETS,
@@ -28,6 +28,9 @@ from bot.cli.common import (
     open_storage,
     secrets_of,
 )
+
+if TYPE_CHECKING:
+    from bot.run.app import App
 from bot.logs import configure_logging
 
 
@@ -67,7 +70,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         app = App.build(config)
-        app.storage.db.check_writable()
+        _refuse_read_only(app)
     except DatabaseTrouble as exc:
         print(f"carebot: cannot use the database: {exc}", file=sys.stderr)
         return FAILED
@@ -253,3 +256,15 @@ def cursor_line(row: dict[str, Any]) -> str:
     read = f"read up to {row['cursor']}" if row["cursor"] is not None else "not read yet (the first run starts then)"
     last = row.get("last_cycle_at")
     return f"cursor: {read}" + (f" · last good cycle {last}" if last else "")
+
+
+def _refuse_read_only(app: App) -> None:
+    """A database that takes no writes will not start taking them by itself: say so now, not in the first
+    cycle. Any other trouble (a full disk, a lock, a server away) the running daemon waits out."""
+    from bot.storage import DatabaseTrouble
+
+    try:
+        app.storage.db.check_writable()
+    except DatabaseTrouble as exc:
+        if exc.kind == "read_only":
+            raise
