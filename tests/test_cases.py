@@ -17,7 +17,8 @@ from bot.decide.playbooks import Playbooks, load_playbooks, vocabulary
 from bot.decide.router import Context
 from bot.hours import BusinessHours, parse_week
 from bot.models import Action, CaseState, ReplyPurpose, ReplyState
-from bot.run.cases import case_figures, resolve_case, sweep, team_reply
+from bot.run.case_figures import case_figures
+from bot.run.cases import resolve_case, sweep, team_reply
 from bot.run.pipeline import handle_mention
 from bot.storage import Storage
 from connectors.base import Author, Mention

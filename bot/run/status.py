@@ -15,7 +15,7 @@ from typing import Any
 from bot.clock import format_duration, now
 from bot.config import AccountConfig, Config
 from bot.models import ReplyState
-from bot.run.cases import case_figures
+from bot.run.case_figures import case_figures
 from bot.storage import Storage
 from connectors import get_platform
 
