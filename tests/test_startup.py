@@ -25,7 +25,8 @@ with contextlib.redirect_stdout(io.StringIO()):
     except SystemExit as exc:  # --help, --version
         status = exc.code
 heavy = sorted({name.split(".")[0] for name in sys.modules} & set(os.environ["HEAVY"].split()))
-print(json.dumps({"status": status, "loaded": heavy, "run": sorted(m for m in sys.modules if m.startswith("bot.run"))}))
+print(json.dumps({"status": status, "loaded": heavy, "run": sorted(m for m in sys.modules if m.startswith("bot.run")),
+                  "decide": sorted(m for m in sys.modules if m.startswith("bot.decide"))}))
 """
 ENV = {"BRAND_TOKEN": "t0ken-1234", "X_TOKEN": "x-t0ken-1234", "HEAVY": " ".join(HEAVY)}
 
@@ -66,6 +67,7 @@ def test_the_queue_and_status_load_the_database_but_not_alembic_once_it_is_migra
         found = loaded_by(*argv, "--config", str(path))
         assert found["status"] == 0, argv
         assert found["loaded"] == ["sqlalchemy"], argv
+    assert loaded_by("status", "--config", str(path))["decide"] == []  # figures, not decisions
 
 
 def test_classify_loads_the_model_but_no_database(tmp_path: Path) -> None:
