@@ -89,7 +89,9 @@ def _cycle(app: App, account: AccountConfig, stop: threading.Event | None) -> Cy
     try:
         connector = app.connector(account)
         state = _verified(app, account, state, connector)
-        lease = take_read_lease(app.storage, account.name, app.worker, app.intervals.get(account.name))
+        lease = take_read_lease(
+            app.storage, app.worker, account.name, len(app.config.accounts), app.intervals.get(account.name)
+        )
         if lease is None:
             report.read_by_other = True  # another worker reads this account now: this one only sends
         else:

@@ -8,6 +8,9 @@ holding it blocks the account until `expires_at` at most; one seen dead for cert
 
 `read_at` is when the last read began: a worker skips an account another worker began reading less than
 a poll interval ago, so more workers do not mean more polls of the same stream.
+
+The `workers` table counts the live workers (each signs every few seconds, and leaves when it stops), so
+that each reads its share of the accounts and no more.
 """
 
 from __future__ import annotations
@@ -15,12 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.clock import now
 from bot.storage.engine import Database
-from bot.storage.tables import account_leases
+from bot.storage.tables import account_leases, workers
 
 
 @dataclass(frozen=True)
@@ -107,3 +110,26 @@ class Leases:
         if row is None:
             return None
         return AccountLease(row["account"], row["holder"], row["expires_at"], row["read_at"])
+
+    # --- the live workers --------------------------------------------------------------------------
+
+    def sign(self, worker: str, until: datetime) -> int:
+        """Count `worker` live until `until`; the number of live workers, itself included. Workers gone
+        for a day are forgotten."""
+        stamp = now()
+        with self._db.begin() as tx:
+            result = tx.execute(update(workers).where(workers.c.worker == worker).values(seen_until=until))
+            if result.rowcount == 0:
+                try:
+                    with tx.begin_nested():
+                        tx.execute(insert(workers).values(worker=worker, seen_until=until))
+                except IntegrityError:
+                    pass  # cannot be another worker's row: ours, inserted by another thread of ours
+            tx.execute(delete(workers).where(workers.c.seen_until < stamp - timedelta(days=1)))
+            live = tx.execute(select(func.count()).select_from(workers).where(workers.c.seen_until > stamp))
+            return int(live.scalar_one())
+
+    def leave(self, worker: str) -> None:
+        """`worker` stops: the others share its accounts at once, not when its sign runs out."""
+        with self._db.begin() as tx:
+            tx.execute(delete(workers).where(workers.c.worker == worker))

@@ -392,3 +392,13 @@ account_leases = Table(
     Column("expires_at", UTCDateTime()),
     Column("read_at", UTCDateTime()),
 )
+
+# The workers sharing this database (bot/run/lease.py), each with the moment it counts as gone unless it
+# signs again: an account's reading is shared out evenly among the live ones.
+workers = Table(
+    "workers",
+    metadata,
+    Column("worker", String(250), primary_key=True),
+    Column("seen_until", UTCDateTime(), nullable=False),
+)
+Index("ix_workers_seen_until", workers.c.seen_until)
