@@ -229,7 +229,7 @@ def _read_mentions(
         if not page.has_more:
             return
         if lease is not None and not lease.renew():
-            log.debug("%s: the read lease ran out and another worker took it; stopping this read", account.name)
+            log.debug("%s: stopping this read: its lease was lost or is another worker's turn now", account.name)
             return
 
 

@@ -11,14 +11,17 @@ account's `timeout`) and the storing of at most `page_size` mentions, far less t
 is renewed after each. A holder seen dead for certain on this machine (`bot/run/liveness.py`: same boot and
 pid namespace, pid gone or reused) is not waited for at all: the next worker ends its lease and reads.
 
-Spreading the accounts: each worker reads at most its share, ceil(accounts / live workers), at a time. The
-live workers sign in the `workers` table every `SIGN_EVERY` seconds and count as gone `PRESENCE` after
-their last sign (or at once when they stop). A worker that finds itself over its share when it renews (the
-first worker to start takes every account; a second one signs in) gives the lease back after the page it
-is on, and a worker under its share takes the account at its next cycle: a backlog is read, and classified,
-by all workers, each in its own process, not by whichever started first. And a worker skips an account
-whose last read began less than `GAP` of its poll interval ago, so that W workers poll a stream about as
-often as one does, not W times as often.
+Spreading the accounts: each worker reads at most its share, ceil(accounts / live workers), at a time, so
+that a backlog is read, and classified, by all workers, each in its own process, not all by whichever
+started first. The live workers sign in the `workers` table when they start, before each read they begin
+and every `SIGN_EVERY` seconds while reading, and count as gone `PRESENCE` after their last sign (or at once
+when they stop). A worker busy only sending for longer than that is not counted for a while: the others
+then read a little more than their share, which is harmless. The share is checked when a read begins, not
+during it: leases end with every read, so a worker that joins gets its share at the next reads (giving an
+account back in the middle of a read was tried: the account then waited, unread, until the next worker's
+job for it came round, behind its long sending cycles). And a worker skips an account whose last read
+began less than `GAP` of its poll interval ago, so that W workers poll a stream about as often as one does,
+not W times as often.
 """
 
 from __future__ import annotations
@@ -85,14 +88,6 @@ class Worker:
             self.reading.add(account)
             return True
 
-    def _over_share(self, account: str, accounts: int) -> bool:
-        """True (and the account no longer counted as ours) if this worker reads more than its share."""
-        with self._lock:
-            if len(self.reading) <= self.share(accounts):
-                return False
-            self.reading.discard(account)
-            return True
-
     def _done(self, account: str) -> None:
         with self._lock:
             self.reading.discard(account)
@@ -105,15 +100,10 @@ class ReadLease:
     storage: Storage
     worker: Worker
     account: str
-    accounts: int  # how many accounts the workers share (the config's)
 
     def renew(self) -> bool:
-        """Keep it for another READ_LEASE; False if it was lost (it ran out and another worker took it) or
-        this worker reads more than its share now (then the next read of it is another worker's)."""
+        """Keep it for another READ_LEASE; False if it was lost (it ran out and another worker took it)."""
         self.worker.sign(self.storage)
-        if self.worker._over_share(self.account, self.accounts):
-            log.debug("%s: %s workers now; leaving this account to another", self.account, self.worker.live)
-            return False
         return self.storage.leases.renew(self.account, self.worker.identity, READ_LEASE)
 
     def release(self) -> None:
@@ -126,13 +116,13 @@ def take_read_lease(
 ) -> ReadLease | None:
     """The account's lease for this read, or None: another worker is reading it or began to lately, or
     this worker already reads its share of the `accounts`."""
-    worker.sign(storage)
+    worker.sign(storage, force=True)  # the share as of now: workers that started a moment ago count
     if not worker._reserve(account, accounts):
         log.debug("%s: this worker reads its share already (%s); sending only", account, worker.share(accounts))
         return None
     try:
         if _take(storage, worker.identity, account, interval):
-            return ReadLease(storage, worker, account, accounts)
+            return ReadLease(storage, worker, account)
     except BaseException:
         worker._done(account)
         raise
