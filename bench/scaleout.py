@@ -198,6 +198,7 @@ class Run:
     mock_cpu: float = 0.0
     machine_busy: float = 0.0  # share of all cores busy, everything on the machine
     timed_out: bool = False
+    seed_rate: float = 0.0  # posts per second the mock took while the backlog was posted (8 clients, no latency)
     per_worker_cpu: list[float] = field(default_factory=list)
 
     def rate(self, mentions: int) -> float:
@@ -207,7 +208,9 @@ class Run:
 def run(options: argparse.Namespace, workers: int, mock: mastodon_peer.RunningMock, workdir: Path) -> Run:
     result = Run(workers)
     mastodon_peer.reset(mock.base_url)
+    seeding = time.monotonic()
     posted = post_backlog(mock.base_url, options.mentions, options.accounts)
+    result.seed_rate = options.mentions / (time.monotonic() - seeding)
     add_latency(mock.base_url, options.get_ms, options.post_ms)
     env = {f"{name.upper()}_TOKEN": f"{name}_token" for name in brands(options.accounts)}
     with scratch_schema(options.postgres_url, "carebot_scaleout") as db_url, ExitStack() as stack:
@@ -260,8 +263,9 @@ def _sent(engine: object) -> int:
         )
 
 
-def report(options: argparse.Namespace, runs: list[Run]) -> str:
-    base = runs[0].rate(options.mentions) if runs else 0.0
+def report(options: argparse.Namespace, runs: list[Run], base: Run | None = None) -> str:
+    first = base or (runs[0] if runs else None)
+    base_rate = first.rate(options.mentions) if first else 0.0
     lines = [
         f"{options.mentions} mentions over {options.accounts} accounts, one PostgreSQL database; platform latency "
         f"{options.get_ms} ms per read, {options.post_ms} ms per post; {os.cpu_count()} cores",
@@ -273,7 +277,7 @@ def report(options: argparse.Namespace, runs: list[Run]) -> str:
         cores = r.worker_cpu / r.seconds if r.seconds else 0.0
         rate = r.rate(options.mentions)
         lines.append(
-            f"{r.workers:>7}  {r.seconds:>7.1f}  {rate:>10.1f}  {rate / base:>4.2f}×"
+            f"{r.workers:>7}  {r.seconds:>7.1f}  {rate:>10.1f}  {rate / base_rate if base_rate else 0:>4.2f}×"
             f"  {r.reads:>5}  {r.posts_read:>13}  {r.duplicates:>10}  {r.missing:>7}  {cores:>6.2f} cores"
             f"  {r.mock_cpu / r.seconds if r.seconds else 0:>5.2f}  {r.machine_busy:>11.0%}"
             + ("  (timed out)" if r.timed_out else "")
@@ -283,13 +287,14 @@ def report(options: argparse.Namespace, runs: list[Run]) -> str:
         lines.append(
             f"{r.workers} worker(s): CPU seconds per worker {', '.join(f'{c:.1f}' for c in r.per_worker_cpu)}; "
             + _bottleneck(r)
+            + f"; the mock itself took {r.seed_rate:.0f} posts/s at most (while seeding, no latency)"
         )
     return "\n".join(lines)
 
 
 def _bottleneck(r: Run) -> str:
     if r.machine_busy >= 0.9:
-        return f"the machine was {r.machine_busy:.0%} busy: CPU-bound"
+        return f"the machine was {r.machine_busy:.0%} busy (everything on it): CPU-bound"
     return f"the machine was {r.machine_busy:.0%} busy: the platform's latency set the pace"
 
 
@@ -321,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     ):
         for workers in options.workers:
             runs.append(run(options, workers, mock, workdir))
-            print(f"{workers} worker(s): {runs[-1].seconds:.1f} s", file=sys.stderr, flush=True)
+            # each row as soon as it is known: a later worker count may run out of time
+            print(report(options, runs[-1:], base=runs[0]), file=sys.stderr, flush=True)
     print(report(options, runs))
     failed = any(r.duplicates or r.missing or r.timed_out for r in runs)
     return 1 if failed else 0
