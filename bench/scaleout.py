@@ -198,6 +198,7 @@ class Run:
     mock_cpu: float = 0.0
     machine_busy: float = 0.0  # share of all cores busy, everything on the machine
     timed_out: bool = False
+    peer_failed: bool = False  # the mock stopped answering: the server could not be checked
     seed_rate: float = 0.0  # posts per second the mock took while the backlog was posted (8 clients, no latency)
     per_worker_cpu: list[float] = field(default_factory=list)
 
@@ -246,8 +247,13 @@ def run(options: argparse.Namespace, workers: int, mock: mastodon_peer.RunningMo
         with engine.connect() as db:
             reads, read = db.execute(text("SELECT sum(requests), sum(posts_read) FROM accounts")).one()
         result.reads, result.posts_read = int(reads or 0), int(read or 0)
-    clear_faults(mock.base_url)
-    replies = public_replies(mock.base_url, options.accounts)
+    try:
+        clear_faults(mock.base_url)
+        replies = public_replies(mock.base_url, options.accounts)
+    except httpx.TransportError:
+        # mastodon-mock can wedge under many clients (it then answers nothing, not even /health)
+        result.peer_failed = True
+        return result
     result.answered = sum(1 for post in posted if replies[post] == 1)
     result.duplicates = sum(1 for post in posted if replies[post] > 1)
     result.missing = sum(1 for post in posted if replies[post] == 0)
@@ -281,6 +287,7 @@ def report(options: argparse.Namespace, runs: list[Run], base: Run | None = None
             f"  {r.reads:>5}  {r.posts_read:>13}  {r.duplicates:>10}  {r.missing:>7}  {cores:>6.2f} cores"
             f"  {r.mock_cpu / r.seconds if r.seconds else 0:>5.2f}  {r.machine_busy:>11.0%}"
             + ("  (timed out)" if r.timed_out else "")
+            + ("  (the mock stopped answering: not checked)" if r.peer_failed else "")
         )
     lines.append("")
     for r in runs:
@@ -325,11 +332,13 @@ def main(argv: list[str] | None = None) -> int:
         mastodon_peer.mastodon_subprocess(workdir / "mastodon", seed=seed_config(options.accounts)) as mock,
     ):
         for workers in options.workers:
+            if runs and runs[-1].peer_failed:
+                break  # the mock is wedged: nothing more can run against it
             runs.append(run(options, workers, mock, workdir))
             # each row as soon as it is known: a later worker count may run out of time
             print(report(options, runs[-1:], base=runs[0]), file=sys.stderr, flush=True)
     print(report(options, runs))
-    failed = any(r.duplicates or r.missing or r.timed_out for r in runs)
+    failed = any(r.duplicates or r.missing or r.timed_out or r.peer_failed for r in runs)
     return 1 if failed else 0
 
 
