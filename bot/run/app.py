@@ -11,6 +11,7 @@ from bot.classifier import Classifier
 from bot.clock import now
 from bot.config import AccountConfig, Config
 from bot.decide.playbooks import Playbooks, load_playbooks, vocabulary
+from bot.run.lease import Worker
 from bot.run.metrics import Metrics
 from bot.run.watch import DatabaseWatch
 from bot.storage import Storage
@@ -60,6 +61,7 @@ class App:
     metrics: Metrics = field(default_factory=Metrics)
     intervals: dict[str, float] = field(default_factory=dict)  # each account's poll interval as scheduled
     started_at: datetime = field(default_factory=now)
+    worker: Worker = field(default_factory=Worker)  # this worker among the others (bot/run/lease.py)
     watch: DatabaseWatch = field(init=False)  # the database's health as the daemon sees it (bot/run/watch.py)
 
     def __post_init__(self) -> None:

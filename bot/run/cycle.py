@@ -24,6 +24,7 @@ from bot.config import AccountConfig
 from bot.run.alerts import raise_alert
 from bot.run.app import App
 from bot.run.cases import sweep
+from bot.run.lease import ReadLease, take_read_lease
 from bot.run.outbox import SendReport, send_due
 from bot.run.overlap import MAX_REREAD_PAGES, later, marked, overlap_of, read_start
 from bot.run.pipeline import process_mention
@@ -55,6 +56,7 @@ class CycleReport:
     backfill_since: datetime | None = None
     too_old: int = 0  # mentions read but older than the backfill: not answered
     database_trouble: bool = False  # the cycle stopped because the database is in trouble (see bot/run/watch.py)
+    read_by_other: bool = False  # another worker held the account's lease (bot/run/lease.py): only sent
 
 
 def run_cycle(app: App, account: AccountConfig, stop: threading.Event | None = None) -> CycleReport:
@@ -87,7 +89,17 @@ def _cycle(app: App, account: AccountConfig, stop: threading.Event | None) -> Cy
     try:
         connector = app.connector(account)
         state = _verified(app, account, state, connector)
-        _read_mentions(app, account, state, connector, report, stop)
+        lease = take_read_lease(
+            app.storage, app.worker, account.name, len(app.config.accounts), app.intervals.get(account.name)
+        )
+        if lease is None:
+            report.read_by_other = True  # another worker reads this account now: this one only sends
+        else:
+            try:
+                state = app.storage.accounts.get(account.name) or state  # as the last reader left it
+                _read_mentions(app, account, state, connector, report, stop, lease)
+            finally:
+                _give_back(lease)
     except ConnectorError as exc:
         _handle_failure(app, account, exc, report)
         if isinstance(exc, RateLimited | AuthFailed):
@@ -113,6 +125,15 @@ def _cycle(app: App, account: AccountConfig, stop: threading.Event | None) -> Cy
     if report.error is None or (isinstance(report.error, str) and report.error.startswith("RateLimited")):
         _alive(app, account)
     return report
+
+
+def _give_back(lease: ReadLease) -> None:
+    """End of the read: the next worker may read. If the database is in trouble the lease runs out instead
+    (or this worker takes it again, as its own), and the cycle's own error is the one that counts."""
+    try:
+        lease.release()
+    except DatabaseTrouble:
+        log.debug("%s: could not give the lease back; it runs out by itself", lease.account)
 
 
 def _alive(app: App, account: AccountConfig) -> None:
@@ -159,8 +180,10 @@ def _read_mentions(
     connector: Connector,
     report: CycleReport,
     stop: threading.Event | None,
+    lease: ReadLease | None = None,
 ) -> None:
     cursor = state.cursor
+    stored = state.cursor  # the cursor as this read found it: moved only if still so (compare-and-set)
     answer_since = state.answer_since
     if cursor is None or (account.backfill is not None and answer_since is None):
         cursor, answer_since = _start(app, account, cursor, report)
@@ -175,7 +198,7 @@ def _read_mentions(
     position = read_start(state.cursor_marks, cursor, overlap, at, too_many_since)
     marks = marked(state.cursor_marks, cursor, overlap, at)
     if marks is not None:
-        app.storage.accounts.update(account.name, cursor_marks=marks)
+        app.storage.accounts.mark_cursor(account.name, stored, marks)
     for _ in range(settings.max_pages_per_cycle):
         if stop is not None and stop.is_set():
             return
@@ -193,13 +216,20 @@ def _read_mentions(
                 continue
             if process_mention(app, account, state, connector, mention):
                 report.new += 1
-        # The cursor moves only after every mention of the page is stored, and only forward.
+        # The cursor moves only after every mention of the page is stored, and only forward; and only
+        # if nobody else moved it since this read began (a worker whose lease ran out while it waited).
         if page.next_cursor is not None and page.next_cursor != position:
             position = page.next_cursor
             if later(position, cursor):
                 cursor = position
-                app.storage.accounts.update(account.name, cursor=cursor)
+                if not app.storage.accounts.move_cursor(account.name, stored, cursor):
+                    log.debug("%s: the cursor was moved by another worker; leaving it to that one", account.name)
+                    return
+                stored = cursor
         if not page.has_more:
+            return
+        if lease is not None and not lease.renew():
+            log.debug("%s: stopping this read: its lease was lost or is another worker's turn now", account.name)
             return
 
 

@@ -19,6 +19,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import UTC, datetime
 from types import FrameType
 
@@ -189,6 +190,7 @@ def run_forever(
             misfire_grace_time=None,
         )
     alerts = AlertJob(app, stop) if app.config.notify.webhook_url else None
+    _sign_in(app)
     scheduler.start()
     if alerts is not None:
         alerts.start()
@@ -203,9 +205,23 @@ def run_forever(
         if alerts is not None:
             alerts.finish()
         scheduler.shutdown(wait=True)
+        _sign_out(app)
         if app.watch.fatal is not None:
             _last_word(app, app.watch.fatal)
         log.info("stopped")
+
+
+def _sign_in(app: App) -> None:
+    """Count this worker among the live ones before its first cycle, so that workers starting together
+    share the accounts from the start (bot/run/lease.py)."""
+    with suppress(DatabaseTrouble):  # the first cycle meets it too, and the watch says it once
+        app.worker.sign(app.storage, force=True)
+
+
+def _sign_out(app: App) -> None:
+    """The other workers read this one's accounts from their next cycle on, not when its sign runs out."""
+    with suppress(DatabaseTrouble):  # its sign runs out by itself
+        app.worker.leave(app.storage)
 
 
 def _last_word(app: App, why: str) -> None:

@@ -1,11 +1,12 @@
 """The database: the only door to it. Every read and write carebot makes goes through `Storage`.
 
-`Storage.open(url)` migrates the schema to the newest revision, then hands out one small repository per
-table group: `accounts`, `mentions`, `replies`, `cases`, `alerts`, `decisions`, `incidents`, `sessions` (desk
-logins), `quarantine` (posts set aside), `privacy` (retention, erasure on request, the audit of both), and
-`figures` (counts for the desk and status). `health()` says what the latest transactions said about the
-database itself. Nothing outside this package imports SQLAlchemy or the tables (tests/test_boundaries.py
-checks it): the driver's errors come out as storage's own (`bot.storage.errors`).
+`Storage.open(url)` migrates the schema to the newest revision, then hands out one small repository per table
+group: `accounts`, `mentions`, `replies`, `cases`, `alerts`, `decisions`, `incidents`, `sessions` (desk
+logins), `quarantine` (posts set aside), `leases` (which worker reads an account's stream now), `privacy`
+(retention, erasure on request, the audit of both), and `figures` (counts for the desk and status). `health()`
+says what the latest transactions said about the database itself. Nothing outside this package imports
+SQLAlchemy or the tables (tests/test_boundaries.py checks it): the driver's errors come out as storage's own
+(`bot.storage.errors`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from bot.storage.errors import (
 )
 from bot.storage.figures import Figures
 from bot.storage.incidents import Incidents
+from bot.storage.leases import Leases
 from bot.storage.mentions import Mentions
 from bot.storage.privacy import Privacy
 from bot.storage.quarantine import Quarantine
@@ -61,6 +63,7 @@ class Storage:
     sessions: Sessions
     quarantine: Quarantine
     privacy: Privacy
+    leases: Leases
 
     @classmethod
     def open(cls, url: str) -> Storage:
@@ -79,6 +82,7 @@ class Storage:
             Sessions(db),
             Quarantine(db),
             Privacy(db),
+            Leases(db),
         )
 
     def ping(self) -> None:

@@ -55,6 +55,27 @@ class Accounts:
         with self._db.begin() as tx:
             tx.execute(update(accounts).where(accounts.c.name == name).values(updated_at=now(), **values))
 
+    def move_cursor(self, name: str, expected: str | None, cursor: str) -> bool:
+        """Move the stream's cursor only if it still stands where this reader found it (a compare-and-set):
+        False if another worker moved it meanwhile, whose position then stands."""
+        with self._db.begin() as tx:
+            result = tx.execute(
+                update(accounts)
+                .where(accounts.c.name == name, accounts.c.cursor.is_not_distinct_from(expected))
+                .values(cursor=cursor, updated_at=now())
+            )
+        return result.rowcount == 1
+
+    def mark_cursor(self, name: str, expected: str | None, marks: list[list[str]]) -> bool:
+        """Save where the cursor stood lately (bot/run/overlap.py), only if the cursor is still `expected`."""
+        with self._db.begin() as tx:
+            result = tx.execute(
+                update(accounts)
+                .where(accounts.c.name == name, accounts.c.cursor.is_not_distinct_from(expected))
+                .values(cursor_marks=marks, updated_at=now())
+            )
+        return result.rowcount == 1
+
     def add_usage(self, name: str, requests: int = 0, posts_read: int = 0, posts_created: int = 0) -> None:
         with self._db.begin() as tx:
             tx.execute(

@@ -379,3 +379,26 @@ audit = Table(
     Column("action", String(40), nullable=False),  # forget | retention
     Column("detail", Text, nullable=False),
 )
+
+# Which worker reads an account's mention stream right now (bot/storage/leases.py): one row per account,
+# taken by compare-and-set, renewed after every page, given back after the read; a dead holder's lease
+# runs out at `expires_at`. `read_at` is when the last read began, so that several workers poll a stream
+# no more often than one would.
+account_leases = Table(
+    "account_leases",
+    metadata,
+    Column("account", String(200), primary_key=True),
+    Column("holder", String(200)),  # bot.run.liveness.process_identity() of the worker; None: free
+    Column("expires_at", UTCDateTime()),
+    Column("read_at", UTCDateTime()),
+)
+
+# The workers sharing this database (bot/run/lease.py), each with the moment it counts as gone unless it
+# signs again: an account's reading is shared out evenly among the live ones.
+workers = Table(
+    "workers",
+    metadata,
+    Column("worker", String(250), primary_key=True),
+    Column("seen_until", UTCDateTime(), nullable=False),
+)
+Index("ix_workers_seen_until", workers.c.seen_until)
