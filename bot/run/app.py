@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -61,6 +62,9 @@ class App:
     intervals: dict[str, float] = field(default_factory=dict)  # each account's poll interval as scheduled
     started_at: datetime = field(default_factory=now)
     watch: DatabaseWatch = field(init=False)  # the database's health as the daemon sees it (bot/run/watch.py)
+    # One per account: its polled cycle and its streamed mentions (bot/run/stream.py) never run at once.
+    cycle_locks: dict[str, threading.Lock] = field(default_factory=dict)
+    _locks_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         self.watch = DatabaseWatch(self.storage, self.config)
@@ -79,6 +83,10 @@ class App:
         app = cls(config, storage, classifier, playbooks)
         app.metrics.watch(storage, config)
         return app
+
+    def cycle_lock(self, name: str) -> threading.Lock:
+        with self._locks_guard:
+            return self.cycle_locks.setdefault(name, threading.Lock())
 
     def connector(self, account: AccountConfig) -> Connector:
         if account.name not in self.connectors:
