@@ -62,8 +62,10 @@ class App:
     intervals: dict[str, float] = field(default_factory=dict)  # each account's poll interval as scheduled
     started_at: datetime = field(default_factory=now)
     watch: DatabaseWatch = field(init=False)  # the database's health as the daemon sees it (bot/run/watch.py)
-    # One per account: its polled cycle and its streamed mentions (bot/run/stream.py) never run at once.
-    cycle_locks: dict[str, threading.Lock] = field(default_factory=dict)
+    # Per account (bot/run/stream.py): "decide" is held while mentions are decided and stored and while the
+    # cases' timers run, so a polled page and a streamed batch are never decided at once; "cycle" is held by
+    # a whole polled cycle, so a fill-in after a reconnect never runs beside the scheduled one.
+    locks: dict[tuple[str, str], threading.Lock] = field(default_factory=dict)
     _locks_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
@@ -84,9 +86,13 @@ class App:
         app.metrics.watch(storage, config)
         return app
 
+    def decide_lock(self, name: str) -> threading.Lock:
+        with self._locks_guard:
+            return self.locks.setdefault(("decide", name), threading.Lock())
+
     def cycle_lock(self, name: str) -> threading.Lock:
         with self._locks_guard:
-            return self.cycle_locks.setdefault(name, threading.Lock())
+            return self.locks.setdefault(("cycle", name), threading.Lock())
 
     def connector(self, account: AccountConfig) -> Connector:
         if account.name not in self.connectors:

@@ -70,7 +70,7 @@ def _job(app: App, account: AccountConfig, stop: threading.Event) -> None:
     if stop.is_set() or not app.watch.ready():
         return
     try:
-        with app.cycle_lock(account.name):  # never while its streamed mentions are answered (bot/run/stream.py)
+        with app.cycle_lock(account.name):  # a stream's fill-in (bot/run/stream.py) may have asked for one too
             report = run_cycle(app, account, stop)
         raise_mention_alerts(app.storage, app.config)
     except DatabaseTrouble as exc:

@@ -11,8 +11,12 @@ The stream is a fast path; the polled cycle stays the source of truth. Per strea
   stream: the next poll re-reads those mentions and skips them, so a mention the stream missed is still
   read. Anything unusual (the account paused, not verified yet, a platform error) is left to a full cycle,
   which knows how to handle it.
-- the worker and the scheduled poll take the account's lock (`App.cycle_lock`): never two cycles of one
-  account at once; a mention streamed during a cycle waits for it and is answered right after.
+- deciding is one at a time per account: the worker and the polled cycle take the account's
+  `App.decide_lock` around deciding and storing (the cycle per page), never around a network read, so a
+  poll re-reading stored pages does not hold streamed mentions back. Sending needs no lock: each reply is
+  claimed (a compare-and-set) before it is posted, so the worker and a poll never post one twice. The
+  worker has its own connector (its own HTTP session). A fill-in cycle takes `App.cycle_lock`, like the
+  scheduled one: never two polled cycles of one account at once.
 
 A stream that fails is retried with backoff (1 s doubling to 5 minutes, with jitter). After
 `FALLBACK_AFTER` failures in a row (at once when the server has no streaming, or refuses the token) it is
@@ -32,12 +36,12 @@ from collections.abc import Callable
 from bot.clock import now
 from bot.config import AccountConfig
 from bot.run.alerts import raise_mention_alerts
-from bot.run.app import App, connector_settings
+from bot.run.app import App, connector_settings, open_connector
 from bot.run.outbox import send_due
 from bot.run.pipeline import process_mention
 from bot.storage import DatabaseTrouble
 from connectors import get_platform
-from connectors.base import AuthFailed, ConnectorError, Mention, MentionStream, Rejected
+from connectors.base import AuthFailed, Connector, ConnectorError, Mention, MentionStream, Rejected
 
 log = logging.getLogger("carebot.stream")
 
@@ -78,6 +82,7 @@ class AccountStream:
         self._wake = threading.Event()
         self._stream: MentionStream | None = None
         self._polling_only = False  # said once, until the stream is back
+        self._own_connector: Connector | None = None
         name = account.name
         self._listener = threading.Thread(target=self._listen, name=f"carebot-stream-{name}", daemon=True)
         self._worker = threading.Thread(target=self._work, name=f"carebot-streamed-{name}", daemon=True)
@@ -95,6 +100,8 @@ class AccountStream:
         self._wake.set()
         self._listener.join(JOIN_GRACE)
         self._worker.join(JOIN_GRACE)
+        if not self._worker.is_alive():
+            self._drop_connector()
 
     # --- the listener ---------------------------------------------------------
 
@@ -198,14 +205,14 @@ class AccountStream:
         if not app.watch.ready():
             return True  # the database is in trouble: the polled cycles read these again once it is back
         try:
-            with app.cycle_lock(account.name):
-                state = app.storage.accounts.get(account.name)
-                if state is None or state.cursor is None or account.name not in app.verified:
-                    return False
-                if state.paused_until is not None and state.paused_until > now():
-                    return True  # the pause's end is the cycle's business; these are read again then
-                connector = app.connector(account)
-                new = 0
+            state = app.storage.accounts.get(account.name)
+            if state is None or state.cursor is None or account.name not in app.verified:
+                return False
+            if state.paused_until is not None and state.paused_until > now():
+                return True  # the pause's end is the cycle's business; these are read again then
+            connector = self._connector()
+            new = 0
+            with app.decide_lock(account.name):
                 for mention in mentions:
                     if self.stop.is_set():
                         return True
@@ -213,10 +220,11 @@ class AccountStream:
                         continue
                     if process_mention(app, account, state, connector, mention):
                         new += 1
-                sent = send_due(app, account, state, connector, self.stop)
-                raise_mention_alerts(app.storage, app.config)
+            sent = send_due(app, account, state, connector, self.stop)  # claims keep it from a poll's sending
+            raise_mention_alerts(app.storage, app.config)
         except ConnectorError as exc:
             log.info("%s: streamed mentions: %s; a full cycle takes over", account.name, exc)
+            self._drop_connector()
             return False
         except DatabaseTrouble as exc:
             if app.watch.failed(exc):
@@ -230,6 +238,18 @@ class AccountStream:
         if new or sent.sent:
             log.info("%s: streamed: %s new, %s sent", account.name, new, sent.sent)
         return True
+
+    def _connector(self) -> Connector:
+        """The worker's own connector: its requests never share a session with the polled cycle's, which may
+        be reading a page at the same moment."""
+        if self._own_connector is None:
+            self._own_connector = open_connector(self.account)
+        return self._own_connector
+
+    def _drop_connector(self) -> None:
+        connector, self._own_connector = self._own_connector, None
+        if connector is not None:
+            connector.close()
 
 
 def start_streams(app: App, stop: threading.Event, job: Callable[[AccountConfig], None]) -> list[AccountStream]:
