@@ -67,6 +67,16 @@ def test_streaming_is_asked_for_per_mastodon_account(tmp_path: Path) -> None:
     assert config.accounts[0].options["stream"] is True
 
 
+def test_an_x_account_cannot_ask_for_a_stream(tmp_path: Path) -> None:
+    from tests import configs
+
+    path = configs.write_config(
+        tmp_path, db_url="sqlite:///x.db", accounts=configs.x_account("https://x.example", extra="    stream: true\n")
+    )
+    problems = problems_of(path, {"X_TOKEN": "tok-123456"})
+    assert any(":16: accounts[0].stream: unknown key" in p for p in problems), problems  # X is polled only
+
+
 def test_the_example_config_is_valid(tmp_path: Path) -> None:
     config = load_config(ROOT / "config.example.yaml", {"MASTODON_TOKEN": "t0ken", "X_BEARER_TOKEN": "t0ken"})
     assert {a.platform for a in config.accounts} >= {"mastodon"}
