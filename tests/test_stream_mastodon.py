@@ -20,6 +20,7 @@ from bot.run.app import App
 from bot.run.daemon import run_forever, run_once
 from tests import configs
 from tests.conftest import StartBot
+from tests.peers.daemon import Carebot
 from tests.peers.mastodon import BRAND, add_fault, client, post_as
 from tests.peers.tcp_switch import TcpSwitch
 
@@ -156,3 +157,21 @@ def test_a_polled_account_opens_no_stream(
         posted = post(base, 1)
         wait_until(lambda: posted in replies_to(base), "for the polled reply")
     assert "notification stream" not in stream_log.text
+
+
+def test_sigterm_ends_a_streaming_carebot_run(tmp_path: Path, mastodon_server: MockServer) -> None:
+    """The real command: SIGTERM closes the stream and the process exits cleanly (status 0), its token
+    never in the log."""
+    base = mastodon_server.base_url
+    account = configs.mastodon_account(base, poll_interval="60s", extra="    stream: true\n")
+    config = configs.write_config(tmp_path, db_url=f"sqlite:///{tmp_path / 'carebot.db'}", accounts=account)
+    bot = Carebot(config, {"BRAND_TOKEN": "brand_token"}).start()
+    try:
+        bot.wait_for(lambda: LISTENING in bot.text(), what="for the stream")
+        posted = post(base, 1)
+        wait_until(lambda: posted in replies_to(base), "for the streamed mention's reply")
+    finally:
+        status = bot.stop()
+    assert status == 0, bot.text()[-3000:]
+    assert "stopped" in bot.text()
+    assert "brand_token" not in bot.text()
