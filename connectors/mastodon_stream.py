@@ -3,7 +3,8 @@
 A fast path, never the source of truth: a stream does not replay what was posted while it was down, so
 whoever reads it must read the REST notifications after every (re)connect (`bot/run/stream.py` does).
 The stream is read from the account's `base_url` (`/api/v1/streaming/user/notification`, where Mastodon's
-standard nginx setup serves the streaming server), with its own HTTP session: a cycle's requests never
+standard nginx setup serves the streaming server; an instance whose streaming server lives elsewhere
+redirects there), with its own HTTP session: a cycle's requests never
 wait behind it, and closing it from another thread (shutdown) wakes the read at once.
 
 The server sends a comment (`:thump`) every 15 s or so when nothing happens; no byte for `READ_TIMEOUT`
@@ -18,6 +19,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin, urlsplit
 
 from connectors.base import (
     AuthFailed,
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
 
 STREAM_PATH = "/api/v1/streaming/user/notification"
 READ_TIMEOUT = 60.0  # four missed heartbeats
+MAX_REDIRECTS = 3
+_SCHEMES = {"https": ("https",), "http": ("http", "https")}  # where a redirect may take the token
 MAX_EVENT = 1 << 20  # bytes; an event larger than this is not a notification we could use
 
 
@@ -90,12 +94,28 @@ class NotificationStream:
         import requests
 
         headers = {"Authorization": f"Bearer {self._token}", "Accept": "text/event-stream"}
-        try:
-            response = self._session.get(
-                self._url, headers=headers, stream=True, timeout=(self._connect_timeout, READ_TIMEOUT)
-            )
-        except requests.RequestException as exc:
-            raise Unavailable(self._message(f"cannot connect ({type(exc).__name__})")) from exc
+        url = self._url
+        for _ in range(MAX_REDIRECTS + 1):
+            try:
+                response = self._session.get(
+                    url,
+                    headers=headers,
+                    stream=True,
+                    timeout=(self._connect_timeout, READ_TIMEOUT),
+                    allow_redirects=False,
+                )
+            except requests.RequestException as exc:
+                raise Unavailable(self._message(f"cannot connect ({type(exc).__name__})")) from exc
+            # An instance whose streaming server has a host of its own answers with a redirect there
+            # (Mastodon's Api::V1::StreamingController). Followed here, with the token, because requests
+            # drops the Authorization header on a redirect to another host; never from https to http.
+            location = response.headers.get("Location") if response.is_redirect else None
+            if location is None:
+                break
+            response.close()
+            url = urljoin(url, location)
+            if urlsplit(url).scheme not in _SCHEMES.get(urlsplit(self._url).scheme, ("https",)):
+                raise BadResponse(self._message("redirected to an address that is not https"))
         status = response.status_code
         if status != 200:
             response.close()

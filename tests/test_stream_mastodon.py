@@ -123,6 +123,27 @@ def test_mentions_posted_while_the_stream_was_down_are_answered_once(
     assert stream_log.text.count(LISTENING) >= 2  # it did reconnect
 
 
+def test_a_stream_served_elsewhere_is_followed_with_the_token(
+    tmp_path: Path, mastodon_server: MockServer, running_bot: StartBot, stream_log: pytest.LogCaptureFixture
+) -> None:
+    """An instance whose streaming server has its own address redirects there; the token goes along
+    (requests alone would drop it on the way)."""
+    base = mastodon_server.base_url
+    elsewhere = f"http://localhost:{urlsplit(base).port}/api/v1/streaming/user"  # another host name, same channel
+    add_fault(
+        base,
+        effect={"type": "status", "status": 301, "headers": {"Location": elsewhere}, "body": {}},
+        path="/api/v1/streaming/user/notification",
+        count=None,
+    )
+    app = start(tmp_path, base, running_bot)
+    with daemon(app):
+        wait_until(lambda: LISTENING in stream_log.text, "for the stream")
+        posted = post(base, 1)
+        wait_until(lambda: posted in replies_to(base), "for the streamed mention's reply")
+    assert "unavailable" not in stream_log.text
+
+
 @pytest.mark.parametrize("status", [404, 500])
 def test_without_a_stream_polling_answers(
     tmp_path: Path,
