@@ -62,9 +62,9 @@ class App:
     intervals: dict[str, float] = field(default_factory=dict)  # each account's poll interval as scheduled
     started_at: datetime = field(default_factory=now)
     watch: DatabaseWatch = field(init=False)  # the database's health as the daemon sees it (bot/run/watch.py)
-    # Per account (bot/run/stream.py): "decide" is held while mentions are decided and stored and while the
-    # cases' timers run, so a polled page and a streamed batch are never decided at once; "cycle" is held by
-    # a whole polled cycle, so a fill-in after a reconnect never runs beside the scheduled one.
+    # Per account (bot/run/stream.py): "decide" is held while a new mention is decided and stored and while
+    # the cases' timers run, so a polled page and a streamed batch are never decided at once; "cycle" is held
+    # by a whole polled cycle, so a fill-in after a reconnect never runs beside the scheduled one.
     locks: dict[tuple[str, str], threading.Lock] = field(default_factory=dict)
     _locks_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

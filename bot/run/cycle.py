@@ -186,17 +186,14 @@ def _read_mentions(
         if not isinstance(connector, Metered):  # a metered connector counts for itself, more exactly
             app.storage.accounts.add_usage(account.name, requests=1, posts_read=len(page.mentions))
         report.fetched += len(page.mentions)
-        # Deciding is one mention at a time per account (a streamed mention may be decided meanwhile, see
-        # bot/run/stream.py); the reads and the sending are not, so the lock is held per page only.
-        with app.decide_lock(account.name):
-            for item in page.unreadable:  # one bad post never holds the stream back
-                set_aside_unreadable(app.storage, account, item)
-            for mention in page.mentions:
-                if answer_since is not None and mention.created_at < answer_since:
-                    report.too_old += 1
-                    continue
-                if process_mention(app, account, state, connector, mention):
-                    report.new += 1
+        for item in page.unreadable:  # one bad post never holds the stream back
+            set_aside_unreadable(app.storage, account, item)
+        for mention in page.mentions:
+            if answer_since is not None and mention.created_at < answer_since:
+                report.too_old += 1
+                continue
+            if process_mention(app, account, state, connector, mention):
+                report.new += 1
         # The cursor moves only after every mention of the page is stored, and only forward.
         if page.next_cursor is not None and page.next_cursor != position:
             position = page.next_cursor

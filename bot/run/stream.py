@@ -11,9 +11,9 @@ The stream is a fast path; the polled cycle stays the source of truth. Per strea
   stream: the next poll re-reads those mentions and skips them, so a mention the stream missed is still
   read. Anything unusual (the account paused, not verified yet, a platform error) is left to a full cycle,
   which knows how to handle it.
-- deciding is one at a time per account: the worker and the polled cycle take the account's
-  `App.decide_lock` around deciding and storing (the cycle per page), never around a network read, so a
-  poll re-reading stored pages does not hold streamed mentions back. Sending needs no lock: each reply is
+- deciding is one mention at a time per account: `process_mention` takes the account's
+  `App.decide_lock` around deciding and storing a new mention, never around a network read, so a poll
+  re-reading stored pages does not hold streamed mentions back. Sending needs no lock: each reply is
   claimed (a compare-and-set) before it is posted, so the worker and a poll never post one twice. The
   worker has its own connector (its own HTTP session). A fill-in cycle takes `App.cycle_lock`, like the
   scheduled one: never two polled cycles of one account at once.
@@ -212,14 +212,13 @@ class AccountStream:
                 return True  # the pause's end is the cycle's business; these are read again then
             connector = self._connector()
             new = 0
-            with app.decide_lock(account.name):
-                for mention in mentions:
-                    if self.stop.is_set():
-                        return True
-                    if state.answer_since is not None and mention.created_at < state.answer_since:
-                        continue
-                    if process_mention(app, account, state, connector, mention):
-                        new += 1
+            for mention in mentions:  # each decided under the account's decide_lock (bot/run/pipeline.py)
+                if self.stop.is_set():
+                    return True
+                if state.answer_since is not None and mention.created_at < state.answer_since:
+                    continue
+                if process_mention(app, account, state, connector, mention):
+                    new += 1
             sent = send_due(app, account, state, connector, self.stop)  # claims keep it from a poll's sending
             raise_mention_alerts(app.storage, app.config)
         except ConnectorError as exc:
