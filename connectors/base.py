@@ -20,7 +20,7 @@ Error tree (catch the base, or a precise leaf)::
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -202,6 +202,20 @@ class Ledger(Protocol):
     def save(self, state: Mapping[str, Any]) -> None: ...
 
 
+class MentionStream(Protocol):
+    """A platform's live stream of the brand's mentions: a fast path next to the polled reads, never
+    instead of them (a stream does not replay what was posted while it was down)."""
+
+    def events(self) -> Iterator[Mention | None]:
+        """None once connected (the cue to read the mentions the stream cannot replay), then each mention
+        as it arrives; ends by raising a ConnectorError (a clean end is `Unavailable` too)."""
+        ...
+
+    def close(self) -> None:
+        """End the connection; may be called from any thread, and wakes a read blocked in `events()`."""
+        ...
+
+
 @runtime_checkable
 class Metered(Protocol):
     """A connector that counts every request and every billed object, and keeps within the account's
@@ -286,6 +300,9 @@ class Platform:
     # are skipped): a post that became visible after a later one was served is still read. Costs the
     # re-read posts (billed per read on X's pay-per-use).
     reread_overlap: float = 120.0
+    # (settings, the brand's own account id) -> a live stream of its mentions, for accounts that ask for it
+    # (`stream: true`); None: the platform is only polled.
+    open_stream: Callable[[ConnectorSettings, str], MentionStream] | None = None
 
 
 _HANDLE_OR_URL = re.compile(r"@[\w.@-]+|https?://\S+", re.UNICODE)

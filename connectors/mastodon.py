@@ -23,6 +23,7 @@ from connectors.base import (
     ConnectorSettings,
     Mention,
     MentionPage,
+    MentionStream,
     Platform,
     PostedReply,
     RateBudget,
@@ -35,6 +36,7 @@ from connectors.base import (
 from connectors.ignored import IgnoredAuthors
 from connectors.mastodon_html import html_to_text
 from connectors.mastodon_limits import RateHeaders, retry_after, text_length
+from connectors.mastodon_options import MastodonOptions
 
 if TYPE_CHECKING:
     from mastodon.errors import MastodonAPIError
@@ -492,6 +494,12 @@ def _id_order(item: Mapping[str, Any]) -> tuple[int, str]:
     return len(ident), ident
 
 
+def _open_stream(settings: ConnectorSettings, own_id: str) -> MentionStream:
+    from connectors.mastodon_stream import NotificationStream
+
+    return NotificationStream(settings, own_id)
+
+
 PLATFORM = Platform(
     name="mastodon",
     create=MastodonConnector,
@@ -502,4 +510,6 @@ PLATFORM = Platform(
     count_text=text_length,
     backfill_cursor=lambda _since: "0",  # notification ids are not times: read from the first, skip the old
     valid_handle=valid_handle,
+    options=MastodonOptions,
+    open_stream=_open_stream,
 )

@@ -61,6 +61,22 @@ def test_good_config_is_read_with_defaults(tmp_path: Path) -> None:
     assert config.classifier.min_confidence == 0.55
 
 
+def test_streaming_is_asked_for_per_mastodon_account(tmp_path: Path) -> None:
+    assert config_from(write(tmp_path, GOOD)).accounts[0].options.get("stream") is False  # polling only
+    config = config_from(write(tmp_path, GOOD + "    stream: true\n"))
+    assert config.accounts[0].options["stream"] is True
+
+
+def test_an_x_account_cannot_ask_for_a_stream(tmp_path: Path) -> None:
+    from tests import configs
+
+    path = configs.write_config(
+        tmp_path, db_url="sqlite:///x.db", accounts=configs.x_account("https://x.example", extra="    stream: true\n")
+    )
+    problems = problems_of(path, {"X_TOKEN": "tok-123456"})
+    assert any(":16: accounts[0].stream: unknown key" in p for p in problems), problems  # X is polled only
+
+
 def test_the_example_config_is_valid(tmp_path: Path) -> None:
     config = load_config(ROOT / "config.example.yaml", {"MASTODON_TOKEN": "t0ken", "X_BEARER_TOKEN": "t0ken"})
     assert {a.platform for a in config.accounts} >= {"mastodon"}
@@ -94,6 +110,10 @@ def test_secret_from_a_file_next_to_the_config(tmp_path: Path) -> None:
             ":11: accounts[0].access_token_file: cannot read",
         ),
         (("    base_url: https://mastodon.example\n", ""), ":8: accounts[0].base_url: missing"),
+        (
+            ("poll_interval: 2m", "poll_interval: 2m\n    stream: sometimes"),
+            ":14: accounts[0].stream: expected true or false",
+        ),
         (
             ("poll_interval: 2m", "poll_interval: [1, 2]"),
             ":13: accounts[0].poll_interval: expected a single value",

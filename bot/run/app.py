@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -63,6 +64,11 @@ class App:
     started_at: datetime = field(default_factory=now)
     worker: Worker = field(default_factory=Worker)  # this worker among the others (bot/run/lease.py)
     watch: DatabaseWatch = field(init=False)  # the database's health as the daemon sees it (bot/run/watch.py)
+    # Per account (bot/run/stream.py): "decide" is held while a new mention is decided and stored and while
+    # the cases' timers run, so a polled page and a streamed batch are never decided at once; "cycle" is held
+    # by a whole polled cycle, so a fill-in after a reconnect never runs beside the scheduled one.
+    locks: dict[tuple[str, str], threading.Lock] = field(default_factory=dict)
+    _locks_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         self.watch = DatabaseWatch(self.storage, self.config)
@@ -81,6 +87,14 @@ class App:
         app = cls(config, storage, classifier, playbooks)
         app.metrics.watch(storage, config)
         return app
+
+    def decide_lock(self, name: str) -> threading.Lock:
+        with self._locks_guard:
+            return self.locks.setdefault(("decide", name), threading.Lock())
+
+    def cycle_lock(self, name: str) -> threading.Lock:
+        with self._locks_guard:
+            return self.locks.setdefault(("cycle", name), threading.Lock())
 
     def connector(self, account: AccountConfig) -> Connector:
         if account.name not in self.connectors:

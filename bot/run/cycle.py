@@ -143,7 +143,8 @@ def _alive(app: App, account: AccountConfig) -> None:
 def _sweep_cases(app: App, account: AccountConfig) -> None:
     """The cases' timers (check-backs due, targets, closing): database work, done even while paused."""
     try:
-        swept = sweep(app.config, app.storage, app.playbooks, account)
+        with app.decide_lock(account.name):  # never while a streamed mention is decided
+            swept = sweep(app.config, app.storage, app.playbooks, account)
     except DatabaseTrouble:
         raise
     except Exception:  # a bug here must not keep the account from reading and sending

@@ -33,6 +33,7 @@ from bot.run.app import App
 from bot.run.cycle import CycleReport, run_cycle
 from bot.run.notify import Webhook, deliver_alerts, notify_due
 from bot.run.privacy import apply_retention
+from bot.run.stream import finish_streams, start_streams
 from bot.storage import DatabaseTrouble
 from connectors.base import ConnectorError
 
@@ -70,7 +71,8 @@ def _job(app: App, account: AccountConfig, stop: threading.Event) -> None:
     if stop.is_set() or not app.watch.ready():
         return
     try:
-        report = run_cycle(app, account, stop)
+        with app.cycle_lock(account.name):  # a stream's fill-in (bot/run/stream.py) may have asked for one too
+            report = run_cycle(app, account, stop)
         raise_mention_alerts(app.storage, app.config)
     except DatabaseTrouble as exc:
         if app.watch.failed(exc):
@@ -194,6 +196,7 @@ def run_forever(
     scheduler.start()
     if alerts is not None:
         alerts.start()
+    streams = start_streams(app, stop, lambda account: _job(app, account, stop))
     names = ", ".join(f"{a.name} ({a.mode.value})" for a in app.config.accounts)
     log.info("carebot running: %s", names)
     if on_started is not None:
@@ -202,6 +205,7 @@ def run_forever(
         stop.wait()
     finally:
         log.info("stopping: finishing in-flight work")
+        finish_streams(streams)
         if alerts is not None:
             alerts.finish()
         scheduler.shutdown(wait=True)

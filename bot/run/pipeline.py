@@ -153,15 +153,14 @@ def process_mention(
 
 def _process(app: App, account: AccountConfig, state: AccountState, connector: Connector, mention: Mention) -> bool:
     mention = without_nul(mention)
-    context = router_context(
-        app.config,
-        app.storage,
-        state,
-        mention,
-        measure=connector.text_length,
-        ignored_author_ids=connector.ignored_author_ids(),  # the connector caches it between cycles
-    )
-    handled = handle_mention(app.config, app.storage, app.classifier, app.playbooks, account, mention, context)
+    ignored = connector.ignored_author_ids()  # the connector caches it between cycles
+    # One mention decided at a time per account: a polled page and a streamed batch (bot/run/stream.py)
+    # may be at it together, and a case, an author's history or an incident must see the one before.
+    with app.decide_lock(account.name):
+        context = router_context(
+            app.config, app.storage, state, mention, measure=connector.text_length, ignored_author_ids=ignored
+        )
+        handled = handle_mention(app.config, app.storage, app.classifier, app.playbooks, account, mention, context)
     if handled is None:
         return False
     result, decision, new_state = handled.result, handled.decision, handled.reply_state
