@@ -59,8 +59,12 @@ class CycleReport:
     read_by_other: bool = False  # another worker held the account's lease (bot/run/lease.py): only sent
 
 
-def run_cycle(app: App, account: AccountConfig, stop: threading.Event | None = None) -> CycleReport:
-    report = _cycle(app, account, stop)
+def run_cycle(
+    app: App, account: AccountConfig, stop: threading.Event | None = None, fill_in: bool = False
+) -> CycleReport:
+    """One cycle of the account. `fill_in`: a stream asks for it after a (re)connect, so the read is due now
+    whenever the last one began."""
+    report = _cycle(app, account, stop, fill_in)
     result = "error" if report.error else ("paused" if report.paused else "ok")
     sent = report.sent
     app.metrics.cycle(
@@ -73,7 +77,7 @@ def run_cycle(app: App, account: AccountConfig, stop: threading.Event | None = N
     return report
 
 
-def _cycle(app: App, account: AccountConfig, stop: threading.Event | None) -> CycleReport:
+def _cycle(app: App, account: AccountConfig, stop: threading.Event | None, fill_in: bool) -> CycleReport:
     report = CycleReport(account.name)
     state = app.storage.accounts.ensure(account.name, account.platform)
     if state.paused_until is not None and state.paused_until > now():
@@ -89,9 +93,8 @@ def _cycle(app: App, account: AccountConfig, stop: threading.Event | None) -> Cy
     try:
         connector = app.connector(account)
         state = _verified(app, account, state, connector)
-        lease = take_read_lease(
-            app.storage, app.worker, account.name, len(app.config.accounts), app.intervals.get(account.name)
-        )
+        interval = None if fill_in else app.intervals.get(account.name)
+        lease = take_read_lease(app.storage, app.worker, account.name, len(app.config.accounts), interval)
         if lease is None:
             report.read_by_other = True  # another worker reads this account now: this one only sends
         else:

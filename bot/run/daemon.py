@@ -65,14 +65,14 @@ def run_once(app: App, stop: threading.Event | None = None) -> list[CycleReport]
     return reports
 
 
-def _job(app: App, account: AccountConfig, stop: threading.Event) -> None:
+def _job(app: App, account: AccountConfig, stop: threading.Event, fill_in: bool = False) -> None:
     """One cycle of one account, in the scheduler's thread: nothing may escape it (APScheduler would log a
     traceback for each run). Database trouble goes to the watch, which says it once and paces the retries."""
     if stop.is_set() or not app.watch.ready():
         return
     try:
         with app.cycle_lock(account.name):  # a stream's fill-in (bot/run/stream.py) may have asked for one too
-            report = run_cycle(app, account, stop)
+            report = run_cycle(app, account, stop, fill_in)
         raise_mention_alerts(app.storage, app.config)
     except DatabaseTrouble as exc:
         if app.watch.failed(exc):
@@ -196,7 +196,7 @@ def run_forever(
     scheduler.start()
     if alerts is not None:
         alerts.start()
-    streams = start_streams(app, stop, lambda account: _job(app, account, stop))
+    streams = start_streams(app, stop, lambda account: _job(app, account, stop, fill_in=True))
     names = ", ".join(f"{a.name} ({a.mode.value})" for a in app.config.accounts)
     log.info("carebot running: %s", names)
     if on_started is not None:
