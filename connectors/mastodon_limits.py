@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -50,14 +51,29 @@ class RateHeaders:
 
     Reads and writes are kept apart: real Mastodon answers a new status with the headers of its
     posting limit (300 statuses / 3 h), and every other request with those of the general one.
+
+    Several threads may send at once (the outbox's senders): the budget is one, and a request is let out
+    only while the budget, less the requests already in flight, has room (`reserve`, then `settle`).
+    `last` is the last answer this thread received, so a 429 is read from its own headers.
     """
 
     def __init__(self) -> None:
-        self.last: Mapping[str, str] = {}
         self._budgets: dict[bool, RateBudget] = {}
+        self._in_flight: dict[bool, int] = {False: 0, True: 0}
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    @property
+    def last(self) -> Mapping[str, str]:
+        last: Mapping[str, str] = getattr(self._local, "last", {})
+        return last
 
     def observe(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        self.last = dict(response.headers)
+        self._local.last = dict(response.headers)
+        with self._lock:
+            self._observe(response)
+
+    def _observe(self, response: requests.Response) -> None:
         headers = response.headers
         write = (response.request.method or "GET").upper() not in ("GET", "HEAD")
         read = self._budgets.get(False)
@@ -77,12 +93,30 @@ class RateHeaders:
         )
 
     def budget(self, write: bool = False) -> RateBudget:
-        return self._budgets.get(write, RateBudget())
+        with self._lock:
+            return self._budgets.get(write, RateBudget())
 
     def seconds_until_refill(self, write: bool = False) -> float | None:
         """Seconds to wait when the server said no request is left before its reset; else None."""
-        budget = self.budget(write)
-        if budget.remaining is None or budget.remaining > 0 or budget.reset_at is None:
+        with self._lock:
+            return self._wait(write, 0)
+
+    def reserve(self, write: bool = False) -> float | None:
+        """Count one more request in flight, or, when the budget has no room for it (the requests already
+        in flight counted), the seconds until the reset, counting nothing. `settle` ends a reservation."""
+        with self._lock:
+            wait = self._wait(write, self._in_flight[write])
+            if wait is None:
+                self._in_flight[write] += 1
+            return wait
+
+    def settle(self, write: bool = False) -> None:
+        with self._lock:
+            self._in_flight[write] = max(self._in_flight[write] - 1, 0)
+
+    def _wait(self, write: bool, in_flight: int) -> float | None:
+        budget = self._budgets.get(write, RateBudget())
+        if budget.remaining is None or budget.remaining - in_flight > 0 or budget.reset_at is None:
             return None
         wait = (budget.reset_at - datetime.now(UTC)).total_seconds()
         return min(max(wait, 1.0), MAX_RETRY_AFTER) if wait > 0 else None

@@ -76,6 +76,24 @@ def insert_reply(
     )
 
 
+def mark_sent(tx: Connection, reply_id: int, platform_post_id: str, stamp: datetime) -> None:
+    """The reply is on the platform as `platform_post_id`; its claim ends."""
+    tx.execute(
+        update(replies)
+        .where(replies.c.id == reply_id)
+        .values(
+            claimed_until=None,
+            claimed_by=None,
+            updated_at=stamp,
+            state=ReplyState.SENT.value,
+            platform_post_id=platform_post_id,
+            sent_at=stamp,
+            last_error=None,
+            outcome_unknown=False,
+        )
+    )
+
+
 class Replies:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -182,14 +200,8 @@ class Replies:
             )
 
     def mark_sent(self, reply_id: int, platform_post_id: str) -> None:
-        self._unclaim(
-            reply_id,
-            state=ReplyState.SENT.value,
-            platform_post_id=platform_post_id,
-            sent_at=now(),
-            last_error=None,
-            outcome_unknown=False,
-        )
+        with self._db.begin() as tx:
+            mark_sent(tx, reply_id, platform_post_id, now())
 
     def release(
         self,
