@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.clock import now
 from bot.config import AccountConfig
 from bot.run.alerts import raise_alert
+from bot.run.alongside import AnswersAlongside
 from bot.run.app import App
 from bot.run.cases import sweep
 from bot.run.outbox import SendReport, send_due
@@ -87,7 +89,14 @@ def _cycle(app: App, account: AccountConfig, stop: threading.Event | None) -> Cy
     try:
         connector = app.connector(account)
         state = _verified(app, account, state, connector)
-        _read_mentions(app, account, state, connector, report, stop)
+        # The answers to what is read go out while the rest is read (bot/run/alongside.py).
+        answers = AnswersAlongside(app, account, state, connector, stop)
+        try:
+            _read_mentions(app, account, state, connector, report, stop, answers.kick)
+        finally:
+            report.sent, failure = answers.finish()
+        if failure is not None:
+            raise failure
     except ConnectorError as exc:
         _handle_failure(app, account, exc, report)
         if isinstance(exc, RateLimited | AuthFailed):
@@ -101,7 +110,7 @@ def _cycle(app: App, account: AccountConfig, stop: threading.Event | None) -> Cy
         return report
     _sweep_cases(app, account)  # after reading: a check-back never goes to someone who just wrote
     try:
-        report.sent = send_due(app, account, state, app.connector(account), stop)
+        report.sent = report.sent.add(send_due(app, account, state, app.connector(account), stop))
     except ConnectorError as exc:
         _handle_failure(app, account, exc, report)
     except DatabaseTrouble:
@@ -159,6 +168,7 @@ def _read_mentions(
     connector: Connector,
     report: CycleReport,
     stop: threading.Event | None,
+    page_stored: Callable[[], None] = lambda: None,
 ) -> None:
     cursor = state.cursor
     answer_since = state.answer_since
@@ -193,6 +203,7 @@ def _read_mentions(
                 continue
             if process_mention(app, account, state, connector, mention):
                 report.new += 1
+        page_stored()
         # The cursor moves only after every mention of the page is stored, and only forward.
         if page.next_cursor is not None and page.next_cursor != position:
             position = page.next_cursor

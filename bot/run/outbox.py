@@ -17,7 +17,7 @@ import dataclasses
 import logging
 import random
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -63,6 +63,14 @@ class SendReport:
     parked: int = 0
     found_existing: int = 0
 
+    def add(self, other: SendReport) -> SendReport:
+        return SendReport(
+            self.sent + other.sent,
+            self.retried + other.retried,
+            self.parked + other.parked,
+            self.found_existing + other.found_existing,
+        )
+
 
 def retry_delay(base: float, attempts: int) -> float:
     """Exponential backoff with full jitter, capped at 15 minutes."""
@@ -76,8 +84,10 @@ def send_due(
     state: AccountState,
     connector: Connector,
     stop: threading.Event | None = None,
+    purposes: Collection[str] | None = None,
 ) -> SendReport:
-    """Send every reply of this account whose time has come, several at once, until none is left.
+    """Send every reply of this account whose time has come, several at once, until none is left (only
+    those of `purposes`, if given).
 
     The due replies are taken in rounds (`ROUND` at a time) and each round is split into lanes, one per
     case (or per mention outside any case): a lane is sent in order by one sender, lanes side by side by
@@ -93,7 +103,7 @@ def send_due(
     reports: list[SendReport] = []
     with ThreadPoolExecutor(workers, thread_name_prefix=f"carebot-send-{account.name}") as pool:
         while not halt.is_set():
-            batch = _next_round(app, account, tried)
+            batch = _next_round(app, account, tried, purposes)
             if not batch:
                 break
             tried.update(reply.id for reply in batch)
@@ -136,11 +146,13 @@ class _Halt:
             raise self._failure
 
 
-def _next_round(app: App, account: AccountConfig, tried: set[int]) -> list[StoredReply]:
+def _next_round(
+    app: App, account: AccountConfig, tried: set[int], purposes: Collection[str] | None
+) -> list[StoredReply]:
     """The due replies not tried yet in this call (a reply waiting its turn stays due, and is skipped)."""
     limit = ROUND
     while True:
-        due = app.storage.replies.due(account.name, limit=limit)
+        due = app.storage.replies.due(account.name, limit=limit, purposes=purposes)
         fresh = [reply for reply in due if reply.id not in tried]
         if fresh or len(due) < limit:
             return fresh
@@ -159,10 +171,7 @@ def _lanes(batch: list[StoredReply]) -> list[list[StoredReply]]:
 def _total(reports: list[SendReport]) -> SendReport:
     total = SendReport()
     for report in reports:
-        total.sent += report.sent
-        total.retried += report.retried
-        total.parked += report.parked
-        total.found_existing += report.found_existing
+        total = total.add(report)
     return total
 
 
@@ -176,7 +185,8 @@ def _send_lane(
         for reply in lane:
             if halt.is_set():
                 break
-            _send_due_reply(app, account, state, connector, reply, report)
+            with app.storage.held():  # one connection for the reply's statements
+                _send_due_reply(app, account, state, connector, reply, report)
     except (RateLimited, AuthFailed, DatabaseTrouble) as exc:
         halt.fail(exc)
     except BaseException as exc:  # a bug outside any one reply: said by send_due's caller, like before

@@ -10,6 +10,7 @@ checks it): the driver's errors come out as storage's own (`bot.storage.errors`)
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from bot.storage.accounts import Accounts
@@ -61,6 +62,10 @@ class Storage:
     sessions: Sessions
     quarantine: Quarantine
     privacy: Privacy
+
+    def held(self) -> AbstractContextManager[None]:
+        """One database connection for this thread's work inside the block (see `Database.held`)."""
+        return self.db.held()
 
     @classmethod
     def open(cls, url: str) -> Storage:

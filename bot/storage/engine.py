@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -135,6 +135,11 @@ class Database:
         self._since: datetime | None = None
         self._last_write: datetime | None = None
         self._wal_ceiling: int | None = None  # SQLite: the log's size when a write failed for want of room
+        # SQLite has one writer at a time, and a writer kept waiting sleeps in steps of up to 100 ms (its busy
+        # handler): this process's threads (the reader and the senders) queue here instead, and are woken at
+        # once. Re-entrant, should a transaction's code ever call storage again.
+        self._one_writer = threading.RLock() if engine.dialect.name == "sqlite" else None
+        self._held = threading.local()  # this thread's connection inside `held()`, if any
 
     @classmethod
     def open(cls, url: str, engine_for: Callable[[str], Engine] = create_db_engine) -> Database:
@@ -158,10 +163,43 @@ class Database:
         return db
 
     @contextmanager
+    def held(self) -> Iterator[None]:
+        """One connection for this thread's reads and transactions inside the block: one checkout from the
+        pool (on PostgreSQL one pre-ping, one reset) for a mention or a reply rather than one for each of
+        its ten-odd statements. Each read and each transaction still ends on its own."""
+        if getattr(self._held, "connection", None) is not None:
+            yield
+            return
+        self._check_file()
+        try:
+            with self._engine.connect() as connection:
+                self._held.connection = connection
+                try:
+                    yield
+                finally:
+                    self._held.connection = None
+        except (DBAPIError, UnicodeEncodeError) as exc:
+            self._raise_translated(exc)
+            raise
+
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        held: Connection | None = getattr(self._held, "connection", None)
+        if held is None:
+            with self._engine.connect() as connection:
+                yield connection
+            return
+        try:
+            yield held
+        finally:
+            if held.in_transaction():
+                held.rollback()  # a read ends here, as a connection of its own would
+
+    @contextmanager
     def begin(self) -> Iterator[Connection]:
         self._check_file()
         try:
-            with self._engine.begin() as connection:
+            with self._one_writer or nullcontext(), self._connection() as connection, connection.begin():
                 connection.info.pop(_WROTE, None)
                 yield connection
                 wrote = bool(connection.info.pop(_WROTE, False))
@@ -177,7 +215,7 @@ class Database:
     def read(self) -> Iterator[Connection]:
         self._check_file()
         try:
-            with self._engine.connect() as connection:
+            with self._connection() as connection:
                 yield connection
         except (DBAPIError, UnicodeEncodeError) as exc:
             self._raise_translated(exc)

@@ -12,7 +12,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Connection, RowMapping, func, insert, select, update
+from sqlalchemy import Connection, RowMapping, func, insert, select, true, update
 
 from bot.clock import now
 from bot.models import Decision, ReplyKind, ReplyPurpose, ReplyState
@@ -112,12 +112,14 @@ class Replies:
 
     # --- sending ----------------------------------------------------------------------------------
 
-    def due(self, account: str, limit: int = 50) -> list[StoredReply]:
-        """Approved replies whose time has come, and sends abandoned mid-flight (their claim expired)."""
+    def due(self, account: str, limit: int = 50, purposes: Collection[str] | None = None) -> list[StoredReply]:
+        """Approved replies whose time has come, and sends abandoned mid-flight (their claim expired);
+        only those of `purposes` if given."""
         stamp = now()
         query = (
             select(replies)
             .where(replies.c.account == account)
+            .where(replies.c.purpose.in_(list(purposes)) if purposes is not None else true())
             # The IN alone finds the few live replies through the state index; the OR below picks among them.
             .where(replies.c.state.in_([ReplyState.APPROVED.value, ReplyState.SENDING.value]))
             .where(
