@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -159,6 +160,7 @@ class Result:
     duplicates: int
     missing: int
     once_runs: int = 1
+    cpu: float = 0.0  # CPU seconds of the client's process (user + system)
 
 
 def carebot_config(folder: Path, base_url: str, storage_url: str) -> Path:
@@ -183,6 +185,11 @@ accounts:
         encoding="utf-8",
     )
     return config
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_carebot(config: Path, token: str, mentions: list[str], mock: Mock) -> tuple[float, int, int]:
@@ -216,6 +223,7 @@ def run_variant(
     mentions = seed(mock.base_url, brand, customers)
     once_runs = 1
     latency(mock, latency_ms)
+    cpu = children_cpu()
     with tempfile.TemporaryDirectory(prefix="carebot-backlog-") as scratch:
         folder = Path(scratch)
         if variant == "floor":
@@ -232,6 +240,7 @@ def run_variant(
                 config = carebot_config(folder, mock.base_url, url)
                 seconds, requests, once_runs = run_carebot(config, token, mentions, mock)
     latency(mock, 0)
+    cpu = children_cpu() - cpu
     counts = replies_of(mock.base_url, token)
     per_mention = [counts[m] for m in mentions]
     return Result(
@@ -242,6 +251,7 @@ def run_variant(
         duplicates=sum(c - 1 for c in per_mention if c > 1),
         missing=sum(1 for c in per_mention if c == 0),
         once_runs=once_runs,
+        cpu=cpu,
     )
 
 
@@ -285,7 +295,8 @@ def main() -> int:
                 print(
                     f"run {run + 1} {variant:<10} {result.seconds:7.2f} s  {result.requests} requests "
                     f"({result.requests / max(result.answered, 1):.3f}/answered)  answered {result.answered}  "
-                    f"duplicates {result.duplicates}  missing {result.missing}  run --once x{result.once_runs}",
+                    f"duplicates {result.duplicates}  missing {result.missing}  run --once x{result.once_runs}  "
+                    f"CPU {result.cpu:.1f} s",
                     flush=True,
                 )
     return report(results, variants, args)
@@ -301,7 +312,8 @@ def report(results: list[Result], variants: list[str], args: argparse.Namespace)
         per = statistics.median(r.requests / max(r.answered, 1) for r in mine)
         ratio = f"  {seconds / floor_median:.2f}x the floor" if floor_median and variant != "floor" else ""
         runs = f"  run --once x{max(r.once_runs for r in mine)}" if variant != "floor" else ""
-        print(f"  {variant:<10} {seconds:7.2f} s{ratio}  {per:.3f} requests/answered mention{runs}")
+        cpu = statistics.median(r.cpu for r in mine)
+        print(f"  {variant:<10} {seconds:7.2f} s{ratio}  {per:.3f} requests/answered mention  CPU {cpu:.1f} s{runs}")
     bad = [r for r in results if r.duplicates or r.missing]
     for r in bad:
         print(f"FAILED: {r.variant}: {r.duplicates} duplicate(s), {r.missing} missing", file=sys.stderr)
