@@ -86,11 +86,12 @@ class RateHeaders:
         if reset is not None and _whole_seconds(headers.get("X-RateLimit-Reset")):
             reset += timedelta(seconds=1)  # a reset rounded down to the second may be up to 1 s later
         now = datetime.now(UTC)
-        self._budgets[write] = RateBudget(
+        budget = RateBudget(
             remaining=_int_or_none(headers.get("X-RateLimit-Remaining")),
             limit=_int_or_none(headers.get("X-RateLimit-Limit")),
             reset_at=None if reset is None else now + (reset - _server_now(headers, now)),
         )
+        self._budgets[write] = _newest(self._budgets.get(write), budget)
 
     def budget(self, write: bool = False) -> RateBudget:
         with self._lock:
@@ -103,9 +104,15 @@ class RateHeaders:
 
     def reserve(self, write: bool = False) -> float | None:
         """Count one more request in flight, or, when the budget has no room for it (the requests already
-        in flight counted), the seconds until the reset, counting nothing. `settle` ends a reservation."""
+        in flight counted), the seconds until the reset, counting nothing. `settle` ends a reservation.
+
+        Every request, a write too, spends one of the general budget; a write also one of the posting one.
+        """
         with self._lock:
-            wait = self._wait(write, self._in_flight[write])
+            waits = [self._wait(False, self._in_flight[False] + self._in_flight[True])]
+            if write:
+                waits.append(self._wait(True, self._in_flight[True]))
+            wait = max((w for w in waits if w is not None), default=None)
             if wait is None:
                 self._in_flight[write] += 1
             return wait
@@ -120,6 +127,17 @@ class RateHeaders:
             return None
         wait = (budget.reset_at - datetime.now(UTC)).total_seconds()
         return min(max(wait, 1.0), MAX_RETRY_AFTER) if wait > 0 else None
+
+
+def _newest(known: RateBudget | None, told: RateBudget) -> RateBudget:
+    """What an answer says of the budget, given what we knew: answers to requests sent side by side come
+    back in any order, and one that left the server earlier must not give back requests spent since. Within
+    one window (the same reset, to the second) the fewest remaining stands."""
+    if known is None or known.remaining is None or told.remaining is None:
+        return told
+    if known.reset_at is None or told.reset_at is None or abs(known.reset_at - told.reset_at) > timedelta(seconds=1):
+        return told
+    return replace(told, remaining=min(known.remaining, told.remaining))
 
 
 def retry_after(headers: Mapping[str, str], now: datetime | None = None) -> float:

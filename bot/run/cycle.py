@@ -197,12 +197,13 @@ def _read_mentions(
         report.fetched += len(page.mentions)
         for item in page.unreadable:  # one bad post never holds the stream back
             set_aside_unreadable(app.storage, account, item)
-        for mention in page.mentions:
-            if answer_since is not None and mention.created_at < answer_since:
-                report.too_old += 1
-                continue
-            if process_mention(app, account, state, connector, mention):
-                report.new += 1
+        with app.storage.held():  # the page's mentions on one database connection
+            for mention in page.mentions:
+                if answer_since is not None and mention.created_at < answer_since:
+                    report.too_old += 1
+                    continue
+                if process_mention(app, account, state, connector, mention):
+                    report.new += 1
         page_stored()
         # The cursor moves only after every mention of the page is stored, and only forward.
         if page.next_cursor is not None and page.next_cursor != position:

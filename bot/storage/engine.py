@@ -211,10 +211,17 @@ class Database:
             connection.execution_options(isolation_level=connection.default_isolation_level)
 
     @contextmanager
-    def begin(self) -> Iterator[Connection]:
+    def begin(self, one_statement: bool = False) -> Iterator[Connection]:
+        """A transaction. `one_statement`: the block runs a single statement, atomic by itself; on PostgreSQL
+        it then runs without BEGIN and COMMIT (two round trips fewer for a claim)."""
+        autocommit = one_statement and self.dialect == "postgresql"
         self._check_file()
         try:
-            with self._one_writer or nullcontext(), self._connection() as connection, connection.begin():
+            with (
+                self._one_writer or nullcontext(),
+                self._connection() as connection,
+                self._without_transaction(connection) if autocommit else connection.begin(),
+            ):
                 connection.info.pop(_WROTE, None)
                 yield connection
                 wrote = bool(connection.info.pop(_WROTE, False))

@@ -171,7 +171,7 @@ class Replies:
         attempt whose outcome is unknown must look for, and answer, the same post.
         """
         stamp = now()
-        with self._db.begin() as tx:
+        with self._db.begin(one_statement=True) as tx:
             result = tx.execute(
                 update(replies)
                 .where(replies.c.id == reply.id)
@@ -194,7 +194,7 @@ class Replies:
 
     def _unclaim(self, reply_id: int, **values: Any) -> None:
         """Set `values` on a reply and end its claim: the sender is done with it, one way or another."""
-        with self._db.begin() as tx:
+        with self._db.begin(one_statement=True) as tx:
             tx.execute(
                 update(replies)
                 .where(replies.c.id == reply_id)
