@@ -161,6 +161,7 @@ class Result:
     missing: int
     once_runs: int = 1
     cpu: float = 0.0  # CPU seconds of the client's process (user + system)
+    run: int = 0
 
 
 def carebot_config(folder: Path, base_url: str, storage_url: str) -> Path:
@@ -291,6 +292,7 @@ def main() -> int:
             order = variants[run % len(variants) :] + variants[: run % len(variants)]
             for variant in order:
                 result = run_variant(variant, mock, http, customers, f"{run}_{variant}", args.postgres, args.latency_ms)
+                result.run = run
                 results.append(result)
                 print(
                     f"run {run + 1} {variant:<10} {result.seconds:7.2f} s  {result.requests} requests "
@@ -310,7 +312,12 @@ def report(results: list[Result], variants: list[str], args: argparse.Namespace)
         mine = [r for r in results if r.variant == variant]
         seconds = statistics.median(r.seconds for r in mine)
         per = statistics.median(r.requests / max(r.answered, 1) for r in mine)
-        ratio = f"  {seconds / floor_median:.2f}x the floor" if floor_median and variant != "floor" else ""
+        ratio = ""
+        if floor_median and variant != "floor":
+            # Also the median of each run's own ratio: the floor of the same round shared its load.
+            floors = {r.run: r.seconds for r in results if r.variant == "floor"}
+            paired = statistics.median(r.seconds / floors[r.run] for r in mine if r.run in floors)
+            ratio = f"  {seconds / floor_median:.2f}x the floor (paired {paired:.2f}x)"
         runs = f"  run --once x{max(r.once_runs for r in mine)}" if variant != "floor" else ""
         cpu = statistics.median(r.cpu for r in mine)
         print(f"  {variant:<10} {seconds:7.2f} s{ratio}  {per:.3f} requests/answered mention  CPU {cpu:.1f} s{runs}")
