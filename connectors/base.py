@@ -143,6 +143,9 @@ class Connector(Protocol):
 
     platform: str
     min_poll_interval: float  # seconds between mention reads that keep within the platform's budget
+    # How many replies may be posted at once from several threads (1: the connector is not thread-safe,
+    # or its budget is kept request by request). The outbox sends min(this, daemon.send_concurrency).
+    max_send_concurrency: int
 
     def verify(self) -> AccountInfo:
         """Check the credentials and return who we are and the post length limit."""

@@ -8,6 +8,7 @@ scope to read them gets an empty list and a warning, and is asked again only hou
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 
@@ -24,8 +25,13 @@ class IgnoredAuthors:
         self.ttl = ttl
         self._ids: frozenset[str] | None = None
         self._until = 0.0  # time.monotonic() when the lists are read again
+        self._lock = threading.Lock()  # several senders may ask at once: one reads, the others wait for it
 
     def get(self) -> frozenset[str]:
+        with self._lock:
+            return self._get()
+
+    def _get(self) -> frozenset[str]:
         if self._ids is not None and time.monotonic() < self._until:
             return self._ids
         try:

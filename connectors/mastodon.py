@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -39,6 +40,8 @@ from connectors.mastodon_limits import RateHeaders, retry_after, text_length
 from connectors.mastodon_options import MastodonOptions
 
 if TYPE_CHECKING:
+    import requests
+    from mastodon import Mastodon
     from mastodon.errors import MastodonAPIError
 
 log = logging.getLogger(__name__)
@@ -62,39 +65,68 @@ class MastodonConnector:
 
     platform = "mastodon"
     min_poll_interval = 1.0  # 300 requests per 5 minutes leaves plenty for paging and replies
+    # Safe from several threads: each request leases a client (and its requests Session) of its own, and
+    # the budget is one, reserved request by request (`RateHeaders.reserve`).
+    max_send_concurrency = 8
 
     def __init__(self, settings: ConnectorSettings) -> None:
         self._account = settings.account
         self._token = settings.secrets["access_token"]
+        self._base_url = settings.base_url
+        self._timeout = settings.timeout
+        self._rate = RateHeaders()
+        # Neither a requests Session nor Mastodon.py's client (it keeps the last answer's rate-limit
+        # figures on itself) is made to be shared between threads: a request takes an idle client, or a
+        # new one, and gives it back. There are never more clients than requests in flight at once.
+        self._idle: list[Mastodon] = []
+        self._sessions: list[requests.Session] = []
+        self._lock = threading.Lock()
+        self._me: AccountInfo | None = None
+        self._ignored = IgnoredAuthors(self._read_ignored, IGNORED_TTL)
+        self._idle.append(self._new_client())  # fails here, not at the first request, if the libraries do
+
+    def __repr__(self) -> str:
+        return f"MastodonConnector(account={self._account!r}, base_url={self._base_url!r})"
+
+    def _new_client(self) -> Mastodon:
         # Mastodon.py (and requests) load with the first connector, not with the platform's description: the
         # config and short commands use that alone, and the libraries are a quarter of their start-up.
         import requests
         from mastodon import Mastodon
 
-        self._rate = RateHeaders()
-        self._session = requests.Session()
-        self._session.hooks["response"].append(self._rate.observe)
-        self._client = Mastodon(
-            api_base_url=settings.base_url,
-            request_timeout=settings.timeout,
+        session = requests.Session()
+        session.hooks["response"].append(self._rate.observe)
+        client = Mastodon(
+            api_base_url=self._base_url,
+            request_timeout=self._timeout,
             ratelimit_method="throw",  # the daemon owns waiting, never the library
             version_check_mode="none",
-            session=self._session,
+            session=session,
         )
         # Set after construction: Mastodon.py reads a token that names an existing
         # file as that file's contents, which a real token must never trigger.
-        self._client.access_token = self._token
-        self._me: AccountInfo | None = None
-        self._ignored = IgnoredAuthors(self._read_ignored, IGNORED_TTL)
+        client.access_token = self._token
+        with self._lock:
+            self._sessions.append(session)
+        return client
 
-    def __repr__(self) -> str:
-        return f"MastodonConnector(account={self._account!r}, base_url={self._client.api_base_url!r})"
+    @contextmanager
+    def _leased(self) -> Iterator[Mastodon]:
+        with self._lock:
+            client = self._idle.pop() if self._idle else None
+        if client is None:
+            client = self._new_client()
+        try:
+            yield client
+        finally:
+            with self._lock:
+                self._idle.append(client)
 
     # --- the Connector protocol ---------------------------------------------
 
     def verify(self) -> AccountInfo:
-        with self._edge("verify credentials"):
-            me = self._client.account_verify_credentials()
+        with self._edge("verify credentials") as client:
+            me = client.account_verify_credentials()
             own_id, handle = _id(me["id"], "account id"), me["acct"]
             if not isinstance(handle, str) or not valid_handle(handle):
                 raise ValueError("the account's acct is not a handle")
@@ -119,8 +151,8 @@ class MastodonConnector:
             return self._start_from_now()
         own_id = self._own().id
         size = max(1, min(limit, MAX_PAGE))
-        with self._edge("fetch mentions"):
-            raw = self._client.notifications(types=["mention"], min_id=after, limit=size)
+        with self._edge("fetch mentions") as client:
+            raw = client.notifications(types=["mention"], min_id=after, limit=size)
             if not isinstance(raw, list) or not all(isinstance(n, Mapping) for n in raw):
                 raise ValueError("notifications: not a list of objects")
             page = sorted(raw, key=_id_order)
@@ -149,8 +181,8 @@ class MastodonConnector:
         Mastodon only notifies (and, for private and direct posts, only shows the
         post to) the accounts a status mentions.
         """
-        with self._edge("reply", write=True):
-            status = self._client.status_post(
+        with self._edge("reply", write=True) as client:
+            status = client.status_post(
                 _addressed(mention.author.handle, text),
                 in_reply_to_id=mention.post_id,
                 visibility=_reply_visibility(mention.visibility),
@@ -168,8 +200,8 @@ class MastodonConnector:
         if not valid_handle(handle):  # a direct status reaches only the accounts it names
             raise Rejected(self._message("send direct message", "the author's handle is not a Mastodon handle"))
         body = text if text.startswith(f"@{handle} ") else f"@{handle} {text}"
-        with self._edge("send direct message", write=True):
-            status = self._client.status_post(
+        with self._edge("send direct message", write=True) as client:
+            status = client.status_post(
                 body, in_reply_to_id=mention.post_id, visibility="direct", idempotency_key=idempotency_key
             )
             return _posted(status)
@@ -193,9 +225,9 @@ class MastodonConnector:
         from mastodon import errors
 
         own_id = self._own().id
-        with self._edge("find reply"):
+        with self._edge("find reply") as client:
             try:
-                context = self._client.status_context(mention.post_id)
+                context = client.status_context(mention.post_id)
             except errors.MastodonNotFoundError:
                 return None
             # Every field read inside the edge: an answer of the wrong shape is a BadResponse, never a
@@ -232,14 +264,17 @@ class MastodonConnector:
         return self._ignored.get()
 
     def _read_ignored(self) -> set[str]:
-        with self._edge("read blocks and mutes"):
-            return self._account_ids(self._client.blocks) | self._account_ids(self._client.mutes)
+        with self._edge("read blocks and mutes") as client:
+            return self._account_ids(client, client.blocks) | self._account_ids(client, client.mutes)
 
     def budget(self) -> RateBudget:
         return self._rate.budget()
 
     def close(self) -> None:
-        self._session.close()
+        with self._lock:
+            sessions, self._sessions, self._idle = self._sessions, [], []
+        for session in sessions:
+            session.close()
 
     # --- helpers --------------------------------------------------------------
 
@@ -249,39 +284,40 @@ class MastodonConnector:
     def _max_characters(self) -> int:
         from mastodon import errors
 
-        with self._edge("read instance limits"):
+        with self._edge("read instance limits") as client:
             try:
-                instance = self._client.instance_v2()
+                instance = client.instance_v2()
             except errors.MastodonNotFoundError:  # servers older than 4.0 only have v1
-                instance = self._client.instance_v1()
+                instance = client.instance_v1()
             try:
                 value = instance["configuration"]["statuses"]["max_characters"]
             except _SHAPE_ERRORS:
                 return DEFAULT_MAX_CHARACTERS
             return int(value) if isinstance(value, int) and value > 0 else DEFAULT_MAX_CHARACTERS
 
-    def _account_ids(self, listing: Callable[..., Any]) -> set[str]:
+    def _account_ids(self, client: Mastodon, listing: Callable[..., Any]) -> set[str]:
         page = listing(limit=MAX_PAGE)
         ids: set[str] = set()
         for _ in range(MAX_RELATION_PAGES):
             if not page:
                 break
             ids |= {str(account["id"]) for account in page}
-            page = self._client.fetch_next(page)
+            page = client.fetch_next(page)
         return ids
 
     def _start_from_now(self) -> MentionPage:
-        with self._edge("fetch mentions"):
-            newest = sorted(self._client.notifications(types=["mention"], limit=1), key=_id_order)
+        with self._edge("fetch mentions") as client:
+            newest = sorted(client.notifications(types=["mention"], limit=1), key=_id_order)
             cursor = str(newest[-1]["id"]) if newest else "0"
         return MentionPage(mentions=[], next_cursor=cursor, has_more=False)
 
     @contextmanager
-    def _edge(self, action: str, write: bool = False) -> Iterator[None]:
-        """Turn anything Mastodon.py or a malformed answer raises into our error tree.
+    def _edge(self, action: str, write: bool = False) -> Iterator[Mastodon]:
+        """A client for one request, and anything Mastodon.py or a malformed answer raises turned into our
+        error tree.
 
-        A request the server already said it would refuse (no budget left before the reset) is not
-        sent: spending a 429 on it only tells us what we knew.
+        A request the server already said it would refuse (no budget left before the reset, counting the
+        requests in flight from other threads) is not sent: spending a 429 on it only tells us what we knew.
         """
         from mastodon.errors import (
             MastodonAPIError,
@@ -294,11 +330,12 @@ class MastodonConnector:
             MastodonUnauthorizedError,
         )
 
-        wait = self._rate.seconds_until_refill(write)
+        wait = self._rate.reserve(write)
         if wait is not None:
             raise RateLimited(self._message(action, f"request budget spent, next in {wait:.0f} s"), wait)
         try:
-            yield
+            with self._leased() as client:
+                yield client
         except ConnectorError:
             raise
         except MastodonRatelimitError as exc:
@@ -319,6 +356,8 @@ class MastodonConnector:
         except _SHAPE_ERRORS as exc:
             what = f"unexpected answer ({type(exc).__name__})"
             raise BadResponse(self._message(action, what, exc)) from exc
+        finally:
+            self._rate.settle(write)
 
     def _message(self, action: str, what: str, exc: BaseException | None = None) -> str:
         detail = " ".join(str(a).strip() for a in exc.args if a not in (None, "")) if exc is not None else ""

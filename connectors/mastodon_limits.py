@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -50,14 +51,29 @@ class RateHeaders:
 
     Reads and writes are kept apart: real Mastodon answers a new status with the headers of its
     posting limit (300 statuses / 3 h), and every other request with those of the general one.
+
+    Several threads may send at once (the outbox's senders): the budget is one, and a request is let out
+    only while the budget, less the requests already in flight, has room (`reserve`, then `settle`).
+    `last` is the last answer this thread received, so a 429 is read from its own headers.
     """
 
     def __init__(self) -> None:
-        self.last: Mapping[str, str] = {}
         self._budgets: dict[bool, RateBudget] = {}
+        self._in_flight: dict[bool, int] = {False: 0, True: 0}
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    @property
+    def last(self) -> Mapping[str, str]:
+        last: Mapping[str, str] = getattr(self._local, "last", {})
+        return last
 
     def observe(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        self.last = dict(response.headers)
+        self._local.last = dict(response.headers)
+        with self._lock:
+            self._observe(response)
+
+    def _observe(self, response: requests.Response) -> None:
         headers = response.headers
         write = (response.request.method or "GET").upper() not in ("GET", "HEAD")
         read = self._budgets.get(False)
@@ -70,22 +86,58 @@ class RateHeaders:
         if reset is not None and _whole_seconds(headers.get("X-RateLimit-Reset")):
             reset += timedelta(seconds=1)  # a reset rounded down to the second may be up to 1 s later
         now = datetime.now(UTC)
-        self._budgets[write] = RateBudget(
+        budget = RateBudget(
             remaining=_int_or_none(headers.get("X-RateLimit-Remaining")),
             limit=_int_or_none(headers.get("X-RateLimit-Limit")),
             reset_at=None if reset is None else now + (reset - _server_now(headers, now)),
         )
+        self._budgets[write] = _newest(self._budgets.get(write), budget)
 
     def budget(self, write: bool = False) -> RateBudget:
-        return self._budgets.get(write, RateBudget())
+        with self._lock:
+            return self._budgets.get(write, RateBudget())
 
     def seconds_until_refill(self, write: bool = False) -> float | None:
         """Seconds to wait when the server said no request is left before its reset; else None."""
-        budget = self.budget(write)
-        if budget.remaining is None or budget.remaining > 0 or budget.reset_at is None:
+        with self._lock:
+            return self._wait(write, 0)
+
+    def reserve(self, write: bool = False) -> float | None:
+        """Count one more request in flight, or, when the budget has no room for it (the requests already
+        in flight counted), the seconds until the reset, counting nothing. `settle` ends a reservation.
+
+        Every request, a write too, spends one of the general budget; a write also one of the posting one.
+        """
+        with self._lock:
+            waits = [self._wait(False, self._in_flight[False] + self._in_flight[True])]
+            if write:
+                waits.append(self._wait(True, self._in_flight[True]))
+            wait = max((w for w in waits if w is not None), default=None)
+            if wait is None:
+                self._in_flight[write] += 1
+            return wait
+
+    def settle(self, write: bool = False) -> None:
+        with self._lock:
+            self._in_flight[write] = max(self._in_flight[write] - 1, 0)
+
+    def _wait(self, write: bool, in_flight: int) -> float | None:
+        budget = self._budgets.get(write, RateBudget())
+        if budget.remaining is None or budget.remaining - in_flight > 0 or budget.reset_at is None:
             return None
         wait = (budget.reset_at - datetime.now(UTC)).total_seconds()
         return min(max(wait, 1.0), MAX_RETRY_AFTER) if wait > 0 else None
+
+
+def _newest(known: RateBudget | None, told: RateBudget) -> RateBudget:
+    """What an answer says of the budget, given what we knew: answers to requests sent side by side come
+    back in any order, and one that left the server earlier must not give back requests spent since. Within
+    one window (the same reset, to the second) the fewest remaining stands."""
+    if known is None or known.remaining is None or told.remaining is None:
+        return told
+    if known.reset_at is None or told.reset_at is None or abs(known.reset_at - told.reset_at) > timedelta(seconds=1):
+        return told
+    return replace(told, remaining=min(known.remaining, told.remaining))
 
 
 def retry_after(headers: Mapping[str, str], now: datetime | None = None) -> float:

@@ -97,6 +97,8 @@ class XConnector:
         self.plan = plan_for(settings.options)
         self.tier = tier
         self.min_poll_interval = min_poll_interval(self.plan)
+        # One request at a time: the plan's ledger and its lookup budget are kept request by request.
+        self.max_send_concurrency = 1
         self._budget = XBudget(self.plan, self._account)
         preferred = str(settings.options.get("vocabulary") or "auto")
         self._vocabulary_fixed = preferred != "auto"

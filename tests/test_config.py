@@ -118,6 +118,14 @@ def test_secret_from_a_file_next_to_the_config(tmp_path: Path) -> None:
             ("poll_interval: 2m", "poll_interval: [1, 2]"),
             ":13: accounts[0].poll_interval: expected a single value",
         ),
+        (
+            ("accounts:\n", "daemon:\n  send_concurrency: 0\naccounts:\n"),
+            ":8: daemon.send_concurrency: expected a whole number from 1 to 16, got 0",
+        ),
+        (
+            ("accounts:\n", "daemon:\n  send_concurrency: 40\naccounts:\n"),
+            ":8: daemon.send_concurrency: expected a whole number from 1 to 16, got 40",
+        ),
     ],
 )
 def test_each_problem_names_file_line_and_key(tmp_path: Path, change: tuple[str, str], expected: str) -> None:

@@ -15,6 +15,7 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 __all__ = [
     "addresses",
+    "concurrency",
     "duration",
     "email",
     "fraction",
@@ -41,6 +42,15 @@ def fraction(value: Any) -> float:
 def positive(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"expected a whole number of at least 1, got {value!r}")
+    return value
+
+
+MAX_CONCURRENCY = 16
+
+
+def concurrency(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY:
+        raise ValueError(f"expected a whole number from 1 to {MAX_CONCURRENCY}, got {value!r}")
     return value
 
 

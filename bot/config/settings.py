@@ -66,7 +66,12 @@ class DaemonConfig:
     )
     page_size: int = setting(40, doc="mentions per request", check=checks.positive)
     max_pages_per_cycle: int = setting(
-        20, doc="a backlog is drained over several cycles beyond this", check=checks.positive
+        500, doc="a cycle reads every page there is, up to this many (a safety valve)", check=checks.positive
+    )
+    send_concurrency: int = setting(
+        4,
+        doc="replies of one account posted at once, 1-16 (each case's in order; 1: one at a time)",
+        check=checks.concurrency,
     )
     max_replies_per_author_hour: int = setting(
         3, doc="more automated replies than this to one author needs a person (bot loops)", check=checks.positive

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.clock import now
 from bot.config import AccountConfig
 from bot.run.alerts import raise_alert
+from bot.run.alongside import AnswersAlongside
 from bot.run.app import App
 from bot.run.cases import sweep
 from bot.run.lease import ReadLease, take_read_lease
@@ -100,9 +102,16 @@ def _cycle(app: App, account: AccountConfig, stop: threading.Event | None, fill_
         else:
             try:
                 state = app.storage.accounts.get(account.name) or state  # as the last reader left it
-                _read_mentions(app, account, state, connector, report, stop, lease)
+                # The answers to what is read go out while the rest is read (bot/run/alongside.py).
+                answers = AnswersAlongside(app, account, state, connector, stop)
+                try:
+                    _read_mentions(app, account, state, connector, report, stop, lease, answers.kick)
+                finally:
+                    report.sent, failure = answers.finish()
             finally:
                 _give_back(lease)
+            if failure is not None:
+                raise failure
     except ConnectorError as exc:
         _handle_failure(app, account, exc, report)
         if isinstance(exc, RateLimited | AuthFailed):
@@ -116,7 +125,7 @@ def _cycle(app: App, account: AccountConfig, stop: threading.Event | None, fill_
         return report
     _sweep_cases(app, account)  # after reading: a check-back never goes to someone who just wrote
     try:
-        report.sent = send_due(app, account, state, app.connector(account), stop)
+        report.sent = report.sent.add(send_due(app, account, state, app.connector(account), stop))
     except ConnectorError as exc:
         _handle_failure(app, account, exc, report)
     except DatabaseTrouble:
@@ -185,6 +194,7 @@ def _read_mentions(
     report: CycleReport,
     stop: threading.Event | None,
     lease: ReadLease | None = None,
+    page_stored: Callable[[], None] = lambda: None,
 ) -> None:
     cursor = state.cursor
     stored = state.cursor  # the cursor as this read found it: moved only if still so (compare-and-set)
@@ -214,12 +224,14 @@ def _read_mentions(
         report.fetched += len(page.mentions)
         for item in page.unreadable:  # one bad post never holds the stream back
             set_aside_unreadable(app.storage, account, item)
-        for mention in page.mentions:
-            if answer_since is not None and mention.created_at < answer_since:
-                report.too_old += 1
-                continue
-            if process_mention(app, account, state, connector, mention):
-                report.new += 1
+        with app.storage.held():  # the page's mentions on one database connection
+            for mention in page.mentions:
+                if answer_since is not None and mention.created_at < answer_since:
+                    report.too_old += 1
+                    continue
+                if process_mention(app, account, state, connector, mention):
+                    report.new += 1
+        page_stored()
         # The cursor moves only after every mention of the page is stored, and only forward; and only
         # if nobody else moved it since this read began (a worker whose lease ran out while it waited).
         if page.next_cursor is not None and page.next_cursor != position:

@@ -17,7 +17,8 @@ import dataclasses
 import logging
 import random
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -62,6 +63,14 @@ class SendReport:
     parked: int = 0
     found_existing: int = 0
 
+    def add(self, other: SendReport) -> SendReport:
+        return SendReport(
+            self.sent + other.sent,
+            self.retried + other.retried,
+            self.parked + other.parked,
+            self.found_existing + other.found_existing,
+        )
+
 
 def retry_delay(base: float, attempts: int) -> float:
     """Exponential backoff with full jitter, capped at 15 minutes."""
@@ -75,37 +84,141 @@ def send_due(
     state: AccountState,
     connector: Connector,
     stop: threading.Event | None = None,
+    purposes: Collection[str] | None = None,
 ) -> SendReport:
-    """Send every reply of this account whose time has come. RateLimited and AuthFailed propagate, and so
-    does database trouble (the claim stays, and is recognised as ours once the database is back)."""
-    report = SendReport()
+    """Send every reply of this account whose time has come, several at once, until none is left (only
+    those of `purposes`, if given).
+
+    The due replies are taken in rounds (`ROUND` at a time) and each round is split into lanes, one per
+    case (or per mention outside any case): a lane is sent in order by one sender, lanes side by side by
+    up to `daemon.send_concurrency` senders (fewer if the connector says so). So a case's replies keep
+    their order in each channel, and a private follow-up still waits for its public reply. Each reply is
+    tried at most once per call. RateLimited and AuthFailed from any sender stop every sender before its
+    next reply, and propagate once the replies in flight are settled; so does database trouble (the claim
+    stays, and is recognised as ours once the database is back)."""
     _take_over_dead_claims(app, account)
-    for reply in app.storage.replies.due(account.name):
-        if stop is not None and stop.is_set():
-            break
-        answer = reply.purpose == ReplyPurpose.ANSWER.value
-        if answer and reply.kind is ReplyKind.DIRECT and not _public_reply_sent(app, account, reply):
-            continue
-        if not answer and app.storage.cases.unsent_before(reply):
-            continue  # the case's earlier reply in this channel goes first
-        # A person's reply and a check-back answer the case's newest post; the bot's answer and holding
-        # reply answer their own mention.
-        target = _target(app, reply) if reply.purpose in CASE_WIDE else None
-        with _in_flight(reply.id):
-            if not app.storage.replies.claim(reply, CLAIM_LEASE, process_identity(), target_post_id=target):
-                continue  # another worker took it
-            stored = app.storage.mentions.get(reply.mention_id)
-            claimed = dataclasses.replace(reply, target_post_id=reply.target_post_id or target)
-            try:
-                _send_one(app, account, state, connector, claimed, stored, report)
-            except (RateLimited, AuthFailed, DatabaseTrouble):
-                raise
-            except Exception as exc:  # a bug with this one reply must not hold up the others
-                log.exception("%s: unexpected error while sending reply %s; will try again", account.name, reply.id)
-                delay = retry_delay(app.config.daemon.retry_backoff, claimed.attempts + 1)
-                app.storage.replies.release(reply.id, _describe(exc), retry_at=now() + timedelta(seconds=delay))
-                report.retried += 1
+    workers = max(1, min(app.config.daemon.send_concurrency, connector.max_send_concurrency))
+    halt = _Halt(stop)
+    tried: set[int] = set()
+    reports: list[SendReport] = []
+    with ThreadPoolExecutor(workers, thread_name_prefix=f"carebot-send-{account.name}") as pool:
+        while not halt.is_set():
+            batch = _next_round(app, account, tried, purposes)
+            if not batch:
+                break
+            tried.update(reply.id for reply in batch)
+            lanes = _lanes(batch)
+            if workers == 1 or len(lanes) == 1:
+                done = [_send_lane(app, account, state, connector, lane, halt) for lane in lanes]
+            else:
+                futures = [pool.submit(_send_lane, app, account, state, connector, lane, halt) for lane in lanes]
+                done = [future.result() for future in futures]
+            reports += done
+            posted = sum(report.sent for report in done)
+            if posted and not isinstance(connector, Metered):  # a metered connector counts its posts, by kind
+                app.storage.accounts.add_usage(account.name, posts_created=posted)  # once a round, not per post
+    halt.raise_first()
+    return _total(reports)
+
+
+ROUND = 100  # due replies read at once; rounds go on until none is left
+
+
+class _Halt:
+    """Whether the senders stop taking replies: the daemon is stopping, or a sender met a failure that
+    concerns the whole account (the first one is raised once every sender has settled its reply)."""
+
+    def __init__(self, stop: threading.Event | None) -> None:
+        self._stop = stop
+        self._failure: BaseException | None = None
+        self._lock = threading.Lock()
+
+    def is_set(self) -> bool:
+        return self._failure is not None or (self._stop is not None and self._stop.is_set())
+
+    def fail(self, exc: BaseException) -> None:
+        with self._lock:
+            if self._failure is None:
+                self._failure = exc
+
+    def raise_first(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+
+def _next_round(
+    app: App, account: AccountConfig, tried: set[int], purposes: Collection[str] | None
+) -> list[StoredReply]:
+    """The due replies not tried yet in this call (a reply waiting its turn stays due, and is skipped)."""
+    limit = ROUND
+    while True:
+        due = app.storage.replies.due(account.name, limit=limit, purposes=purposes)
+        fresh = [reply for reply in due if reply.id not in tried]
+        if fresh or len(due) < limit:
+            return fresh
+        limit *= 2
+
+
+def _lanes(batch: list[StoredReply]) -> list[list[StoredReply]]:
+    """The round's replies by case (by mention outside a case), each lane in the order `due` gave."""
+    lanes: dict[tuple[str, int], list[StoredReply]] = {}
+    for reply in batch:
+        key = ("case", reply.case_id) if reply.case_id is not None else ("mention", reply.mention_id)
+        lanes.setdefault(key, []).append(reply)
+    return list(lanes.values())
+
+
+def _total(reports: list[SendReport]) -> SendReport:
+    total = SendReport()
+    for report in reports:
+        total = total.add(report)
+    return total
+
+
+def _send_lane(
+    app: App, account: AccountConfig, state: AccountState, connector: Connector, lane: list[StoredReply], halt: _Halt
+) -> SendReport:
+    """One case's due replies, in order, by one sender. Never raises: a failure for the whole account
+    halts every sender and is raised by `send_due`."""
+    report = SendReport()
+    try:
+        for reply in lane:
+            if halt.is_set():
+                break
+            with app.storage.held():  # one connection for the reply's statements
+                _send_due_reply(app, account, state, connector, reply, report)
+    except (RateLimited, AuthFailed, DatabaseTrouble) as exc:
+        halt.fail(exc)
+    except BaseException as exc:  # a bug outside any one reply: said by send_due's caller, like before
+        halt.fail(exc)
     return report
+
+
+def _send_due_reply(
+    app: App, account: AccountConfig, state: AccountState, connector: Connector, reply: StoredReply, report: SendReport
+) -> None:
+    answer = reply.purpose == ReplyPurpose.ANSWER.value
+    if answer and reply.kind is ReplyKind.DIRECT and not _public_reply_sent(app, account, reply):
+        return
+    if not answer and app.storage.cases.unsent_before(reply):
+        return  # the case's earlier reply in this channel goes first
+    # A person's reply and a check-back answer the case's newest post; the bot's answer and holding
+    # reply answer their own mention.
+    target = _target(app, reply) if reply.purpose in CASE_WIDE else None
+    with _in_flight(reply.id):
+        if not app.storage.replies.claim(reply, CLAIM_LEASE, process_identity(), target_post_id=target):
+            return  # another worker took it
+        stored = app.storage.mentions.get(reply.mention_id)
+        claimed = dataclasses.replace(reply, target_post_id=reply.target_post_id or target)
+        try:
+            _send_one(app, account, state, connector, claimed, stored, report)
+        except (RateLimited, AuthFailed, DatabaseTrouble):
+            raise
+        except Exception as exc:  # a bug with this one reply must not hold up the others
+            log.exception("%s: unexpected error while sending reply %s; will try again", account.name, reply.id)
+            delay = retry_delay(app.config.daemon.retry_backoff, claimed.attempts + 1)
+            app.storage.replies.release(reply.id, _describe(exc), retry_at=now() + timedelta(seconds=delay))
+            report.retried += 1
 
 
 # Replies this process is sending right now: any other claim of ours is left over from a cycle that the
@@ -238,10 +351,7 @@ def _send_one(
             report.retried += 1
             log.warning("%s: reply %s failed (%s); retry in %.0fs", account.name, reply.id, exc, delay)
         return
-    storage.replies.mark_sent(reply.id, posted.post_id)
-    storage.cases.reply_sent(reply, now())
-    if not isinstance(connector, Metered):  # a metered connector counts its posts itself, by kind
-        storage.accounts.add_usage(account.name, posts_created=1)
+    storage.cases.record_sent(reply, posted.post_id, now())
     report.sent += 1
     log.info(
         "%s: sent %s reply %s to mention %s as %s",
@@ -260,8 +370,7 @@ def _words(reply: StoredReply) -> str | None:
 
 
 def _found(app: App, account: AccountConfig, reply: StoredReply, existing: PostedReply, report: SendReport) -> None:
-    app.storage.replies.mark_sent(reply.id, existing.post_id)
-    app.storage.cases.reply_sent(reply, now())
+    app.storage.cases.record_sent(reply, existing.post_id, now())
     report.found_existing += 1
     log.info("%s: reply %s was already posted as %s; recorded", account.name, reply.id, existing.post_id)
 

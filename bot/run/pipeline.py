@@ -128,11 +128,12 @@ def process_mention(
     they say nothing about this post, and the cycle reads it again later.
     """
     try:
-        if app.storage.mentions.has(account.name, mention.post_id):
-            return False  # read again (the overlap, a crash): the common case, one query
-        if app.storage.quarantine.has(account.name, mention.post_id):
-            return False
-        return _process(app, account, state, connector, mention)
+        with app.storage.held():  # one connection for the mention's dozen statements
+            if app.storage.mentions.has(account.name, mention.post_id):
+                return False  # read again (the overlap, a crash): the common case, one query
+            if app.storage.quarantine.has(account.name, mention.post_id):
+                return False
+            return _process(app, account, state, connector, mention)
     except (ConnectorError, DatabaseTrouble):
         raise
     except Unstorable as exc:

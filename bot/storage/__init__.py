@@ -11,6 +11,7 @@ SQLAlchemy or the tables (tests/test_boundaries.py checks it): the driver's erro
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from bot.storage.accounts import Accounts
@@ -64,6 +65,10 @@ class Storage:
     quarantine: Quarantine
     privacy: Privacy
     leases: Leases
+
+    def held(self) -> AbstractContextManager[None]:
+        """One database connection for this thread's work inside the block (see `Database.held`)."""
+        return self.db.held()
 
     @classmethod
     def open(cls, url: str) -> Storage:

@@ -28,7 +28,7 @@ from bot.storage.records import (
     mention_record,
     reply_record,
 )
-from bot.storage.replies import insert_reply
+from bot.storage.replies import insert_reply, mark_sent
 from bot.storage.tables import case_events, cases, mentions, replies
 from connectors.base import Mention
 
@@ -315,20 +315,15 @@ class Cases:
         """Record on the case what a sent reply means: a first response, the ball in the customer's court."""
         if reply.case_id is None:
             return
-        human = reply.decided_by != "auto" or reply.approved_by is not None
-        first = cases.c.first_human_response_at if human else cases.c.first_auto_response_at
-        values: dict[str, Any] = {first.name: func.coalesce(first, at), "updated_at": at}
         with self._db.begin() as tx:
-            tx.execute(update(cases).where(cases.c.id == reply.case_id).values(**values))
-            if reply.purpose == ReplyPurpose.TEAM.value:
-                tx.execute(
-                    update(cases)
-                    .where(cases.c.id == reply.case_id, cases.c.state.in_(ACTIVE))
-                    .values(state=CaseState.WAITING_ON_CUSTOMER.value)
-                )
-            event(
-                tx, reply.case_id, "sent", reply.approved_by or reply.decided_by, reply.purpose, at, reply_id=reply.id
-            )
+            _on_case(tx, reply, at)
+
+    def record_sent(self, reply: StoredReply, platform_post_id: str, at: datetime) -> None:
+        """The reply is on the platform as `platform_post_id`, and its case knows: one transaction."""
+        with self._db.begin() as tx:
+            mark_sent(tx, reply.id, platform_post_id, at)
+            if reply.case_id is not None:
+                _on_case(tx, reply, at)
 
     def latest_in_channel(self, case_id: int, direct: bool) -> str | None:
         """The id of the newest post of the case in one channel (public or private), the customer's or ours:
@@ -401,6 +396,22 @@ class Cases:
             query = query.where(cases.c.account == account)
         with self._db.read() as db:
             return [case_record(row) for row in db.execute(query).mappings()]
+
+
+def _on_case(tx: Connection, reply: StoredReply, at: datetime) -> None:
+    """What a sent reply means for its case: a first response, the ball in the customer's court."""
+    assert reply.case_id is not None
+    human = reply.decided_by != "auto" or reply.approved_by is not None
+    first = cases.c.first_human_response_at if human else cases.c.first_auto_response_at
+    values: dict[str, Any] = {first.name: func.coalesce(first, at), "updated_at": at}
+    tx.execute(update(cases).where(cases.c.id == reply.case_id).values(**values))
+    if reply.purpose == ReplyPurpose.TEAM.value:
+        tx.execute(
+            update(cases)
+            .where(cases.c.id == reply.case_id, cases.c.state.in_(ACTIVE))
+            .values(state=CaseState.WAITING_ON_CUSTOMER.value)
+        )
+    event(tx, reply.case_id, "sent", reply.approved_by or reply.decided_by, reply.purpose, at, reply_id=reply.id)
 
 
 def event(

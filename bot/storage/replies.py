@@ -12,7 +12,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Connection, RowMapping, func, insert, select, update
+from sqlalchemy import Connection, RowMapping, func, insert, select, true, update
 
 from bot.clock import now
 from bot.models import Decision, ReplyKind, ReplyPurpose, ReplyState
@@ -76,6 +76,24 @@ def insert_reply(
     )
 
 
+def mark_sent(tx: Connection, reply_id: int, platform_post_id: str, stamp: datetime) -> None:
+    """The reply is on the platform as `platform_post_id`; its claim ends."""
+    tx.execute(
+        update(replies)
+        .where(replies.c.id == reply_id)
+        .values(
+            claimed_until=None,
+            claimed_by=None,
+            updated_at=stamp,
+            state=ReplyState.SENT.value,
+            platform_post_id=platform_post_id,
+            sent_at=stamp,
+            last_error=None,
+            outcome_unknown=False,
+        )
+    )
+
+
 class Replies:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -94,12 +112,14 @@ class Replies:
 
     # --- sending ----------------------------------------------------------------------------------
 
-    def due(self, account: str, limit: int = 50) -> list[StoredReply]:
-        """Approved replies whose time has come, and sends abandoned mid-flight (their claim expired)."""
+    def due(self, account: str, limit: int = 50, purposes: Collection[str] | None = None) -> list[StoredReply]:
+        """Approved replies whose time has come, and sends abandoned mid-flight (their claim expired);
+        only those of `purposes` if given."""
         stamp = now()
         query = (
             select(replies)
             .where(replies.c.account == account)
+            .where(replies.c.purpose.in_(list(purposes)) if purposes is not None else true())
             # The IN alone finds the few live replies through the state index; the OR below picks among them.
             .where(replies.c.state.in_([ReplyState.APPROVED.value, ReplyState.SENDING.value]))
             .where(
@@ -151,7 +171,7 @@ class Replies:
         attempt whose outcome is unknown must look for, and answer, the same post.
         """
         stamp = now()
-        with self._db.begin() as tx:
+        with self._db.begin(one_statement=True) as tx:
             result = tx.execute(
                 update(replies)
                 .where(replies.c.id == reply.id)
@@ -174,7 +194,7 @@ class Replies:
 
     def _unclaim(self, reply_id: int, **values: Any) -> None:
         """Set `values` on a reply and end its claim: the sender is done with it, one way or another."""
-        with self._db.begin() as tx:
+        with self._db.begin(one_statement=True) as tx:
             tx.execute(
                 update(replies)
                 .where(replies.c.id == reply_id)
@@ -182,14 +202,8 @@ class Replies:
             )
 
     def mark_sent(self, reply_id: int, platform_post_id: str) -> None:
-        self._unclaim(
-            reply_id,
-            state=ReplyState.SENT.value,
-            platform_post_id=platform_post_id,
-            sent_at=now(),
-            last_error=None,
-            outcome_unknown=False,
-        )
+        with self._db.begin() as tx:
+            mark_sent(tx, reply_id, platform_post_id, now())
 
     def release(
         self,
