@@ -3,10 +3,25 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot.cli.common import BAD_USAGE, FAILED, OK, actor, add_config_option, fail, load, open_storage
+from bot.cli.common import (
+    BAD_USAGE,
+    FAILED,
+    NO_SECRETS,
+    OK,
+    actor,
+    add_config_option,
+    fail,
+    load,
+    open_storage,
+    with_storage,
+)
 from connectors import platform_names
+
+if TYPE_CHECKING:
+    from bot.config import Config
+    from bot.storage import Storage
 
 
 def register(sub: Any) -> None:
@@ -35,7 +50,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
-    config = load(args)
+    config = load(args, needs=NO_SECRETS)  # the database only: no platform is asked
     if config is None:
         return BAD_USAGE
     from bot.run.privacy import forget
@@ -63,19 +78,13 @@ def cmd_forget(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    config = load(args)
-    if config is None:
-        return BAD_USAGE
-    storage = open_storage(config)
-    if storage is None:
-        return FAILED
-    try:
+    def show(_config: Config, storage: Storage) -> int:
         lines = storage.privacy.audit_lines(limit=args.limit)
-    finally:
-        storage.close()
-    if not lines:
-        print("Nothing erased or masked yet.")
+        if not lines:
+            print("Nothing erased or masked yet.")
+            return OK
+        for line in lines:
+            print(f"{line.at.isoformat(timespec='seconds')} {line.action} by {line.actor}: {line.detail}")
         return OK
-    for line in lines:
-        print(f"{line.at.isoformat(timespec='seconds')} {line.action} by {line.actor}: {line.detail}")
-    return OK
+
+    return with_storage(args, show)

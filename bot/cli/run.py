@@ -20,18 +20,19 @@ from bot.cli.common import (
     ALL_SECRETS,
     BAD_USAGE,
     FAILED,
-    NO_SECRETS,
     OK,
     add_config_option,
     explain,
     load,
-    open_storage,
     secrets_of,
+    with_storage,
 )
+from bot.logs import configure_logging
 
 if TYPE_CHECKING:
+    from bot.config import Config
     from bot.run.app import App
-from bot.logs import configure_logging
+    from bot.storage import Storage
 
 
 def register(sub: Any) -> None:
@@ -185,23 +186,24 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Each account: where it has read to, whether it is paused, what it has done and cost."""
-    config = load(args, needs=NO_SECRETS)
-    if config is None:
-        return BAD_USAGE
-    from bot.run.status import account_status, case_lines, case_status, set_aside_lines
+    from bot.run.status import account_status, case_status
 
-    storage = open_storage(config)
-    if storage is None:
-        return FAILED
-    try:
+    def report(config: Config, storage: Storage) -> int:
         rows = [account_status(storage, account) for account in config.accounts]
         for row in rows:
             row["cases"] = case_status(config, storage, row["account"])
-    finally:
-        storage.close()
-    if args.json:
+        _print_status(rows, as_json=args.json)
+        return OK
+
+    return with_storage(args, report)
+
+
+def _print_status(rows: list[dict[str, Any]], as_json: bool) -> None:
+    from bot.run.status import case_lines, set_aside_lines
+
+    if as_json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
-        return 0
+        return
     for row in rows:
         paused = f", paused until {row['paused_until']} ({row['pause_reason']})" if row["paused_until"] else ""
         print(f"{row['account']} ({row['platform']}, {row['mode']}){paused}")
@@ -219,7 +221,6 @@ def cmd_status(args: argparse.Namespace) -> int:
             )
         for line in set_aside_lines(row) + case_lines(row["cases"]):
             print(line)
-    return 0
 
 
 BILLED_NAMES = {
