@@ -58,21 +58,18 @@ class Accounts:
     def move_cursor(self, name: str, expected: str | None, cursor: str) -> bool:
         """Move the stream's cursor only if it still stands where this reader found it (a compare-and-set):
         False if another worker moved it meanwhile, whose position then stands."""
-        with self._db.begin() as tx:
-            result = tx.execute(
-                update(accounts)
-                .where(accounts.c.name == name, accounts.c.cursor.is_not_distinct_from(expected))
-                .values(cursor=cursor, updated_at=now())
-            )
-        return result.rowcount == 1
+        return self._if_cursor_is(name, expected, cursor=cursor)
 
     def mark_cursor(self, name: str, expected: str | None, marks: list[list[str]]) -> bool:
         """Save where the cursor stood lately (bot/run/overlap.py), only if the cursor is still `expected`."""
+        return self._if_cursor_is(name, expected, cursor_marks=marks)
+
+    def _if_cursor_is(self, name: str, expected: str | None, **values: Any) -> bool:
         with self._db.begin() as tx:
             result = tx.execute(
                 update(accounts)
                 .where(accounts.c.name == name, accounts.c.cursor.is_not_distinct_from(expected))
-                .values(cursor_marks=marks, updated_at=now())
+                .values(updated_at=now(), **values)
             )
         return result.rowcount == 1
 
