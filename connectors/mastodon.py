@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -264,8 +264,7 @@ class MastodonConnector:
         return self._ignored.get()
 
     def _read_ignored(self) -> set[str]:
-        with self._edge("read blocks and mutes") as client:
-            return self._account_ids(client, client.blocks) | self._account_ids(client, client.mutes)
+        return self._account_ids("blocks") | self._account_ids("mutes")
 
     def budget(self) -> RateBudget:
         return self._rate.budget()
@@ -295,14 +294,17 @@ class MastodonConnector:
                 return DEFAULT_MAX_CHARACTERS
             return int(value) if isinstance(value, int) and value > 0 else DEFAULT_MAX_CHARACTERS
 
-    def _account_ids(self, client: Mastodon, listing: Callable[..., Any]) -> set[str]:
-        page = listing(limit=MAX_PAGE)
+    def _account_ids(self, listing: str) -> set[str]:
+        """The ids in the brand's `listing` ("blocks", "mutes"): one request per edge, so that each page is
+        counted against the budget, and read inside it, so that a page of the wrong shape is a BadResponse."""
         ids: set[str] = set()
+        page: Any = None
         for _ in range(MAX_RELATION_PAGES):
-            if not page:
+            with self._edge(f"read {listing}") as client:
+                page = getattr(client, listing)(limit=MAX_PAGE) if page is None else client.fetch_next(page)
+                ids |= {str(account["id"]) for account in page or ()}
+            if not page or not hasattr(page, "_pagination_next"):
                 break
-            ids |= {str(account["id"]) for account in page}
-            page = client.fetch_next(page)
         return ids
 
     def _start_from_now(self) -> MentionPage:

@@ -76,22 +76,17 @@ class RateHeaders:
     def _observe(self, response: requests.Response) -> None:
         headers = response.headers
         write = (response.request.method or "GET").upper() not in ("GET", "HEAD")
+        told = _told(headers)
         read = self._budgets.get(False)
-        if write and read is not None and read.remaining:
+        if write and read is not None and told is not None and _same_window(read, told):
+            # A server with one limit for every request (mastodon-mock, a proxy in front): the write's
+            # headers are the general budget's, and say how many are left better than counting.
+            self._budgets[False] = _newest(read, told)
+        elif write and read is not None and read.remaining:
             # A write also spends one request of the general budget, whose headers it does not carry.
             self._budgets[False] = replace(read, remaining=read.remaining - 1)
-        if not any(h in headers for h in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")):
-            return  # an answer without the headers says nothing new about the budget
-        reset = parse_reset(headers.get("X-RateLimit-Reset"))
-        if reset is not None and _whole_seconds(headers.get("X-RateLimit-Reset")):
-            reset += timedelta(seconds=1)  # a reset rounded down to the second may be up to 1 s later
-        now = datetime.now(UTC)
-        budget = RateBudget(
-            remaining=_int_or_none(headers.get("X-RateLimit-Remaining")),
-            limit=_int_or_none(headers.get("X-RateLimit-Limit")),
-            reset_at=None if reset is None else now + (reset - _server_now(headers, now)),
-        )
-        self._budgets[write] = _newest(self._budgets.get(write), budget)
+        if told is not None:
+            self._budgets[write] = _newest(self._budgets.get(write), told)
 
     def budget(self, write: bool = False) -> RateBudget:
         with self._lock:
@@ -127,6 +122,28 @@ class RateHeaders:
             return None
         wait = (budget.reset_at - datetime.now(UTC)).total_seconds()
         return min(max(wait, 1.0), MAX_RETRY_AFTER) if wait > 0 else None
+
+
+def _told(headers: Mapping[str, str]) -> RateBudget | None:
+    """The budget an answer's headers describe; None when it carries none."""
+    if not any(h in headers for h in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")):
+        return None
+    reset = parse_reset(headers.get("X-RateLimit-Reset"))
+    if reset is not None and _whole_seconds(headers.get("X-RateLimit-Reset")):
+        reset += timedelta(seconds=1)  # a reset rounded down to the second may be up to 1 s later
+    now = datetime.now(UTC)
+    return RateBudget(
+        remaining=_int_or_none(headers.get("X-RateLimit-Remaining")),
+        limit=_int_or_none(headers.get("X-RateLimit-Limit")),
+        reset_at=None if reset is None else now + (reset - _server_now(headers, now)),
+    )
+
+
+def _same_window(known: RateBudget, told: RateBudget) -> bool:
+    """Whether two answers describe one limit: the same size, ending at the same second."""
+    if known.limit is None or known.limit != told.limit or known.reset_at is None or told.reset_at is None:
+        return False
+    return abs(known.reset_at - told.reset_at) <= timedelta(seconds=1)
 
 
 def _newest(known: RateBudget | None, told: RateBudget) -> RateBudget:

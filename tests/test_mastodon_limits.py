@@ -3,8 +3,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 
-from connectors.mastodon_limits import parse_reset, retry_after, text_length
+from connectors.mastodon_limits import RateHeaders, parse_reset, retry_after, text_length
 
 NOW = datetime(2025, 3, 14, 9, 30, 0, tzinfo=UTC)
 HTTP_NOW = "Fri, 14 Mar 2025 09:30:00 GMT"
@@ -83,3 +84,39 @@ def test_retry_after_measures_against_the_servers_clock() -> None:
     # The server's clock is 10 minutes ahead of ours; its reset is 5 s away on its clock.
     headers = {"X-RateLimit-Reset": "2025-03-14T09:40:05Z", "Date": "Fri, 14 Mar 2025 09:40:00 GMT"}
     assert retry_after(headers, NOW) == pytest.approx(5)
+
+
+def _answer(method: str, remaining: int, limit: int, reset: datetime) -> requests.Response:
+    response = requests.Response()
+    response.status_code = 200
+    response.request = requests.Request(method, "https://social.example/api/v1/statuses").prepare()
+    response.headers.update(
+        {
+            "X-RateLimit-Limit": str(limit),
+            "X-RateLimit-Remaining": str(remaining),
+            "X-RateLimit-Reset": reset.isoformat(),
+        }
+    )
+    return response
+
+
+def test_a_posts_answer_that_describes_the_general_limit_counts_for_reads_too() -> None:
+    """A server with one limit for all requests answers a post with that limit's headers: what it says is
+    left is what is left for reads too, even when a read's answer, sent earlier, arrives later."""
+    rate = RateHeaders()
+    reset = datetime.now(UTC) + timedelta(seconds=60)
+    rate.observe(_answer("GET", 9, 12, reset))
+    for remaining in (8, 7, 6, 4, 3):
+        rate.observe(_answer("POST", remaining, 12, reset))
+    rate.observe(_answer("GET", 5, 12, reset))  # processed between the posts, answered after them all
+    assert rate.budget().remaining == 3  # counting the posts from the first read's 9 would say 4
+
+
+def test_a_posting_limit_of_its_own_leaves_the_general_budget_counted_by_hand() -> None:
+    """Real Mastodon answers a post with its posting limit (300 per 3 h): the general budget loses one
+    request per post, and the posting budget is what the post's headers say."""
+    rate = RateHeaders()
+    now = datetime.now(UTC)
+    rate.observe(_answer("GET", 250, 300, now + timedelta(minutes=4)))
+    rate.observe(_answer("POST", 280, 300, now + timedelta(hours=2)))
+    assert (rate.budget().remaining, rate.budget(write=True).remaining) == (249, 280)
