@@ -7,6 +7,7 @@ exactly one reply, or the reply is parked as failed with its reason in `carebot 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -277,9 +278,9 @@ def test_a_reply_whose_answer_never_came_back_is_found_not_posted_again(
 ) -> None:
     """The server posts the reply but answers after the client gave up: outcome unknown."""
     base = mastodon_server.base_url
-    app = make_app(base, db_url, timeout="300ms")
+    app = make_app(base, db_url, timeout="600ms")  # reads on a loaded machine must still come back in time
     post_id = str(post_as(base, "alice", COMPLAINT)["id"])
-    add_fault(base, effect={"type": "latency", "delay_ms": 900}, path="/api/v1/statuses", methods=["POST"])
+    add_fault(base, effect={"type": "latency", "delay_ms": 1800}, path="/api/v1/statuses", methods=["POST"])
     (report,) = run_once(app)
     assert report.sent.retried == 1
     assert "Unavailable" in (public_reply(app, post_id).last_error or "")
@@ -425,6 +426,35 @@ def test_the_running_daemon_survives_faults_on_every_endpoint(
     assert not daemon.is_alive()
     replies = brand_replies(base)
     assert [len(replies.get(p, [])) for p in post_ids] == [1, 1]
+
+
+def test_a_cycle_longer_than_the_poll_interval_is_followed_by_the_next_at_once(
+    mastodon_server: MockServer, make_app: Callable[..., App], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: the scheduler skipped the run that fell due while a long cycle (a backlog, a slow server) was
+    going, warned of it, and the account waited for the interval after that. Now the next cycle starts as
+    the long one ends, and the log says so in carebot's words."""
+    base = mastodon_server.base_url
+    app = make_app(base)  # polls every second
+    first = str(post_as(base, "alice", QUESTION)["id"])
+    add_fault(base, effect={"type": "latency", "delay_ms": 2500}, path="/api/v1/notifications", methods=["GET"])
+    caplog.set_level(logging.INFO)
+    stop = threading.Event()
+    daemon = threading.Thread(target=run_forever, args=(app, stop), daemon=True)
+    daemon.start()
+    try:
+        time.sleep(1.0)  # the first cycle's read is held by the server
+        second = str(post_as(base, "dewi", QUESTION)["id"])  # the next cycle reads it
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not all(p in brand_replies(base) for p in (first, second)):
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        daemon.join(timeout=15)
+    replies = brand_replies(base)
+    assert [len(replies.get(p, [])) for p in (first, second)] == [1, 1]
+    assert "longer than the poll interval: the next one starts now" in caplog.text
+    assert "maximum number of running instances" not in caplog.text
 
 
 # --- polling within the budget ----------------------------------------------------------------------

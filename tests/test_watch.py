@@ -19,14 +19,17 @@ T0 = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 
 
 class Clock:
+    """Starts at the real time: the database's own writes (its migration, when the fixture opens it) come
+    before the test's first moment, whatever the day the test runs."""
+
     def __init__(self) -> None:
-        self.at = T0
+        self.start = self.at = datetime.now(UTC)
 
     def wall(self) -> datetime:
         return self.at
 
     def mono(self) -> float:
-        return (self.at - T0).total_seconds()
+        return (self.at - self.start).total_seconds()
 
     def pass_(self, seconds: float) -> None:
         self.at += timedelta(seconds=seconds)

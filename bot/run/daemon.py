@@ -1,8 +1,9 @@
 """The long-running bot: one APScheduler job per account, on the account's poll interval, and a thread that
 delivers the team's alerts.
 
-The scheduler owns time; a job is one `run_cycle`. Jobs never overlap for one account (max_instances=1) and
-a missed run is coalesced into one. A cycle only records alerts; the alert thread delivers them, so a slow
+The scheduler owns time; a job is one `run_cycle`, or several in a row while each overruns the poll
+interval (a backlog). Jobs never overlap for one account (max_instances=1) and a missed run is coalesced
+into one. A cycle only records alerts; the alert thread delivers them, so a slow
 webhook never delays reading or sending. SIGTERM and SIGINT set the stop event: cycles stop taking new
 work at the next mention or reply, and the scheduler waits for them to finish. Shutdown does not wait for
 a webhook that is slow to answer: what it was delivering counts as delivered (it may well have arrived),
@@ -18,6 +19,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from contextlib import suppress
 from datetime import UTC, datetime
@@ -66,10 +68,27 @@ def run_once(app: App, stop: threading.Event | None = None) -> list[CycleReport]
 
 
 def _job(app: App, account: AccountConfig, stop: threading.Event, fill_in: bool = False) -> None:
+    """The account's cycle, and at once another while each takes longer than the poll interval (a backlog
+    being drained): the scheduler skips the runs that fall due meanwhile, and would otherwise leave the
+    account unread until the next interval after that."""
+    interval = app.intervals.get(account.name, account.poll_interval)
+    while True:
+        started = time.monotonic()
+        if not _cycle(app, account, stop, fill_in) or stop.is_set():
+            return
+        took = time.monotonic() - started
+        if took < interval:
+            return
+        log.info("%s: the cycle took %.1fs, longer than the poll interval: the next one starts now", account.name, took)
+        fill_in = False
+
+
+def _cycle(app: App, account: AccountConfig, stop: threading.Event, fill_in: bool) -> bool:
     """One cycle of one account, in the scheduler's thread: nothing may escape it (APScheduler would log a
-    traceback for each run). Database trouble goes to the watch, which says it once and paces the retries."""
+    traceback for each run). Database trouble goes to the watch, which says it once and paces the retries.
+    Whether it ran to its end."""
     if stop.is_set() or not app.watch.ready():
-        return
+        return False
     try:
         with app.cycle_lock(account.name):  # a stream's fill-in (bot/run/stream.py) may have asked for one too
             report = run_cycle(app, account, stop, fill_in)
@@ -77,10 +96,10 @@ def _job(app: App, account: AccountConfig, stop: threading.Event, fill_in: bool 
     except DatabaseTrouble as exc:
         if app.watch.failed(exc):
             stop.set()
-        return
+        return False
     except Exception:  # a bug: said with its traceback, and the next cycle runs
         log.exception("%s: unexpected error in the cycle", account.name)
-        return
+        return False
     app.watch.settled()
     if report.new or report.sent.sent or report.error:
         log.info(
@@ -92,6 +111,18 @@ def _job(app: App, account: AccountConfig, stop: threading.Event, fill_in: bool 
             report.sent.parked,
             f", error: {report.error}" if report.error else "",
         )
+    return True
+
+
+class _SkippedRuns(logging.Filter):
+    """The scheduler warns of each run it skips while a cycle is still going; `_job` then runs the next
+    cycle itself as soon as the long one ends, so the warning only worries the reader of the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
+_SKIPPED_RUNS = _SkippedRuns()  # one instance: adding it again at the next start is a no-op
 
 
 class AlertJob:
@@ -165,6 +196,7 @@ def run_forever(
     stop = stop or threading.Event()
     _install_signal_handlers(stop)
     workers = max(1, min(len(app.config.accounts), 8))
+    logging.getLogger("apscheduler.scheduler").addFilter(_SKIPPED_RUNS)
     scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(workers)}, timezone=UTC)
     for account in app.config.accounts:
         app.intervals[account.name] = poll_interval(app, account)
