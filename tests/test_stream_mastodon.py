@@ -16,6 +16,7 @@ import pytest
 from mastodon_mock.testing import MockServer
 
 from bot.config import load_config
+from bot.run import lease
 from bot.run.app import App
 from bot.run.daemon import run_forever, run_once
 from tests import configs
@@ -93,6 +94,10 @@ def test_a_streamed_mention_is_answered_before_the_poll(
     replies = replies_to(base)
     assert [replies.get(p) for p in posted] == [1, 1, 1]
     assert "brand_token" not in stream_log.text
+    metric = app.metrics.registry.get_sample_value
+    account = {"account": "acme-mastodon"}
+    assert metric("carebot_mentions_total", account) == 3  # stored by the stream; the polls skip them
+    assert (metric("carebot_streamed_batches_total", account) or 0) >= 1  # batches, not cycles
 
 
 def test_mentions_posted_while_the_stream_was_down_are_answered_once(
@@ -121,6 +126,36 @@ def test_mentions_posted_while_the_stream_was_down_are_answered_once(
     replies = replies_to(base)
     assert [replies.get(p) for p in (before, *while_down, after)] == [1, 1, 1, 1]
     assert stream_log.text.count(LISTENING) >= 2  # it did reconnect
+
+
+def test_of_several_workers_one_listens_and_another_takes_over_when_it_stops(
+    tmp_path: Path,
+    mastodon_server: MockServer,
+    running_bot: StartBot,
+    stream_log: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two workers on one database, one streaming account: one listens (the stream's lease) and alone reads
+    the account, the other only sends; when the listener stops, the other listens from its next try."""
+    monkeypatch.setattr(lease, "STREAM_RETRY", 0.5)  # a waiting worker's tries: 15 s in production
+    stream_log.set_level(logging.DEBUG, logger="carebot.lease")
+    base = mastodon_server.base_url
+    first = start(tmp_path, base, running_bot)
+    second = start(tmp_path, base, running_bot)  # the same config, so the same database
+    with daemon(first) as first_stops:
+        wait_until(lambda: LISTENING in stream_log.text, "for the first worker's stream")
+        with daemon(second):
+            time.sleep(1.5)  # the second tries the lease three times meanwhile, and runs its first cycle
+            assert stream_log.text.count(LISTENING) == 1
+            assert "another worker listens to its stream and reads it; sending only" in stream_log.text
+            one = post(base, 1)
+            wait_until(lambda: one in replies_to(base), "for the streamed reply")
+            first_stops.set()  # as by SIGTERM: the first gives its lease back as it stops
+            wait_until(lambda: stream_log.text.count(LISTENING) == 2, "for the second worker to listen")
+            two = post(base, 2, "boris")
+            wait_until(lambda: two in replies_to(base), "for the reply streamed to the second worker")
+    replies = replies_to(base)
+    assert [replies.get(one), replies.get(two)] == [1, 1]
 
 
 def test_a_stream_served_elsewhere_is_followed_with_the_token(

@@ -96,7 +96,8 @@ def _cycle(app: App, account: AccountConfig, stop: threading.Event | None, fill_
         connector = app.connector(account)
         state = _verified(app, account, state, connector)
         interval = None if fill_in else app.intervals.get(account.name)
-        lease = take_read_lease(app.storage, app.worker, account.name, len(app.config.accounts), interval)
+        streamed = bool(account.options.get("stream"))
+        lease = take_read_lease(app.storage, app.worker, account.name, len(app.config.accounts), interval, streamed)
         if lease is None:
             report.read_by_other = True  # another worker reads this account now: this one only sends
         else:

@@ -1,4 +1,5 @@
-"""Who reads an account's mention stream: one worker at a time, by the account's lease.
+"""Who reads an account's mention stream: one worker at a time, by the account's lease; and who listens to a
+streaming account's stream (the stream's lease, at the end of this module).
 
 Several `carebot run` workers may share one PostgreSQL database (same config). Before a cycle reads an
 account's mentions, its worker takes the account's lease (`bot/storage/leases.py`); a worker that cannot
@@ -81,9 +82,9 @@ class Worker:
     def share(self, accounts: int) -> int:
         return max(1, math.ceil(accounts / self.live))
 
-    def _reserve(self, account: str, accounts: int) -> bool:
+    def _reserve(self, account: str, accounts: int, beyond_share: bool = False) -> bool:
         with self._lock:
-            if len(self.reading) >= self.share(accounts):
+            if not beyond_share and len(self.reading) >= self.share(accounts):
                 return False
             self.reading.add(account)
             return True
@@ -112,12 +113,18 @@ class ReadLease:
 
 
 def take_read_lease(
-    storage: Storage, worker: Worker, account: str, accounts: int, interval: float | None
+    storage: Storage, worker: Worker, account: str, accounts: int, interval: float | None, streamed: bool = False
 ) -> ReadLease | None:
     """The account's lease for this read, or None: another worker is reading it or began to lately, or
-    this worker already reads its share of the `accounts`."""
+    this worker already reads its share of the `accounts`. A `streamed` account is read only by the
+    worker that listens to its stream, whatever its share, while one does: so one worker decides all of
+    the account's new mentions, and a person's two posts a moment apart join one case."""
     worker.sign(storage, force=True)  # the share as of now: workers that started a moment ago count
-    if not worker._reserve(account, accounts):
+    listener = _listener(storage, account) if streamed else None
+    if listener is not None and listener != worker.identity:
+        log.debug("%s: another worker listens to its stream and reads it; sending only", account)
+        return None
+    if not worker._reserve(account, accounts, beyond_share=listener is not None):
         log.debug("%s: this worker reads its share already (%s); sending only", account, worker.share(accounts))
         return None
     try:
@@ -132,15 +139,61 @@ def take_read_lease(
 
 def _take(storage: Storage, holder: str, account: str, interval: float | None) -> bool:
     gap = timedelta(seconds=interval * GAP) if interval else timedelta(0)
-    if storage.leases.take(account, holder, READ_LEASE, gap):
+    return _take_key(storage, holder, account, READ_LEASE, gap, f"{account}: the worker that was reading it")
+
+
+def _take_key(storage: Storage, holder: str, key: str, lease: timedelta, gap: timedelta, who: str) -> bool:
+    """Take the lease named `key`, ending it first if its holder is dead for certain (`who` held it)."""
+    if storage.leases.take(key, holder, lease, gap):
         return True
-    held = storage.leases.get(account)
+    held = storage.leases.get(key)
     if held is None or held.holder is None or not held.live(now()) or held.holder == holder:
         return False
     if not is_dead(_process_of(held.holder)):
-        log.debug("%s: another worker is reading it; sending only", account)
         return False
-    if not storage.leases.clear(account, held.holder):
+    if not storage.leases.clear(key, held.holder):
         return False  # another worker saw it first
-    log.info("%s: the worker that was reading it has died; this one reads it now", account)
-    return storage.leases.take(account, holder, READ_LEASE)
+    log.info("%s has died; this one takes over", who)
+    return storage.leases.take(key, holder, lease)
+
+
+# --- the stream's lease ------------------------------------------------------------------------------
+# A streaming account (bot/run/stream.py) is listened to by one worker at a time, which is also the only
+# one to read (poll) it meanwhile; the others only send its replies, and try for the stream every
+# STREAM_RETRY seconds: one of them listens, and reads, once the listener stops or dies. The lease is
+# renewed every STREAM_RENEW seconds while held, and given back when the worker stops.
+
+STREAM_LEASE = timedelta(seconds=60)
+STREAM_RENEW = 15.0  # seconds between two renewals by the listening worker
+STREAM_RETRY = 15.0  # seconds between two tries of a worker waiting to listen
+
+
+def stream_key(account: str) -> str:
+    """The stream's lease, in the same table as the reads' (keyed by the account's name): a line break,
+    which no account's name holds, keeps the two apart."""
+    return f"{account}\nstream"
+
+
+def take_stream_lease(storage: Storage, worker: Worker, account: str) -> bool:
+    """Whether this worker may listen to the account's stream now (no live worker does)."""
+    worker.sign(storage)
+    who = f"{account}: the worker that was listening to its stream"
+    return _take_key(storage, worker.identity, stream_key(account), STREAM_LEASE, timedelta(0), who)
+
+
+def renew_stream_lease(storage: Storage, worker: Worker, account: str) -> bool:
+    """Keep listening for another STREAM_LEASE; False if the lease was lost (another worker listens)."""
+    worker.sign(storage)
+    return storage.leases.renew(stream_key(account), worker.identity, STREAM_LEASE)
+
+
+def release_stream_lease(storage: Storage, worker: Worker, account: str) -> None:
+    storage.leases.release(stream_key(account), worker.identity)
+
+
+def _listener(storage: Storage, account: str) -> str | None:
+    """The worker listening to the account's stream now, if one is (one seen dead is not)."""
+    held = storage.leases.get(stream_key(account))
+    if held is None or held.holder is None or not held.live(now()) or is_dead(_process_of(held.holder)):
+        return None
+    return held.holder

@@ -40,6 +40,9 @@ class Metrics:
         self.cycles = Counter(
             "carebot_cycles", "Cycles run, by result (ok, paused, error)", ["account", "result"], registry=r
         )
+        self.streamed = Counter(
+            "carebot_streamed_batches", "Batches of streamed mentions answered between cycles", ["account"], registry=r
+        )
         self.budget = Gauge(
             "carebot_request_budget_remaining",
             "Requests left before the platform's reset, as its last answer said (absent: not reported)",
@@ -51,10 +54,18 @@ class Metrics:
         )
 
     def cycle(self, account: str, *, new: int, sent: int, retried: int, parked: int, result: str) -> None:
+        self._handled(account, new, sent, retried, parked)
+        self.cycles.labels(account, result).inc()
+
+    def stream_batch(self, account: str, *, new: int, sent: int, retried: int, parked: int) -> None:
+        """Streamed mentions answered between cycles (bot/run/stream.py): counted, but not as a cycle."""
+        self._handled(account, new, sent, retried, parked)
+        self.streamed.labels(account).inc()
+
+    def _handled(self, account: str, new: int, sent: int, retried: int, parked: int) -> None:
         self.mentions.labels(account).inc(new)
         for outcome, count in (("sent", sent), ("retried", retried), ("parked", parked)):
             self.replies.labels(account, outcome).inc(count)
-        self.cycles.labels(account, result).inc()
 
     def watch(self, storage: Storage, config: Config) -> None:
         self.registry.register(StorageFigures(storage, config))

@@ -18,6 +18,11 @@ The stream is a fast path; the polled cycle stays the source of truth. Per strea
   worker has its own connector (its own HTTP session). A fill-in cycle takes `App.cycle_lock`, like the
   scheduled one: never two polled cycles of one account at once.
 
+With several workers on one database, one listens to an account's stream at a time: the holder of the
+stream's lease (`bot/run/lease.py`), renewed by a third thread (the **keeper**) and given back at
+shutdown; it is also the only worker to poll the account meanwhile. The others try for it every
+`lease.STREAM_RETRY` seconds.
+
 A stream that fails is retried with backoff (1 s doubling to 5 minutes, with jitter). After
 `FALLBACK_AFTER` failures in a row (at once when the server has no streaming, or refuses the token) it is
 said once that the account is polled only, and once when the stream is back. Polling never stopped.
@@ -32,9 +37,11 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 
 from bot.clock import now
 from bot.config import AccountConfig
+from bot.run import lease
 from bot.run.alerts import raise_mention_alerts
 from bot.run.app import App, connector_settings, open_connector
 from bot.run.outbox import send_due
@@ -84,12 +91,15 @@ class AccountStream:
         self._polling_only = False  # said once, until the stream is back
         self._own_connector: Connector | None = None
         name = account.name
+        self._holding = False  # this worker holds the stream's lease (bot/run/lease.py)
         self._listener = threading.Thread(target=self._listen, name=f"carebot-stream-{name}", daemon=True)
         self._worker = threading.Thread(target=self._work, name=f"carebot-streamed-{name}", daemon=True)
+        self._keeper = threading.Thread(target=self._keep_lease, name=f"carebot-stream-lease-{name}", daemon=True)
 
     def start(self) -> None:
         self._listener.start()
         self._worker.start()
+        self._keeper.start()
 
     def finish(self) -> None:
         """After the stop event: close the connection and let the worker finish the reply in flight."""
@@ -100,8 +110,12 @@ class AccountStream:
         self._wake.set()
         self._listener.join(JOIN_GRACE)
         self._worker.join(JOIN_GRACE)
+        self._keeper.join(JOIN_GRACE)
         if not self._worker.is_alive():
             self._drop_connector()
+        if self._holding:  # another worker listens from its next try on, not when the lease runs out
+            with suppress(DatabaseTrouble):
+                lease.release_stream_lease(self.app.storage, self.app.worker, self.account.name)
 
     # --- the listener ---------------------------------------------------------
 
@@ -109,6 +123,10 @@ class AccountStream:
         failures, backoff = 0, FIRST_BACKOFF
         own_id = self._own_id()
         while own_id is not None and not self.stop.is_set():
+            if not self._take_lease():  # another worker listens: this one polls, and tries again later
+                if self.stop.wait(lease.STREAM_RETRY):
+                    return
+                continue
             started = time.monotonic()
             try:
                 self._read(own_id)
@@ -137,6 +155,34 @@ class AccountStream:
                 log.exception("%s: unexpected error in the stream listener", self.account.name)
                 if self.stop.wait(MAX_BACKOFF):
                     return
+
+    def _take_lease(self) -> bool:
+        if not self._holding:
+            try:
+                self._holding = lease.take_stream_lease(self.app.storage, self.app.worker, self.account.name)
+            except DatabaseTrouble:
+                return False  # the cycles meet it too, and the watch says it once
+            if not self._holding:
+                log.debug("%s: another worker listens to the stream; this one polls", self.account.name)
+        return self._holding
+
+    def _keep_lease(self) -> None:
+        """Renew the stream's lease while it is held; when it was lost (this worker stalled for longer than
+        the lease and another took over), close the stream: one worker listens."""
+        while not self.stop.wait(lease.STREAM_RENEW):
+            if not self._holding:
+                continue
+            try:
+                kept = lease.renew_stream_lease(self.app.storage, self.app.worker, self.account.name)
+            except DatabaseTrouble:
+                continue  # kept as far as this worker knows; renewed once the database is back
+            if not kept:
+                self._holding = False
+                log.info("%s: another worker listens to the stream now; this one polls", self.account.name)
+                with self._guard:
+                    stream = self._stream
+                if stream is not None:
+                    stream.close()
 
     def _read(self, own_id: str) -> None:
         open_stream = get_platform(self.account.platform).open_stream
@@ -233,7 +279,7 @@ class AccountStream:
             log.exception("%s: unexpected error answering streamed mentions", account.name)
             return True
         app.watch.settled()
-        app.metrics.cycle(account.name, new=new, sent=sent.sent, retried=sent.retried, parked=sent.parked, result="ok")
+        app.metrics.stream_batch(account.name, new=new, sent=sent.sent, retried=sent.retried, parked=sent.parked)
         if new or sent.sent:
             log.info("%s: streamed: %s new, %s sent", account.name, new, sent.sent)
         return True
