@@ -119,6 +119,10 @@ def test_secret_from_a_file_next_to_the_config(tmp_path: Path) -> None:
             ":13: accounts[0].poll_interval: expected a single value",
         ),
         (
+            ("  - name: acme-mastodon", '  - name: "acme\\nstream"'),
+            ":8: accounts[0].name: expected a name on one line",
+        ),
+        (
             ("accounts:\n", "daemon:\n  send_concurrency: 0\naccounts:\n"),
             ":8: daemon.send_concurrency: expected a whole number from 1 to 16, got 0",
         ),

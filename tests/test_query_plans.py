@@ -113,6 +113,7 @@ def plans(storage: Storage, call: Callable[[], Any]) -> list[tuple[str, str]]:
 # design; bench/growth.py prints what that costs at a million mentions.
 HOT_PATH: dict[str, Callable[[Storage], Any]] = {
     "has mention": lambda s: s.mentions.has(ACCOUNT, "p3"),
+    "the overlap's recent count": lambda s: s.mentions.more_than_since(ACCOUNT, NOW - timedelta(minutes=2), 80),
     "author history": lambda s: s.mentions.author_history("mastodon", "a3"),
     "due replies": lambda s: s.replies.due(ACCOUNT),
     "claims in flight": lambda s: s.replies.claims_in_flight(ACCOUNT),

@@ -22,6 +22,7 @@ __all__ = [
     "handles",
     "language",
     "log_level",
+    "one_line",
     "one_of",
     "port",
     "positive",
@@ -63,6 +64,13 @@ def port(value: Any) -> int:
 def email(value: Any) -> str:
     if not isinstance(value, str) or not _EMAIL.match(value):
         raise ValueError(f"expected an email address, got {value!r}")
+    return value
+
+
+def one_line(value: Any) -> str:
+    """A name for logs and for the database's keys: some text, on one line."""
+    if not isinstance(value, str) or not value.strip() or any(c in value for c in "\r\n"):
+        raise ValueError(f"expected a name on one line, got {value!r}")
     return value
 
 

@@ -209,7 +209,7 @@ class IncidentsConfig:
 class AccountConfig:
     """One account. Its platform adds its own secret keys and options (see `connectors/<platform>.py`)."""
 
-    name: str = setting(doc="your name for the account: used in logs and the queue")
+    name: str = setting(doc="your name for the account: used in logs and the queue", check=checks.one_line)
     platform: str = setting(doc="mastodon | x")
     base_url: str = setting(doc="the server the account lives on (some platforms have a default)", check=checks.url)
     mode: Mode = setting(

@@ -208,7 +208,7 @@ def _read_mentions(
     limit = MAX_REREAD_PAGES * settings.page_size
 
     def too_many_since(moment: datetime) -> bool:
-        return app.storage.mentions.count(account.name, since=moment) > limit
+        return app.storage.mentions.more_than_since(account.name, moment, limit)
 
     position = read_start(state.cursor_marks, cursor, overlap, at, too_many_since)
     marks = marked(state.cursor_marks, cursor, overlap, at)

@@ -70,17 +70,17 @@ def run_once(app: App, stop: threading.Event | None = None) -> list[CycleReport]
 def _job(app: App, account: AccountConfig, stop: threading.Event, fill_in: bool = False) -> None:
     """The account's cycle, and at once another while each takes longer than the poll interval (a backlog
     being drained): the scheduler skips the runs that fall due meanwhile, and would otherwise leave the
-    account unread until the next interval after that."""
+    account unread until the next interval after that. A stream's fill-in is one cycle: it runs in the
+    stream's worker thread, which must get back to the streamed mentions."""
     interval = app.intervals.get(account.name, account.poll_interval)
     while True:
         started = time.monotonic()
-        if not _cycle(app, account, stop, fill_in) or stop.is_set():
+        if not _cycle(app, account, stop, fill_in) or stop.is_set() or fill_in:
             return
         took = time.monotonic() - started
         if took < interval:
             return
         log.info("%s: the cycle took %.1fs, longer than the poll interval: the next one starts now", account.name, took)
-        fill_in = False
 
 
 def _cycle(app: App, account: AccountConfig, stop: threading.Event, fill_in: bool) -> bool:

@@ -170,7 +170,7 @@ STREAM_RETRY = 15.0  # seconds between two tries of a worker waiting to listen
 
 def stream_key(account: str) -> str:
     """The stream's lease, in the same table as the reads' (keyed by the account's name): a line break,
-    which no account's name holds, keeps the two apart."""
+    which no account's name holds (the config refuses one), keeps the two apart."""
     return f"{account}\nstream"
 
 

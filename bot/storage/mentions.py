@@ -146,13 +146,26 @@ class Mentions:
         with self._db.read() as db:
             return [mention_record(row) for row in db.execute(query).mappings()]
 
-    def count(self, account: str, since: datetime | None = None) -> int:
-        """The account's stored mentions (received since `since`, if given)."""
+    def count(self, account: str) -> int:
+        """The account's stored mentions."""
         query = select(func.count()).select_from(mentions).where(mentions.c.account == account)
-        if since is not None:
-            query = query.where(mentions.c.received_at >= since)
         with self._db.read() as db:
             return int(db.execute(query).scalar_one())
+
+    def more_than_since(self, account: str, since: datetime, limit: int) -> bool:
+        """Whether more than `limit` of the account's mentions were received since `since` (counting stops
+        there: the overlap asks it of every cycle, and a burst may be large)."""
+        # The account compared as an expression (its name followed by nothing): SQLite, which keeps no
+        # statistics, would otherwise find the rows by the account, all of its history, instead of by when
+        # they came (ix_mentions_received), which the overlap keeps to a few minutes.
+        recent = (
+            select(mentions.c.id)
+            .where(mentions.c.account.concat("") == account, mentions.c.received_at >= since)
+            .limit(limit + 1)
+            .subquery()
+        )
+        with self._db.read() as db:
+            return int(db.execute(select(func.count()).select_from(recent)).scalar_one()) > limit
 
     def author_history(self, platform: str, author_id: str) -> AuthorHistory:
         """Whether the author opted out, and what the bot said to them on its own lately."""
