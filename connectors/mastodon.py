@@ -303,7 +303,7 @@ class MastodonConnector:
             with self._edge(f"read {listing}") as client:
                 page = getattr(client, listing)(limit=MAX_PAGE) if page is None else client.fetch_next(page)
                 ids |= {str(account["id"]) for account in page or ()}
-            if not page or not hasattr(page, "_pagination_next"):
+            if not page or getattr(page, "_pagination_next", None) is None:
                 break
         return ids
 
