@@ -13,6 +13,12 @@ mentions read, re-reads included).
 
     python -m bench.scaleout                      # 5,000 mentions, 1, 2 and 4 workers
     python -m bench.scaleout --mentions 500 --workers 1 2
+    python -m bench.scaleout --mentions 2000 --mocks 5   # the brands spread over 5 mastodon-mock processes
+
+One mastodon-mock process is one Python interpreter with a pool of 15 SQLite connections: a few workers'
+requests in flight exhaust it (its log says `QueuePool limit ... reached`). `--mocks N` runs N of them, the
+brands spread over them (brand n on server n % N, every customer on each), so that the platform is less
+of the limit; the machine's cores then are.
 
 CPU: each worker's and the mock's CPU seconds (from /proc) over the wall time say how many of the cores
 they used; next to the machine's own busy share (/proc/stat, everything on it), that tells whether the
@@ -73,7 +79,7 @@ def seed_config(accounts: int) -> mastodon_peer.SeedConfig:
     return mastodon_peer.SeedConfig(accounts=seeded)
 
 
-def write_config(path: Path, base_url: str, db_url: str, accounts: int, poll: float) -> Path:
+def write_config(path: Path, urls: list[str], db_url: str, accounts: int, poll: float) -> Path:
     lines = [
         "brand:",
         "  name: Acme",
@@ -83,11 +89,11 @@ def write_config(path: Path, base_url: str, db_url: str, accounts: int, poll: fl
         f'  url: "{db_url}"',
         "accounts:",
     ]
-    for name in brands(accounts):
+    for n, name in enumerate(brands(accounts)):
         lines += [
             f"  - name: {name}",
             "    platform: mastodon",
-            f"    base_url: {base_url}",
+            f"    base_url: {server_of(urls, n)}",
             f"    access_token: ${{{name.upper()}_TOKEN}}",
             "    mode: auto",
             f"    poll_interval: {poll}s",
@@ -108,43 +114,57 @@ def write_config(path: Path, base_url: str, db_url: str, accounts: int, poll: fl
 
 
 # --- the platform ----------------------------------------------------------------------------------
+# One mastodon-mock process, or several (`--mocks`): brand n lives on server n % mocks, each server holding
+# every customer, so that one process's capacity (its CPU, its 15 database connections) is not the limit.
 
 
-def post_backlog(base_url: str, mentions: int, accounts: int) -> dict[str, str]:
-    """Post the mentions (customer i % 20 to brand i % accounts); post id -> the brand it mentions."""
+def server_of(urls: list[str], brand: int) -> str:
+    return urls[brand % len(urls)]
+
+
+def post_backlog(urls: list[str], mentions: int, accounts: int) -> dict[str, str]:
+    """Post the mentions (customer i % 20 to brand i % accounts); post -> the brand it mentions. A post is
+    named by its server and its id (two servers may give the same id)."""
     names, people = brands(accounts), customers()
 
     def post(i: int) -> tuple[str, str]:
         brand, who = names[i % accounts], people[i % CUSTOMERS]
         body = TEXTS[i % len(TEXTS)].format(brand=brand)
         answer = http.post(
-            f"{base_url}/api/v1/statuses",
+            f"{server_of(urls, i % accounts)}/api/v1/statuses",
             data={"status": body},
             headers={"Authorization": f"Bearer {who}_token"},
         )
         answer.raise_for_status()
-        return str(answer.json()["id"]), brand
+        return post_key(server_of(urls, i % accounts), answer.json()["id"]), brand
 
     with httpx.Client(timeout=30, limits=httpx.Limits(max_connections=8)) as http, ThreadPoolExecutor(8) as pool:
         return dict(pool.map(post, range(mentions)))
 
 
-def add_latency(base_url: str, get_ms: int, post_ms: int) -> None:
-    for methods, delay in ((["GET"], get_ms), (["POST", "PUT", "DELETE"], post_ms)):
-        mastodon_peer.add_fault(
-            base_url, effect={"type": "latency", "delay_ms": delay}, path="/api/*", methods=methods, count=None
-        )
+def post_key(base_url: str, post_id: object) -> str:
+    return f"{base_url}#{post_id}"
 
 
-def clear_faults(base_url: str) -> None:
-    httpx.delete(f"{base_url}/api/v1/_mock/faults", timeout=10).raise_for_status()
+def add_latency(urls: list[str], get_ms: int, post_ms: int) -> None:
+    for base_url in urls:
+        for methods, delay in ((["GET"], get_ms), (["POST", "PUT", "DELETE"], post_ms)):
+            mastodon_peer.add_fault(
+                base_url, effect={"type": "latency", "delay_ms": delay}, path="/api/*", methods=methods, count=None
+            )
 
 
-def public_replies(base_url: str, accounts: int) -> Counter[str]:
-    """How many public replies each post got from the brands (the server's view)."""
+def clear_faults(urls: list[str]) -> None:
+    for base_url in urls:
+        httpx.delete(f"{base_url}/api/v1/_mock/faults", timeout=10).raise_for_status()
+
+
+def public_replies(urls: list[str], accounts: int) -> Counter[str]:
+    """How many public replies each post got from the brands (the servers' view)."""
     found: Counter[str] = Counter()
     with httpx.Client(timeout=30) as http:
-        for brand in brands(accounts):
+        for n, brand in enumerate(brands(accounts)):
+            base_url = server_of(urls, n)
             headers = {"Authorization": f"Bearer {brand}_token"}
             me = http.get(f"{base_url}/api/v1/accounts/verify_credentials", headers=headers).json()["id"]
             since = "0"
@@ -158,7 +178,7 @@ def public_replies(base_url: str, accounts: int) -> Counter[str]:
                     break
                 for status in page:
                     if status["visibility"] != "direct" and status["in_reply_to_id"]:
-                        found[str(status["in_reply_to_id"])] += 1
+                        found[post_key(base_url, status["in_reply_to_id"])] += 1
                 since = max((str(s["id"]) for s in page), key=lambda i: (len(i), i))
     return found
 
@@ -206,21 +226,23 @@ class Run:
         return mentions / self.seconds if self.seconds else 0.0
 
 
-def run(options: argparse.Namespace, workers: int, mock: mastodon_peer.RunningMock, workdir: Path) -> Run:
+def run(options: argparse.Namespace, workers: int, mocks: list[mastodon_peer.RunningMock], workdir: Path) -> Run:
     result = Run(workers)
-    mastodon_peer.reset(mock.base_url)
+    urls = [mock.base_url for mock in mocks]
+    for url in urls:
+        mastodon_peer.reset(url)
     seeding = time.monotonic()
-    posted = post_backlog(mock.base_url, options.mentions, options.accounts)
+    posted = post_backlog(urls, options.mentions, options.accounts)
     result.seed_rate = options.mentions / (time.monotonic() - seeding)
-    add_latency(mock.base_url, options.get_ms, options.post_ms)
+    add_latency(urls, options.get_ms, options.post_ms)
     env = {f"{name.upper()}_TOKEN": f"{name}_token" for name in brands(options.accounts)}
     with scratch_schema(options.postgres_url, "carebot_scaleout") as db_url, ExitStack() as stack:
-        config = write_config(workdir / f"carebot-{workers}.yaml", mock.base_url, db_url, options.accounts, 1.0)
+        config = write_config(workdir / f"carebot-{workers}.yaml", urls, db_url, options.accounts, 1.0)
         Storage.open(db_url).close()  # the schema first: the clock measures the work, not one migration
         engine = create_engine(db_url)
         stack.callback(engine.dispose)
         daemons = [Daemon(config, env, workdir / f"worker-{workers}-{n}.log") for n in range(workers)]
-        mock_cpu0, (busy0, total0) = cpu_seconds(mock.pid), machine_ticks()
+        mock_cpu0, (busy0, total0) = sum(cpu_seconds(mock.pid) for mock in mocks), machine_ticks()
         started = time.monotonic()
         for daemon in daemons:
             daemon.start()
@@ -239,7 +261,7 @@ def run(options: argparse.Namespace, workers: int, mock: mastodon_peer.RunningMo
         result.seconds = time.monotonic() - started
         result.per_worker_cpu = [cpu_seconds(d.pid) if d.pid else 0.0 for d in daemons]
         result.worker_cpu = sum(result.per_worker_cpu)
-        result.mock_cpu = cpu_seconds(mock.pid) - mock_cpu0
+        result.mock_cpu = sum(cpu_seconds(mock.pid) for mock in mocks) - mock_cpu0
         busy1, total1 = machine_ticks()
         result.machine_busy = (busy1 - busy0) / max(total1 - total0, 1)
         for daemon in daemons:
@@ -248,8 +270,8 @@ def run(options: argparse.Namespace, workers: int, mock: mastodon_peer.RunningMo
             reads, read = db.execute(text("SELECT sum(requests), sum(posts_read) FROM accounts")).one()
         result.reads, result.posts_read = int(reads or 0), int(read or 0)
     try:
-        clear_faults(mock.base_url)
-        replies = public_replies(mock.base_url, options.accounts)
+        clear_faults(urls)
+        replies = public_replies(urls, options.accounts)
     except httpx.TransportError:
         # mastodon-mock can wedge under many clients (it then answers nothing, not even /health)
         result.peer_failed = True
@@ -274,7 +296,8 @@ def report(options: argparse.Namespace, runs: list[Run], base: Run | None = None
     base_rate = first.rate(options.mentions) if first else 0.0
     lines = [
         f"{options.mentions} mentions over {options.accounts} accounts, one PostgreSQL database; platform latency "
-        f"{options.get_ms} ms per read, {options.post_ms} ms per post; {os.cpu_count()} cores",
+        f"{options.get_ms} ms per read, {options.post_ms} ms per post; {max(1, options.mocks)} mastodon-mock "
+        f"process(es); {os.cpu_count()} cores",
         "",
         "workers  seconds  mentions/s  vs 1   reads  mentions read  duplicates  missing  worker CPU  mock CPU"
         "  machine busy",
@@ -294,7 +317,7 @@ def report(options: argparse.Namespace, runs: list[Run], base: Run | None = None
         lines.append(
             f"{r.workers} worker(s): CPU seconds per worker {', '.join(f'{c:.1f}' for c in r.per_worker_cpu)}; "
             + _bottleneck(r)
-            + f"; the mock itself took {r.seed_rate:.0f} posts/s at most (while seeding, no latency)"
+            + f"; the mock(s) took {r.seed_rate:.0f} posts/s at most (while seeding, no latency)"
         )
     return "\n".join(lines)
 
@@ -325,16 +348,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds one worker count may take")
     parser.add_argument("--postgres-url", default=POSTGRES_URL)
     parser.add_argument("--keep", metavar="DIR", help="keep the configs and the workers' logs in DIR")
+    parser.add_argument(
+        "--mocks", type=int, default=1, help="mastodon-mock processes, the brands spread over them (default 1)"
+    )
     options = parser.parse_args(argv)
     runs: list[Run] = []
-    with (
-        _workdir(options.keep) as workdir,
-        mastodon_peer.mastodon_subprocess(workdir / "mastodon", seed=seed_config(options.accounts)) as mock,
-    ):
+    with _workdir(options.keep) as workdir, ExitStack() as servers:
+        seed = seed_config(options.accounts)
+        mocks = [
+            servers.enter_context(mastodon_peer.mastodon_subprocess(workdir / f"mastodon-{n}", seed=seed))
+            for n in range(max(1, options.mocks))
+        ]
         for workers in options.workers:
             if runs and runs[-1].peer_failed:
                 break  # the mock is wedged: nothing more can run against it
-            runs.append(run(options, workers, mock, workdir))
+            runs.append(run(options, workers, mocks, workdir))
             # each row as soon as it is known: a later worker count may run out of time
             print(report(options, runs[-1:], base=runs[0]), file=sys.stderr, flush=True)
     print(report(options, runs))
