@@ -128,15 +128,13 @@ def post_backlog(urls: list[str], mentions: int, accounts: int) -> dict[str, str
     names, people = brands(accounts), customers()
 
     def post(i: int) -> tuple[str, str]:
-        brand, who = names[i % accounts], people[i % CUSTOMERS]
+        brand, who, server = names[i % accounts], people[i % CUSTOMERS], server_of(urls, i % accounts)
         body = TEXTS[i % len(TEXTS)].format(brand=brand)
         answer = http.post(
-            f"{server_of(urls, i % accounts)}/api/v1/statuses",
-            data={"status": body},
-            headers={"Authorization": f"Bearer {who}_token"},
+            f"{server}/api/v1/statuses", data={"status": body}, headers={"Authorization": f"Bearer {who}_token"}
         )
         answer.raise_for_status()
-        return post_key(server_of(urls, i % accounts), answer.json()["id"]), brand
+        return post_key(server, answer.json()["id"]), brand
 
     with httpx.Client(timeout=30, limits=httpx.Limits(max_connections=8)) as http, ThreadPoolExecutor(8) as pool:
         return dict(pool.map(post, range(mentions)))

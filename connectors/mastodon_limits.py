@@ -139,20 +139,23 @@ def _told(headers: Mapping[str, str]) -> RateBudget | None:
     )
 
 
-def _same_window(known: RateBudget, told: RateBudget) -> bool:
-    """Whether two answers describe one limit: the same size, ending at the same second."""
-    if known.limit is None or known.limit != told.limit or known.reset_at is None or told.reset_at is None:
+def _same_reset(known: RateBudget, told: RateBudget) -> bool:
+    """Whether two answers speak of one window: the same reset, to the second."""
+    if known.reset_at is None or told.reset_at is None:
         return False
     return abs(known.reset_at - told.reset_at) <= timedelta(seconds=1)
+
+
+def _same_window(known: RateBudget, told: RateBudget) -> bool:
+    """Whether two answers describe one limit: the same size, ending at the same second."""
+    return known.limit is not None and known.limit == told.limit and _same_reset(known, told)
 
 
 def _newest(known: RateBudget | None, told: RateBudget) -> RateBudget:
     """What an answer says of the budget, given what we knew: answers to requests sent side by side come
     back in any order, and one that left the server earlier must not give back requests spent since. Within
-    one window (the same reset, to the second) the fewest remaining stands."""
-    if known is None or known.remaining is None or told.remaining is None:
-        return told
-    if known.reset_at is None or told.reset_at is None or abs(known.reset_at - told.reset_at) > timedelta(seconds=1):
+    one window the fewest remaining stands."""
+    if known is None or known.remaining is None or told.remaining is None or not _same_reset(known, told):
         return told
     return replace(told, remaining=min(known.remaining, told.remaining))
 

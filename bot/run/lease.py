@@ -146,12 +146,10 @@ def _take_key(storage: Storage, holder: str, key: str, lease: timedelta, gap: ti
     """Take the lease named `key`, ending it first if its holder is dead for certain (`who` held it)."""
     if storage.leases.take(key, holder, lease, gap):
         return True
-    held = storage.leases.get(key)
-    if held is None or held.holder is None or not held.live(now()) or held.holder == holder:
+    other = _live_holder(storage, key)
+    if other is None or other == holder or not is_dead(_process_of(other)):
         return False
-    if not is_dead(_process_of(held.holder)):
-        return False
-    if not storage.leases.clear(key, held.holder):
+    if not storage.leases.clear(key, other):
         return False  # another worker saw it first
     log.info("%s has died; this one takes over", who)
     return storage.leases.take(key, holder, lease)
@@ -193,7 +191,11 @@ def release_stream_lease(storage: Storage, worker: Worker, account: str) -> None
 
 def _listener(storage: Storage, account: str) -> str | None:
     """The worker listening to the account's stream now, if one is (one seen dead is not)."""
-    held = storage.leases.get(stream_key(account))
-    if held is None or held.holder is None or not held.live(now()) or is_dead(_process_of(held.holder)):
-        return None
-    return held.holder
+    holder = _live_holder(storage, stream_key(account))
+    return None if holder is None or is_dead(_process_of(holder)) else holder
+
+
+def _live_holder(storage: Storage, key: str) -> str | None:
+    """Who holds the lease named `key`, if its time has not run out."""
+    held = storage.leases.get(key)
+    return held.holder if held is not None and held.live(now()) else None
