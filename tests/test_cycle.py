@@ -1,15 +1,19 @@
-"""Where a new account starts reading: from now (and it says so), or from its `backfill`, once."""
+"""Where a new account starts reading: from now (and it says so), or from its `backfill`, once; and how often
+a cycle runs the cases' timers."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mastodon_mock.testing import MockServer
 
-from bot.clock import now
+from bot.clock import now, use_clock
 from bot.config import Config, load_config
+from bot.run import cycle
+from bot.run.cycle import SWEEP_EVERY, run_cycle
 from bot.run.daemon import run_once
 from tests import configs
 from tests.conftest import StartBot
@@ -84,3 +88,28 @@ def test_mentions_older_than_the_backfill_are_skipped(
     (report,) = run_once(app)
     assert report.too_old == 2 and report.new == 0
     assert app.storage.mentions.count("acme-mastodon") == 0
+
+
+def test_the_daemons_cycles_run_the_cases_timers_at_most_every_sweep_every_and_run_once_always(
+    tmp_path: Path, mastodon_server: MockServer, running_bot: StartBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = running_bot(config(tmp_path, mastodon_server.base_url, None))  # its first run swept just now
+    account = app.config.accounts[0]
+    swept: list[datetime] = []
+    real_sweep = cycle.sweep
+
+    def counted(*args: Any) -> Any:
+        swept.append(args[-1])
+        return real_sweep(*args)
+
+    monkeypatch.setattr(cycle, "sweep", counted)
+    start, every = now(), SWEEP_EVERY.total_seconds()
+    at = start
+    with use_clock(lambda: at):
+        for seconds, run in ((1, "cycle"), (every + 1, "cycle"), (every + 6, "cycle"), (every + 7, "run --once")):
+            at = start + timedelta(seconds=seconds)
+            if run == "cycle":
+                run_cycle(app, account)  # as the daemon runs it
+            else:
+                run_once(app)
+    assert swept == [start + timedelta(seconds=every + 1), start + timedelta(seconds=every + 7)]

@@ -69,13 +69,13 @@ def test_the_cursor_moves_only_from_where_the_reader_found_it(storage: Storage) 
 
 def test_the_live_workers_are_counted_and_leave(storage: Storage) -> None:
     one, two = Worker(), Worker()
-    one.sign(storage, force=True)
-    two.sign(storage, force=True)
+    one.sign(storage, within=0)
+    two.sign(storage, within=0)
     assert two.live == 2 and two.share(10) == 5
-    one.sign(storage, force=True)
+    one.sign(storage, within=0)
     assert one.live == 2
     two.leave(storage)
-    one.sign(storage, force=True)
+    one.sign(storage, within=0)
     assert one.live == 1 and one.share(10) == 10
 
 

@@ -33,6 +33,7 @@ class AnswersAlongside:
         self._stop = stop
         self._wake = threading.Event()
         self._reading = True
+        self._due = False  # kicked since the last send: with nothing new read, the cycle's own send is enough
         self.report = SendReport()
         self._failure: BaseException | None = None
         self._thread: threading.Thread | None = None
@@ -41,7 +42,8 @@ class AnswersAlongside:
             self._thread.start()
 
     def kick(self) -> None:
-        """A page is stored: its answers are due."""
+        """A page with new mentions is stored: their answers are due."""
+        self._due = True
         self._wake.set()
 
     def finish(self) -> tuple[SendReport, BaseException | None]:
@@ -58,10 +60,12 @@ class AnswersAlongside:
             self._wake.wait()
             self._wake.clear()
             last = not self._reading
-            try:
-                self.report = self.report.add(send_due(*self._args, self._stop, purposes=ANSWERS))
-            except BaseException as exc:  # raised by the cycle once the read is done
-                self._failure = exc
-                return
+            if self._due:
+                self._due = False
+                try:
+                    self.report = self.report.add(send_due(*self._args, self._stop, purposes=ANSWERS))
+                except BaseException as exc:  # raised by the cycle once the read is done
+                    self._failure = exc
+                    return
             if last:
                 return

@@ -61,6 +61,7 @@ class App:
     verified: set[str] = field(default_factory=set)  # accounts whose credentials this process checked
     metrics: Metrics = field(default_factory=Metrics)
     intervals: dict[str, float] = field(default_factory=dict)  # each account's poll interval as scheduled
+    swept_at: dict[str, datetime] = field(default_factory=dict)  # when this process last ran an account's case timers
     started_at: datetime = field(default_factory=now)
     worker: Worker = field(default_factory=Worker)  # this worker among the others (bot/run/lease.py)
     watch: DatabaseWatch = field(init=False)  # the database's health as the daemon sees it (bot/run/watch.py)

@@ -39,6 +39,9 @@ from connectors.base import AuthFailed, Connector, ConnectorError, Metered, Rate
 log = logging.getLogger("carebot.cycle")
 
 AUTH_PAUSE = timedelta(minutes=5)
+# The cases' timers are minutes to days long, so a sweep every 15 s is on time; sweeping every cycle cost an
+# idle daemon with ten accounts polled every second about a quarter of its CPU (and each worker does it).
+SWEEP_EVERY = timedelta(seconds=15)
 BUDGET_RESERVE = 3  # requests kept for sending replies when a backlog is being read
 # Pause reasons start with one of these, so that a later cycle (and `run --once`) knows what kind it is.
 CAPPED, AUTH, RATE = "usage cap reached", "credentials refused", "rate limited"
@@ -81,7 +84,8 @@ def run_cycle(
 
 def _cycle(app: App, account: AccountConfig, stop: threading.Event | None, fill_in: bool) -> CycleReport:
     report = CycleReport(account.name)
-    state = app.storage.accounts.ensure(account.name, account.platform)
+    # A read, not a write, each cycle: the row is made when the daemon starts (and again here if it is gone).
+    state = app.storage.accounts.get(account.name) or app.storage.accounts.ensure(account.name, account.platform)
     if state.paused_until is not None and state.paused_until > now():
         report.paused = True
         report.failed = _failure_of(state.pause_reason)
@@ -154,10 +158,16 @@ def _alive(app: App, account: AccountConfig) -> None:
 
 
 def _sweep_cases(app: App, account: AccountConfig) -> None:
-    """The cases' timers (check-backs due, targets, closing): database work, done even while paused."""
+    """The cases' timers (check-backs due, targets, closing): database work, done even while paused, at most
+    every SWEEP_EVERY."""
+    at = now()
+    last = app.swept_at.get(account.name)
+    if last is not None and timedelta(0) <= at - last < SWEEP_EVERY:
+        return
     try:
         with app.decide_lock(account.name):  # never while a streamed mention is decided
-            swept = sweep(app.config, app.storage, app.playbooks, account)
+            swept = sweep(app.config, app.storage, app.playbooks, account, at)
+        app.swept_at[account.name] = at
     except DatabaseTrouble:
         raise
     except Exception:  # a bug here must not keep the account from reading and sending
@@ -223,6 +233,7 @@ def _read_mentions(
         if not isinstance(connector, Metered):  # a metered connector counts for itself, more exactly
             app.storage.accounts.add_usage(account.name, requests=1, posts_read=len(page.mentions))
         report.fetched += len(page.mentions)
+        new_before = report.new
         for item in page.unreadable:  # one bad post never holds the stream back
             set_aside_unreadable(app.storage, account, item)
         with app.storage.held():  # the page's mentions on one database connection
@@ -232,7 +243,8 @@ def _read_mentions(
                     continue
                 if process_mention(app, account, state, connector, mention):
                     report.new += 1
-        page_stored()
+        if report.new > new_before:
+            page_stored()
         # The cursor moves only after every mention of the page is stored, and only forward; and only
         # if nobody else moved it since this read began (a worker whose lease ran out while it waited).
         if page.next_cursor is not None and page.next_cursor != position:

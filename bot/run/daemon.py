@@ -50,6 +50,7 @@ def run_once(app: App, stop: threading.Event | None = None) -> list[CycleReport]
     """One full cycle of every account, one after the other. Database trouble ends it: the report of the
     account that met it says so (`database_trouble`), and the accounts after it are not tried."""
     reports = []
+    app.swept_at.clear()  # a one-off run does all of its work now, the cases' timers included
     for account in app.config.accounts:
         if stop is not None and stop.is_set():
             break
@@ -251,7 +252,7 @@ def _sign_in(app: App) -> None:
     """Count this worker among the live ones before its first cycle, so that workers starting together
     share the accounts from the start (bot/run/lease.py)."""
     with suppress(DatabaseTrouble):  # the first cycle meets it too, and the watch says it once
-        app.worker.sign(app.storage, force=True)
+        app.worker.sign(app.storage, within=0)
 
 
 def _sign_out(app: App) -> None:

@@ -44,6 +44,9 @@ log = logging.getLogger("carebot.lease")
 READ_LEASE = timedelta(seconds=60)
 GAP = 0.8  # of the poll interval: a little less than one, so a worker's own next cycle is never too early
 SIGN_EVERY = 2.0  # seconds between a worker's signs of life
+# A read counts the live workers afresh, but not once per account: the accounts' cycles start together,
+# and a sign each (a write) was a tenth of an idle worker's CPU with ten accounts polled every second.
+SHARE_FRESH = 0.5
 PRESENCE = timedelta(seconds=30)  # a worker that has not signed for this long no longer counts
 
 
@@ -68,10 +71,10 @@ class Worker:
     _signed_at: float = -math.inf
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def sign(self, storage: Storage, force: bool = False) -> None:
-        """Sign in (at most every SIGN_EVERY seconds), and learn how many workers are live."""
+    def sign(self, storage: Storage, within: float = SIGN_EVERY) -> None:
+        """Sign in unless this worker did in the last `within` seconds, and learn how many workers are live."""
         moment = time.monotonic()
-        if not force and moment - self._signed_at < SIGN_EVERY:
+        if moment - self._signed_at < within:
             return
         self._signed_at = moment
         self.live = max(1, storage.leases.sign(self.identity, now() + PRESENCE))
@@ -119,7 +122,7 @@ def take_read_lease(
     this worker already reads its share of the `accounts`. A `streamed` account is read only by the
     worker that listens to its stream, whatever its share, while one does: so one worker decides all of
     the account's new mentions, and a person's two posts a moment apart join one case."""
-    worker.sign(storage, force=True)  # the share as of now: workers that started a moment ago count
+    worker.sign(storage, within=SHARE_FRESH)  # the share as of now: workers that started a moment ago count
     listener = _listener(storage, account) if streamed else None
     if listener is not None and listener != worker.identity:
         log.debug("%s: another worker listens to its stream and reads it; sending only", account)
