@@ -30,12 +30,14 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.crash_peers import Daemon  # noqa: E402
+from bench.scaleout import cpu_seconds  # noqa: E402
 from tests.peers import mastodon as peer  # noqa: E402
 from tests.peers.database import POSTGRES_URL, scratch_schema  # noqa: E402
 
@@ -58,6 +60,9 @@ class Run:
     minutes: list[list[float]] = field(default_factory=list)  # latencies by the minute the mention was posted
     missing: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
+    reads: int = 0  # notification requests (accounts.requests)
+    mentions_read: int = 0  # mentions read, the overlap's re-reads included (accounts.posts_read)
+    cpu: float = 0.0  # carebot's CPU seconds, start to stop
 
 
 def main() -> int:
@@ -104,11 +109,19 @@ def one_run(run: Run, workdir: Path, rate: float, minutes: float, db: str) -> No
             run.backlog = sum(1 for m in run.posted if m not in replies)
             wait(lambda: set(run.posted) <= set(brand_replies(mock.base_url)), DRAIN_TIMEOUT + run.poll, "")
         finally:
+            run.cpu = cpu_seconds(daemon.pid) if daemon.pid else 0.0
             status = daemon.terminate(STOP_GRACE) if daemon.alive() else daemon.exit_status
             if status not in (0, None):
                 print(f"carebot run exited with {status}; the log ends:\n{daemon.log_text()[-3000:]}")
             daemon.close()
         measure(run, brand_replies(mock.base_url))
+        engine = create_engine(db_url)
+        try:
+            with engine.connect() as connection:
+                reads, read = connection.execute(text("SELECT sum(requests), sum(posts_read) FROM accounts")).one()
+        finally:
+            engine.dispose()
+        run.reads, run.mentions_read = int(reads or 0), int(read or 0)
 
 
 def write_config(workdir: Path, base_url: str, db_url: str, run: Run) -> Path:
@@ -237,6 +250,8 @@ def report(run: Run, rate: float, minutes: float, db: str) -> str:
         f"backlog when posting stopped: {run.backlog}",
         f"target p95 <= {run.target:g} s: p95/target {p95 / run.target:.2f} -> {verdict}",
         f"one reply each: missing {len(run.missing)}, answered twice {len(run.duplicates)}",
+        f"notification reads {run.reads}, mentions read {run.mentions_read} "
+        f"({run.mentions_read / max(len(run.posted), 1):.2f} per mention posted); carebot CPU {run.cpu:.1f} s",
     ]
     return "\n".join(lines)
 

@@ -1,5 +1,5 @@
 """Where a new account starts reading: from now (and it says so), or from its `backfill`, once; and how often
-a cycle runs the cases' timers."""
+a cycle runs the cases' timers and re-reads before its cursor."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from tests.peers.mastodon import post_as
 QUESTIONS = ("@brand how do I reach support by email?", "@brand does the app have a dark mode?")
 
 
-def config(tmp_path: Path, base_url: str, backfill: str | None) -> Config:
-    extra = f"    backfill: {backfill}\n" if backfill else ""
+def config(tmp_path: Path, base_url: str, backfill: str | None, extra: str = "") -> Config:
+    extra += f"    backfill: {backfill}\n" if backfill else ""
     path = configs.write_config(
         tmp_path,
         db_url=f"sqlite:///{tmp_path / 'cycle.db'}",
@@ -113,3 +113,33 @@ def test_the_daemons_cycles_run_the_cases_timers_at_most_every_sweep_every_and_r
             else:
                 run_once(app)
     assert swept == [start + timedelta(seconds=every + 1), start + timedelta(seconds=every + 7)]
+
+
+def test_a_process_re_reads_before_the_cursor_at_most_once_a_tenth_of_the_overlap_and_run_once_always(
+    tmp_path: Path, mastodon_server: MockServer, running_bot: StartBot
+) -> None:
+    app = running_bot(config(tmp_path, mastodon_server.base_url, None, extra="    overlap: 100s\n"))
+    account = app.config.accounts[0]
+    for who, text in zip(("alice", "boris", "dewi"), (*QUESTIONS, QUESTIONS[0]), strict=True):
+        post_as(mastodon_server.base_url, who, text)
+
+    def mentions_read() -> int:
+        state = app.storage.accounts.get(account.name)
+        assert state is not None
+        return state.posts_read
+
+    start = now()
+    at = start
+    read: list[int] = []
+    with use_clock(lambda: at):
+        # 10 s: a tenth of the overlap. The first run re-read just now, so the next two start at the cursor.
+        for seconds, run in ((1, "cycle"), (2, "cycle"), (11, "cycle"), (11.5, "run --once")):
+            at = start + timedelta(seconds=seconds)
+            before = mentions_read()
+            if run == "cycle":
+                run_cycle(app, account)  # as the daemon runs it
+            else:
+                run_once(app)
+            read.append(mentions_read() - before)
+    assert read == [3, 0, 3, 3]  # new; nothing; the overlap's three again; again (a one-off run re-reads)
+    assert app.storage.mentions.count(account.name) == 3

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.classifier import Classifier
@@ -61,7 +61,9 @@ class App:
     verified: set[str] = field(default_factory=set)  # accounts whose credentials this process checked
     metrics: Metrics = field(default_factory=Metrics)
     intervals: dict[str, float] = field(default_factory=dict)  # each account's poll interval as scheduled
-    swept_at: dict[str, datetime] = field(default_factory=dict)  # when this process last ran an account's case timers
+    # When this process last did an account's periodic chores ("sweep": the cases' timers, "reread": a read
+    # from before the cursor); `run --once` clears them, so a one-off run does every chore.
+    chores: dict[tuple[str, str], datetime] = field(default_factory=dict)
     started_at: datetime = field(default_factory=now)
     worker: Worker = field(default_factory=Worker)  # this worker among the others (bot/run/lease.py)
     watch: DatabaseWatch = field(init=False)  # the database's health as the daemon sees it (bot/run/watch.py)
@@ -88,6 +90,15 @@ class App:
         app = cls(config, storage, classifier, playbooks)
         app.metrics.watch(storage, config)
         return app
+
+    def chore_due(self, chore: str, account: str, every: timedelta, at: datetime) -> bool:
+        """Whether the account's `chore` is due at `at` (not done in the last `every`, or the clock went
+        back); if so it counts as done at `at`."""
+        last = self.chores.get((chore, account))
+        if last is not None and timedelta(0) <= at - last < every:
+            return False
+        self.chores[(chore, account)] = at
+        return True
 
     def decide_lock(self, name: str) -> threading.Lock:
         with self._locks_guard:

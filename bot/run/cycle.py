@@ -7,8 +7,8 @@ moves past them, so a crash anywhere loses nothing: the next cycle reads them ag
 A new account starts reading from now: what was posted before is not answered, and the first cycle says so.
 With `backfill:` (say 24h) it reads from that long ago instead, once; mentions older than that are skipped.
 The end of each good cycle is recorded (`last_cycle_at`), for /health.
-Each read starts a little before the cursor (`bot/run/overlap.py`), so a post that became visible late is
-read too; a post that cannot be read or stored is set aside (`bot/run/quarantine.py`), never fatal. Trouble
+A read starts a little before the cursor now and then (`bot/run/overlap.py`), so a post that became visible
+late is read too; a post that cannot be read or stored is set aside (`bot/run/quarantine.py`), never fatal. Trouble
 with the database itself (`DatabaseTrouble`) is raised to the daemon, which says it once and waits.
 """
 
@@ -28,7 +28,7 @@ from bot.run.app import App
 from bot.run.cases import sweep
 from bot.run.lease import ReadLease, take_read_lease
 from bot.run.outbox import SendReport, send_due
-from bot.run.overlap import MAX_REREAD_PAGES, later, marked, overlap_of, read_start
+from bot.run.overlap import MAX_REREAD_PAGES, later, marked, overlap_of, read_start, reread_every
 from bot.run.pipeline import process_mention
 from bot.run.quarantine import set_aside_unreadable
 from bot.storage import DatabaseTrouble
@@ -161,13 +161,11 @@ def _sweep_cases(app: App, account: AccountConfig) -> None:
     """The cases' timers (check-backs due, targets, closing): database work, done even while paused, at most
     every SWEEP_EVERY."""
     at = now()
-    last = app.swept_at.get(account.name)
-    if last is not None and timedelta(0) <= at - last < SWEEP_EVERY:
+    if not app.chore_due("sweep", account.name, SWEEP_EVERY, at):
         return
     try:
         with app.decide_lock(account.name):  # never while a streamed mention is decided
             swept = sweep(app.config, app.storage, app.playbooks, account, at)
-        app.swept_at[account.name] = at
     except DatabaseTrouble:
         raise
     except Exception:  # a bug here must not keep the account from reading and sending
@@ -213,14 +211,16 @@ def _read_mentions(
     if cursor is None or (account.backfill is not None and answer_since is None):
         cursor, answer_since = _start(app, account, cursor, report)
     settings = app.config.daemon
-    # The read starts a little before the cursor (bot/run/overlap.py): stored posts are skipped.
+    # The read starts a little before the cursor, now and then (bot/run/overlap.py): stored posts are skipped.
     overlap, at = overlap_of(account), now()
     limit = MAX_REREAD_PAGES * settings.page_size
 
     def too_many_since(moment: datetime) -> bool:
         return app.storage.mentions.more_than_since(account.name, moment, limit)
 
-    position = read_start(state.cursor_marks, cursor, overlap, at, too_many_since)
+    position = cursor
+    if app.chore_due("reread", account.name, reread_every(overlap), at):
+        position = read_start(state.cursor_marks, cursor, overlap, at, too_many_since)
     marks = marked(state.cursor_marks, cursor, overlap, at)
     if marks is not None:
         app.storage.accounts.mark_cursor(account.name, stored, marks)

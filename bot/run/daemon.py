@@ -50,7 +50,7 @@ def run_once(app: App, stop: threading.Event | None = None) -> list[CycleReport]
     """One full cycle of every account, one after the other. Database trouble ends it: the report of the
     account that met it says so (`database_trouble`), and the accounts after it are not tried."""
     reports = []
-    app.swept_at.clear()  # a one-off run does all of its work now, the cases' timers included
+    app.chores.clear()  # a one-off run does all of its work now: the cases' timers, the re-read
     for account in app.config.accounts:
         if stop is not None and stop.is_set():
             break

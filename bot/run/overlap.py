@@ -9,7 +9,10 @@ itself only ever moves forward.
 Where the cursor stood is kept in `accounts.cursor_marks`: a few (time, cursor) pairs, one per tenth of
 the overlap at most, from the newest one older than the overlap on. In a burst (more posts stored since a
 mark than `MAX_REREAD_PAGES` pages hold) the read starts at a later mark, so the re-read costs a few
-requests at most and never holds back new posts.
+requests at most and never holds back new posts. And a process re-reads an account at most once per
+tenth of the overlap (`reread_every`; its other reads start at the cursor): a late post is still read
+within that, and a busy account polled every few seconds does not have the same pages re-read (and, on
+Mastodon, each notification typed again by the client library) at every cycle.
 """
 
 from __future__ import annotations
@@ -22,6 +25,11 @@ from connectors import get_platform
 
 Marks = list[list[str]]  # [[iso time, cursor], ...], oldest first
 MAX_REREAD_PAGES = 2
+MARK_SHARE = 0.1  # of the overlap: at most one mark, and one re-read per process, this often
+
+
+def reread_every(overlap: float) -> timedelta:
+    return timedelta(seconds=overlap * MARK_SHARE)
 
 
 def overlap_of(account: AccountConfig) -> float:
@@ -66,7 +74,7 @@ def marked(marks: Marks | None, cursor: str | None, overlap: float, at: datetime
     if cursor is None or overlap <= 0:
         return None
     kept = list(marks or [])
-    if kept and datetime.fromisoformat(kept[-1][0]) > at - timedelta(seconds=overlap / 10):
+    if kept and datetime.fromisoformat(kept[-1][0]) > at - reread_every(overlap):
         return None
     kept.append([at.isoformat(), cursor])
     edge = at - timedelta(seconds=overlap)
