@@ -263,11 +263,13 @@ def _crash_many_times(
     # The last life must really run (not just be judged on what earlier lives left) before SIGTERM. The team
     # works on meanwhile: it retries what gets parked, and fixes (so the daemon announces) an incident the
     # last mentions open.
-    def settled() -> bool:
-        return daemon.running() and _unsettled(storage, posted) is None
+    def settled(parked_owed: bool = False) -> bool:
+        return daemon.running() and _unsettled(storage, posted, parked_owed) is None
 
     try:
-        result.settled = wait_until(settled, options.settle_timeout, daemon)
+        # While the team works, a parked reply is owed too: it retries it. Otherwise a reply parked just
+        # before this check (five broken lookups in a row) was left parked, though on the server.
+        result.settled = wait_until(lambda: settled(parked_owed=True), options.settle_timeout, daemon)
     finally:
         working.set()
         team.join()
@@ -349,9 +351,9 @@ def _claimed_since(storage: Storage, moment: datetime) -> bool:
     )
 
 
-def _unsettled(storage: Storage, posted: list[Posted]) -> str | None:
+def _unsettled(storage: Storage, posted: list[Posted], parked_owed: bool = False) -> str | None:
     """What the daemon still owes (None: every mention stored, or set aside for a post that cannot be, and no
-    reply waiting to be sent or half-sent)."""
+    reply waiting to be sent or half-sent; nor parked, if `parked_owed`: the team is there to retry it)."""
     stored = {m.mention.post_id for m in storage.mentions.all(ACCOUNT)}
     missing = [
         item
@@ -363,6 +365,8 @@ def _unsettled(storage: Storage, posted: list[Posted]) -> str | None:
     by_state = storage.figures.activity(ACCOUNT).replies_by_state
     if owed := by_state.get(ReplyState.APPROVED.value, 0) + by_state.get(ReplyState.SENDING.value, 0):
         return f"{owed} replies approved or being sent"
+    if parked_owed and (parked := by_state.get(ReplyState.FAILED.value, 0)):
+        return f"{parked} replies parked, for the team to retry"
     # A resolved case owes its check-back: settled once the daemon has queued (and so sent) it; an incident
     # resolved in the storm's last second is resolved by now too.
     if storage.incidents.listed(states=["open"]):
