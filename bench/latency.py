@@ -30,14 +30,14 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.crash_peers import Daemon  # noqa: E402
-from bench.scaleout import cpu_seconds  # noqa: E402
+from bench.scaleout import cpu_seconds, usage  # noqa: E402
 from tests.peers import mastodon as peer  # noqa: E402
 from tests.peers.database import POSTGRES_URL, scratch_schema  # noqa: E402
 
@@ -117,11 +117,9 @@ def one_run(run: Run, workdir: Path, rate: float, minutes: float, db: str) -> No
         measure(run, brand_replies(mock.base_url))
         engine = create_engine(db_url)
         try:
-            with engine.connect() as connection:
-                reads, read = connection.execute(text("SELECT sum(requests), sum(posts_read) FROM accounts")).one()
+            run.reads, run.mentions_read = usage(engine)
         finally:
             engine.dispose()
-        run.reads, run.mentions_read = int(reads or 0), int(read or 0)
 
 
 def write_config(workdir: Path, base_url: str, db_url: str, run: Run) -> Path:

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -264,9 +264,7 @@ def run(options: argparse.Namespace, workers: int, mocks: list[mastodon_peer.Run
         result.machine_busy = (busy1 - busy0) / max(total1 - total0, 1)
         for daemon in daemons:
             daemon.terminate(10.0)
-        with engine.connect() as db:
-            reads, read = db.execute(text("SELECT sum(requests), sum(posts_read) FROM accounts")).one()
-        result.reads, result.posts_read = int(reads or 0), int(read or 0)
+        result.reads, result.posts_read = usage(engine)
     try:
         clear_faults(urls)
         replies = public_replies(urls, options.accounts)
@@ -278,6 +276,13 @@ def run(options: argparse.Namespace, workers: int, mocks: list[mastodon_peer.Run
     result.duplicates = sum(1 for post in posted if replies[post] > 1)
     result.missing = sum(1 for post in posted if replies[post] == 0)
     return result
+
+
+def usage(engine: Engine) -> tuple[int, int]:
+    """Notification requests and mentions read (re-reads included), all accounts together."""
+    with engine.connect() as db:
+        reads, read = db.execute(text("SELECT sum(requests), sum(posts_read) FROM accounts")).one()
+    return int(reads or 0), int(read or 0)
 
 
 def _sent(engine: object) -> int:

@@ -3,6 +3,7 @@ a cycle runs the cases' timers and re-reads before its cursor."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from mastodon_mock.testing import MockServer
 from bot.clock import now, use_clock
 from bot.config import Config, load_config
 from bot.run import cycle
+from bot.run.app import App
 from bot.run.cycle import SWEEP_EVERY, run_cycle
 from bot.run.daemon import run_once
 from tests import configs
@@ -90,11 +92,29 @@ def test_mentions_older_than_the_backfill_are_skipped(
     assert app.storage.mentions.count("acme-mastodon") == 0
 
 
+def run_at(
+    app: App, start: datetime, steps: list[tuple[float, str]], observe: Callable[[], int] = lambda: 0
+) -> list[int]:
+    """Each step at `start` + its seconds on the bot's clock: one cycle of the account as the daemon runs it
+    ("cycle"), or `run --once`; what `observe` grew by over each."""
+    at = start
+    grew: list[int] = []
+    with use_clock(lambda: at):
+        for seconds, run in steps:
+            at = start + timedelta(seconds=seconds)
+            before = observe()
+            if run == "cycle":
+                run_cycle(app, app.config.accounts[0])
+            else:
+                run_once(app)
+            grew.append(observe() - before)
+    return grew
+
+
 def test_the_daemons_cycles_run_the_cases_timers_at_most_every_sweep_every_and_run_once_always(
     tmp_path: Path, mastodon_server: MockServer, running_bot: StartBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app = running_bot(config(tmp_path, mastodon_server.base_url, None))  # its first run swept just now
-    account = app.config.accounts[0]
     swept: list[datetime] = []
     real_sweep = cycle.sweep
 
@@ -104,14 +124,7 @@ def test_the_daemons_cycles_run_the_cases_timers_at_most_every_sweep_every_and_r
 
     monkeypatch.setattr(cycle, "sweep", counted)
     start, every = now(), SWEEP_EVERY.total_seconds()
-    at = start
-    with use_clock(lambda: at):
-        for seconds, run in ((1, "cycle"), (every + 1, "cycle"), (every + 6, "cycle"), (every + 7, "run --once")):
-            at = start + timedelta(seconds=seconds)
-            if run == "cycle":
-                run_cycle(app, account)  # as the daemon runs it
-            else:
-                run_once(app)
+    run_at(app, start, [(1, "cycle"), (every + 1, "cycle"), (every + 6, "cycle"), (every + 7, "run --once")])
     assert swept == [start + timedelta(seconds=every + 1), start + timedelta(seconds=every + 7)]
 
 
@@ -128,18 +141,7 @@ def test_a_process_re_reads_before_the_cursor_at_most_once_a_tenth_of_the_overla
         assert state is not None
         return state.posts_read
 
-    start = now()
-    at = start
-    read: list[int] = []
-    with use_clock(lambda: at):
-        # 10 s: a tenth of the overlap. The first run re-read just now, so the next two start at the cursor.
-        for seconds, run in ((1, "cycle"), (2, "cycle"), (11, "cycle"), (11.5, "run --once")):
-            at = start + timedelta(seconds=seconds)
-            before = mentions_read()
-            if run == "cycle":
-                run_cycle(app, account)  # as the daemon runs it
-            else:
-                run_once(app)
-            read.append(mentions_read() - before)
+    # 10 s: a tenth of the overlap. The first run re-read just now, so the next two start at the cursor.
+    read = run_at(app, now(), [(1, "cycle"), (2, "cycle"), (11, "cycle"), (11.5, "run --once")], mentions_read)
     assert read == [3, 0, 3, 3]  # new; nothing; the overlap's three again; again (a one-off run re-reads)
     assert app.storage.mentions.count(account.name) == 3
