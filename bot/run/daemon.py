@@ -44,6 +44,7 @@ log = logging.getLogger("carebot.daemon")
 ALERT_INTERVAL = 5.0  # seconds between deliveries of the alert outbox
 ALERT_GRACE = 2.0  # at shutdown, how long a delivery in flight may still take
 RETENTION_INTERVAL = 3600.0  # seconds between two passes of storage.retention
+SIGNAL_CHECK = 0.5  # seconds: the longest a SIGTERM or Ctrl+C can wait for the main thread to handle it
 
 
 def run_once(app: App, stop: threading.Event | None = None) -> list[CycleReport]:
@@ -235,7 +236,11 @@ def run_forever(
     if on_started is not None:
         on_started()
     try:
-        stop.wait()
+        # In slices, never one endless wait: a signal the kernel hands to another of the process's threads
+        # only marks it pending, and Python runs the handler when the main thread next runs Python code,
+        # which a wait without end would never do (SIGTERM would then wait for the next signal or a SIGKILL).
+        while not stop.wait(SIGNAL_CHECK):
+            pass
     finally:
         log.info("stopping: finishing in-flight work")
         finish_streams(streams)
