@@ -4,14 +4,18 @@ memory with ten accounts, start-up included.
     python bench/startup.py [--runs 7] [--accounts 10]
 
 Each command runs in a fresh interpreter (the real `python -m bot.cli`), against a SQLite database that
-already exists (as on a working install: the schema is current, no migration runs). The floor is
-`python -c pass`. The daemon runs against a mastodon-mock subprocess with one brand account per carebot
-account; its peak RSS (VmHWM) is read from /proc after every account has had a good cycle.
+already exists (as on a working install: the schema is current, no migration runs), with carebot's modules
+compiled to bytecode as an installed package has them (`pip install` compiles them; run from a checkout with
+PYTHONDONTWRITEBYTECODE set, every start would compile ~100 modules again). The floors are `python -c pass`
+and `python -c "import sqlalchemy"`, the database layer's import alone. The daemon runs against a
+mastodon-mock subprocess with one brand account per carebot account; its peak RSS (VmHWM) is read from
+/proc after every account has had a good cycle.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import re
 import signal
@@ -131,7 +135,10 @@ def main() -> int:
     args = parser.parse_args()
     from tests.peers.mastodon import free_port
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for folder in ("bot", "connectors"):
+        compileall.compile_dir(ROOT / folder, quiet=1)
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPATH"] = str(ROOT)
     env["BRAND_TOKEN"] = "brand0_token"
     with (
         tempfile.TemporaryDirectory(prefix="carebot-startup-") as scratch,
@@ -146,6 +153,8 @@ def main() -> int:
         rows: list[tuple[str, float, float, float | None]] = []
         floor, floor_max = median_of(args.runs, [sys.executable, "-c", "pass"], env)
         rows.append(("python -c pass (floor)", floor, floor_max, None))
+        typical, worst = median_of(args.runs, [sys.executable, "-c", "import sqlalchemy"], env)
+        rows.append(("import sqlalchemy (alone)", typical, worst, None))
         short = {
             "carebot --help": ["--help"],
             "check-config --offline": ["check-config", "--offline", "--config", str(config)],
