@@ -196,7 +196,7 @@ def run_forever(
 ) -> None:
     """Poll every account until SIGTERM/SIGINT (or `stop` is set)."""
     stop = stop or threading.Event()
-    _install_signal_handlers(stop)
+    received = _note_signals()
     workers = max(1, min(len(app.config.accounts), 8))
     logging.getLogger("apscheduler.scheduler").addFilter(_SKIPPED_RUNS)
     scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(workers)}, timezone=UTC)
@@ -236,11 +236,7 @@ def run_forever(
     if on_started is not None:
         on_started()
     try:
-        # In slices, never one endless wait: a signal the kernel hands to another of the process's threads
-        # only marks it pending, and Python runs the handler when the main thread next runs Python code,
-        # which a wait without end would never do (SIGTERM would then wait for the next signal or a SIGKILL).
-        while not stop.wait(SIGNAL_CHECK):
-            pass
+        _wait_for_stop(stop, received)
     finally:
         log.info("stopping: finishing in-flight work")
         finish_streams(streams)
@@ -281,13 +277,27 @@ def _last_word(app: App, why: str) -> None:
         log.error("could not tell the team through the webhook: %s", type(exc).__name__)
 
 
-def _install_signal_handlers(stop: threading.Event) -> None:
-    if threading.current_thread() is not threading.main_thread():
-        return
+def _note_signals() -> list[int]:
+    """SIGTERM and SIGINT as they come, noted by a handler (in the main thread only: Python allows no other).
+    The handler only notes: setting the stop event there takes the event's lock, which the very code the
+    signal interrupted may hold, and would wait for it forever."""
+    received: list[int] = []
+    if threading.current_thread() is threading.main_thread():
 
-    def handle(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s", signal.Signals(signum).name)
-        stop.set()
+        def note(signum: int, _frame: FrameType | None) -> None:
+            received.append(signum)
 
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
+        signal.signal(signal.SIGTERM, note)
+        signal.signal(signal.SIGINT, note)
+    return received
+
+
+def _wait_for_stop(stop: threading.Event, received: list[int]) -> None:
+    """Until `stop` is set, or a signal noted. In slices, never one endless wait: a signal the kernel hands to
+    another of the process's threads only marks it pending, and Python runs the handler when the main thread
+    next runs Python code, which an endless wait never does (SIGTERM would wait for the next signal, or a
+    SIGKILL)."""
+    while not stop.wait(SIGNAL_CHECK):
+        if received:
+            log.info("received %s", signal.Signals(received[0]).name)
+            stop.set()
