@@ -9,6 +9,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -164,9 +166,11 @@ def test_dry_run_posts_nothing_but_records_everything(
     assert states == {ReplyState.DRAFTED}
 
 
-def test_the_daemon_process_answers_and_stops_on_sigterm(tmp_path: Path, mastodon_process: RunningMock) -> None:
-    reset(mastodon_process.base_url)
-    config = write_config(tmp_path, mastodon_process.base_url, f"sqlite:///{tmp_path / 'bot.db'}")
+@contextmanager
+def daemon_process(tmp_path: Path, base_url: str) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """`carebot run` as a child process, its output in a log file, running (killed if the test left it)."""
+    reset(base_url)
+    config = write_config(tmp_path, base_url, f"sqlite:///{tmp_path / 'bot.db'}")
     log_path = tmp_path / "daemon.log"
     with log_path.open("wb") as log:
         daemon = subprocess.Popen(
@@ -178,15 +182,20 @@ def test_the_daemon_process_answers_and_stops_on_sigterm(tmp_path: Path, mastodo
         )
         try:
             _wait_for(lambda: b"carebot running" in log_path.read_bytes(), daemon, log_path)
-            time.sleep(1.5)  # the first cycle sets the cursor at "now"
-            post_as(mastodon_process.base_url, "alice", "@brand how do I contact support? what is your email?")
-            _wait_for(lambda: len(brand_statuses(mastodon_process.base_url)) == 1, daemon, log_path)
-            daemon.terminate()
-            assert daemon.wait(timeout=10) == 0
+            yield daemon, log_path
         finally:
             if daemon.poll() is None:
                 daemon.kill()
                 daemon.wait()
+
+
+def test_the_daemon_process_answers_and_stops_on_sigterm(tmp_path: Path, mastodon_process: RunningMock) -> None:
+    with daemon_process(tmp_path, mastodon_process.base_url) as (daemon, log_path):
+        time.sleep(1.5)  # the first cycle sets the cursor at "now"
+        post_as(mastodon_process.base_url, "alice", "@brand how do I contact support? what is your email?")
+        _wait_for(lambda: len(brand_statuses(mastodon_process.base_url)) == 1, daemon, log_path)
+        daemon.terminate()
+        assert daemon.wait(timeout=10) == 0
     output = log_path.read_text(encoding="utf-8")
     assert "brand_token" not in output
     assert "contact_request" in output and "stopped" in output
@@ -199,31 +208,15 @@ def test_a_sigterm_the_kernel_hands_to_another_thread_still_stops_the_daemon(
     always the main one (a crash-test run once waited out its 10 s grace without a word in the log). Python
     runs the handler in the main thread: before, that thread sat in one endless wait and never did. Here the
     signal is sent to a thread other than the main one, which is the case that used to hang."""
-    reset(mastodon_process.base_url)
-    config = write_config(tmp_path, mastodon_process.base_url, f"sqlite:///{tmp_path / 'bot.db'}")
-    log_path = tmp_path / "daemon.log"
-    with log_path.open("wb") as log:
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "run", "--config", str(config)],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={"PATH": "/usr/bin:/bin", "BRAND_TOKEN": "brand_token", "PYTHONPATH": str(ROOT)},
-        )
+    with daemon_process(tmp_path, mastodon_process.base_url) as (daemon, log_path):
+        others = sorted(int(tid) for tid in os.listdir(f"/proc/{daemon.pid}/task") if int(tid) != daemon.pid)
+        assert others, "the daemon runs its cycles in threads of their own"
+        libc = ctypes.CDLL(None, use_errno=True)
+        assert libc.tgkill(daemon.pid, others[0], signal.SIGTERM) == 0, os.strerror(ctypes.get_errno())
         try:
-            _wait_for(lambda: b"carebot running" in log_path.read_bytes(), daemon, log_path)
-            others = sorted(int(tid) for tid in os.listdir(f"/proc/{daemon.pid}/task") if int(tid) != daemon.pid)
-            assert others, "the daemon runs its cycles in threads of their own"
-            libc = ctypes.CDLL(None, use_errno=True)
-            assert libc.tgkill(daemon.pid, others[0], signal.SIGTERM) == 0, os.strerror(ctypes.get_errno())
-            try:
-                status = daemon.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                status = None
-        finally:
-            if daemon.poll() is None:
-                daemon.kill()
-                daemon.wait()
+            status = daemon.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            status = None
     output = log_path.read_text(encoding="utf-8")
     assert status == 0, f"the daemon did not stop within 10 s of SIGTERM; its log:\n{output[-3000:]}"
     assert "received SIGTERM" in output and "stopped" in output
