@@ -8,7 +8,9 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from sqlalchemy import create_engine, text
 
 from bot.models import Action, Decision, ReplyState
 from bot.storage import CannotWrite, DatabaseReplaced, DatabaseUnavailable, Storage, Unstorable
+from bot.storage.engine import Database
 from bot.storage.records import Classified
 from bot.storage.tables import metadata
 from connectors.base import Author, Mention
@@ -138,6 +141,90 @@ class socket_nobody_listens:
 
     def __exit__(self, *_exc: object) -> None:
         self._probe.close()
+
+
+# --- every connection of the pool in use ----------------------------------------------------------------
+
+
+def one_connection(url: str, wait: float) -> Database:
+    """A Database whose pool lends one connection, and waits `wait` seconds for it to come back."""
+    database = Database(create_engine(url, pool_size=1, max_overflow=0, pool_timeout=wait))
+    with database.begin() as tx:
+        tx.execute(text("CREATE TABLE notes (who VARCHAR(10))"))
+    return database
+
+
+def test_a_write_waiting_for_a_connection_holds_up_no_thread_that_has_one(db_url: str) -> None:
+    """A sender keeps one connection across its post (`held`) and writes on it when the post is done. Before,
+    on SQLite, a write outside `held` took the writers' lock and then waited for a connection: with every
+    connection in use, the holders then waited for that lock until the pool gave up, and the waiting write
+    failed with SQLAlchemy's own TimeoutError. Now a thread takes the lock only with a connection in hand."""
+    database = one_connection(db_url, wait=3.0)
+    holds_one, outcome = threading.Event(), {}
+
+    def sender() -> None:
+        with database.held():
+            holds_one.set()
+            time.sleep(0.5)  # the other write is waiting for the pool's only connection by now
+            with database.begin() as tx:
+                tx.execute(text("INSERT INTO notes VALUES ('sender')"))
+            outcome["sender"] = time.monotonic()
+
+    def other() -> None:
+        holds_one.wait()
+        try:
+            with database.begin() as tx:
+                tx.execute(text("INSERT INTO notes VALUES ('other')"))
+            outcome["other"] = time.monotonic()
+        except Exception as exc:
+            outcome["other"] = exc
+
+    threads = [threading.Thread(target=sender), threading.Thread(target=other)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        with database.read() as connection:
+            written = sorted(connection.execute(text("SELECT who FROM notes")).scalars())
+    finally:
+        database.dispose()
+    assert not isinstance(outcome.get("other"), Exception), f"the waiting write failed: {outcome['other']!r}"
+    assert written == ["other", "sender"]
+    assert outcome["sender"] < outcome["other"]  # the sender wrote first, then gave its connection back
+
+
+def test_no_free_connection_in_time_is_database_trouble_not_a_bug(db_url: str) -> None:
+    """SQLAlchemy's pool timeout is not a driver error: it came through as itself, and the daemon logged it
+    as an unexpected error (and a streamed mention that met it was set aside for good)."""
+    database = one_connection(db_url, wait=0.3)
+    try:
+        with database.held():
+            with pytest.raises(DatabaseUnavailable, match="no free database connection"):
+                run_in_thread(database.ping)
+            assert database.health().trouble == "unavailable"
+        with database.read() as connection:  # the connection is back: all is well again
+            connection.execute(text("SELECT 1"))
+        assert database.health().ok
+    finally:
+        database.dispose()
+
+
+def run_in_thread(work: Callable[[], object]) -> None:
+    """Run `work` in another thread (which has no connection of its own) and raise what it raised."""
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=30)
+    if raised:
+        raise raised[0]
 
 
 # --- the SQLite file itself ----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from bot.clock import now
 from bot.storage.errors import CannotWrite, DatabaseTrouble
 from bot.storage.sqlite_file import SqliteFile, refuse_fresh_start
-from bot.storage.trouble import translated
+from bot.storage.trouble import TRANSLATABLE, translated
 
 MIGRATION_LOCK = 0x6361726562  # PostgreSQL advisory lock id: "careb"
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
@@ -137,7 +137,8 @@ class Database:
         self._wal_ceiling: int | None = None  # SQLite: the log's size when a write failed for want of room
         # SQLite has one writer at a time, and a writer kept waiting sleeps in steps of up to 100 ms (its busy
         # handler): this process's threads (the reader and the senders) queue here instead, and are woken at
-        # once. Re-entrant, should a transaction's code ever call storage again.
+        # once. Re-entrant, should a transaction's code ever call storage again. Taken only with a connection
+        # in hand (see `begin`).
         self._one_writer = threading.RLock() if engine.dialect.name == "sqlite" else None
         self._held = threading.local()  # this thread's connection inside `held()`, if any
 
@@ -178,7 +179,7 @@ class Database:
                     yield
                 finally:
                     self._held.connection = None
-        except (DBAPIError, UnicodeEncodeError) as exc:
+        except TRANSLATABLE as exc:
             self._raise_translated(exc)
             raise
 
@@ -217,15 +218,19 @@ class Database:
         autocommit = one_statement and self.dialect == "postgresql"
         self._check_file()
         try:
+            # The connection first, then the writers' lock: a thread that waits for a free connection must
+            # hold nothing that a thread with one needs to write. The other way round, with every connection
+            # in use (a sender keeps its own across its post), the waiting writer held the lock and the
+            # holders of the connections waited for it until the pool's timeout.
             with (
-                self._one_writer or nullcontext(),
                 self._connection() as connection,
+                self._one_writer or nullcontext(),
                 self._without_transaction(connection) if autocommit else connection.begin(),
             ):
                 connection.info.pop(_WROTE, None)
                 yield connection
                 wrote = bool(connection.info.pop(_WROTE, False))
-        except (DBAPIError, UnicodeEncodeError) as exc:
+        except TRANSLATABLE as exc:
             self._raise_translated(exc)
             raise
         self._went_well(wrote=wrote)
@@ -239,7 +244,7 @@ class Database:
         try:
             with self._connection() as connection, self._without_transaction(connection):
                 yield connection
-        except (DBAPIError, UnicodeEncodeError) as exc:
+        except TRANSLATABLE as exc:
             self._raise_translated(exc)
             raise
         self._went_well(wrote=False)

@@ -4,8 +4,12 @@ is in trouble" (and what kind), and which are neither (a bug, a lost race: left 
 from __future__ import annotations
 
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from bot.storage.errors import CannotWrite, DatabaseTrouble, DatabaseUnavailable, Unstorable
+
+# What `translated` reads; anything else a database call raises is left as it is.
+TRANSLATABLE: tuple[type[BaseException], ...] = (DBAPIError, UnicodeEncodeError, PoolTimeout)
 
 # SQLite says what went wrong in words; these are its messages (sqlite3_errstr) for the troubles we know.
 _SQLITE: tuple[tuple[str, type[DatabaseTrouble], str], ...] = (
@@ -34,6 +38,8 @@ def translated(exc: BaseException) -> Exception | None:
     """The storage error `exc` stands for, or None to let it through unchanged."""
     if isinstance(exc, UnicodeEncodeError):
         return Unstorable(f"text the database cannot hold ({exc.reason})")
+    if isinstance(exc, PoolTimeout):  # every connection of the pool in use for its whole wait
+        return DatabaseUnavailable(f"no free database connection in time ({_first_line(exc)})")
     if not isinstance(exc, DBAPIError) or isinstance(exc, IntegrityError):
         return None
     if isinstance(exc, DataError):
