@@ -27,8 +27,8 @@ from sqlalchemy import create_engine, text
 
 from bot.config import load_config
 from bot.models import ReplyState
-from bot.run.daemon import run_once
-from bot.storage import Storage
+from bot.run.daemon import run_forever, run_once
+from bot.storage import DatabaseReplaced, Storage
 from connectors.base import Mention, PostedReply
 from tests import configs
 from tests.conftest import StartBot
@@ -130,6 +130,31 @@ def assert_answered_once(base: str, post_ids: list[str]) -> None:
     replies = brand_replies(base)
     counts = {p: len(replies.get(p, [])) for p in post_ids}
     assert set(counts.values()) == {1}, counts
+
+
+def test_the_daemon_stops_once_the_watch_gives_up_whoever_told_it(
+    tmp_path: Path, mastodon_server: MockServer, running_bot: StartBot
+) -> None:
+    """A cycle that meets trouble the watch gives up on stops the daemon itself. The end of an outage, told
+    to the team after a cycle, could meet a replaced file too, and only reported it: the watch gave up, no
+    cycle ran again, and the daemon stayed up doing nothing, never restarted by its supervisor. Here the
+    trouble is reported the way that path does, and nobody else stops the daemon."""
+    db_url = f"sqlite:///{tmp_path / 'carebot.db'}"
+    app = running_bot(load_config(write_config(tmp_path, mastodon_server.base_url, db_url), ENV))
+    stop = threading.Event()
+    daemon = threading.Thread(target=run_forever, args=(app, stop), daemon=True)
+    daemon.start()
+    try:
+        time.sleep(1.0)
+        assert daemon.is_alive()
+        app.watch.failed(DatabaseReplaced("the file was replaced"))  # its answer left unused, as that path did
+        daemon.join(timeout=10)
+        stopped_by_itself = not daemon.is_alive()
+    finally:
+        stop.set()
+        daemon.join(timeout=15)
+    assert stopped_by_itself, "the daemon kept running after the watch gave up on the database"
+    assert app.watch.fatal == "the file was replaced"
 
 
 # --- SQLite: the file deleted under the daemon ---------------------------------------------------------

@@ -36,6 +36,7 @@ from bot.run.cycle import CycleReport, run_cycle
 from bot.run.notify import Webhook, deliver_alerts, notify_due
 from bot.run.privacy import apply_retention
 from bot.run.stream import finish_streams, start_streams
+from bot.run.watch import DatabaseWatch
 from bot.storage import DatabaseTrouble
 from connectors.base import ConnectorError
 
@@ -236,7 +237,7 @@ def run_forever(
     if on_started is not None:
         on_started()
     try:
-        _wait_for_stop(stop, received)
+        _wait_for_stop(stop, received, app.watch)
     finally:
         log.info("stopping: finishing in-flight work")
         finish_streams(streams)
@@ -292,12 +293,17 @@ def _note_signals() -> list[int]:
     return received
 
 
-def _wait_for_stop(stop: threading.Event, received: list[int]) -> None:
-    """Until `stop` is set, or a signal noted. In slices, never one endless wait: a signal the kernel hands to
-    another of the process's threads only marks it pending, and Python runs the handler when the main thread
-    next runs Python code, which an endless wait never does (SIGTERM would wait for the next signal, or a
-    SIGKILL)."""
+def _wait_for_stop(stop: threading.Event, received: list[int], watch: DatabaseWatch) -> None:
+    """Until `stop` is set, a signal noted, or the watch has given up on the database. In slices, never one
+    endless wait: a signal the kernel hands to another of the process's threads only marks it pending, and
+    Python runs the handler when the main thread next runs Python code, which an endless wait never does
+    (SIGTERM would wait for the next signal, or a SIGKILL). The watch is looked at here too because not
+    every thread that reports trouble to it can stop the daemon (the end of an outage told to the team may
+    meet a replaced file): once it has given up, no cycle runs again, and a daemon that stays up doing
+    nothing is never restarted by its supervisor."""
     while not stop.wait(SIGNAL_CHECK):
         if received:
             log.info("received %s", signal.Signals(received[0]).name)
             stop.set()
+        elif watch.fatal is not None:
+            stop.set()  # the watch has said why ("stopping: ...")
