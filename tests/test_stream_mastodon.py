@@ -128,6 +128,65 @@ def test_mentions_posted_while_the_stream_was_down_are_answered_once(
     assert stream_log.text.count(LISTENING) >= 2  # it did reconnect
 
 
+def test_a_bug_while_answering_the_stream_is_logged_and_the_stream_is_still_answered(
+    tmp_path: Path,
+    mastodon_server: MockServer,
+    running_bot: StartBot,
+    stream_log: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bug after a streamed batch was answered (here: in counting it) ended the stream's worker thread:
+    the next streamed mentions piled up unanswered until the next poll (60 s here)."""
+    base = mastodon_server.base_url
+    app = start(tmp_path, base, running_bot)
+    count_batch = app.metrics.stream_batch
+    raised: list[str] = []
+
+    def stream_batch(*args: Any, **kwargs: Any) -> None:
+        if not raised:  # the first batch only
+            raised.append("a bug")
+            raise RuntimeError("a bug")
+        count_batch(*args, **kwargs)
+
+    monkeypatch.setattr(app.metrics, "stream_batch", stream_batch)
+    with daemon(app):
+        wait_until(lambda: LISTENING in stream_log.text, "for the stream")
+        first = post(base, 1)
+        wait_until(lambda: raised and first in replies_to(base), "for the first reply, and the bug after it")
+        second = post(base, 2, "boris")
+        wait_until(lambda: second in replies_to(base), "for the next streamed mention's reply")
+    replies = replies_to(base)
+    assert [replies.get(first), replies.get(second)] == [1, 1]
+    assert "unexpected error answering the stream" in stream_log.text  # with its traceback
+
+
+def test_a_bug_renewing_the_streams_lease_is_logged_and_the_lease_still_renewed(
+    tmp_path: Path,
+    mastodon_server: MockServer,
+    running_bot: StartBot,
+    stream_log: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The thread that renews the stream's lease ended on any error but the database's: the lease then ran
+    out while this worker still listened, and another worker would have listened too."""
+    monkeypatch.setattr(lease, "STREAM_RENEW", 0.2)  # every 15 s in production
+    renew = lease.renew_stream_lease
+    calls: list[int] = []
+
+    def renew_once_broken(*args: Any, **kwargs: Any) -> bool:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+        return renew(*args, **kwargs)
+
+    monkeypatch.setattr(lease, "renew_stream_lease", renew_once_broken)
+    app = start(tmp_path, mastodon_server.base_url, running_bot)
+    with daemon(app):
+        wait_until(lambda: LISTENING in stream_log.text, "for the stream")
+        wait_until(lambda: len(calls) >= 3, "for the renewals after the bug", timeout=5.0)
+    assert "unexpected error renewing the stream's lease" in stream_log.text
+
+
 def test_of_several_workers_one_listens_and_another_takes_over_when_it_stops(
     tmp_path: Path,
     mastodon_server: MockServer,

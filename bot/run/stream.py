@@ -162,6 +162,9 @@ class AccountStream:
                 self._holding = lease.take_stream_lease(self.app.storage, self.app.worker, self.account.name)
             except DatabaseTrouble:
                 return False  # the cycles meet it too, and the watch says it once
+            except Exception:  # a bug: said with its traceback; the account is polled, and tried again
+                log.exception("%s: unexpected error taking the stream's lease", self.account.name)
+                return False
             if not self._holding:
                 log.debug("%s: another worker listens to the stream; this one polls", self.account.name)
         return self._holding
@@ -176,6 +179,10 @@ class AccountStream:
                 kept = lease.renew_stream_lease(self.app.storage, self.app.worker, self.account.name)
             except DatabaseTrouble:
                 continue  # kept as far as this worker knows; renewed once the database is back
+            except Exception:  # a bug: said with its traceback, and renewed next round. Were this thread to
+                # end, the lease would run out while this worker still listened, and another would listen too.
+                log.exception("%s: unexpected error renewing the stream's lease", self.account.name)
+                continue
             if not kept:
                 self._holding = False
                 log.info("%s: another worker listens to the stream now; this one polls", self.account.name)
@@ -240,10 +247,14 @@ class AccountStream:
             with self._guard:
                 mentions, self._inbox = self._inbox, []
                 fill_in, self._fill_in = self._fill_in, False
-            if fill_in:
-                self.full_cycle()
-            if mentions and not self._answer(mentions):
-                self.full_cycle()  # what the fast path could not do, the cycle does (and reads them anyway)
+            try:
+                if fill_in:
+                    self.full_cycle()
+                if mentions and not self._answer(mentions):
+                    self.full_cycle()  # what the fast path could not do, the cycle does (and reads them anyway)
+            except Exception:  # a bug: said with its traceback; the polled cycles read these mentions again,
+                # and this thread goes on answering the stream (ended, it would leave the inbox filling up)
+                log.exception("%s: unexpected error answering the stream", self.account.name)
 
     def _answer(self, mentions: list[Mention]) -> bool:
         """Store, decide and answer the streamed mentions; False when a full cycle must do it instead."""
