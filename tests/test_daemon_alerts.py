@@ -1,8 +1,10 @@
 """A webhook that takes the connection and never answers, against a real `carebot run`: mentions are still
-read and answered at the daemon's pace while the webhook hangs, and SIGTERM still ends the daemon at once."""
+read and answered at the daemon's pace while the webhook hangs, and SIGTERM still ends the daemon at once;
+and the daemon's loop stops cleanly when the alert left hanging cannot be recorded."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -17,7 +19,11 @@ import pytest
 from mastodon_mock.testing import MockServer
 from sqlalchemy import create_engine, text
 
+from bot.config import load_config
+from bot.run.daemon import run_forever
+from bot.storage import DatabaseUnavailable
 from tests import configs
+from tests.conftest import StartBot
 from tests.peers.mastodon import BRAND, client, post_as
 
 pytestmark = pytest.mark.slow  # a real daemon, a real hanging webhook
@@ -145,3 +151,56 @@ def test_a_hanging_webhook_delays_neither_reading_nor_sending_nor_shutdown(
             process.wait()
     assert process.returncode == 0, output
     assert "not-a-token" not in output
+
+
+def test_shutdown_runs_to_its_end_when_the_alert_in_flight_cannot_be_recorded(
+    tmp_path: Path,
+    mastodon_server: MockServer,
+    hanging: HangingWebhook,
+    running_bot: StartBot,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """At shutdown an alert whose webhook request still hangs is recorded as given up. When the database
+    refused that write (often the very reason the daemon stops), the error left the shutdown half done: the
+    scheduler was not shut down, the worker not signed out, the team not told, and `carebot run` ended in
+    a traceback."""
+    base = mastodon_server.base_url
+    path = configs.write_config(
+        tmp_path,
+        db_url=f"sqlite:///{tmp_path / 'alerts.db'}",
+        accounts=configs.mastodon_account(base, mode="auto"),
+        sections="notify:\n  webhook_url: ${HOOK_URL}\n  timeout: 10m\n  wait_threshold: 1h\n",
+    )
+    app = running_bot(load_config(path, {"BRAND_TOKEN": "brand_token", "HOOK_URL": hanging.url}))
+    caplog.set_level(logging.INFO, logger="carebot")
+    stop, escaped = threading.Event(), []
+
+    def run() -> None:
+        try:
+            run_forever(app, stop)
+        except BaseException as exc:
+            escaped.append(exc)
+
+    daemon = threading.Thread(target=run, daemon=True)
+    daemon.start()
+    try:
+        post_as(base, "alice", "@brand my card was charged twice and the order never came!!")
+        deadline = time.monotonic() + 30
+        while hanging.requests < 1 and time.monotonic() < deadline:  # the alert is out, and hangs
+            time.sleep(0.2)
+        assert hanging.requests == 1
+
+        def refused(*_args: object, **_kwargs: object) -> int:
+            raise DatabaseUnavailable("the server went away")
+
+        monkeypatch.setattr(app.storage.alerts, "abandon", refused)
+    finally:
+        stop.set()
+        daemon.join(timeout=30)
+    assert not daemon.is_alive()
+    assert escaped == []
+    assert "could not record it (the server went away)" in caplog.text
+    assert "stopped" in caplog.messages
+    with app.storage.db.read() as connection:  # the worker signed out: the others share its accounts at once
+        assert connection.execute(text("SELECT count(*) FROM workers")).scalar_one() == 0

@@ -155,9 +155,13 @@ class AlertJob:
     def finish(self) -> None:
         self.thread.join(ALERT_GRACE)
         if self.thread.is_alive() and self.in_flight:
-            counted = self.app.storage.alerts.abandon(
-                sorted(self.in_flight), now(), "carebot stopped while the webhook was answering; not sent again"
-            )
+            try:
+                counted = self.app.storage.alerts.abandon(
+                    sorted(self.in_flight), now(), "carebot stopped while the webhook was answering; not sent again"
+                )
+            except DatabaseTrouble as exc:  # often why it stops: the rest of the shutdown must still run
+                log.warning("stopping without waiting for the webhook, and could not record it (%s): sent again", exc)
+                return
             log.warning("stopping without waiting for the webhook: %s alert(s) counted as delivered", counted)
 
 
