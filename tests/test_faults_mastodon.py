@@ -23,6 +23,7 @@ from bot.cli import main as carebot
 from bot.clock import now
 from bot.config import Config, load_config
 from bot.models import ReplyState
+from bot.run import daemon as daemon_module
 from bot.run.app import App
 from bot.run.cycle import CycleReport
 from bot.run.daemon import run_forever, run_once
@@ -426,6 +427,41 @@ def test_the_running_daemon_survives_faults_on_every_endpoint(
     assert not daemon.is_alive()
     replies = brand_replies(base)
     assert [len(replies.get(p, [])) for p in post_ids] == [1, 1]
+
+
+def test_a_long_retention_pass_holds_up_no_account(
+    tmp_path: Path, mastodon_server: MockServer, running_bot: StartBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hourly retention pass ran in the accounts' thread pool, one thread per account: with one account,
+    the account's cycles waited for as long as the pass ran (masking a large database takes a while)."""
+    base = mastodon_server.base_url
+    path = write_config(tmp_path, base, f"sqlite:///{tmp_path / 'carebot.db'}")
+    text = path.read_text(encoding="utf-8").replace("storage:\n", "storage:\n  retention: 90d\n", 1)
+    path.write_text(text, encoding="utf-8")
+    app = running_bot(load(path))
+    running, release = threading.Event(), threading.Event()
+
+    def long_pass(*_args: Any, **_kwargs: Any) -> int:
+        running.set()
+        release.wait(30)
+        return 0
+
+    monkeypatch.setattr(daemon_module, "apply_retention", long_pass)
+    stop = threading.Event()
+    daemon = threading.Thread(target=run_forever, args=(app, stop), daemon=True)
+    daemon.start()
+    try:
+        assert running.wait(10), "the retention pass did not start"
+        post_id = str(post_as(base, "alice", QUESTION)["id"])
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and post_id not in brand_replies(base):
+            time.sleep(0.2)
+        answered_meanwhile = post_id in brand_replies(base)
+    finally:
+        release.set()
+        stop.set()
+        daemon.join(timeout=15)
+    assert answered_meanwhile, "the mention waited for the retention pass"
 
 
 def test_a_cycle_longer_than_the_poll_interval_is_followed_by_the_next_at_once(

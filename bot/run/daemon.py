@@ -202,7 +202,10 @@ def run_forever(
     """Poll every account until SIGTERM/SIGINT (or `stop` is set)."""
     stop = stop or threading.Event()
     received = _note_signals()
-    workers = max(1, min(len(app.config.accounts), 8))
+    # A thread for each account (up to 8), and one more for the hourly retention pass, which would otherwise
+    # hold up an account's cycles for as long as it runs.
+    retention = app.config.storage.retention is not None
+    workers = max(1, min(len(app.config.accounts), 8)) + (1 if retention else 0)
     logging.getLogger("apscheduler.scheduler").addFilter(_SKIPPED_RUNS)
     scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(workers)}, timezone=UTC)
     for account in app.config.accounts:
@@ -218,7 +221,7 @@ def run_forever(
             next_run_time=datetime.now(UTC),
             misfire_grace_time=None,
         )
-    if app.config.storage.retention is not None:
+    if retention:
         scheduler.add_job(
             _retain,
             "interval",
