@@ -10,10 +10,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-from bot.models import Action, Decision, ReplyKind, ReplyState
+from bot.models import Action, Decision, ReplyKind, ReplyPurpose, ReplyState
 from bot.storage import Conflict, NotFound, Storage
 from bot.storage.engine import newest_revision
 from bot.storage.records import Classified
+from bot.storage.replies import insert_reply
 from bot.storage.tables import metadata
 from connectors.base import Author, Mention
 
@@ -133,6 +134,57 @@ def test_claim_is_won_by_one_worker_only(storage: Storage) -> None:
         t.join()
     assert wins.count(True) == 1
     assert storage.replies.due("a") == []  # claimed and the lease is still running
+
+
+def test_a_claim_from_a_copy_read_before_a_person_changed_the_reply_fails(storage: Storage) -> None:
+    """The sender reads the due replies, then claims them one by one and posts its copy's text. Before, the
+    claim looked only at the state: a person who took the approval back, edited the draft and approved it
+    again in between had the old words posted, while the desk showed the new ones as sent."""
+    storage.accounts.ensure("a", "mastodon")
+    mention_id = storage.mentions.record("a", mention("1"), CLASSIFIED, decision(), ReplyState.PENDING)
+    assert mention_id is not None
+    (draft,) = storage.replies.for_mention(mention_id)
+    storage.replies.approve(draft.id, "ana")
+    (read_by_the_sender,) = storage.replies.due("a")
+    storage.replies.unapprove(draft.id, "ana")
+    storage.replies.approve(draft.id, "ana", text="@alice sorry about that: write to help@acme.example")
+    assert not storage.replies.claim(read_by_the_sender, timedelta(seconds=60))
+    (fresh,) = storage.replies.due("a")  # the sender's next round reads it again
+    assert fresh.text == "@alice sorry about that: write to help@acme.example"
+    assert storage.replies.claim(fresh, timedelta(seconds=60))
+
+
+def test_a_claim_from_a_copy_read_before_another_attempt_fails(storage: Storage) -> None:
+    """Two workers read the same due reply. One claims it, its post times out (the outcome unknown), and
+    it gives the reply back. The other's copy still says nothing was tried: claiming from it would post
+    without first looking for the first post."""
+    storage.accounts.ensure("a", "mastodon")
+    storage.mentions.record("a", mention("1"), CLASSIFIED, decision(), ReplyState.APPROVED)
+    (first_copy,) = storage.replies.due("a")
+    (second_copy,) = storage.replies.due("a")
+    assert storage.replies.claim(first_copy, timedelta(seconds=60))
+    storage.replies.release(first_copy.id, "timed out", retry_at=None, outcome_unknown=True)
+    assert not storage.replies.claim(second_copy, timedelta(seconds=60))
+    (fresh,) = storage.replies.due("a")
+    assert fresh.outcome_unknown and fresh.attempts == 1
+    assert storage.replies.claim(fresh, timedelta(seconds=60))
+
+
+def test_approving_a_notice_spread_under_the_posting_limit_keeps_its_turn(storage: Storage) -> None:
+    """An incident's notices wait for their turn (`not_before`) so as to stay under the platform's posting
+    limit; approving them at once made them all due at once."""
+    storage.accounts.ensure("a", "mastodon")
+    mention_id = storage.mentions.record("a", mention("1"), CLASSIFIED, decision(text=None), None)
+    assert mention_id is not None
+    turn = datetime.now(UTC) + timedelta(hours=2)
+    with storage.db.begin() as tx:
+        notice = insert_reply(
+            tx, mention_id, "a", ReplyKind.PUBLIC, "@alice it is fixed", None, ReplyState.PENDING, datetime.now(UTC),
+            purpose=ReplyPurpose.INCIDENT, not_before=turn,
+        )  # fmt: skip
+    approved = storage.replies.approve(notice, "ana")
+    assert approved.state is ReplyState.APPROVED and approved.next_attempt_at == turn
+    assert storage.replies.due("a") == []  # not before its turn
 
 
 def test_an_abandoned_send_comes_back_after_its_lease(storage: Storage) -> None:

@@ -165,7 +165,13 @@ class Replies:
     def claim(
         self, reply: StoredReply, lease: timedelta, claimed_by: str | None = None, target_post_id: str | None = None
     ) -> bool:
-        """Mark a reply as being sent by us; False if someone else changed or claimed it first.
+        """Mark a reply as being sent by us; False if someone else changed or claimed it since `reply` was read.
+
+        A compare-and-set on the whole row (`updated_at`), not only on its state: the sender posts
+        `reply`'s text, and acts on what `reply` knows of the last attempt. Between the read and the claim a
+        person may have taken the approval back, edited the draft and approved it again, or another worker
+        may have tried it and left its outcome unknown; claiming that row from the old copy would post the
+        words the person removed, or post again without looking for the first post.
 
         `target_post_id` (the post a case reply answers) is kept from the first claim on: a retry of an
         attempt whose outcome is unknown must look for, and answer, the same post.
@@ -174,7 +180,7 @@ class Replies:
         with self._db.begin(one_statement=True) as tx:
             result = tx.execute(
                 update(replies)
-                .where(replies.c.id == reply.id)
+                .where(replies.c.id == reply.id, replies.c.updated_at == reply.updated_at)
                 .where(
                     (replies.c.state == ReplyState.APPROVED.value)
                     | ((replies.c.state == ReplyState.SENDING.value) & (replies.c.claimed_until < stamp))
@@ -321,11 +327,12 @@ class Replies:
         nobody approves a message they did not see. Such a follow-up is never approved on its own.
         """
         stamp = now()
+        # `next_attempt_at` is kept: an incident's notices are spread under the posting limit (`not_before`),
+        # and approving them all at once must not send them all at once.
         values: dict[str, Any] = {
             "state": ReplyState.APPROVED.value,
             "approved_by": by,
             "approved_at": stamp,
-            "next_attempt_at": None,
             "updated_at": stamp,
         }
         with self._db.begin() as tx:
