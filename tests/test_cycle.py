@@ -13,10 +13,11 @@ from mastodon_mock.testing import MockServer
 
 from bot.clock import now, use_clock
 from bot.config import Config, load_config
-from bot.run import cycle
+from bot.run import cycle, outbox
 from bot.run.app import App
 from bot.run.cycle import SWEEP_EVERY, run_cycle
 from bot.run.daemon import run_once
+from bot.run.liveness import process_identity
 from tests import configs
 from tests.conftest import StartBot
 from tests.peers.mastodon import post_as
@@ -145,3 +146,25 @@ def test_a_process_re_reads_before_the_cursor_at_most_once_a_tenth_of_the_overla
     read = run_at(app, now(), [(1, "cycle"), (2, "cycle"), (11, "cycle"), (11.5, "run --once")], mentions_read)
     assert read == [3, 0, 3, 3]  # new; nothing; the overlap's three again; again (a one-off run re-reads)
     assert app.storage.mentions.count(account.name) == 3
+
+
+def test_a_reply_two_senders_of_this_process_went_for_stays_in_flight_until_both_are_done(
+    tmp_path: Path, mastodon_server: MockServer, running_bot: StartBot
+) -> None:
+    """A stream's sender and a poll's may go for the same reply in one process: one wins the claim and
+    posts, the other gives up at once. Before, the one that gave up unmarked the reply as in flight, so the
+    next round took the winner's claim for one left over from a lost database (`_take_over_dead_claims`),
+    ended it and sent the reply again while the winner was still posting it."""
+    app = running_bot(config(tmp_path, mastodon_server.base_url, None))
+    post_as(mastodon_server.base_url, "alice", QUESTIONS[0])
+    run_once(app)  # stored, its reply waits for a person (approve mode)
+    account = app.config.accounts[0]
+    (waiting,) = app.storage.replies.queue()
+    app.storage.replies.approve(waiting.reply.id, "ana")
+    (due,) = app.storage.replies.due(account.name)
+    with outbox._in_flight(due.id):  # the winner
+        assert app.storage.replies.claim(due, outbox.CLAIM_LEASE, process_identity())
+        with outbox._in_flight(due.id):  # the other sender: it lost the claim, and is done
+            pass
+        outbox._take_over_dead_claims(app, account)  # the next round, while the winner still posts
+        assert app.storage.replies.due(account.name) == []  # still the winner's

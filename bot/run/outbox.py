@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import random
 import threading
+from collections import Counter
 from collections.abc import Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -222,20 +223,24 @@ def _send_due_reply(
 
 
 # Replies this process is sending right now: any other claim of ours is left over from a cycle that the
-# database dropped between the post and its record (its lease would otherwise hold it for 120 s).
-_SENDING: set[int] = set()
+# database dropped between the post and its record (its lease would otherwise hold it for 120 s). Counted,
+# not a set: two of this process's senders (a stream's and a poll's) may go for the same reply, and the one
+# that lost the claim must not unmark it while the other is still posting it.
+_SENDING: Counter[int] = Counter()
 _SENDING_LOCK = threading.Lock()
 
 
 @contextmanager
 def _in_flight(reply_id: int) -> Iterator[None]:
     with _SENDING_LOCK:
-        _SENDING.add(reply_id)
+        _SENDING[reply_id] += 1
     try:
         yield
     finally:
         with _SENDING_LOCK:
-            _SENDING.discard(reply_id)
+            _SENDING[reply_id] -= 1
+            if _SENDING[reply_id] <= 0:
+                del _SENDING[reply_id]
 
 
 def _target(app: App, reply: StoredReply) -> str | None:
