@@ -499,7 +499,7 @@ def test_an_approval_can_be_taken_back_until_it_is_sent(any_desk: Desk) -> None:
     assert desk.storage.replies.claim(desk.storage.replies.get(reply_id), __import__("datetime").timedelta(minutes=1))
     desk.client.post(f"/replies/{reply_id}/unapprove", data={"csrf": csrf})
     assert desk.storage.replies.get(reply_id).state is ReplyState.SENDING  # too late: being sent
-    assert f"Reply #{reply_id} was already approved by bob" in desk.client.get("/").text
+    assert f"Reply #{reply_id} was approved by bob and is being sent right now" in desk.client.get("/").text
     assert desk.storage.replies.get(reply_id).kind is ReplyKind.PUBLIC
 
 

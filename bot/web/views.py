@@ -271,7 +271,9 @@ def _conflict_message(desk: Desk, reply_id: int, conflict: Conflict) -> str:
         return f"Nothing was approved: {conflict}."
     reply = desk.storage.replies.get(reply_id)
     who = reply.approved_by or "the bot"
-    if reply.state in (ReplyState.APPROVED, ReplyState.SENDING, ReplyState.SENT):
+    if reply.state is ReplyState.SENDING:
+        return f"Reply #{reply_id} was approved by {who} and is being sent right now: it can no longer be changed."
+    if reply.state in (ReplyState.APPROVED, ReplyState.SENT):
         sent = " and it was sent" if reply.state is ReplyState.SENT else ""
         return f"Reply #{reply_id} was already approved by {who}{sent}."
     if reply.state is ReplyState.REJECTED:
