@@ -6,8 +6,6 @@ import ctypes
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,12 +21,12 @@ from bot.run.app import App
 from bot.run.daemon import run_once
 from tests import configs
 from tests.conftest import StartBot
+from tests.peers.daemon import Carebot
 from tests.peers.mastodon import BRAND, RunningMock, client, post_as, reset
 from tests.scenarios import ANSWERED, PERSONAL_DATA, POSTS, SCRIPTS, Scenario
 
 pytestmark = pytest.mark.slow  # the whole bot against mastodon-mock
 
-ROOT = Path(__file__).resolve().parents[1]
 DAEMON = "daemon:\n  max_replies_per_author_hour: 10\n" + configs.SEPARATE_POSTS
 
 
@@ -167,36 +165,25 @@ def test_dry_run_posts_nothing_but_records_everything(
 
 
 @contextmanager
-def daemon_process(tmp_path: Path, base_url: str) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
-    """`carebot run` as a child process, its output in a log file, running (killed if the test left it)."""
+def running_daemon(tmp_path: Path, base_url: str) -> Iterator[Carebot]:
+    """`carebot run` as a child process (tests/peers/daemon.py), running; stopped if the test left it so."""
     reset(base_url)
     config = write_config(tmp_path, base_url, f"sqlite:///{tmp_path / 'bot.db'}")
-    log_path = tmp_path / "daemon.log"
-    with log_path.open("wb") as log:
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "run", "--config", str(config)],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={"PATH": "/usr/bin:/bin", "BRAND_TOKEN": "brand_token", "PYTHONPATH": str(ROOT)},
-        )
-        try:
-            _wait_for(lambda: b"carebot running" in log_path.read_bytes(), daemon, log_path)
-            yield daemon, log_path
-        finally:
-            if daemon.poll() is None:
-                daemon.kill()
-                daemon.wait()
+    bot = Carebot(config, {"BRAND_TOKEN": "brand_token"}).start()
+    try:
+        bot.wait_running()
+        yield bot
+    finally:
+        bot.stop()
 
 
 def test_the_daemon_process_answers_and_stops_on_sigterm(tmp_path: Path, mastodon_process: RunningMock) -> None:
-    with daemon_process(tmp_path, mastodon_process.base_url) as (daemon, log_path):
+    with running_daemon(tmp_path, mastodon_process.base_url) as bot:
         time.sleep(1.5)  # the first cycle sets the cursor at "now"
         post_as(mastodon_process.base_url, "alice", "@brand how do I contact support? what is your email?")
-        _wait_for(lambda: len(brand_statuses(mastodon_process.base_url)) == 1, daemon, log_path)
-        daemon.terminate()
-        assert daemon.wait(timeout=10) == 0
-    output = log_path.read_text(encoding="utf-8")
+        bot.wait_for(lambda: len(brand_statuses(mastodon_process.base_url)) == 1, timeout=30, what="for the reply")
+        assert bot.stop() == 0
+    output = bot.text()
     assert "brand_token" not in output
     assert "contact_request" in output and "stopped" in output
 
@@ -211,27 +198,12 @@ def test_a_sigterm_the_kernel_hands_to_another_thread_still_stops_the_daemon(
     libc = ctypes.CDLL(None, use_errno=True)
     if not hasattr(libc, "tgkill") or not Path("/proc/self/task").is_dir():
         pytest.skip("needs Linux's /proc and a C library with tgkill (glibc 2.30 or later) to aim at one thread")
-    with daemon_process(tmp_path, mastodon_process.base_url) as (daemon, log_path):
-        others = sorted(int(tid) for tid in os.listdir(f"/proc/{daemon.pid}/task") if int(tid) != daemon.pid)
+    with running_daemon(tmp_path, mastodon_process.base_url) as bot:
+        others = sorted(int(tid) for tid in os.listdir(f"/proc/{bot.pid}/task") if int(tid) != bot.pid)
         assert others, "the daemon runs its cycles in threads of their own"
         # The first thread that still exists (a sender's thread may end between the listing and the signal).
-        sent_to = next((tid for tid in others if libc.tgkill(daemon.pid, tid, signal.SIGTERM) == 0), None)
+        sent_to = next((tid for tid in others if libc.tgkill(bot.pid, tid, signal.SIGTERM) == 0), None)
         assert sent_to is not None, f"no thread of the daemon took the signal: {os.strerror(ctypes.get_errno())}"
-        try:
-            status = daemon.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            status = None
-    output = log_path.read_text(encoding="utf-8")
-    assert status == 0, f"the daemon did not stop within 10 s of SIGTERM; its log:\n{output[-3000:]}"
-    assert "received SIGTERM" in output and "stopped" in output
-
-
-def _wait_for(condition: Any, process: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        if process.poll() is not None:
-            raise AssertionError(f"daemon exited with {process.returncode}:\n{log.read_text()}")
-        time.sleep(0.2)
-    raise AssertionError(f"condition not met in {timeout}s; daemon log:\n{log.read_text()}")
+        status = bot.wait_exit(timeout=10)  # "carebot did not stop", with its log, if it waits on
+    assert status == 0
+    assert "received SIGTERM" in bot.text() and "stopped" in bot.text()
