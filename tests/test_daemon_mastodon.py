@@ -6,9 +6,12 @@ import ctypes
 import os
 import re
 import signal
+import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +25,7 @@ from bot.run.daemon import run_once
 from tests import configs
 from tests.conftest import StartBot
 from tests.peers.daemon import Carebot
-from tests.peers.mastodon import BRAND, RunningMock, client, post_as, reset
+from tests.peers.mastodon import BRAND, RunningMock, add_fault, client, post_as, reset
 from tests.scenarios import ANSWERED, PERSONAL_DATA, POSTS, SCRIPTS, Scenario
 
 pytestmark = pytest.mark.slow  # the whole bot against mastodon-mock
@@ -30,8 +33,8 @@ pytestmark = pytest.mark.slow  # the whole bot against mastodon-mock
 DAEMON = "daemon:\n  max_replies_per_author_hour: 10\n" + configs.SEPARATE_POSTS
 
 
-def write_config(directory: Path, base_url: str, db_url: str, mode: str = "auto") -> Path:
-    account = configs.mastodon_account(base_url, mode=mode)
+def write_config(directory: Path, base_url: str, db_url: str, mode: str = "auto", timeout: str = "5s") -> Path:
+    account = configs.mastodon_account(base_url, mode=mode, timeout=timeout)
     return configs.write_config(directory, db_url=db_url, accounts=account, sections=DAEMON)
 
 
@@ -165,10 +168,11 @@ def test_dry_run_posts_nothing_but_records_everything(
 
 
 @contextmanager
-def running_daemon(tmp_path: Path, base_url: str) -> Iterator[Carebot]:
-    """`carebot run` as a child process (tests/peers/daemon.py), running; stopped if the test left it so."""
+def running_daemon(tmp_path: Path, base_url: str, mode: str = "auto", timeout: str = "5s") -> Iterator[Carebot]:
+    """`carebot run` as a child process (tests/peers/daemon.py), running; stopped if the test left it so.
+    `timeout`: the account's, for each request to the server."""
     reset(base_url)
-    config = write_config(tmp_path, base_url, f"sqlite:///{tmp_path / 'bot.db'}")
+    config = write_config(tmp_path, base_url, f"sqlite:///{tmp_path / 'bot.db'}", mode, timeout)
     bot = Carebot(config, {"BRAND_TOKEN": "brand_token"}).start()
     try:
         bot.wait_running()
@@ -207,3 +211,35 @@ def test_a_sigterm_the_kernel_hands_to_another_thread_still_stops_the_daemon(
         status = bot.wait_exit(timeout=10)  # "carebot did not stop", with its log, if it waits on
     assert status == 0
     assert "received SIGTERM" in bot.text() and "stopped" in bot.text()
+
+
+def test_a_second_ctrl_c_stops_at_once_without_waiting_for_a_post_that_hangs(
+    tmp_path: Path, mastodon_process: RunningMock
+) -> None:
+    """The first Ctrl+C lets the reply in flight finish; a person who presses it again does not want to wait
+    for a server that takes 20 s to answer. Nothing is lost: the claim left behind runs out and is taken over
+    (the crash bench kills the daemon outright, over and over)."""
+    base = mastodon_process.base_url
+    database = tmp_path / "bot.db"
+    with running_daemon(tmp_path, base, mode="approve", timeout="30s") as bot:
+        time.sleep(1.5)  # the first cycle sets the cursor at "now"
+        post_as(base, "alice", "@brand how do I contact support? what is your email?")
+        bot.wait_for(lambda: len(reply_states(database)) == 1, timeout=30, what="for the draft")
+        # Only the brand's reply hangs: the customer's post above went through before the fault was set.
+        add_fault(base, effect={"type": "latency", "delay_ms": 20_000}, path="/api/v1/statuses", methods=["POST"])
+        [(reply_id, _)] = reply_states(database)
+        approve = [sys.executable, "-m", "bot.cli", "queue", "approve", str(reply_id), "--config", str(bot.config)]
+        subprocess.run(approve, env=bot.env, cwd=bot.env["PYTHONPATH"], check=True, capture_output=True)
+        bot.wait_for(lambda: reply_states(database) == [(reply_id, "sending")], timeout=30, what="for the post")
+        bot.send(signal.SIGINT)
+        time.sleep(1.0)
+        assert bot.alive(), "the first Ctrl+C waits for the reply in flight"
+        bot.send(signal.SIGINT)
+        status = bot.wait_exit(timeout=5)  # "carebot did not stop" if it still waits for the post
+    assert status == 128 + signal.SIGINT
+    assert "received SIGINT again: exiting now" in bot.text()
+
+
+def reply_states(database: Path) -> list[tuple[int, str]]:
+    with closing(sqlite3.connect(database)) as db:
+        return list(db.execute("SELECT id, state FROM replies"))

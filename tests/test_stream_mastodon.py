@@ -17,6 +17,7 @@ from mastodon_mock.testing import MockServer
 
 from bot.config import load_config
 from bot.run import lease
+from bot.run import stream as stream_module
 from bot.run.app import App
 from bot.run.daemon import run_forever, run_once
 from tests import configs
@@ -290,3 +291,61 @@ def test_sigterm_ends_a_streaming_carebot_run(tmp_path: Path, mastodon_server: M
     assert status == 0, bot.text()[-3000:]
     assert "stopped" in bot.text()
     assert "brand_token" not in bot.text()
+
+
+def test_when_a_stream_cannot_start_what_did_start_stops_and_the_error_ends_the_run(
+    tmp_path: Path, mastodon_server: MockServer, running_bot: StartBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The system refuses the stream's second thread (its listener already runs): `carebot run` must end
+    with that error, not leave the scheduler and the listener running with nobody left to stop them."""
+    app = start(tmp_path, mastodon_server.base_url, running_bot)
+    start_thread = threading.Thread.start
+
+    def refuse_the_streams_worker(thread: threading.Thread) -> None:
+        if thread.name.startswith("carebot-streamed-"):
+            raise RuntimeError("can't start new thread")
+        start_thread(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", refuse_the_streams_worker)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            run_forever(app, threading.Event())
+        except BaseException as exc:
+            errors.append(exc)
+
+    before = set(threading.enumerate())
+    daemon_thread = threading.Thread(target=run)
+    daemon_thread.start()
+    daemon_thread.join(30)
+    assert not daemon_thread.is_alive(), "run_forever did not return"
+    assert [str(e) for e in errors] == ["can't start new thread"]
+    wait_until(
+        lambda: not set(threading.enumerate()) - before - {daemon_thread},
+        "for the threads that had started to stop",
+        timeout=10,
+    )
+
+
+def test_shutdown_waits_for_the_streams_together_not_one_after_another(
+    tmp_path: Path, mastodon_server: MockServer, running_bot: StartBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each stream may take JOIN_GRACE to finish the reply in flight; with several streaming accounts the
+    waits must overlap, or shutdown outlasts a supervisor's grace (Docker's: 10 s) and ends in SIGKILL."""
+    app = start(tmp_path, mastodon_server.base_url, running_bot)
+    monkeypatch.setattr(stream_module, "JOIN_GRACE", 1.0)
+    never = threading.Event()
+    monkeypatch.setattr(stream_module.AccountStream, "_listen", lambda self: None)
+    monkeypatch.setattr(stream_module.AccountStream, "_keep_lease", lambda self: None)
+    monkeypatch.setattr(stream_module.AccountStream, "_work", lambda self: never.wait(30))  # a post that hangs
+    stop = threading.Event()
+    streams = [stream_module.AccountStream(app, app.config.accounts[0], stop, lambda: None) for _ in range(3)]
+    for stream in streams:
+        stream.start()
+    stop.set()
+    started = time.monotonic()
+    stream_module.finish_streams(streams)
+    waited = time.monotonic() - started
+    never.set()
+    assert waited < 2.0, f"three hung streams held shutdown up for {waited:.1f} s (one after another: 3 s)"

@@ -7,7 +7,7 @@ into one. A cycle only records alerts; the alert thread delivers them, so a slow
 webhook never delays reading or sending. SIGTERM and SIGINT set the stop event: cycles stop taking new
 work at the next mention or reply, and the scheduler waits for them to finish. Shutdown does not wait for
 a webhook that is slow to answer: what it was delivering counts as delivered (it may well have arrived),
-and is never sent again.
+and is never sent again. A second signal during shutdown ends the process at once.
 
 Database trouble goes to the watch (`bot/run/watch.py`): one line when it begins and one when it ends,
 backoff meanwhile, and the daemon stops (`carebot run` exits 1) when the database is gone for good or
@@ -17,6 +17,7 @@ cannot be written for `storage.give_up_after`.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -35,7 +36,7 @@ from bot.run.app import App
 from bot.run.cycle import CycleReport, run_cycle
 from bot.run.notify import Webhook, deliver_alerts, notify_due
 from bot.run.privacy import apply_retention
-from bot.run.stream import finish_streams, start_streams
+from bot.run.stream import AccountStream, account_streams, finish_streams
 from bot.run.watch import DatabaseWatch
 from bot.storage import DatabaseTrouble
 from connectors.base import ConnectorError
@@ -153,6 +154,8 @@ class AlertJob:
                 log.exception("delivering alerts failed; will try again")
 
     def finish(self) -> None:
+        if self.thread.ident is None:  # never started: starting failed before it
+            return
         self.thread.join(ALERT_GRACE)
         if self.thread.is_alive() and self.in_flight:
             try:
@@ -234,27 +237,63 @@ def run_forever(
             misfire_grace_time=None,
         )
     alerts = AlertJob(app, stop) if app.config.notify.webhook_url else None
+    streams: list[AccountStream] = []
     _sign_in(app)
-    scheduler.start()
-    if alerts is not None:
-        alerts.start()
-    streams = start_streams(app, stop, lambda account: _job(app, account, stop, fill_in=True))
-    names = ", ".join(f"{a.name} ({a.mode.value})" for a in app.config.accounts)
-    log.info("carebot running: %s", names)
-    if on_started is not None:
-        on_started()
+    # Starting is inside the try: what did start must be stopped even if the rest could not (a thread
+    # that cannot be started, a bug), or its threads run on and `carebot run` never exits.
     try:
+        scheduler.start()
+        if alerts is not None:
+            alerts.start()
+        streams = account_streams(app, stop, lambda account: _job(app, account, stop, fill_in=True))
+        for stream in streams:
+            stream.start()
+        names = ", ".join(f"{a.name} ({a.mode.value})" for a in app.config.accounts)
+        log.info("carebot running: %s", names)
+        if on_started is not None:
+            on_started()
         _wait_for_stop(stop, received, app.watch)
     finally:
-        log.info("stopping: finishing in-flight work")
-        finish_streams(streams)
-        if alerts is not None:
-            alerts.finish()
-        scheduler.shutdown(wait=True)
-        _sign_out(app)
-        if app.watch.fatal is not None:
-            _last_word(app, app.watch.fatal)
+        stop.set()  # already set, unless starting failed: then the threads that did start hear it here
+
+        def shut_down() -> None:
+            finish_streams(streams)
+            if alerts is not None:
+                alerts.finish()
+            if scheduler.running:
+                scheduler.shutdown(wait=True)
+            _sign_out(app)
+            if app.watch.fatal is not None:
+                _last_word(app, app.watch.fatal)
+
+        log.info("stopping: finishing in-flight work (a second SIGTERM or Ctrl+C stops at once)")
+        _unless_told_again(shut_down, received)
         log.info("stopped")
+
+
+def _unless_told_again(shut_down: Callable[[], None], received: list[int]) -> None:
+    """Run `shut_down` in a thread of its own while the main thread listens for one more signal, which ends
+    the process at once: a person who presses Ctrl+C twice does not want to wait for a post that hangs.
+    Nothing is lost by it: a claim or a lease left behind runs out and is taken over, as after a crash."""
+    heard = len(received)
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            shut_down()
+        except BaseException as exc:  # raised again in the main thread, as if it had run there
+            failures.append(exc)
+
+    thread = threading.Thread(target=run, name="carebot-shutdown")
+    thread.start()
+    while thread.is_alive():
+        thread.join(SIGNAL_CHECK)  # in slices, for the same reason as `_wait_for_stop`
+        if len(received) > heard:
+            signum = received[-1]
+            log.warning("received %s again: exiting now, without finishing in-flight work", signal.Signals(signum).name)
+            os._exit(128 + signum)  # the shell's status for a process ended by that signal
+    if failures:
+        raise failures[0]
 
 
 def _sign_in(app: App) -> None:

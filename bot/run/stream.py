@@ -57,7 +57,7 @@ MAX_BACKOFF = 300.0  # the longest wait between two tries: the stream is retried
 FALLBACK_AFTER = 3  # failures in a row before the account is said to be polled only
 STABLE_AFTER = 60.0  # a connection that lasted this long was a good one: the backoff starts over
 OWN_ID_WAIT = 0.5  # seconds between looks at the brand's own id, which the first cycle stores
-JOIN_GRACE = 5.0  # at shutdown, how long the worker may take to finish the reply in flight
+JOIN_GRACE = 5.0  # at shutdown, how long the streams' workers may take, together, to finish the replies in flight
 
 
 def streaming_accounts(app: App) -> list[AccountConfig]:
@@ -101,16 +101,21 @@ class AccountStream:
         self._worker.start()
         self._keeper.start()
 
-    def finish(self) -> None:
-        """After the stop event: close the connection and let the worker finish the reply in flight."""
+    def hang_up(self) -> None:
+        """After the stop event: close the connection and wake the worker, so that it finishes the reply in
+        flight and stops."""
         with self._guard:
             stream = self._stream
         if stream is not None:
             stream.close()
         self._wake.set()
-        self._listener.join(JOIN_GRACE)
-        self._worker.join(JOIN_GRACE)
-        self._keeper.join(JOIN_GRACE)
+
+    def finish(self, deadline: float) -> None:
+        """Wait for the threads until `deadline` (time.monotonic()), then give back the connection and the
+        lease. A thread that never started (starting failed half way) is not waited for."""
+        for thread in (self._listener, self._worker, self._keeper):
+            if thread.ident is not None:
+                thread.join(max(0.0, deadline - time.monotonic()))
         if not self._worker.is_alive():
             self._drop_connector()
         if self._holding:  # another worker listens from its next try on, not when the lease runs out
@@ -308,14 +313,17 @@ class AccountStream:
             connector.close()
 
 
-def start_streams(app: App, stop: threading.Event, job: Callable[[AccountConfig], None]) -> list[AccountStream]:
-    """A listener and a worker for each streaming account; `job(account)` is its polled cycle."""
-    streams = [AccountStream(app, a, stop, functools.partial(job, a)) for a in streaming_accounts(app)]
-    for stream in streams:
-        stream.start()
-    return streams
+def account_streams(app: App, stop: threading.Event, job: Callable[[AccountConfig], None]) -> list[AccountStream]:
+    """A listener and a worker for each streaming account, not started yet; `job(account)` is its polled
+    cycle."""
+    return [AccountStream(app, a, stop, functools.partial(job, a)) for a in streaming_accounts(app)]
 
 
 def finish_streams(streams: list[AccountStream]) -> None:
+    """Hang up every stream first, then wait for them all against one deadline: however many accounts
+    stream, shutdown waits JOIN_GRACE at most for them, within a supervisor's grace (Docker's is 10 s)."""
     for stream in streams:
-        stream.finish()
+        stream.hang_up()
+    deadline = time.monotonic() + JOIN_GRACE
+    for stream in streams:
+        stream.finish(deadline)

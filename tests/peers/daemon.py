@@ -87,6 +87,10 @@ class Carebot:
             self._reader.join(timeout=5)
         return status
 
+    def send(self, signum: int) -> None:
+        assert self._process is not None
+        self._process.send_signal(signum)
+
     def stop(self) -> int | None:
         """SIGTERM, SIGKILL after 10 s; the exit status (None if it had to be killed)."""
         if self._process is None or self._process.poll() is not None:
