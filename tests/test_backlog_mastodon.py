@@ -19,6 +19,7 @@ from bot.config import Config, load_config
 from bot.models import ReplyState
 from bot.run.app import App
 from bot.run.daemon import run_once
+from bot.storage import engine as engine_module
 from tests import configs
 from tests.conftest import StartBot
 from tests.peers.mastodon import BRAND, CUSTOMERS, add_fault, client
@@ -184,3 +185,27 @@ def settle(app: App, done: Callable[[], bool], rounds: int = 20) -> None:
 @pytest.fixture(autouse=True)
 def _token(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BRAND_TOKEN", "brand_token")
+
+
+def test_replies_slow_to_post_keep_no_database_connection_from_the_other_senders(
+    mastodon_server: MockServer, running_bot: StartBot, tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slow platform must not pass for a database outage. Each sender used to keep a connection from the
+    pool across its post: with more senders than connections (a few accounts at `send_concurrency` 8 outnumber
+    the pool's 15) and posts slower than the pool's wait, a sender waiting for a connection gave up, and the
+    cycle stopped sending with the database 'unavailable'. Here: 4 senders, a pool of 2 that waits 1 s,
+    posts that take 2 s."""
+    monkeypatch.setattr(engine_module, "POOL_SIZE", 2)
+    monkeypatch.setattr(engine_module, "POOL_OVERFLOW", 0)
+    monkeypatch.setattr(engine_module, "POOL_WAIT", 1.0)
+    base = mastodon_server.base_url
+    app = start(running_bot, tmp_path, base, db_url)
+    posted = post_many(base, QUESTION, len(CUSTOMERS))  # one each: a lane each, sent side by side
+    add_fault(base, effect={"type": "latency", "delay_ms": 2000}, path="/api/v1/statuses", methods=["POST"], count=8)
+
+    (report,) = run_once(app)
+
+    assert report.error is None
+    assert report.sent.sent == len(posted)
+    replies = answers(base)
+    assert {post: len(replies.get(post, [])) for post in posted} == dict.fromkeys(posted, 1)

@@ -155,8 +155,8 @@ def one_connection(url: str, wait: float) -> Database:
 
 
 def test_a_write_waiting_for_a_connection_holds_up_no_thread_that_has_one(db_url: str) -> None:
-    """A sender keeps one connection across its post (`held`) and writes on it when the post is done. Before,
-    on SQLite, a write outside `held` took the writers' lock and then waited for a connection: with every
+    """Inside `held` a thread keeps one connection between its statements (a mention's dozen). Before, on
+    SQLite, a write outside `held` took the writers' lock and then waited for a connection: with every
     connection in use, the holders then waited for that lock until the pool gave up, and the waiting write
     failed with SQLAlchemy's own TimeoutError. Now a thread takes the lock only with a connection in hand."""
     database = one_connection(db_url, wait=3.0)
@@ -164,6 +164,8 @@ def test_a_write_waiting_for_a_connection_holds_up_no_thread_that_has_one(db_url
 
     def sender() -> None:
         with database.held():
+            with database.read() as db:  # the block's first statement takes the connection, and keeps it
+                db.execute(text("SELECT 1"))
             holds_one.set()
             time.sleep(0.5)  # the other write is waiting for the pool's only connection by now
             with database.begin() as tx:
@@ -200,6 +202,7 @@ def test_no_free_connection_in_time_is_database_trouble_not_a_bug(db_url: str) -
     database = one_connection(db_url, wait=0.3)
     try:
         with database.held():
+            database.ping()  # takes the pool's only connection, kept until the block ends
             with pytest.raises(DatabaseUnavailable, match="no free database connection"):
                 run_in_thread(database.ping)
             assert database.health().trouble == "unavailable"
@@ -208,6 +211,33 @@ def test_no_free_connection_in_time_is_database_trouble_not_a_bug(db_url: str) -
         assert database.health().ok
     finally:
         database.dispose()
+
+
+def test_a_thread_that_lets_go_of_its_connection_before_a_wait_holds_up_no_other_thread(db_url: str) -> None:
+    """A sender gives its connection back before it posts (`let_go`): the platform may take seconds to
+    answer, and meanwhile another thread writes on that connection; the sender's next statement takes one
+    again."""
+    database = one_connection(db_url, wait=0.5)
+    try:
+        with database.held():
+            with database.begin() as tx:
+                tx.execute(text("INSERT INTO notes VALUES ('claim')"))
+            database.let_go()
+            run_in_thread(lambda: _note(database, "other"))  # DatabaseUnavailable if still kept
+            with database.begin() as tx:
+                tx.execute(text("INSERT INTO notes VALUES ('sent')"))
+            with pytest.raises(DatabaseUnavailable):  # taken again, and kept to the end of the block
+                run_in_thread(lambda: _note(database, "too soon"))
+        with database.read() as db:
+            written = [who for (who,) in db.execute(text("SELECT who FROM notes"))]
+        assert sorted(written) == ["claim", "other", "sent"]
+    finally:
+        database.dispose()
+
+
+def _note(database: Database, who: str) -> None:
+    with database.begin() as tx:
+        tx.execute(text("INSERT INTO notes VALUES (:who)"), {"who": who})
 
 
 def run_in_thread(work: Callable[[], object]) -> None:

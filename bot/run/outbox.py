@@ -311,6 +311,7 @@ def _send_one(
         answering = _answering(app, reply, stored)
         if in_doubt:
             direct = reply.kind is ReplyKind.DIRECT
+            storage.let_go()  # no connection kept idle while the platform answers (Database.let_go)
             existing = connector.find_reply(answering, reply.idempotency_key, direct=direct, text=_words(reply))
             if existing is not None:
                 _found(app, account, reply, existing, report)
@@ -328,6 +329,7 @@ def _send_one(
             _park(app, account, reply, f"not sent: {warning}; a person decides (retry sends it)", report, False)
             return
         posting = unknown = True
+        storage.let_go()
         posted = _post(connector, reply, answering)
     except (RateLimited, AuthFailed) as exc:
         # Refused before anything was posted (the post itself, or the lookup before it).
@@ -395,6 +397,7 @@ def _already_there(
     Never reworded: new words would make a second reply to the same post.
     """
     direct = reply.kind is ReplyKind.DIRECT
+    app.storage.let_go()
     try:
         existing = connector.find_reply(
             answering, reply.idempotency_key, direct=direct, text=_words(reply), thorough=True

@@ -70,6 +70,10 @@ class Storage:
         """One database connection for this thread's work inside the block (see `Database.held`)."""
         return self.db.held()
 
+    def let_go(self) -> None:
+        """Inside `held()`: the connection back to the pool before a wait on the network (see `Database.let_go`)."""
+        self.db.let_go()
+
     @classmethod
     def open(cls, url: str) -> Storage:
         """The database at `url`, migrated. DatabaseTrouble if it cannot be reached or written."""

@@ -79,12 +79,22 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# The pool (SQLAlchemy's defaults, named): connections kept, more lent at busy moments, and how long a
+# thread waits for one before the database counts as unavailable. A thread keeps a connection only while it
+# works with the database (a sender gives its own back before it posts: `Database.let_go`), so a daemon's
+# dozens of readers and senders share these without waiting on each other's platforms.
+POOL_SIZE = 5
+POOL_OVERFLOW = 10
+POOL_WAIT = 30.0
+
+
 def create_db_engine(url: str) -> Engine:
+    pool = {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW, "pool_timeout": POOL_WAIT}
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 10}, hide_parameters=True)
+        engine = create_engine(url, connect_args={"timeout": 10}, hide_parameters=True, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True, **pool)
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -140,7 +150,7 @@ class Database:
         # once. Re-entrant, should a transaction's code ever call storage again. Taken only with a connection
         # in hand (see `begin`).
         self._one_writer = threading.RLock() if engine.dialect.name == "sqlite" else None
-        self._held = threading.local()  # this thread's connection inside `held()`, if any
+        self._held = threading.local()  # inside `held()` (active), and the connection it has taken, if any
 
     @classmethod
     def open(cls, url: str, engine_for: Callable[[str], Engine] = create_db_engine) -> Database:
@@ -167,29 +177,41 @@ class Database:
     def held(self) -> Iterator[None]:
         """One connection for this thread's reads and transactions inside the block: one checkout from the
         pool (on PostgreSQL one pre-ping, one reset) for a mention or a reply rather than one for each of
-        its ten-odd statements. Each read and each transaction still ends on its own."""
-        if getattr(self._held, "connection", None) is not None:
+        its ten-odd statements. Each read and each transaction still ends on its own. The connection is
+        taken at the block's first statement, and `let_go` gives it back before a wait on the network."""
+        if getattr(self._held, "active", False):
             yield
             return
         self._check_file()
+        self._held.active = True
         try:
-            with self._engine.connect() as connection:
-                self._held.connection = connection
-                try:
-                    yield
-                finally:
-                    self._held.connection = None
+            yield
         except TRANSLATABLE as exc:
             self._raise_translated(exc)
             raise
+        finally:
+            self._held.active = False
+            self.let_go()
+
+    def let_go(self) -> None:
+        """Inside `held()`: give this thread's connection back to the pool now; its next statement takes one
+        again. For a sender before it posts: a post can take seconds, and a connection kept idle across it
+        is one fewer for every other thread, which with more senders than connections and a slow platform
+        waited out the pool's timeout and took the platform's slowness for the database's."""
+        connection: Connection | None = getattr(self._held, "connection", None)
+        self._held.connection = None
+        if connection is not None:
+            connection.close()
 
     @contextmanager
     def _connection(self) -> Iterator[Connection]:
-        held: Connection | None = getattr(self._held, "connection", None)
-        if held is None:
+        if not getattr(self._held, "active", False):
             with self._engine.connect() as connection:
                 yield connection
             return
+        held: Connection | None = getattr(self._held, "connection", None)
+        if held is None:
+            held = self._held.connection = self._engine.connect()
         try:
             yield held
         finally:
