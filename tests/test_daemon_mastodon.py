@@ -217,8 +217,8 @@ def test_a_second_ctrl_c_stops_at_once_without_waiting_for_a_post_that_hangs(
     tmp_path: Path, mastodon_process: RunningMock
 ) -> None:
     """The first Ctrl+C lets the reply in flight finish; a person who presses it again does not want to wait
-    for a server that takes 20 s to answer. Nothing is lost: the claim left behind runs out and is taken over
-    (the crash bench kills the daemon outright, over and over)."""
+    for a server that takes 20 s to answer. (Nothing is lost by it: the claim left behind is a dead process's,
+    which the next run looks up before it posts again; bench/crash.py kills the daemon outright to prove it.)"""
     base = mastodon_process.base_url
     database = tmp_path / "bot.db"
     with running_daemon(tmp_path, base, mode="approve", timeout="30s") as bot:
