@@ -321,6 +321,7 @@ def _send_one(
             storage.replies.drop(reply.id, "not sent: the customer wrote since the case was resolved")
             log.info("%s: check-back %s dropped: the customer wrote since", account.name, reply.id)
             return
+        storage.let_go()  # from here to the post, only the platform is waited on (blocks and mutes: once a minute)
         if reply.decided_by == "auto" and stored.mention.author.id in connector.ignored_author_ids():
             _park(app, account, reply, "not sent: the brand has since blocked or muted the author", report, False)
             return
@@ -329,7 +330,6 @@ def _send_one(
             _park(app, account, reply, f"not sent: {warning}; a person decides (retry sends it)", report, False)
             return
         posting = unknown = True
-        storage.let_go()
         posted = _post(connector, reply, answering)
     except (RateLimited, AuthFailed) as exc:
         # Refused before anything was posted (the post itself, or the lookup before it).
