@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,7 +29,7 @@ from bot.storage.records import StoredReply
 from bot.web.asgi import NotConfigured, create_app
 from bot.web.auth import LoginThrottle
 from bot.web.passwords import hash_password, verify_password
-from bot.web.server import start_in_thread
+from bot.web.server import bind, start_in_thread
 from connectors.base import Author, Mention
 from tests import configs
 from tests.peers.mastodon import free_port
@@ -747,16 +747,15 @@ def test_hash_password_command_reads_stdin() -> None:
     assert run_cli("web", "hash-password", stdin="\n").returncode == 2
 
 
-def wait_for_health(http: httpx.Client, process: subprocess.Popen[str], timeout: float = 20.0) -> str:
-    """The server announces its address just before it listens: on a loaded machine, wait for it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return http.get("/health").text
-        except httpx.TransportError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+def test_the_desk_takes_connections_from_the_moment_its_address_is_printed() -> None:
+    """`carebot web` prints the URL once `bind` returns; a browser that comes before uvicorn has started
+    serving must wait in the kernel's queue, not be refused."""
+    sock = bind("127.0.0.1", 0)
+    try:
+        with socket.create_connection(sock.getsockname()[:2], timeout=5):
+            pass
+    finally:
+        sock.close()
 
 
 def test_web_command_serves_until_sigterm_and_keeps_secrets_out_of_its_output(tmp_path: Path) -> None:
@@ -775,7 +774,7 @@ def test_web_command_serves_until_sigterm_and_keeps_secrets_out_of_its_output(tm
         first = process.stdout.readline()
         assert f"http://127.0.0.1:{port}/" in first, first
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
-            assert wait_for_health(http, process) == "ok"
+            assert http.get("/health").text == "ok"  # at once: the desk listens before it prints its address
             page = http.get("/login")
             assert page.status_code == 200
             wrong = http.post("/login", data={"csrf": csrf_of(page.text), "token": "wrong-token"})

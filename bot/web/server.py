@@ -15,15 +15,20 @@ import uvicorn
 from starlette.types import ASGIApp
 
 READY_TIMEOUT = 10.0
+LISTEN_BACKLOG = 2048  # uvicorn's own default, which it sets again when it starts serving the socket
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A listening socket of our own: a taken port is a clear OSError here, and port 0 picks a free one."""
+    """A listening socket of our own: a taken port is a clear OSError here, and port 0 picks a free one.
+
+    It listens from here on, before the server runs: the URL is printed as soon as this returns, and a
+    browser or script that comes at once is queued by the kernel, not refused."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
+        sock.listen(LISTEN_BACKLOG)
     except OSError:
         sock.close()
         raise
