@@ -10,9 +10,10 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from bot.cli import main as carebot
 from bot.clock import use_clock
 from bot.config import load_config
 from bot.models import ReplyState
+from bot.run import outbox
 from bot.run.app import App
 from bot.run.daemon import run_once
 from bot.run.status import account_status
@@ -289,6 +291,46 @@ def test_lost_answer_and_a_lookup_that_misses_twice_post_one_reply_and_park_it(
     settle(app, lambda: the_reply(app, post_id).state is ReplyState.SENT)
     assert the_reply(app, post_id).platform_post_id == posted["id"]
     assert len(replies_on_x(fake)[post_id]) == 1 and posts_to_x(fake) == 2
+
+
+def test_a_sender_whose_claim_ran_out_in_a_slow_lookup_leaves_the_reply_to_the_worker_that_took_it(
+    x_peer: XPeer, make_app: Callable[..., App], db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers on one database. Worker A's lookup before a retry outlasts its claim (1 s here; at least
+    `CLAIM_LEASE` in production), so worker B takes the reply over, finds nothing and posts it. A's lookup
+    comes back empty too: X read it before B posted. Before, A posted anyway: X refused the same words as a
+    duplicate, its lagging timeline hid B's post from A's harder lookup, and A parked a reply B had sent as
+    failed, for a person to retry (and rewording it, were it not in doubt, would have made a second reply)."""
+    fake = x_peer.fake
+    monkeypatch.setattr(outbox, "claim_lease", lambda account: timedelta(seconds=1))
+    worker_a = make_app(x_peer.base_url, db_url, timeout="10s")
+    worker_b = make_app(x_peer.base_url, db_url, timeout="10s")
+    post_id = fake.post("rina", COMPLAINT)
+    fake.fail_next(503, method="POST", path="/2/tweets")  # nothing made, but the sender cannot know that
+    run_once(worker_a)
+    assert the_reply(worker_a, post_id).outcome_unknown  # so the retry looks it up first
+    time.sleep(0.5)  # past the retry's 100 ms backoff
+    fake.delay_next(5, method="GET", path=f"/2/users/{BRAND.id}/tweets")  # read at once, answered after 5 s
+    slow = threading.Thread(target=run_once, args=(worker_a,), name="worker-a")
+    slow.start()
+    try:
+        deadline = time.monotonic() + 20
+        while the_reply(worker_b, post_id).state is not ReplyState.SENDING:
+            assert time.monotonic() < deadline, "worker A never claimed the reply"
+            time.sleep(0.05)
+        time.sleep(1.5)  # A's claim runs out while it waits for X
+        fake.lag_lookups(10)  # what B posts stays out of the timeline for a while, as X's often does
+        run_once(worker_b)
+        assert the_reply(worker_b, post_id).state is ReplyState.SENT
+    finally:
+        slow.join(30)
+    assert not slow.is_alive()
+
+    reply = the_reply(worker_a, post_id)
+    (posted,) = replies_on_x(fake)[post_id]
+    assert reply.state is ReplyState.SENT and reply.platform_post_id == posted["id"]
+    assert posts_to_x(fake) == 2  # the one refused with 503, and B's: A did not post
+    assert worker_a.storage.replies.queue() == []  # nothing for a person to look at
 
 
 def test_lost_answer_found_when_looking_harder_after_the_duplicate_refusal(

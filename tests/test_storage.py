@@ -120,7 +120,7 @@ def test_claim_is_won_by_one_worker_only(storage: Storage) -> None:
     storage.accounts.ensure("a", "mastodon")
     storage.mentions.record("a", mention("1"), CLASSIFIED, decision(), ReplyState.APPROVED)
     (due,) = storage.replies.due("a")
-    wins: list[bool] = []
+    wins: list[datetime | None] = []
     barrier = threading.Barrier(4)
 
     def worker() -> None:
@@ -132,7 +132,7 @@ def test_claim_is_won_by_one_worker_only(storage: Storage) -> None:
         t.start()
     for t in threads:
         t.join()
-    assert wins.count(True) == 1
+    assert sum(win is not None for win in wins) == 1
     assert storage.replies.due("a") == []  # claimed and the lease is still running
 
 
@@ -198,6 +198,24 @@ def test_an_abandoned_send_comes_back_after_its_lease(storage: Storage) -> None:
     storage.replies.mark_sent(again.id, "999")
     assert storage.replies.get(again.id).state is ReplyState.SENT
     assert storage.replies.due("a") == []
+
+
+def test_a_claim_renews_while_it_stands_and_not_once_another_sender_took_the_reply(storage: Storage) -> None:
+    storage.accounts.ensure("a", "mastodon")
+    storage.mentions.record("a", mention("1"), CLASSIFIED, decision(), ReplyState.APPROVED)
+    (due,) = storage.replies.due("a")
+    first = storage.replies.claim(due, timedelta(seconds=-1))  # its lease already over: a slow sender
+    assert first is not None
+    assert storage.replies.renew_claim(due.id, first, timedelta(seconds=60))  # nobody took it: still ours
+    assert storage.replies.due("a") == []  # and no longer up for grabs
+    assert storage.replies.renew_claim(due.id, first, timedelta(seconds=-1))  # over again
+    (taken,) = storage.replies.due("a")
+    second = storage.replies.claim(taken, timedelta(seconds=60))  # another sender takes it over
+    assert second is not None and second != first
+    assert not storage.replies.renew_claim(due.id, first, timedelta(seconds=60))  # the first sender must not post
+    assert storage.replies.renew_claim(due.id, second, timedelta(seconds=60))
+    storage.replies.mark_sent(due.id, "999")
+    assert not storage.replies.renew_claim(due.id, second, timedelta(seconds=60))  # done: nothing to renew
 
 
 def test_queue_is_most_urgent_first_and_approval_is_compare_and_set(storage: Storage) -> None:

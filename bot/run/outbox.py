@@ -22,7 +22,7 @@ from collections.abc import Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bot.classifier import Classification
 from bot.clock import now
@@ -53,8 +53,34 @@ log = logging.getLogger("carebot.outbox")
 
 # Replies that answer the case's newest post in their channel rather than a mention of their own.
 CASE_WIDE = (ReplyPurpose.TEAM.value, ReplyPurpose.CHECK_BACK.value, ReplyPurpose.INCIDENT.value)
-# Longer than one request can take, so a live sender is never mistaken for a crashed one.
+# A claim lasts this long, or LEASE_TIMEOUTS times the account's request timeout if that is longer. The
+# lookups before the post (an earlier attempt, the blocked and muted lists, several pages each) may outlast
+# it when the platform is slow; so what is left of it must cover the post (its connect and its read, each up
+# to the timeout) and the record, else it is renewed first, and the renewal finds out whether another
+# worker has taken the reply over meanwhile.
 CLAIM_LEASE = timedelta(seconds=120)
+LEASE_TIMEOUTS = 3
+RECORD_ALLOWANCE = 10.0  # seconds for the record after the post
+
+
+def claim_lease(account: AccountConfig) -> timedelta:
+    return max(CLAIM_LEASE, timedelta(seconds=LEASE_TIMEOUTS * account.timeout))
+
+
+def post_window(account: AccountConfig) -> timedelta:
+    """How much of its lease a claim must have left when the post starts."""
+    return timedelta(seconds=2 * account.timeout + RECORD_ALLOWANCE)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Our claim on a reply: when it was made (what `Replies.renew_claim` checks) and how long it lasts."""
+
+    at: datetime
+    lease: timedelta
+
+    def lasts(self, window: timedelta) -> bool:
+        return now() + window <= self.at + self.lease
 
 
 @dataclass
@@ -206,13 +232,15 @@ def _send_due_reply(
     # A person's reply and a check-back answer the case's newest post; the bot's answer and holding
     # reply answer their own mention.
     target = _target(app, reply) if reply.purpose in CASE_WIDE else None
+    lease = claim_lease(account)
     with _in_flight(reply.id):
-        if not app.storage.replies.claim(reply, CLAIM_LEASE, process_identity(), target_post_id=target):
+        claimed_at = app.storage.replies.claim(reply, lease, process_identity(), target_post_id=target)
+        if claimed_at is None:
             return  # another worker took it
         stored = app.storage.mentions.get(reply.mention_id)
         claimed = dataclasses.replace(reply, target_post_id=reply.target_post_id or target)
         try:
-            _send_one(app, account, state, connector, claimed, stored, report)
+            _send_one(app, account, state, connector, claimed, Claim(claimed_at, lease), stored, report)
         except (RateLimited, AuthFailed, DatabaseTrouble):
             raise
         except Exception as exc:  # a bug with this one reply must not hold up the others
@@ -223,9 +251,9 @@ def _send_due_reply(
 
 
 # Replies this process is sending right now: any other claim of ours is left over from a cycle that the
-# database dropped between the post and its record (its lease would otherwise hold it for 120 s). Counted,
-# not a set: two of this process's senders (a stream's and a poll's) may go for the same reply, and the one
-# that lost the claim must not unmark it while the other is still posting it.
+# database dropped between the post and its record (its lease would otherwise hold it for 120 s or more).
+# Counted, not a set: two of this process's senders (a stream's and a poll's) may go for the same reply, and
+# the one that lost the claim must not unmark it while the other is still posting it.
 _SENDING: Counter[int] = Counter()
 _SENDING_LOCK = threading.Lock()
 
@@ -297,6 +325,7 @@ def _send_one(
     state: AccountState,
     connector: Connector,
     reply: StoredReply,
+    claim: Claim,
     stored: StoredMention,
     report: SendReport,
 ) -> None:
@@ -329,6 +358,16 @@ def _send_one(
         if warning is not None:
             _park(app, account, reply, f"not sent: {warning}; a person decides (retry sends it)", report, False)
             return
+        window = post_window(account)
+        if not claim.lasts(window) and not storage.replies.renew_claim(reply.id, claim.at, max(claim.lease, window)):
+            log.warning(
+                "%s: reply %s: its claim ran out while it was checked, and another sender has taken it; "
+                "not posted here",
+                account.name,
+                reply.id,
+            )
+            return
+        storage.let_go()
         posting = unknown = True
         posted = _post(connector, reply, answering)
     except (RateLimited, AuthFailed) as exc:

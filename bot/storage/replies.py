@@ -164,8 +164,9 @@ class Replies:
 
     def claim(
         self, reply: StoredReply, lease: timedelta, claimed_by: str | None = None, target_post_id: str | None = None
-    ) -> bool:
-        """Mark a reply as being sent by us; False if someone else changed or claimed it since `reply` was read.
+    ) -> datetime | None:
+        """Mark a reply as being sent by us, and return when (the claim's stamp, which `renew_claim` checks);
+        None if someone else changed or claimed it since `reply` was read.
 
         A compare-and-set on the whole row (`updated_at`), not only on its state: the sender posts
         `reply`'s text, and acts on what `reply` knows of the last attempt. Between the read and the claim a
@@ -195,6 +196,25 @@ class Replies:
                     target_post_id=func.coalesce(replies.c.target_post_id, target_post_id),
                     updated_at=stamp,
                 )
+            )
+        return stamp if result.rowcount == 1 else None
+
+    def renew_claim(self, reply_id: int, claimed_at: datetime, lease: timedelta) -> bool:
+        """Extend our claim from now by `lease`; False if it no longer stands.
+
+        A claim stands while the row is as `claim` left it at `claimed_at`. Once its lease has run out, another
+        sender may claim the reply (its `claim` stamps the row anew) and post it: then it is theirs, and the
+        first sender must not post it too. Until someone does, a late sender extends its own claim.
+        """
+        with self._db.begin(one_statement=True) as tx:
+            result = tx.execute(
+                update(replies)
+                .where(
+                    replies.c.id == reply_id,
+                    replies.c.updated_at == claimed_at,
+                    replies.c.state == ReplyState.SENDING.value,
+                )
+                .values(claimed_until=now() + lease)
             )
         return result.rowcount == 1
 
