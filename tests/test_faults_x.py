@@ -310,7 +310,7 @@ def test_a_sender_whose_claim_ran_out_in_a_slow_lookup_leaves_the_reply_to_the_w
     run_once(worker_a)
     assert the_reply(worker_a, post_id).outcome_unknown  # so the retry looks it up first
     time.sleep(0.5)  # past the retry's 100 ms backoff
-    fake.delay_next(5, method="GET", path=f"/2/users/{BRAND.id}/tweets")  # read at once, answered after 5 s
+    fake.delay_next(8, method="GET", path=f"/2/users/{BRAND.id}/tweets")  # read at once, answered after 8 s
     slow = threading.Thread(target=run_once, args=(worker_a,), name="worker-a")
     slow.start()
     try:
@@ -320,7 +320,8 @@ def test_a_sender_whose_claim_ran_out_in_a_slow_lookup_leaves_the_reply_to_the_w
             time.sleep(0.05)
         time.sleep(1.5)  # A's claim runs out while it waits for X
         fake.lag_lookups(10)  # what B posts stays out of the timeline for a while, as X's often does
-        run_once(worker_b)
+        (taken_over,) = run_once(worker_b)
+        assert taken_over.sent.sent == 1  # B posted it while A still waited
         assert the_reply(worker_b, post_id).state is ReplyState.SENT
     finally:
         slow.join(30)
