@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -293,45 +294,79 @@ def test_lost_answer_and_a_lookup_that_misses_twice_post_one_reply_and_park_it(
     assert len(replies_on_x(fake)[post_id]) == 1 and posts_to_x(fake) == 2
 
 
-def test_a_sender_whose_claim_ran_out_in_a_slow_lookup_leaves_the_reply_to_the_worker_that_took_it(
-    x_peer: XPeer, make_app: Callable[..., App], db_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Two workers on one database. Worker A's lookup before a retry outlasts its claim (1 s here; at least
-    `CLAIM_LEASE` in production), so worker B takes the reply over, finds nothing and posts it. A's lookup
-    comes back empty too: X read it before B posted. Before, A posted anyway: X refused the same words as a
-    duplicate, its lagging timeline hid B's post from A's harder lookup, and A parked a reply B had sent as
-    failed, for a person to retry (and rewording it, were it not in doubt, would have made a second reply)."""
-    fake = x_peer.fake
-    monkeypatch.setattr(outbox, "claim_lease", lambda account: timedelta(seconds=1))
-    worker_a = make_app(x_peer.base_url, db_url, timeout="10s")
-    worker_b = make_app(x_peer.base_url, db_url, timeout="10s")
-    post_id = fake.post("rina", COMPLAINT)
-    fake.fail_next(503, method="POST", path="/2/tweets")  # nothing made, but the sender cannot know that
+def two_workers_and_a_reply_in_doubt(
+    x_peer: XPeer, make_app: Callable[..., App], db_url: str, timeout: str
+) -> tuple[App, App, str]:
+    """Two workers on one database, and a reply whose first post failed so that nobody knows whether it
+    is on X: its retry looks it up first."""
+    worker_a = make_app(x_peer.base_url, db_url, timeout=timeout)
+    worker_b = make_app(x_peer.base_url, db_url, timeout=timeout)
+    post_id = x_peer.fake.post("rina", COMPLAINT)
+    x_peer.fake.fail_next(503, method="POST", path="/2/tweets")  # nothing made, but the sender cannot know that
     run_once(worker_a)
-    assert the_reply(worker_a, post_id).outcome_unknown  # so the retry looks it up first
+    assert the_reply(worker_a, post_id).outcome_unknown
     time.sleep(0.5)  # past the retry's 100 ms backoff
-    fake.delay_next(8, method="GET", path=f"/2/users/{BRAND.id}/tweets")  # read at once, answered after 8 s
+    return worker_a, worker_b, post_id
+
+
+@contextmanager
+def a_slow_lookup(fake: FakeX, worker_a: App, post_id: str, seconds: float) -> Iterator[None]:
+    """Worker A retries the reply in a thread; X reads its lookup at once and answers after `seconds`. The
+    block runs once A's claim (1 s) has run out, with what is posted from then on lagging in X's timeline."""
+    fake.delay_next(seconds, method="GET", path=f"/2/users/{BRAND.id}/tweets")
     slow = threading.Thread(target=run_once, args=(worker_a,), name="worker-a")
     slow.start()
     try:
         deadline = time.monotonic() + 20
-        while the_reply(worker_b, post_id).state is not ReplyState.SENDING:
+        while the_reply(worker_a, post_id).state is not ReplyState.SENDING:
             assert time.monotonic() < deadline, "worker A never claimed the reply"
             time.sleep(0.05)
-        time.sleep(1.5)  # A's claim runs out while it waits for X
-        fake.lag_lookups(10)  # what B posts stays out of the timeline for a while, as X's often does
-        (taken_over,) = run_once(worker_b)
-        assert taken_over.sent.sent == 1  # B posted it while A still waited
-        assert the_reply(worker_b, post_id).state is ReplyState.SENT
+        time.sleep(1.5)
+        fake.lag_lookups(10)  # as X's timeline often does
+        yield
     finally:
         slow.join(30)
     assert not slow.is_alive()
 
-    reply = the_reply(worker_a, post_id)
+
+def assert_sent_once_and_left_alone(fake: FakeX, app: App, post_id: str) -> None:
+    reply = the_reply(app, post_id)
     (posted,) = replies_on_x(fake)[post_id]
     assert reply.state is ReplyState.SENT and reply.platform_post_id == posted["id"]
-    assert posts_to_x(fake) == 2  # the one refused with 503, and B's: A did not post
-    assert worker_a.storage.replies.queue() == []  # nothing for a person to look at
+    assert posts_to_x(fake) == 2  # the one refused with 503, and B's
+    assert app.storage.replies.queue() == []  # nothing for a person to look at
+    run_once(app)
+    assert posts_to_x(fake) == 2 and the_reply(app, post_id).state is ReplyState.SENT
+
+
+def test_a_sender_whose_claim_ran_out_in_a_slow_lookup_leaves_the_reply_to_the_worker_that_took_it(
+    x_peer: XPeer, make_app: Callable[..., App], db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Worker A's lookup before a retry outlasts its claim (1 s here; at least `CLAIM_LEASE` in production),
+    so worker B takes the reply over, finds nothing and posts it. A's lookup comes back empty too: X read it
+    before B posted. Before, A posted anyway: X refused the same words as a duplicate, its lagging timeline
+    hid B's post from A's harder lookup, and A parked a reply B had sent as failed, for a person to retry
+    (and rewording it, were it not in doubt, would have made a second reply)."""
+    monkeypatch.setattr(outbox, "claim_lease", lambda account: timedelta(seconds=1))
+    worker_a, worker_b, post_id = two_workers_and_a_reply_in_doubt(x_peer, make_app, db_url, timeout="10s")
+    with a_slow_lookup(x_peer.fake, worker_a, post_id, seconds=8):  # within A's timeout
+        (taken_over,) = run_once(worker_b)
+        assert taken_over.sent.sent == 1  # B posted it while A still waited
+    assert_sent_once_and_left_alone(x_peer.fake, worker_a, post_id)
+
+
+def test_a_sender_whose_slow_lookup_failed_after_another_took_the_reply_over_leaves_it_sent(
+    x_peer: XPeer, make_app: Callable[..., App], db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As above, but A's lookup times out (5 s) after B has posted the reply. Before, A put it back to
+    approved for a retry, over B's record of the post: the retry's lookup missed it (X's lag) and X refused
+    the post as a duplicate, so a sent reply ended parked as failed."""
+    monkeypatch.setattr(outbox, "claim_lease", lambda account: timedelta(seconds=1))
+    worker_a, worker_b, post_id = two_workers_and_a_reply_in_doubt(x_peer, make_app, db_url, timeout="5s")
+    with a_slow_lookup(x_peer.fake, worker_a, post_id, seconds=8):  # past A's timeout
+        (taken_over,) = run_once(worker_b)
+        assert taken_over.sent.sent == 1
+    assert_sent_once_and_left_alone(x_peer.fake, worker_a, post_id)
 
 
 def test_lost_answer_found_when_looking_harder_after_the_duplicate_refusal(

@@ -213,9 +213,18 @@ def test_a_claim_renews_while_it_stands_and_not_once_another_sender_took_the_rep
     second = storage.replies.claim(taken, timedelta(seconds=60))  # another sender takes it over
     assert second is not None and second != first
     assert not storage.replies.renew_claim(due.id, first, timedelta(seconds=60))  # the first sender must not post
+    # ... nor undo the second's work when its own attempt ends
+    assert not storage.replies.release(due.id, "Unavailable: timed out", retry_at=None, claimed_at=first)
+    assert not storage.replies.park(due.id, "gave up", claimed_at=first)
+    assert not storage.replies.drop(due.id, "no longer needed", claimed_at=first)
+    assert not storage.replies.reword(due.id, "@alice other words", None, claimed_at=first)
+    taken = storage.replies.get(due.id)
+    assert taken.state is ReplyState.SENDING and taken.updated_at == second and taken.text != "@alice other words"
     assert storage.replies.renew_claim(due.id, second, timedelta(seconds=60))
     storage.replies.mark_sent(due.id, "999")
     assert not storage.replies.renew_claim(due.id, second, timedelta(seconds=60))  # done: nothing to renew
+    assert not storage.replies.park(due.id, "gave up", claimed_at=second)  # nor anything to end
+    assert storage.replies.get(due.id).state is ReplyState.SENT
 
 
 def test_queue_is_most_urgent_first_and_approval_is_compare_and_set(storage: Storage) -> None:

@@ -246,8 +246,11 @@ def _send_due_reply(
         except Exception as exc:  # a bug with this one reply must not hold up the others
             log.exception("%s: unexpected error while sending reply %s; will try again", account.name, reply.id)
             delay = retry_delay(app.config.daemon.retry_backoff, claimed.attempts + 1)
-            app.storage.replies.release(reply.id, _describe(exc), retry_at=now() + timedelta(seconds=delay))
-            report.retried += 1
+            retry_at = now() + timedelta(seconds=delay)
+            if app.storage.replies.release(reply.id, _describe(exc), retry_at=retry_at, claimed_at=claimed_at):
+                report.retried += 1
+            else:
+                _left_to_another(account, reply)
 
 
 # Replies this process is sending right now: any other claim of ours is left over from a cycle that the
@@ -347,25 +350,25 @@ def _send_one(
                 return
             unknown = False
         if reply.purpose == ReplyPurpose.CHECK_BACK.value and _customer_wrote_since(app, reply):
-            storage.replies.drop(reply.id, "not sent: the customer wrote since the case was resolved")
-            log.info("%s: check-back %s dropped: the customer wrote since", account.name, reply.id)
+            why = "not sent: the customer wrote since the case was resolved"
+            if storage.replies.drop(reply.id, why, claimed_at=claim.at):
+                log.info("%s: check-back %s dropped: the customer wrote since", account.name, reply.id)
+            else:
+                _left_to_another(account, reply)
             return
         storage.let_go()  # from here to the post, only the platform is waited on (blocks and mutes: once a minute)
         if reply.decided_by == "auto" and stored.mention.author.id in connector.ignored_author_ids():
-            _park(app, account, reply, "not sent: the brand has since blocked or muted the author", report, False)
+            _park(
+                app, account, reply, claim, "not sent: the brand has since blocked or muted the author", report, False
+            )
             return
         warning = _needs_a_person(account, reply)
         if warning is not None:
-            _park(app, account, reply, f"not sent: {warning}; a person decides (retry sends it)", report, False)
+            _park(app, account, reply, claim, f"not sent: {warning}; a person decides (retry sends it)", report, False)
             return
         window = post_window(account)
         if not claim.lasts(window) and not storage.replies.renew_claim(reply.id, claim.at, max(claim.lease, window)):
-            log.warning(
-                "%s: reply %s: its claim ran out while it was checked, and another sender has taken it; "
-                "not posted here",
-                account.name,
-                reply.id,
-            )
+            _left_to_another(account, reply)  # not posted here
             return
         storage.let_go()
         posting = unknown = True
@@ -373,29 +376,37 @@ def _send_one(
     except (RateLimited, AuthFailed) as exc:
         # Refused before anything was posted (the post itself, or the lookup before it).
         storage.replies.release(
-            reply.id, _describe(exc), retry_at=None, count_attempt=False, outcome_unknown=unknown and not posting
+            reply.id,
+            _describe(exc),
+            retry_at=None,
+            count_attempt=False,
+            outcome_unknown=unknown and not posting,
+            claimed_at=claim.at,
         )
         raise
     except DuplicateContent as exc:
         if in_doubt:
-            _already_there(app, account, connector, reply, answering, exc, report)
-        elif reply.reworded or not _reword(app, account, state, connector, reply, stored):
-            _park(app, account, reply, _describe(exc), report, False)
+            _already_there(app, account, connector, reply, claim, answering, exc, report)
+        elif reply.reworded or not _reword(app, account, state, connector, reply, claim, stored):
+            _park(app, account, reply, claim, _describe(exc), report, False)
         return
     except Rejected as exc:
-        _park(app, account, reply, _describe(exc), report, unknown and not posting)
+        _park(app, account, reply, claim, _describe(exc), report, unknown and not posting)
         return
     except (Unavailable, BadResponse) as exc:
         what = _describe(exc)
         if unknown:
             what += "; it may be on the platform already: it is looked up before any new attempt"
         if attempt >= app.config.daemon.max_attempts:
-            _park(app, account, reply, f"gave up after {attempt} attempts: {what}", report, unknown)
-        else:
-            delay = retry_delay(app.config.daemon.retry_backoff, attempt)
-            storage.replies.release(reply.id, what, retry_at=now() + timedelta(seconds=delay), outcome_unknown=unknown)
-            report.retried += 1
-            log.warning("%s: reply %s failed (%s); retry in %.0fs", account.name, reply.id, exc, delay)
+            _park(app, account, reply, claim, f"gave up after {attempt} attempts: {what}", report, unknown)
+            return
+        delay = retry_delay(app.config.daemon.retry_backoff, attempt)
+        retry_at = now() + timedelta(seconds=delay)
+        if not storage.replies.release(reply.id, what, retry_at=retry_at, outcome_unknown=unknown, claimed_at=claim.at):
+            _left_to_another(account, reply)
+            return
+        report.retried += 1
+        log.warning("%s: reply %s failed (%s); retry in %.0fs", account.name, reply.id, exc, delay)
         return
     storage.cases.record_sent(reply, posted.post_id, now())
     report.sent += 1
@@ -416,6 +427,7 @@ def _words(reply: StoredReply) -> str | None:
 
 
 def _found(app: App, account: AccountConfig, reply: StoredReply, existing: PostedReply, report: SendReport) -> None:
+    # Recorded whoever holds the claim now: the reply is on the platform, and that is never to be forgotten.
     app.storage.cases.record_sent(reply, existing.post_id, now())
     report.found_existing += 1
     log.info("%s: reply %s was already posted as %s; recorded", account.name, reply.id, existing.post_id)
@@ -426,6 +438,7 @@ def _already_there(
     account: AccountConfig,
     connector: Connector,
     reply: StoredReply,
+    claim: Claim,
     answering: Mention,
     refusal: DuplicateContent,
     report: SendReport,
@@ -442,7 +455,9 @@ def _already_there(
             answering, reply.idempotency_key, direct=direct, text=_words(reply), thorough=True
         )
     except (RateLimited, AuthFailed) as exc:
-        app.storage.replies.release(reply.id, _describe(exc), retry_at=None, count_attempt=False, outcome_unknown=True)
+        app.storage.replies.release(
+            reply.id, _describe(exc), retry_at=None, count_attempt=False, outcome_unknown=True, claimed_at=claim.at
+        )
         raise
     except ConnectorError as exc:
         log.warning("%s: reply %s: the lookup after a duplicate refusal failed: %s", account.name, reply.id, exc)
@@ -454,7 +469,7 @@ def _already_there(
         "probably posted already: refused as a duplicate after an attempt whose outcome is unknown, yet not "
         f"found on {account.platform}; look at the thread before retrying ({_describe(refusal)})"
     )
-    _park(app, account, reply, reason, report, unknown=True)
+    _park(app, account, reply, claim, reason, report, unknown=True)
 
 
 def _needs_a_person(account: AccountConfig, reply: StoredReply) -> str | None:
@@ -472,12 +487,26 @@ def _customer_wrote_since(app: App, reply: StoredReply) -> bool:
     return case.last_customer_at > reply.created_at or case.state != CaseState.RESOLVED.value
 
 
-def _park(app: App, account: AccountConfig, reply: StoredReply, reason: str, report: SendReport, unknown: bool) -> None:
+def _park(
+    app: App, account: AccountConfig, reply: StoredReply, claim: Claim, reason: str, report: SendReport, unknown: bool
+) -> None:
     """Stop trying: the reply waits, failed, with the reason, until a person retries or rejects it. While
     `unknown` (it may be on the platform), a retry looks it up first."""
-    app.storage.replies.park(reply.id, reason, outcome_unknown=unknown)
+    if not app.storage.replies.park(reply.id, reason, outcome_unknown=unknown, claimed_at=claim.at):
+        _left_to_another(account, reply)
+        return
     report.parked += 1
     log.warning("%s: reply %s parked: %s", account.name, reply.id, reason)
+
+
+def _left_to_another(account: AccountConfig, reply: StoredReply) -> None:
+    """Our claim ran out (the platform was slow) and another sender has taken the reply over since: what
+    happens to it is theirs to do and record. Nothing of ours is written over it."""
+    log.warning(
+        "%s: reply %s: its claim ran out and another sender has taken it over; left to that one",
+        account.name,
+        reply.id,
+    )
 
 
 def _public_reply_sent(app: App, account: AccountConfig, reply: StoredReply) -> bool:
@@ -507,6 +536,7 @@ def _reword(
     state: AccountState,
     connector: Connector,
     reply: StoredReply,
+    claim: Claim,
     stored: StoredMention,
 ) -> bool:
     """Redraft a reply the platform refused as a duplicate with another variant; False if none differs."""
@@ -527,7 +557,9 @@ def _reword(
     decision = decide(stored.mention, result, app.playbooks, context)
     if not decision.reply_text or decision.reply_text == reply.text:
         return False
-    app.storage.replies.reword(reply.id, decision.reply_text, decision.template_id)
+    if not app.storage.replies.reword(reply.id, decision.reply_text, decision.template_id, claimed_at=claim.at):
+        _left_to_another(account, reply)
+        return True
     log.info("%s: reply %s was a duplicate on the platform; reworded once", account.name, reply.id)
     return True
 

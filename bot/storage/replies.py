@@ -218,14 +218,19 @@ class Replies:
             )
         return result.rowcount == 1
 
-    def _unclaim(self, reply_id: int, **values: Any) -> None:
-        """Set `values` on a reply and end its claim: the sender is done with it, one way or another."""
+    def _unclaim(self, reply_id: int, claimed_at: datetime | None, **values: Any) -> bool:
+        """Set `values` on a reply and end its claim: the sender is done with it, one way or another.
+
+        With `claimed_at` (the sender's `claim`), only while that claim stands: a sender whose lease ran out
+        and whose reply another sender has taken over since must not undo that sender's work (put a sent
+        reply back to approved, or park it). False when it did not.
+        """
+        query = update(replies).where(replies.c.id == reply_id)
+        if claimed_at is not None:
+            query = query.where(replies.c.updated_at == claimed_at)
         with self._db.begin(one_statement=True) as tx:
-            tx.execute(
-                update(replies)
-                .where(replies.c.id == reply_id)
-                .values(claimed_until=None, claimed_by=None, updated_at=now(), **values)
-            )
+            result = tx.execute(query.values(claimed_until=None, claimed_by=None, updated_at=now(), **values))
+        return result.rowcount == 1
 
     def mark_sent(self, reply_id: int, platform_post_id: str) -> None:
         with self._db.begin() as tx:
@@ -238,36 +243,42 @@ class Replies:
         retry_at: datetime | None,
         count_attempt: bool = True,
         outcome_unknown: bool | None = None,
-    ) -> None:
+        *,
+        claimed_at: datetime | None = None,
+    ) -> bool:
         """Put a claimed reply back to approved, to be tried again at `retry_at`. `outcome_unknown`: whether
         it may be on the platform already (then the next attempt looks it up first); None leaves it as the
-        claim set it (unknown)."""
+        claim set it (unknown). `claimed_at`: see `_unclaim`, as for `park`, `drop` and `reword`."""
         values: dict[str, Any] = {"next_attempt_at": retry_at, "last_error": error}
         if outcome_unknown is not None:
             values["outcome_unknown"] = outcome_unknown
         if not count_attempt:
             values["attempts"] = replies.c.attempts - 1
-        self._unclaim(reply_id, state=ReplyState.APPROVED.value, **values)
+        return self._unclaim(reply_id, claimed_at, state=ReplyState.APPROVED.value, **values)
 
-    def park(self, reply_id: int, error: str, outcome_unknown: bool | None = None) -> None:
+    def park(
+        self, reply_id: int, error: str, outcome_unknown: bool | None = None, *, claimed_at: datetime | None = None
+    ) -> bool:
         """Give up on a reply for now: failed, with the reason, until a person retries it. A retry looks it
         up first while `outcome_unknown` (None: as it is)."""
         values: dict[str, Any] = {} if outcome_unknown is None else {"outcome_unknown": outcome_unknown}
-        self._unclaim(reply_id, state=ReplyState.FAILED.value, last_error=error, **values)
+        return self._unclaim(reply_id, claimed_at, state=ReplyState.FAILED.value, last_error=error, **values)
 
-    def drop(self, reply_id: int, reason: str) -> None:
+    def drop(self, reply_id: int, reason: str, *, claimed_at: datetime | None = None) -> bool:
         """Never send a claimed reply after all (it no longer makes sense): rejected by the bot, with why."""
-        self._unclaim(
+        return self._unclaim(
             reply_id,
+            claimed_at,
             state=ReplyState.REJECTED.value,
             approved_by="bot",
             rejected_reason=reason,
             outcome_unknown=False,
         )
 
-    def reword(self, reply_id: int, text: str, template_id: str | None) -> None:
-        self._unclaim(
+    def reword(self, reply_id: int, text: str, template_id: str | None, *, claimed_at: datetime | None = None) -> bool:
+        return self._unclaim(
             reply_id,
+            claimed_at,
             text=text,
             template_id=template_id,
             reworded=True,
