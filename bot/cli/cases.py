@@ -10,7 +10,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from bot.classifier import mask_personal_data
+from bot import classifier  # its names load on first use: only a command that masks a post pays for it
 from bot.cli.common import OK, actor, add_config_option, with_storage
 from bot.clock import format_duration, now
 from bot.config import Config
@@ -116,7 +116,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                 "case": case_json(case, now()),
                 "posts": [
                     {"id": m.id, "post_id": m.mention.post_id, "at": m.mention.created_at.isoformat(),
-                     "visibility": m.mention.visibility, "text": mask_personal_data(m.mention.text)}
+                     "visibility": m.mention.visibility, "text": classifier.mask_personal_data(m.mention.text)}
                     for m in posts
                 ],
                 "replies": [
@@ -137,9 +137,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         lines: list[tuple[datetime, str]] = []
         for m in posts:
             where = "private" if m.mention.visibility == "direct" else "public"
-            lines.append(
-                (m.mention.created_at, f"@{case.author_handle} ({where}): {mask_personal_data(m.mention.text)}")
-            )
+            text = classifier.mask_personal_data(m.mention.text)
+            lines.append((m.mention.created_at, f"@{case.author_handle} ({where}): {text}"))
         for r in replies:
             when = r.sent_at or r.created_at
             by = r.approved_by or r.decided_by
