@@ -7,6 +7,7 @@ the one check-back. What the tests check is what appears on the server.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,11 @@ def bot(tmp_path: Path, mastodon_server: MockServer, running_bot: StartBot) -> A
 
 
 def test_a_conversation_is_one_case_from_complaint_to_check_back(
-    bot: App, mastodon_server: MockServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    bot: App,
+    mastodon_server: MockServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     base = mastodon_server.base_url
     # 1. The complaint: an apology in public that moves to DM, and the DM asking for the details.
@@ -124,6 +129,14 @@ def test_a_conversation_is_one_case_from_complaint_to_check_back(
     assert (
         cli(["cases", "reply", str(case.id), "--private", "--text", words, "--by", "sam", "--config", str(config)]) == 0
     )
+    capsys.readouterr()
+    assert cli(["cases", "show", str(case.id), "--config", str(config)]) == 0  # what sam read before answering
+    shown = capsys.readouterr().out
+    assert "@alice (public):" in shown and "@alice (private): @brand order 5521, my email is" in shown
+    assert "alice.w@example.org" not in shown  # personal data masked, on a terminal too
+    assert cli(["cases", "show", str(case.id), "--json", "--config", str(config)]) == 0
+    posts = json.loads(capsys.readouterr().out)["posts"]
+    assert len(posts) == 4 and "order 5521" in posts[2]["text"] and "alice.w@" not in posts[2]["text"]
     run_once(bot)
     run_once(bot)
     team = [s for s in statuses_of_brand(base)[before:] if "Refund of the double charge" in plain(s["content"])]
