@@ -4,6 +4,7 @@ once, on the server, and nobody who opted out."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -127,3 +128,53 @@ def test_a_burst_of_reports_is_one_incident_and_everyone_is_told_once_when_it_is
     ]
     assert len(notices) == 6 and all(r.state is ReplyState.SENT for r in notices)
     assert cli(["incidents", "resolve", str(incident.id), "--config", str(config)]) == 1  # once only
+
+
+def test_the_team_runs_an_incident_from_the_command_line(
+    bot: App,
+    mastodon_server: MockServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """What a person on the team does with an incident from a terminal: list it, name the problem in their
+    own words, give the expected fix, take out a case that is not part of it, read it back; the next
+    reporter's answer says what they set."""
+    base = mastodon_server.base_url
+    people = [customer(base, f"user{n}") for n in range(6)]
+    for person, (_lang, text) in zip(people[:5], LOGIN[:5], strict=True):
+        person.status_post(text)
+    run_once(bot)
+    (incident,) = bot.storage.incidents.listed()
+    config = write_config(tmp_path, base)
+    monkeypatch.setenv("BRAND_TOKEN", "brand_token")
+
+    def carebot(*args: str) -> str:
+        capsys.readouterr()
+        assert cli([*args, "--config", str(config)]) == 0
+        return capsys.readouterr().out
+
+    number = str(incident.id)
+    assert f"incident #{incident.id} open · login · " in carebot("incidents", "list")
+    assert "5 people (3 en, 2 ru)" in carebot("incidents", "list")
+    carebot("incidents", "word", number, "--lang", "en", "--text", "  signing   in ")
+    carebot("incidents", "eta", number, "--text", "18:00 UTC")
+    locked_out = next(c for c in bot.storage.incidents.members(incident.id) if c.author_handle.startswith("user4"))
+    assert "is no longer part of" in carebot("incidents", "split", number, str(locked_out.id), "--by", "ana")
+
+    shown = json.loads(carebot("incidents", "show", number, "--json"))
+    assert shown["people"] == 4 and locked_out.id not in [m["case"] for m in shown["members"]]
+    assert shown["wording"]["en"] == "signing in" and shown["eta"] == "18:00 UTC"
+    assert {"kind": "split", "by": "ana"}.items() <= next(e for e in shown["timeline"] if e["kind"] == "split").items()
+    text = carebot("incidents", "show", number)
+    assert "expected fix: 18:00 UTC" in text and "en: signing in" in text
+
+    late = str(people[5].status_post(LOGIN[6][1])["id"])
+    run_once(bot)
+    (answer,) = [plain(s["content"]) for s in brand_statuses(base) if str(s["in_reply_to_id"]) == late]
+    assert "the problem with signing in" in answer and "(we expect it fixed by 18:00 UTC)" in answer
+
+    capsys.readouterr()
+    assert cli(["incidents", "word", number, "--lang", "en", "--text", "   ", "--config", str(config)]) != 0
+    assert "empty" in capsys.readouterr().err
+    assert bot.storage.incidents.get(incident.id).wording["en"] == "signing in"  # unchanged
