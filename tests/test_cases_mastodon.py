@@ -186,3 +186,41 @@ def test_a_customer_who_writes_after_resolution_reopens_the_case_and_gets_no_che
     assert all(r.state is not ReplyState.SENT for r in check_backs)
     texts = {r.text for r in check_backs}
     assert not [s for s in statuses_of_brand(base)[before:] if plain(s["content"]) in texts]
+
+
+def test_the_team_takes_notes_and_hands_a_case_over_from_the_command_line(
+    bot: App,
+    mastodon_server: MockServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    base = mastodon_server.base_url
+    first = str(post_as(base, "boris", "@brand приложение не работает третий день, деньги списали!")["id"])
+    run_once(bot)
+    case = case_of(bot, first)
+    config = write_config(tmp_path, base)
+    monkeypatch.setenv("BRAND_TOKEN", "brand_token")
+
+    def carebot(*args: str) -> str:
+        capsys.readouterr()
+        assert cli([*args, "--config", str(config)]) == 0
+        return capsys.readouterr().out
+
+    number = str(case.id)
+    (listed,) = json.loads(carebot("cases", "list", "--json"))
+    assert listed["id"] == case.id and listed["author_handle"] == "boris" and listed["assigned_to"] is None
+    assert "ana is on it" in carebot("cases", "assign", number, "--by", "ana")  # takes it herself
+    carebot("cases", "note", number, "--text", "double charge, card ending 4242", "--by", "ana")
+    assert "sam is on it" in carebot("cases", "assign", number, "--to", "sam", "--by", "ana")
+    carebot("cases", "resolve", number, "--by", "sam")
+    assert carebot("cases", "list").strip() == "No open cases."
+    assert "is waiting_on_us again" in carebot("cases", "reopen", number, "--reason", "charged again", "--by", "sam")
+
+    shown = json.loads(carebot("cases", "show", number, "--json"))
+    assert shown["case"]["assigned_to"] == "sam" and shown["case"]["state"] == "waiting_on_us"
+    history = [(e["kind"], e["actor"]) for e in shown["events"]]
+    for step in [("assigned", "ana"), ("note", "ana"), ("assigned", "ana"), ("resolved", "sam"), ("reopened", "sam")]:
+        assert step in history, (step, history)
+    assert any(e["text"] == "double charge, card ending 4242" for e in shown["events"])  # the team's own words
+    assert cli(["cases", "note", "999", "--text", "x", "--config", str(config)]) != 0  # no such case
