@@ -178,3 +178,50 @@ def test_the_team_runs_an_incident_from_the_command_line(
     assert cli(["incidents", "word", number, "--lang", "en", "--text", "   ", "--config", str(config)]) != 0
     assert "empty" in capsys.readouterr().err
     assert bot.storage.incidents.get(incident.id).wording["en"] == "signing in"  # unchanged
+
+
+APP_DOWN = [  # the app crashing: a second incident, which the team finds is the login outage again
+    "@brand the app keeps crashing on start since this morning",
+    "@brand app won't open at all, blank screen then it closes",
+    "@brand your app crashes every time I open it",
+    "@brand app not loading, frozen on the splash screen",
+]
+
+
+def test_two_incidents_merged_into_one_and_a_false_alarm_from_the_command_line(
+    bot: App,
+    mastodon_server: MockServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    base = mastodon_server.base_url
+    people = [customer(base, f"user{n}") for n in range(8)]
+    for person, (_lang, text) in zip(people[:4], LOGIN[:4], strict=True):
+        person.status_post(text)
+    for person, text in zip(people[4:], APP_DOWN, strict=True):
+        person.status_post(text)
+    run_once(bot)
+    login, app = sorted(bot.storage.incidents.listed(), key=lambda i: i.topic != "login")
+    assert (login.topic, app.topic) == ("login", "app")
+    config = write_config(tmp_path, base)
+    monkeypatch.setenv("BRAND_TOKEN", "brand_token")
+
+    def carebot(*args: str) -> int:
+        return cli([*args, "--config", str(config)])
+
+    assert carebot("incidents", "merge", str(app.id), str(login.id), "--by", "ana") == 0
+    assert len(bot.storage.incidents.members(login.id)) == 8
+    assert bot.storage.incidents.get(app.id).state == "merged"
+    assert carebot("incidents", "merge", str(app.id), str(login.id)) != 0  # merged already: refused, nothing changes
+    assert len(bot.storage.incidents.members(login.id)) == 8
+
+    before = len(brand_statuses(base))
+    capsys.readouterr()
+    assert carebot("incidents", "false-alarm", str(login.id), "--note", "two unrelated bugs", "--by", "ana") == 0
+    assert "nobody is told" in capsys.readouterr().out
+    for _ in range(2):
+        run_once(bot)
+    assert len(brand_statuses(base)) == before  # nobody told it is fixed
+    assert bot.storage.incidents.get(login.id).state != "open"
+    assert carebot("incidents", "resolve", str(login.id)) != 0  # closed: there is nothing to resolve
