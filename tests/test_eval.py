@@ -190,3 +190,35 @@ def test_eval_prints_each_file_and_all_together(
     assert main(["eval", str(labelled), str(second), "--json"]) == 0
     document = json.loads(capsys.readouterr().out)
     assert document["together"]["overall"]["posts"] == 12 and len(document["files"]) == 2
+
+
+def test_calibrate_writes_the_named_model_and_leaves_the_shipped_one_alone(
+    labelled: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import hashlib
+    import shutil
+
+    from bot.classifier.calibration import CALIBRATION_PATH
+    from bot.classifier.model import MODEL_PATH, load_model
+
+    def digest(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    shipped = (digest(MODEL_PATH), digest(CALIBRATION_PATH))
+    model = tmp_path / "model.bin"
+    shutil.copy(MODEL_PATH, model)
+    assert main(["calibrate", str(labelled), "--model", str(model)]) == 0  # only says what it would choose
+    said = capsys.readouterr().out
+    assert "calibration on posts.jsonl: 6 posts, sha256 " in said and "  ru: temperature " in said
+    assert digest(model) == digest(MODEL_PATH)
+
+    assert main(["calibrate", str(labelled), "--model", str(model), "--write"]) == 0
+    assert load_model(model).info["calibration"].startswith("posts.jsonl: 6 posts, sha256 ")
+    assert (digest(MODEL_PATH), digest(CALIBRATION_PATH)) == shipped
+    assert main(["classify", "--model", str(model), "--json", "@AcmeTel интернет не работает"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["lang"] == "ru"
+
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("", encoding="utf-8")
+    assert main(["calibrate", str(empty), "--model", str(model)]) == 2
+    assert "the files hold no posts" in capsys.readouterr().err
