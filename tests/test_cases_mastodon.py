@@ -23,6 +23,7 @@ from bot.run.daemon import run_once
 from tests import configs
 from tests.conftest import StartBot
 from tests.peers.mastodon import BRAND, client, post_as
+from tests.terminal import terminal
 
 pytestmark = pytest.mark.slow  # the whole bot against mastodon-mock
 
@@ -201,11 +202,7 @@ def test_the_team_takes_notes_and_hands_a_case_over_from_the_command_line(
     case = case_of(bot, first)
     config = write_config(tmp_path, base)
     monkeypatch.setenv("BRAND_TOKEN", "brand_token")
-
-    def carebot(*args: str) -> str:
-        capsys.readouterr()
-        assert cli([*args, "--config", str(config)]) == 0
-        return capsys.readouterr().out
+    carebot = terminal(config, capsys)
 
     number = str(case.id)
     (listed,) = json.loads(carebot("cases", "list", "--json"))

@@ -22,6 +22,7 @@ from bot.run.daemon import run_once
 from tests import configs
 from tests.conftest import StartBot
 from tests.peers.mastodon import BRAND, client
+from tests.terminal import terminal
 
 pytestmark = pytest.mark.slow  # the whole bot against mastodon-mock
 
@@ -148,11 +149,7 @@ def test_the_team_runs_an_incident_from_the_command_line(
     (incident,) = bot.storage.incidents.listed()
     config = write_config(tmp_path, base)
     monkeypatch.setenv("BRAND_TOKEN", "brand_token")
-
-    def carebot(*args: str) -> str:
-        capsys.readouterr()
-        assert cli([*args, "--config", str(config)]) == 0
-        return capsys.readouterr().out
+    carebot = terminal(config, capsys)
 
     number = str(incident.id)
     assert f"incident #{incident.id} open · login · " in carebot("incidents", "list")
