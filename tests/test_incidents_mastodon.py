@@ -38,11 +38,11 @@ LOGIN = [  # varied wording, two languages, one problem
 ]
 
 
-def write_config(tmp_path: Path, base_url: str) -> Path:
+def write_config(tmp_path: Path, base_url: str, mode: str = "auto") -> Path:
     return configs.write_config(
         tmp_path,
         db_url=f"sqlite:///{tmp_path / 'carebot.db'}",
-        accounts=configs.mastodon_account(base_url),
+        accounts=configs.mastodon_account(base_url, mode=mode),
         sections="daemon:\n  max_replies_per_author_hour: 50\n"
         "incidents:\n  window: 30m\n  min_reports: 4\n  notify_per_hour: 360000\n",
     )
@@ -222,3 +222,40 @@ def test_two_incidents_merged_into_one_and_a_false_alarm_from_the_command_line(
     assert len(brand_statuses(base)) == before  # nobody told it is fixed
     assert bot.storage.incidents.get(login.id).state != "open"
     assert carebot("incidents", "resolve", str(login.id)) != 0  # closed: there is nothing to resolve
+
+
+def test_fixed_notifications_that_wait_for_a_person_go_out_after_one_approval_from_the_command_line(
+    mastodon_server: MockServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    running_bot: StartBot,
+) -> None:
+    """An account in `approve` mode: resolving an incident queues its "fixed" messages for a person, and one
+    `carebot incidents approve` lets them all go, each member told once."""
+    base = mastodon_server.base_url
+    config = write_config(tmp_path, base, mode="approve")
+    bot = running_bot(load_config(config, ENV))
+    people = [customer(base, f"user{n}") for n in range(4)]
+    for person, (_lang, text) in zip(people, LOGIN[:4], strict=True):
+        person.status_post(text)
+    run_once(bot)
+    (incident,) = bot.storage.incidents.listed()
+    monkeypatch.setenv("BRAND_TOKEN", "brand_token")
+    carebot = terminal(config, capsys)
+    number = str(incident.id)
+
+    assert "4 people to tell; 4 wait for approval" in carebot("incidents", "resolve", number, "--by", "ana")
+    before = {s["id"] for s in brand_statuses(base)}
+    run_once(bot)
+    assert {s["id"] for s in brand_statuses(base)} == before  # nothing goes out before a person says so
+    assert "told it is fixed: 0 of 4 (4 waiting for approval" in carebot("incidents", "show", number)
+
+    assert "4 fixed-notifications approved" in carebot("incidents", "approve", number, "--by", "ana")
+    for _ in range(3):
+        run_once(bot)
+    fixed = [plain(s["content"]) for s in brand_statuses(base) if s["id"] not in before]
+    told = sorted(re.findall(r"@(user\d)", " ".join(fixed)))
+    assert told == ["user0", "user1", "user2", "user3"]  # each once
+    assert "told it is fixed: 4 of 4 (0 waiting for approval" in carebot("incidents", "show", number)
+    assert "0 fixed-notifications approved" in carebot("incidents", "approve", number)  # nothing left to approve
