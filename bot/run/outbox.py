@@ -237,20 +237,16 @@ def _send_due_reply(
         claimed_at = app.storage.replies.claim(reply, lease, process_identity(), target_post_id=target)
         if claimed_at is None:
             return  # another worker took it
+        claim = Claim(claimed_at, lease)
         stored = app.storage.mentions.get(reply.mention_id)
         claimed = dataclasses.replace(reply, target_post_id=reply.target_post_id or target)
         try:
-            _send_one(app, account, state, connector, claimed, Claim(claimed_at, lease), stored, report)
+            _send_one(app, account, state, connector, claimed, claim, stored, report)
         except (RateLimited, AuthFailed, DatabaseTrouble):
             raise
         except Exception as exc:  # a bug with this one reply must not hold up the others
             log.exception("%s: unexpected error while sending reply %s; will try again", account.name, reply.id)
-            delay = retry_delay(app.config.daemon.retry_backoff, claimed.attempts + 1)
-            retry_at = now() + timedelta(seconds=delay)
-            if app.storage.replies.release(reply.id, _describe(exc), retry_at=retry_at, claimed_at=claimed_at):
-                report.retried += 1
-            else:
-                _left_to_another(account, reply)
+            _retry_later(app, account, reply, claim, _describe(exc), claimed.attempts + 1, report)
 
 
 # Replies this process is sending right now: any other claim of ours is left over from a cycle that the
@@ -400,13 +396,9 @@ def _send_one(
         if attempt >= app.config.daemon.max_attempts:
             _park(app, account, reply, claim, f"gave up after {attempt} attempts: {what}", report, unknown)
             return
-        delay = retry_delay(app.config.daemon.retry_backoff, attempt)
-        retry_at = now() + timedelta(seconds=delay)
-        if not storage.replies.release(reply.id, what, retry_at=retry_at, outcome_unknown=unknown, claimed_at=claim.at):
-            _left_to_another(account, reply)
-            return
-        report.retried += 1
-        log.warning("%s: reply %s failed (%s); retry in %.0fs", account.name, reply.id, exc, delay)
+        delay = _retry_later(app, account, reply, claim, what, attempt, report, unknown)
+        if delay is not None:
+            log.warning("%s: reply %s failed (%s); retry in %.0fs", account.name, reply.id, exc, delay)
         return
     storage.cases.record_sent(reply, posted.post_id, now())
     report.sent += 1
@@ -497,6 +489,30 @@ def _park(
         return
     report.parked += 1
     log.warning("%s: reply %s parked: %s", account.name, reply.id, reason)
+
+
+def _retry_later(
+    app: App,
+    account: AccountConfig,
+    reply: StoredReply,
+    claim: Claim,
+    reason: str,
+    attempt: int,
+    report: SendReport,
+    unknown: bool | None = None,
+) -> float | None:
+    """Back to approved, to be tried again after the backoff for `attempt`: the seconds until then, or None
+    when the claim was taken over meanwhile. `unknown`: as for `Replies.release`."""
+    delay = retry_delay(app.config.daemon.retry_backoff, attempt)
+    retry_at = now() + timedelta(seconds=delay)
+    released = app.storage.replies.release(
+        reply.id, reason, retry_at=retry_at, outcome_unknown=unknown, claimed_at=claim.at
+    )
+    if not released:
+        _left_to_another(account, reply)
+        return None
+    report.retried += 1
+    return delay
 
 
 def _left_to_another(account: AccountConfig, reply: StoredReply) -> None:
