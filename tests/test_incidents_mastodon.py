@@ -54,6 +54,12 @@ def customer(base_url: str, name: str) -> Mastodon:
     return Mastodon(access_token=answer.json()["access_token"], api_base_url=base_url)
 
 
+def report(base_url: str, texts: list[str], first: int = 0) -> None:
+    """Each text posted by a customer of its own: user{first}, user{first + 1}, ..."""
+    for n, text in enumerate(texts, start=first):
+        customer(base_url, f"user{n}").status_post(text)
+
+
 def brand_statuses(base_url: str) -> list[dict[str, Any]]:
     with client(base_url, BRAND) as api:
         me = api.account_verify_credentials()
@@ -142,9 +148,7 @@ def test_the_team_runs_an_incident_from_the_command_line(
     own words, give the expected fix, take out a case that is not part of it, read it back; the next
     reporter's answer says what they set."""
     base = mastodon_server.base_url
-    people = [customer(base, f"user{n}") for n in range(6)]
-    for person, (_lang, text) in zip(people[:5], LOGIN[:5], strict=True):
-        person.status_post(text)
+    report(base, [text for _lang, text in LOGIN[:5]])
     run_once(bot)
     (incident,) = bot.storage.incidents.listed()
     config = write_config(tmp_path, base)
@@ -166,7 +170,7 @@ def test_the_team_runs_an_incident_from_the_command_line(
     text = carebot("incidents", "show", number)
     assert "expected fix: 18:00 UTC" in text and "en: signing in" in text
 
-    late = str(people[5].status_post(LOGIN[6][1])["id"])
+    late = str(customer(base, "user5").status_post(LOGIN[6][1])["id"])
     run_once(bot)
     (answer,) = [plain(s["content"]) for s in brand_statuses(base) if str(s["in_reply_to_id"]) == late]
     assert "the problem with signing in" in answer and "(we expect it fixed by 18:00 UTC)" in answer
@@ -193,11 +197,7 @@ def test_two_incidents_merged_into_one_and_a_false_alarm_from_the_command_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     base = mastodon_server.base_url
-    people = [customer(base, f"user{n}") for n in range(8)]
-    for person, (_lang, text) in zip(people[:4], LOGIN[:4], strict=True):
-        person.status_post(text)
-    for person, text in zip(people[4:], APP_DOWN, strict=True):
-        person.status_post(text)
+    report(base, [text for _lang, text in LOGIN[:4]] + APP_DOWN)
     run_once(bot)
     login, app = sorted(bot.storage.incidents.listed(), key=lambda i: i.topic != "login")
     assert (login.topic, app.topic) == ("login", "app")
@@ -236,9 +236,7 @@ def test_fixed_notifications_that_wait_for_a_person_go_out_after_one_approval_fr
     base = mastodon_server.base_url
     config = write_config(tmp_path, base, mode="approve")
     bot = running_bot(load_config(config, ENV))
-    people = [customer(base, f"user{n}") for n in range(4)]
-    for person, (_lang, text) in zip(people, LOGIN[:4], strict=True):
-        person.status_post(text)
+    report(base, [text for _lang, text in LOGIN[:4]])
     run_once(bot)
     (incident,) = bot.storage.incidents.listed()
     monkeypatch.setenv("BRAND_TOKEN", "brand_token")
