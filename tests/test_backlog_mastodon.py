@@ -6,23 +6,26 @@ private follow-up after it, where there is one); nothing waits in the queue that
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from mastodon_mock.testing import MockServer
 
 from bot.config import Config, load_config
 from bot.models import ReplyState
 from bot.run.app import App
+from bot.run.cycle import run_cycle
 from bot.run.daemon import run_once
 from bot.storage import engine as engine_module
 from tests import configs
 from tests.conftest import StartBot
-from tests.peers.mastodon import BRAND, CUSTOMERS, add_fault, client
+from tests.peers.mastodon import BRAND, CUSTOMERS, add_fault, client, post_as, token_of
 
 ACCOUNT = "acme-mastodon"
 QUESTION = "@brand how do I reset my password? ({n})"
@@ -58,9 +61,9 @@ def post_many(base_url: str, template: str, count: int) -> list[str]:
     return ids
 
 
-def brand_statuses(base_url: str) -> list[dict[str, Any]]:
+def brand_statuses(base_url: str, brand: str = BRAND) -> list[dict[str, Any]]:
     """Everything the brand posted, oldest first."""
-    with client(base_url, BRAND) as api:
+    with client(base_url, brand) as api:
         me = api.account_verify_credentials()
         statuses: list[dict[str, Any]] = []
         page = api.account_statuses(me["id"], limit=40)
@@ -70,10 +73,10 @@ def brand_statuses(base_url: str) -> list[dict[str, Any]]:
     return sorted(statuses, key=lambda s: (len(str(s["id"])), str(s["id"])))
 
 
-def answers(base_url: str, direct: bool = False) -> dict[str, list[str]]:
+def answers(base_url: str, direct: bool = False, brand: str = BRAND) -> dict[str, list[str]]:
     """The brand's public replies (or private follow-ups), by the status they answer: their ids."""
     found: dict[str, list[str]] = {}
-    for status in brand_statuses(base_url):
+    for status in brand_statuses(base_url, brand):
         if (status["visibility"] == "direct") == direct:
             found.setdefault(str(status["in_reply_to_id"]), []).append(str(status["id"]))
     return found
@@ -209,3 +212,54 @@ def test_replies_slow_to_post_keep_no_database_connection_from_the_other_senders
     assert report.sent.sent == len(posted)
     replies = answers(base)
     assert {post: len(replies.get(post, [])) for post in posted} == dict.fromkeys(posted, 1)
+
+
+def test_a_slow_read_of_the_blocked_list_keeps_no_database_connection_from_the_other_accounts(
+    mastodon_server: MockServer, running_bot: StartBot, tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same for reading. A reader re-reads the brand's blocked and muted lists once a minute (up to ten
+    pages each), before it decides a new mention; it used to keep the connection of the page it was storing
+    across that wait. The daemon reads its accounts side by side: with more accounts than connections and a
+    slow platform, an account waiting for a connection gave up, and its cycle failed with the database
+    'unavailable'. Here: three accounts read at once, a pool of 2 that waits 1 s, a blocked list that takes
+    2 s to come."""
+    monkeypatch.setattr(engine_module, "POOL_SIZE", 2)
+    monkeypatch.setattr(engine_module, "POOL_OVERFLOW", 0)
+    monkeypatch.setattr(engine_module, "POOL_WAIT", 1.0)
+    base = mastodon_server.base_url
+    brands = {f"acme-{name}": name for name in (BRAND, "alice", "boris")}  # three brands on one server
+    accounts = [
+        configs.mastodon_account(base, name=account, token=f"${{{name.upper()}_TOKEN}}")
+        for account, name in brands.items()
+    ]
+    path = configs.write_config(tmp_path, db_url=db_url, accounts=accounts, sections=DAEMON)
+    app = running_bot(load_config(path, {f"{name.upper()}_TOKEN": token_of(name) for name in brands.values()}))
+    question = "@{} how do I reset my password?"
+    posted = {
+        name: [str(post_as(base, who, question.format(name))["id"]) for who in ("dewi", "layla")]
+        for name in brands.values()
+    }
+    add_fault(base, effect={"type": "latency", "delay_ms": 2000}, path="/api/v1/blocks", methods=["GET"], count=3)
+
+    failures: dict[str, str] = {}
+
+    def cycle(account: str) -> None:  # one account's cycle, as a thread of the daemon's pool runs it
+        try:
+            report = run_cycle(app, app.config.account(account))
+        except Exception as exc:  # the daemon's job would log it: the account's cycle failed
+            failures[account] = repr(exc)
+        else:
+            if report.error is not None:
+                failures[account] = report.error
+
+    threads = [threading.Thread(target=cycle, args=(account,)) for account in brands]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert httpx.get(f"{base}/api/v1/_mock/faults", timeout=10).json() == []  # each account waited on the list
+    assert failures == {}
+    for name, posts in posted.items():
+        replies = answers(base, brand=name)
+        assert {post: len(replies.get(post, [])) for post in posts} == dict.fromkeys(posts, 1), name

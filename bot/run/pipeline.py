@@ -154,7 +154,11 @@ def process_mention(
 
 def _process(app: App, account: AccountConfig, state: AccountState, connector: Connector, mention: Mention) -> bool:
     mention = without_nul(mention)
-    ignored = connector.ignored_author_ids()  # the connector caches it between cycles
+    # The blocked and muted lists are cached by the connector and re-read from the platform once a minute,
+    # up to ten pages each: no database connection is kept idle meanwhile (Database.let_go); the next
+    # statement takes one again.
+    app.storage.let_go()
+    ignored = connector.ignored_author_ids()
     # One mention decided at a time per account: a polled page and a streamed batch (bot/run/stream.py)
     # may be at it together, and a case, an author's history or an incident must see the one before.
     with app.decide_lock(account.name):
