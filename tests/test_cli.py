@@ -15,7 +15,7 @@ from mastodon_mock.testing import MockServer
 
 from bot.cli import build_parser, main
 from bot.clock import now
-from bot.config import load_config
+from bot.config import Config, load_config
 from bot.models import Action, Decision, ReplyKind, ReplyState
 from bot.storage import Storage
 from bot.storage.records import Classified
@@ -223,6 +223,39 @@ def test_queue_ids_out_of_range_are_usage_errors_and_approvals_can_be_taken_back
     assert main(["queue", "unapprove", str(reply_id), "--config", path]) == 0
     assert "no longer approved" in capsys.readouterr().out
     assert main(["queue", "unapprove", str(reply_id), "--config", path]) == 1
+
+
+def test_queue_approve_approves_only_the_draft_it_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`queue approve` checks the draft's cost (a link on X costs 13 times a plain post), then approves it. A
+    colleague re-routing the post in the desk between the two used to get their new draft approved, checked
+    by nobody: now the approval is refused, and the new draft waits for a person."""
+    path = str(config_with_secrets(tmp_path))
+    config = load_config(Path(path), {}, needs=frozenset())
+    storage = Storage.open(config.storage.url)
+    checked = "@bo Sorry about that! Please email us."
+    rerouted = "@bo Everything is at acme.example/help"
+    try:
+        reply_id = _store(storage, "@brand the app crashes", checked)
+        from bot.run import context
+
+        cost_warning = context.cost_warning
+
+        def checked_then_rerouted(config: Config, account: str, text: str) -> str | None:
+            warning = cost_warning(config, account, text)
+            decision = Decision("simple_question", Action.REPLY, "re-routed by sam", reply_text=rerouted)
+            storage.replies.redraft(reply_id, checked, decision, "sam")
+            return warning
+
+        monkeypatch.setattr(context, "cost_warning", checked_then_rerouted)
+        capsys.readouterr()
+        assert main(["queue", "approve", str(reply_id), "--config", path]) == 1
+        assert "draft changed meanwhile" in capsys.readouterr().err
+        reply = storage.replies.get(reply_id)
+        assert reply.state is ReplyState.PENDING and reply.text == rerouted and reply.approved_by is None
+    finally:
+        storage.close()
 
 
 def test_train_takes_output() -> None:

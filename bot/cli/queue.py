@@ -168,7 +168,9 @@ def cmd_approve(args: argparse.Namespace) -> int:
                 raise ValueError(f"reply {args.id} has no private follow-up waiting")
             check_length(config, storage, direct.id, args.direct_text)
             follow_up = FollowUp(direct.id, direct.text, args.direct_text)
-        reply = storage.replies.approve(args.id, actor(args), args.text, follow_up=follow_up)
+        # The draft as its cost was checked, or nothing: a colleague may re-draft it meanwhile (the desk).
+        checked = reply.text if args.text is None else None
+        reply = storage.replies.approve(args.id, actor(args), args.text, expected_text=checked, follow_up=follow_up)
         record_on_reply(storage, reply.id, CONFIRMED, actor(args))
         also = ""
         if direct is not None and direct.state is ReplyState.PENDING:
