@@ -216,7 +216,7 @@ def test_the_team_takes_notes_and_hands_a_case_over_from_the_command_line(
 
     shown = json.loads(carebot("cases", "show", number, "--json"))
     assert shown["case"]["assigned_to"] == "sam" and shown["case"]["state"] == "waiting_on_us"
-    history = [(e["kind"], e["actor"]) for e in shown["events"]]
+    history = [(e["kind"], e["by"]) for e in shown["events"]]
     for step in [("assigned", "ana"), ("note", "ana"), ("assigned", "ana"), ("resolved", "sam"), ("reopened", "sam")]:
         assert step in history, (step, history)
     assert any(e["text"] == "double charge, card ending 4242" for e in shown["events"])  # the team's own words

@@ -124,7 +124,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                      "text": r.text, "by": r.approved_by or r.decided_by}
                     for r in replies
                 ],
-                "events": [{"at": e.at.isoformat(), "kind": e.kind, "actor": e.actor, "text": e.text} for e in events],
+                "events": [{"at": e.at.isoformat(), "kind": e.kind, "by": e.actor, "text": e.text} for e in events],
             }  # fmt: skip
             json.dump(document, sys.stdout, ensure_ascii=False, indent=2)
             print()
