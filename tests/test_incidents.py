@@ -90,6 +90,35 @@ def test_five_people_in_two_languages_make_one_incident_with_one_alert(desk: Des
     assert [a.key for a in desk.storage.alerts.undelivered(["incident"])] == [f"incident:{incident.id}:opened"]
 
 
+def test_reports_that_name_two_problems_open_one_incident_and_never_an_empty_one(desk: Desk) -> None:
+    """Posts often carry two topics' words ("can't log in to the app"). The report that opened the first
+    incident used to go on to open the second one too, with nobody in it (every reporter's case had just
+    joined the first), and the team was alerted of it. Then a second problem reported by people already in
+    an incident opened another empty one."""
+    both = [
+        "@brand I cannot log in to the app since this morning",
+        "@brand не могу войти в приложение, ошибка входа",
+        "@brand the app wont let me sign in, login error",
+        "@brand приложение не пускает в аккаунт, пишет ошибка входа",
+        "@brand can't log in on the app, says wrong password",
+    ]
+    for n, text in enumerate(both):
+        desk.report(text, T0 + timedelta(minutes=n), author=f"u{n}")
+    (incident,) = desk.storage.incidents.listed()
+    assert len(desk.storage.incidents.members(incident.id)) == 5
+    # The same five people report a payment problem in the app: their cases are in the incident already (a
+    # case is in one incident), so no other opens, nor does the team hear of one.
+    for n in range(5):
+        desk.report("@brand payment failed in the app, card declined", T0 + timedelta(minutes=10 + n), author=f"u{n}")
+    assert desk.storage.incidents.listed() == [desk.storage.incidents.get(incident.id)]
+    assert [a.key for a in desk.storage.alerts.undelivered(["incident"])] == [f"incident:{incident.id}:opened"]
+    # Five others with the payment problem do open its incident, of them alone.
+    for n in range(5, 10):
+        desk.report("@brand payment failed in the app, card declined", T0 + timedelta(minutes=20 + n), author=f"u{n}")
+    payment = next(i for i in desk.storage.incidents.listed() if i.id != incident.id)
+    assert payment.topic == "payment" and len(desk.storage.incidents.members(payment.id)) == 5
+
+
 def test_reports_spread_over_more_than_the_window_make_no_incident(desk: Desk) -> None:
     for n, text in enumerate(REPORTS):
         desk.report(text, T0 + timedelta(minutes=40 * n))

@@ -123,16 +123,22 @@ def detect(config: Config, storage: Storage, account: str, topics: Sequence[str]
     for topic in topics:
         if not storage.incidents.enough_reporters(account, topic, since, settings.min_reports):
             continue
+        # Only the people whose cases are in no incident yet count: an incident takes in the cases that
+        # are free, and the same people reporting a second problem ("the app" of "can't log in to the
+        # app") would otherwise open an incident of nobody.
         reporters = storage.incidents.reporters(account, topic, since)
+        people = {r.author_id for r in reporters}
+        if len(people) < settings.min_reports:
+            continue
         cases = sorted({r.case_id for r in reporters if r.case_id is not None})
         langs = Counter(r.lang for r in reporters)
         why = (
-            f"{len({r.author_id for r in reporters})} people reported {topic} within "
+            f"{len(people)} people reported {topic} within "
             f"{format_duration(settings.window)} ({', '.join(f'{n} {lang}' for lang, n in langs.most_common())})"
         )
         opened = storage.incidents.open(account, topic, cases, at, why)
         if opened is None:
-            continue  # another worker opened it first
+            continue  # another worker opened it first, or took its cases into another
         log.warning("%s: incident #%s opened: %s", account, opened.id, why)
         raise_alert(
             storage,
@@ -142,6 +148,7 @@ def detect(config: Config, storage: Storage, account: str, topics: Sequence[str]
             text=f"incident #{opened.id} ({account}): {why}; newcomers get one consistent answer",
             at=at,
         )
+        return  # this report's case is in that incident now
 
 
 def _growth(storage: Storage, incident: StoredIncident) -> None:

@@ -75,46 +75,54 @@ class Incidents:
             return len(db.execute(query).all()) >= needed
 
     def reporters(self, account: str, topic: str, since: datetime) -> list[Reporter]:
-        """Complaints about `topic` since `since`, oldest first, with their cases."""
+        """Complaints about `topic` since `since`, oldest first, whose cases are in no incident yet: the
+        people a new incident would take in (a case is in one incident at most)."""
         with self._db.read() as db:
             rows = db.execute(
                 select(mention_topics.c.mention_id, mentions.c.case_id, mention_topics.c.author_id)
                 .add_columns(mention_topics.c.lang, mention_topics.c.at)
                 .join(mentions, mentions.c.id == mention_topics.c.mention_id)
+                .join(cases, cases.c.id == mentions.c.case_id)
                 .where(
                     mention_topics.c.account == account,
                     mention_topics.c.topic == topic,
                     mention_topics.c.at >= since,
+                    cases.c.incident_id.is_(None),
                 )
                 .order_by(mention_topics.c.at, mention_topics.c.mention_id)
             ).all()
         return [Reporter(r.mention_id, r.case_id, r.author_id, r.lang, r.at) for r in rows]
 
     def open(self, account: str, topic: str, case_ids: Sequence[int], at: datetime, why: str) -> StoredIncident | None:
-        """A new incident with these cases as members; None if one about `topic` is open already."""
-        with self._db.begin() as tx:
-            exists = tx.execute(
-                select(incidents.c.id).where(
-                    incidents.c.account == account, incidents.c.topic == topic, incidents.c.state == OPEN
-                )
-            ).first()
-            if exists is not None:
-                return None
-            incident_id = tx.execute(
-                insert(incidents)
-                .values(
-                    account=account,
-                    topic=topic,
-                    state=OPEN,
-                    wording={},
-                    opened_at=at,
-                    updated_at=at,
-                    alerted_size=len(case_ids),
-                )
-                .returning(incidents.c.id)
-            ).scalar_one()
-            _join(tx, incident_id, case_ids)
-            event(tx, incident_id, "opened", "bot", why, at)
+        """A new incident with these cases as members; None if one about `topic` is open already, or if none
+        of the cases is free to join it (each joined another incident meanwhile): an incident of nobody."""
+        try:
+            with self._db.begin() as tx:
+                exists = tx.execute(
+                    select(incidents.c.id).where(
+                        incidents.c.account == account, incidents.c.topic == topic, incidents.c.state == OPEN
+                    )
+                ).first()
+                if exists is not None:
+                    return None
+                incident_id = tx.execute(
+                    insert(incidents)
+                    .values(
+                        account=account,
+                        topic=topic,
+                        state=OPEN,
+                        wording={},
+                        opened_at=at,
+                        updated_at=at,
+                        alerted_size=len(case_ids),
+                    )
+                    .returning(incidents.c.id)
+                ).scalar_one()
+                if not _join(tx, incident_id, case_ids):
+                    raise _NobodyJoined  # rolls the incident back
+                event(tx, incident_id, "opened", "bot", why, at)
+        except _NobodyJoined:
+            return None
         return self.get(int(incident_id))
 
     def members(self, incident_id: int) -> list[StoredCase]:
@@ -228,13 +236,20 @@ class Incidents:
             _join(tx, incident_id, case_ids)
 
 
-def _join(tx: Connection, incident_id: int, case_ids: Sequence[int]) -> None:
-    if case_ids:
-        tx.execute(
-            update(cases)
-            .where(cases.c.id.in_(list(case_ids)), cases.c.incident_id.is_(None))
-            .values(incident_id=incident_id)
-        )
+class _NobodyJoined(Exception):
+    pass
+
+
+def _join(tx: Connection, incident_id: int, case_ids: Sequence[int]) -> int:
+    """The cases, those in no incident yet, into this one; how many joined."""
+    if not case_ids:
+        return 0
+    joined = tx.execute(
+        update(cases)
+        .where(cases.c.id.in_(list(case_ids)), cases.c.incident_id.is_(None))
+        .values(incident_id=incident_id)
+    )
+    return int(joined.rowcount)
 
 
 def event(
