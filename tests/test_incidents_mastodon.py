@@ -242,6 +242,10 @@ def test_fixed_notifications_that_wait_for_a_person_go_out_after_one_approval_fr
     monkeypatch.setenv("BRAND_TOKEN", "brand_token")
     carebot = terminal(config, capsys)
     number = str(incident.id)
+    for wrong, said in ((number, f"incident {number} is open: it has fixed-notifications"), ("999", "no incident 999")):
+        capsys.readouterr()
+        assert cli(["incidents", "approve", wrong, "--config", str(config)]) == 1  # a message, not a traceback
+        assert said in capsys.readouterr().err
 
     assert "4 people to tell; 4 wait for approval" in carebot("incidents", "resolve", number, "--by", "ana")
     before = {s["id"] for s in brand_statuses(base)}

@@ -27,7 +27,7 @@ from bot.decide.router import Context, Pick, draft_message
 from bot.models import Action, CaseState, Decision, Mode, ReplyKind, ReplyPurpose, ReplyState
 from bot.run.alerts import raise_alert
 from bot.run.context import router_context
-from bot.storage import Storage
+from bot.storage import Conflict, Storage
 from bot.storage.incidents import FALSE_ALARM, RESOLVED
 from bot.storage.records import StoredIncident
 from connectors import get_platform
@@ -260,7 +260,12 @@ def drain(storage: Storage, incident_id: int) -> Drain:
 
 
 def approve_notifications(storage: Storage, incident_id: int, by: str) -> int:
-    """Approve every fixed-notification of the incident waiting for a person (one click for the batch)."""
+    """Approve every fixed-notification of the incident waiting for a person (one click for the batch).
+    NotFound for no such incident; Conflict before it is resolved (resolving is what makes them)."""
+    incident = storage.incidents.get(incident_id)
+    if incident.state != RESOLVED:
+        state = incident.state.replace("_", " ")
+        raise Conflict(f"incident {incident_id} is {state}: it has fixed-notifications to approve once resolved")
     approved = 0
     for case in storage.incidents.members(incident_id):
         for reply in storage.cases.replies(case.id):
