@@ -258,6 +258,19 @@ def test_queue_approve_approves_only_the_draft_it_checked(
         storage.close()
 
 
+def test_a_model_file_that_is_missing_or_no_model_is_a_message_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    posts = tmp_path / "posts.jsonl"
+    posts.write_text(json.dumps({"text": "@brand hi", "label": "other"}) + "\n", encoding="utf-8")
+    (tmp_path / "notes.bin").write_text("not a model", encoding="utf-8")
+    for model, said in (("nosuch.bin", "nosuch.bin: no such model file"), ("notes.bin", "not a carebot model file")):
+        for command in (["classify", "hi"], ["eval", str(posts)], ["calibrate", str(posts)]):
+            capsys.readouterr()
+            assert main([*command, "--model", str(tmp_path / model)]) == 2, command
+            assert said in capsys.readouterr().err, command
+
+
 def test_train_takes_output() -> None:
     args = build_parser().parse_args(["train", "--output", "my-model.json"])
     assert args.out == Path("my-model.json")

@@ -101,9 +101,20 @@ def _vocabulary(directory: Path | None) -> Any:
 
 
 def _classifier(args: argparse.Namespace) -> Any:
+    return _loaded(_vocabulary(args.playbooks), args.model)
+
+
+def _loaded(vocabulary: Any, path: Path | None) -> Any:
+    """The classifier with the model in `path` (None: the shipped one); _Refused, saying why, if it cannot
+    be read."""
     from bot.classifier import Classifier
 
-    return Classifier.load(_vocabulary(args.playbooks), model_path=args.model)
+    try:
+        return Classifier.load(vocabulary, model_path=path)
+    except FileNotFoundError as error:
+        raise _Refused(f"{path}: no such model file") from error
+    except (OSError, ValueError) as error:  # not a model file, or one of another format: it says which
+        raise _Refused(str(error)) from error
 
 
 def _fail(message: str) -> int:
@@ -262,7 +273,6 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from bot.classifier import Classifier
     from bot.classifier.calibration import CALIBRATION_PATH, fit_calibration, write_calibration
     from bot.classifier.examples import InputError, load_labelled
     from bot.classifier.model import MODEL_PATH, load_model, save_model
@@ -274,7 +284,10 @@ def run_calibrate(args: argparse.Namespace) -> int:
     if not examples:
         return _fail("calibrate: the files hold no posts")
     path = args.model or MODEL_PATH
-    classifier = Classifier.load(model_path=path)
+    try:
+        classifier = _loaded(None, path)
+    except _Refused as error:
+        return _fail(f"calibrate: {error}")
     model = load_model(path)
     raw, langs = [], []
     for example in examples:
