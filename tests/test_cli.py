@@ -271,6 +271,23 @@ def test_a_model_file_that_is_missing_or_no_model_is_a_message_not_a_traceback(
             assert said in capsys.readouterr().err, command
 
 
+def test_a_listing_whose_reader_went_away_ends_quietly(tmp_path: Path) -> None:
+    """`carebot history | head -1`: once `head` has its line it leaves, and the rest of the listing has
+    nowhere to go. That printed a BrokenPipeError traceback; now the command ends as `cat` would."""
+    path = config_with_secrets(tmp_path)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "history", "--config", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the reader leaves before the first line
+    error = process.stderr.read().decode()
+    assert process.wait(timeout=30) == 141  # 128 + SIGPIPE, like any command whose reader left
+    assert "Traceback" not in error and "BrokenPipeError" not in error, error
+
+
 def test_train_takes_output() -> None:
     args = build_parser().parse_args(["train", "--output", "my-model.json"])
     assert args.out == Path("my-model.json")
