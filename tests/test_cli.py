@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from datetime import timedelta
@@ -194,6 +195,36 @@ def test_history_lists_what_was_sent_and_rejected_and_by_whom(tmp_path: Path) ->
     assert "bo@example.org" not in done.stdout
     only = json.loads(carebot("history", "--show", "rejected", "--json", "--config", str(path)).stdout)
     assert [row["id"] for row in only] == [rejected]
+
+
+def test_history_pages_back_through_the_same_listing_and_refuses_what_would_list_nothing(tmp_path: Path) -> None:
+    path = config_with_secrets(tmp_path)
+    config = load_config(path, {}, needs=frozenset())
+    storage = Storage.open(config.storage.url)
+    try:
+        rejected = [_store(storage, f"@brand you are clowns {n}", "@bo Thanks for writing.") for n in range(3)]
+        for reply_id in rejected:
+            storage.replies.reject(reply_id, "bob", "a troll")
+    finally:
+        storage.close()
+    listing = ["history", "--show", "rejected", "--account", "acme-mastodon", "--limit", "2", "--config", str(path)]
+    first = carebot(*listing)
+    hint = first.stdout.strip().splitlines()[-1]
+    assert hint.startswith("Older: carebot history ")
+    older = carebot(*shlex.split(hint.removeprefix("Older: carebot "))).stdout  # as the person pastes it
+    assert f"#{rejected[0]} rejected" in older and f"#{rejected[2]} rejected" not in older
+    assert "Nothing" not in older
+
+    for limit in ("0", "-1", "1001"):
+        refused = carebot("history", "--limit", limit, "--config", str(path))
+        assert refused.returncode == 2 and "not a number from 1 to 1000" in refused.stderr
+    misspelt = carebot("history", "--account", "acme-mastodn", "--config", str(path))
+    assert (
+        misspelt.returncode == 1 and "no account acme-mastodn in the config (it has: acme-mastodon)" in misspelt.stderr
+    )
+    assert (
+        "no account acme-mastodn" in carebot("cases", "list", "--account", "acme-mastodn", "--config", str(path)).stderr
+    )
 
 
 def _store(storage: Storage, text: str, reply: str) -> int:

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from bot import classifier  # its names load on first use: only a command that masks a post pays for it
-from bot.cli.common import OK, actor, add_config_option, with_storage
+from bot.cli.common import OK, actor, add_config_option, known_accounts, with_storage
 from bot.clock import format_duration, now
 from bot.config import Config
 from bot.models import OPEN_STATES, CaseState
@@ -76,7 +76,8 @@ def case_json(case: StoredCase, at: datetime) -> dict[str, Any]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    def work(_config: Config, storage: Storage) -> int:
+    def work(config: Config, storage: Storage) -> int:
+        known_accounts(config, [args.account] if args.account else None)
         states = sorted(OPEN_STATES) if args.state == "active" else [args.state]
         cases = storage.cases.listed(states=states, account=args.account)
         at = now()

@@ -11,14 +11,11 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from bot.config import Config, ConfigError, find_config_path, load_config
 from connectors.base import AuthFailed, BadResponse, ConnectorError, RateLimited, Rejected, Unavailable
-
-if TYPE_CHECKING:
-    from bot.storage import Storage
 
 if TYPE_CHECKING:
     from bot.storage import Storage
@@ -30,6 +27,7 @@ OK, FAILED, BAD_USAGE = 0, 1, 2
 NO_SECRETS: frozenset[str] = frozenset()
 ALL_SECRETS = frozenset({"accounts", "web", "notify"})
 MAX_ID = 2**31 - 1
+MAX_LISTED = 1000
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -48,6 +46,22 @@ def reply_id(raw: str) -> int:
     if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_ID:
         raise argparse.ArgumentTypeError(f"not a reply id: {raw!r}")
     return int(raw)
+
+
+def how_many(raw: str) -> int:
+    """An argparse type: how many to list, 1 to 1,000."""
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_LISTED:
+        raise argparse.ArgumentTypeError(f"not a number from 1 to {MAX_LISTED}: {raw!r}")
+    return int(raw)
+
+
+def known_accounts(config: Config, names: Iterable[str] | None) -> None:
+    """ValueError naming any account the config does not have: a misspelt name would list nothing, and
+    "nothing" would be believed."""
+    unknown = [name for name in names or () if name not in {a.name for a in config.accounts}]
+    if unknown:
+        have = ", ".join(a.name for a in config.accounts)
+        raise ValueError(f"no account {', '.join(unknown)} in the config (it has: {have})")
 
 
 def load(args: argparse.Namespace, needs: frozenset[str] = ALL_SECRETS) -> Config | None:

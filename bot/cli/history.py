@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from typing import TYPE_CHECKING, Any
 
 from bot import classifier  # its names load on first use: only a command that masks a post pays for it
-from bot.cli.common import OK, add_config_option, reply_id, with_storage
+from bot.cli.common import OK, add_config_option, how_many, known_accounts, reply_id, with_storage
 from bot.config import Config
 
 if TYPE_CHECKING:
     from bot.storage import Storage
     from bot.storage.records import HistoryRow
 
+LIMIT = 20
 SHOWN = {"all": ("sent", "rejected"), "sent": ("sent",), "rejected": ("rejected",)}
 
 
@@ -24,7 +26,7 @@ def register(sub: Any) -> None:
     )
     history.add_argument("--show", choices=tuple(SHOWN), default="all", help="sent, rejected or all (default)")
     history.add_argument("--account", action="append", metavar="NAME", help="only this account (repeatable)")
-    history.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    history.add_argument("--limit", type=how_many, default=LIMIT, help=f"how many, 1 to 1,000 (default {LIMIT})")
     history.add_argument("--before", type=reply_id, metavar="ID", help="older than this reply (to page back)")
     history.add_argument("--json", action="store_true", help="one JSON document, for scripts")
     history.set_defaults(func=cmd_history)
@@ -63,9 +65,9 @@ def who(row: HistoryRow) -> str:
 def cmd_history(args: argparse.Namespace) -> int:
     rows: list[HistoryRow] = []
 
-    def read(_config: Config, storage: Storage) -> int:
-        limit = max(1, min(args.limit, 1000))
-        rows.extend(storage.replies.history(SHOWN[args.show], args.before, limit, args.account))
+    def read(config: Config, storage: Storage) -> int:
+        known_accounts(config, args.account)
+        rows.extend(storage.replies.history(SHOWN[args.show], args.before, args.limit, args.account))
         return OK
 
     status = with_storage(args, read)
@@ -89,5 +91,16 @@ def cmd_history(args: argparse.Namespace) -> int:
         print(f"  {who(row)}")
         print()
     if len(rows) == args.limit:
-        print(f"Older: carebot history --before {rows[-1].reply_id}")
+        print(f"Older: carebot history{_same_filters(args)} --before {rows[-1].reply_id}")
     return 0
+
+
+def _same_filters(args: argparse.Namespace) -> str:
+    """The options of this listing, for the command that pages back through the same one."""
+    words = [] if args.show == "all" else [f"--show {args.show}"]
+    words += [f"--account {shlex.quote(name)}" for name in args.account or ()]
+    if args.limit != LIMIT:
+        words.append(f"--limit {args.limit}")
+    if getattr(args, "config", None):
+        words.append(f"--config {shlex.quote(args.config)}")
+    return "".join(f" {word}" for word in words)

@@ -13,6 +13,7 @@ from bot.cli.common import (
     actor,
     add_config_option,
     fail,
+    how_many,
     load,
     open_storage,
     with_storage,
@@ -45,7 +46,7 @@ def register(sub: Any) -> None:
     forget.set_defaults(func=cmd_forget)
 
     audit = add_config_option(sub.add_parser("audit", help="what was erased or masked, when and by whom"))
-    audit.add_argument("--limit", type=int, default=50)
+    audit.add_argument("--limit", type=how_many, default=50, help="how many, 1 to 1,000 (default 50)")
     audit.set_defaults(func=cmd_audit)
 
 
