@@ -44,6 +44,8 @@ def test_demo_keep_prints_commands_that_work_as_printed(tmp_path: Path, capsys: 
     keep = tmp_path / "demo dir"  # a space, so the printed paths must be quoted
     assert run_demo(keep=str(keep)) == 0
     out = capsys.readouterr().out
+    for token in ("acme.token", "acme-help.token", "admin.token"):
+        assert (keep / token).stat().st_mode & 0o777 == 0o600, token  # secrets, as in a deployment
     commands = [line.strip() for line in out.splitlines() if line.startswith("  carebot ")]
     assert len(commands) == 5, out
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT)}  # no demo variables
@@ -76,3 +78,14 @@ def test_demo_keep_prints_commands_that_work_as_printed(tmp_path: Path, capsys: 
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(15)
+
+
+def test_demo_keep_refuses_a_directory_with_an_earlier_demo_in_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second demo kept in the same place mixed its server's posts with the first one's cursors and cases
+    (45 mentions, an incident of nobody's making); now it says so and changes nothing."""
+    (tmp_path / "carebot.db").write_bytes(b"an earlier demo's database")
+    assert run_demo(keep=str(tmp_path)) == 2
+    assert "holds an earlier demo's database" in capsys.readouterr().err
+    assert (tmp_path / "carebot.db").read_bytes() == b"an earlier demo's database"

@@ -9,9 +9,11 @@ approval queue, for `carebot queue` and the desk (`--keep DIR` keeps all of it, 
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import shlex
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -73,11 +75,11 @@ def register(sub: Any) -> None:
 
 def demo_config(directory: Path, base_url: str) -> Path:
     """The demo's carebot.yaml, with its tokens in files next to it, so every command works as printed."""
-    (directory / "acme.token").write_text(BRAND_TOKEN + "\n", encoding="utf-8")
-    (directory / "acme-help.token").write_text(HELP_TOKEN + "\n", encoding="utf-8")
+    _write_secret(directory / "acme.token", BRAND_TOKEN)
+    _write_secret(directory / "acme-help.token", HELP_TOKEN)
     admin = directory / "admin.token"
     if not admin.exists():
-        admin.write_text(secrets.token_urlsafe(18) + "\n", encoding="utf-8")
+        _write_secret(admin, secrets.token_urlsafe(18))
     path = directory / "carebot.yaml"
     path.write_text(
         f"""# Written by `carebot demo`. The tokens are the demo server's, kept in files next to this one.
@@ -108,6 +110,14 @@ accounts:
     return path
 
 
+def _write_secret(path: Path, token: str) -> None:
+    """A token file only its owner reads (the admin token logs in to the desk), as for a real deployment."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(token + "\n")
+    path.chmod(0o600)  # a file that was there before keeps its mode through os.open
+
+
 def run_demo(keep: str | None = None, verbose: bool = False) -> int:
     try:
         from mastodon_mock.config import SeedAccount, SeedConfig
@@ -122,6 +132,13 @@ def run_demo(keep: str | None = None, verbose: bool = False) -> int:
     configure_logging("INFO" if verbose else "WARNING")
     logging.getLogger("uvicorn").setLevel(logging.WARNING)
     workdir = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="carebot-demo-"))
+    if (workdir / "carebot.db").exists():
+        # Its cursors and cases belong to an earlier demo server: this one's would mix with them.
+        print(
+            f"carebot demo: {workdir} holds an earlier demo's database; keep this one in a new directory",
+            file=sys.stderr,
+        )
+        return 2
     workdir.mkdir(parents=True, exist_ok=True)
     seed = SeedConfig(
         accounts=[
