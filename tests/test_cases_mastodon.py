@@ -221,3 +221,8 @@ def test_the_team_takes_notes_and_hands_a_case_over_from_the_command_line(
         assert step in history, (step, history)
     assert any(e["text"] == "double charge, card ending 4242" for e in shown["events"])  # the team's own words
     assert cli(["cases", "note", "999", "--text", "x", "--config", str(config)]) != 0  # no such case
+    for empty in ("", "   "):  # a note of nothing is refused, and nothing is added to the history
+        capsys.readouterr()
+        assert cli(["cases", "note", number, "--text", empty, "--config", str(config)]) == 1
+        assert "the note is empty" in capsys.readouterr().err
+    assert len(json.loads(carebot("cases", "show", number, "--json"))["events"]) == len(shown["events"])

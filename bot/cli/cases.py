@@ -200,8 +200,9 @@ def cmd_assign(args: argparse.Namespace) -> int:
 
 def cmd_note(args: argparse.Namespace) -> int:
     def work(_config: Config, storage: Storage) -> int:
-        storage.cases.get(args.id)
-        storage.cases.add_event(args.id, "note", actor(args), args.text.strip())
+        from bot.run.cases import add_note
+
+        add_note(storage, args.id, actor(args), args.text)
         print(f"note added to case #{args.id}")
         return OK
 

@@ -164,6 +164,21 @@ def team_reply(
     return reply
 
 
+NOTE_LIMIT = 2000  # characters: the desk's field holds as many
+
+
+def add_note(storage: Storage, case_id: int, by: str, text: str) -> None:
+    """An internal note in the case's history, from the desk or the command line. ValueError for an empty
+    note or a longer one (cut, it would lose its end unseen); NotFound for no such case."""
+    text = text.strip()
+    if not text:
+        raise ValueError("the note is empty")
+    if len(text) > NOTE_LIMIT:
+        raise ValueError(f"the note has {len(text):,} characters; at most {NOTE_LIMIT:,}")
+    storage.cases.get(case_id)
+    storage.cases.add_event(case_id, "note", by, text)
+
+
 def resolve_case(config: Config, storage: Storage, case_id: int, by: str, note: str | None = None) -> StoredCase:
     """Resolved by a person; the check-back falls due `cases.check_back_after` later (if on)."""
     settings = config.cases

@@ -25,7 +25,7 @@ from bot.config import Config
 from bot.decide.playbooks import Playbooks
 from bot.decide.render import variants
 from bot.models import OPEN_STATES, CaseState
-from bot.run.cases import resolve_case, team_reply
+from bot.run.cases import add_note, resolve_case, team_reply
 from bot.run.context import post_limit
 from bot.storage import NotFound
 from bot.storage.records import StoredCase
@@ -221,11 +221,7 @@ def _reopen(desk: Desk, user: str, case_id: int, form: Mapping[str, str]) -> str
 
 
 def _note(desk: Desk, user: str, case_id: int, form: Mapping[str, str]) -> str:
-    text = _lf(form.get("text", "")).strip()[:2000]
-    if not text:
-        raise ValueError("the note is empty")
-    desk.storage.cases.get(case_id)
-    desk.storage.cases.add_event(case_id, "note", user, text)
+    add_note(desk.storage, case_id, user, _lf(form.get("text", "")))
     return "Note added."
 
 
