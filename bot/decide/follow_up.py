@@ -1,6 +1,6 @@
 """What to do with a post that joins a case the bot already answered: pure, like the router.
 
-Inside a case the bot never repeats its hand-off (GUIDE.md, principles 4 and 5). The post goes to the
+Inside a case the bot never repeats its hand-off (docs/GUIDE.md, principles 4 and 5). The post goes to the
 team: at most one short holding reply per case per period, in the channel the customer used; "I already
 tried and nobody answered" escalates the case; "thanks, it works now" proposes resolving it. A private
 message in a case is never answered with public-style advice or another request for details.

@@ -20,7 +20,7 @@ _UNSAFE_HANDLE = re.compile(r"[^A-Za-z0-9_.@-]")
 _SPACES = re.compile(r"[ \t]+")
 # The reply's address and the brand's contacts come from the renderer, never from the template text.
 _LITERAL_CONTACT = re.compile(r"@|https?://|www\.", re.IGNORECASE)
-# Stock phrases GUIDE.md rules out; matched after normalise().
+# Stock phrases docs/GUIDE.md rules out; matched after normalise().
 _STOCK_PHRASES = (
     "apologise for any inconvenience",
     "apologize for any inconvenience",

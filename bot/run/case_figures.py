@@ -63,7 +63,7 @@ def case_figures(config: Config, cases: Iterable[StoredCase], at: datetime | Non
 
 
 def first_response(case: StoredCase) -> datetime | None:
-    """When the case was first answered: by a person for a complaint (GUIDE.md, principle 1: a person
+    """When the case was first answered: by a person for a complaint (docs/GUIDE.md, principle 1: a person
     closes every complaint), by the bot or a person for anything else (its ready answer is the answer)."""
     if case.situation == "complaint":
         return case.first_human_response_at

@@ -1,4 +1,4 @@
-"""Incidents in the running bot: many people reporting the same problem at once (GUIDE.md, principle 6).
+"""Incidents in the running bot: many people reporting the same problem at once (docs/GUIDE.md, principle 6).
 
 A complaint's *topics* are the problems of `playbooks/incident.yaml` its words name (login, payments, the
 app, ... in all four languages, so a Russian and an English report of one outage share a topic). When
