@@ -54,6 +54,13 @@ class Unavailable(ConnectorError):
     """A transient failure: server error, timeout, connection problem."""
 
 
+class Unreachable(Unavailable):
+    """The platform could not be reached: no connection, or the connection broke. It says nothing about what
+    was asked: a reply that meets it has not failed, the platform has (an outage is waited out, not counted
+    against each reply's attempts). A server that answers, even with 502 or 503, is not this: an error it
+    keeps giving one reply is told from an outage by the attempts."""
+
+
 class BadResponse(ConnectorError):
     """The platform answered with something we could not understand."""
 

@@ -31,6 +31,7 @@ from connectors.base import (
     RateLimited,
     Rejected,
     Unavailable,
+    Unreachable,
     Unreadable,
     same_words,
 )
@@ -348,7 +349,8 @@ class MastodonConnector:
         except MastodonNotFoundError as exc:
             raise Rejected(self._message(action, "not found", exc)) from exc
         except (MastodonServerError, MastodonNetworkError) as exc:
-            raise Unavailable(self._message(action, "server unavailable", exc)) from exc
+            kind = Unreachable if _down(exc) else Unavailable
+            raise kind(self._message(action, "server unavailable", exc)) from exc
         except MastodonAPIError as exc:
             raise _api_error(exc, self._message(action, "", exc), retry_after(self._rate.last)) from exc
         except MastodonIllegalArgumentError as exc:
@@ -381,6 +383,16 @@ def _api_error(exc: MastodonAPIError, message: str, wait: float) -> ConnectorErr
     if status in (408, 425) or status >= 500:
         return Unavailable(message)
     return Rejected(message)
+
+
+def _down(exc: BaseException) -> bool:
+    """Whether Mastodon.py's error is that the server could not be reached (no connection, or it broke),
+    rather than an answer: it wraps the requests error it met without `from`, so that is the context. A read
+    timeout is not: the server may be at work on the request."""
+    import requests
+    from mastodon.errors import MastodonNetworkError
+
+    return isinstance(exc, MastodonNetworkError) and isinstance(exc.__context__, requests.ConnectionError)
 
 
 def _reply_visibility(mention_visibility: str) -> str:

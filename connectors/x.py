@@ -41,6 +41,7 @@ from connectors.base import (
     RateBudget,
     Rejected,
     Unavailable,
+    Unreachable,
     same_words,
 )
 from connectors.ignored import IgnoredAuthors
@@ -461,7 +462,9 @@ class XConnector:
         except tweepy.HTTPException as exc:
             self._note_budget(bucket, exc.response.headers)
             raise translate(where, exc, self._budget.capped) from exc
-        except (requests.Timeout, requests.ConnectionError) as exc:
+        except requests.ConnectionError as exc:  # no connection, or it broke (a connect timeout is one too)
+            raise Unreachable(f"{where} failed: {type(exc).__name__} talking to {self.base_url}") from exc
+        except requests.Timeout as exc:  # no answer in time: X may be at work on it
             raise Unavailable(f"{where} failed: {type(exc).__name__} talking to {self.base_url}") from exc
         except requests.RequestException as exc:
             raise Unavailable(f"{where} failed: {type(exc).__name__}") from exc

@@ -26,6 +26,7 @@ from connectors.base import (
     RateLimited,
     Rejected,
     Unavailable,
+    Unreachable,
     UsageCapped,
 )
 from connectors.x import PLATFORM, XConnector
@@ -334,12 +335,13 @@ def test_automated_direct_messages_are_refused(x_peer: XPeer, connect: Connect) 
 @pytest.mark.parametrize("status", [500, 503])
 def test_server_errors_are_unavailable(x_peer: XPeer, connect: Connect, status: int) -> None:
     x_peer.fake.fail_next(status)
-    with pytest.raises(Unavailable, match=str(status)):
+    with pytest.raises(Unavailable, match=str(status)) as raised:
         connect(x_peer.settings()).verify()
+    assert not isinstance(raised.value, Unreachable)  # X answered: each reply counts it as an attempt
 
 
-def test_refused_connection_is_unavailable(connect: Connect) -> None:
-    with pytest.raises(Unavailable, match="ConnectionError"):
+def test_refused_connection_is_unreachable(connect: Connect) -> None:
+    with pytest.raises(Unreachable, match="ConnectionError"):
         connect(x_settings(f"http://127.0.0.1:{free_port()}")).verify()
 
 
@@ -350,8 +352,9 @@ def test_lost_answer_then_find_reply_finds_the_post_instead_of_reposting(x_peer:
     first, second = connect(x_peer.settings()).fetch_mentions("1", 10).mentions
     fake.delay_next(5, method="POST", path="/2/tweets")  # posted, but the answer comes too late
 
-    with pytest.raises(Unavailable, match="Timeout"):
+    with pytest.raises(Unavailable, match="Timeout") as raised:
         connect(x_peer.settings(timeout=0.5)).reply(first, "We're on it, Rina.", "k-1")
+    assert not isinstance(raised.value, Unreachable)  # X was at work on it: an attempt of the reply's
     restarted = connect(x_peer.settings())  # as after a crash: nothing remembered in memory
     found = restarted.find_reply(first, "k-1")
     not_found = restarted.find_reply(second, "k-2")

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from mastodon_mock.config import MastodonMockConfig, RateLimitConfig
@@ -32,6 +33,7 @@ from connectors.mastodon_limits import retry_after
 from tests import configs
 from tests.conftest import StartBot
 from tests.peers.mastodon import BRAND, SEED, add_fault, client, free_port, post_as
+from tests.peers.tcp_switch import TcpSwitch
 
 pytestmark = pytest.mark.slow  # end-to-end against mastodon-mock with faults
 
@@ -277,6 +279,39 @@ def test_a_reply_that_keeps_failing_is_parked_listed_and_retried_by_a_person(
     assert all(i["post_id"] != post_id for i in queue_list(config_path, capsys))
 
 
+def test_a_reply_waits_out_an_unreachable_instance_without_spending_its_attempts(
+    mastodon_server: MockServer, make_app: Callable[..., App], db_url: str
+) -> None:
+    """The instance goes away (a restart, the network) while a reply waits for its retry. Each cycle's
+    lookup or post then failed to connect, and each counted as one of the reply's attempts: an outage of a
+    minute or two parked every reply that was due, for a person to retry one by one. Now the reply waits
+    without spending them, and goes out once when the instance is back."""
+    base = mastodon_server.base_url
+    upstream = urlsplit(base)
+    assert upstream.hostname is not None and upstream.port is not None
+    switch = TcpSwitch(upstream.hostname, upstream.port)  # the network between carebot and its instance
+    try:
+        app = make_app(f"http://127.0.0.1:{switch.port}", db_url)
+        post_id = str(post_as(base, "alice", QUESTION)["id"])
+        add_fault(base, effect={"type": "status", "status": 500}, path="/api/v1/statuses", methods=["POST"])
+        (report,) = run_once(app)
+        assert report.sent.retried == 1 and public_reply(app, post_id).attempts == 1  # one of its three
+
+        switch.down()
+        for _ in range(5):  # more cycles than max_attempts, each after the retry's backoff
+            time.sleep(0.5)
+            (report,) = run_once(app)
+            assert report.failed == "unreachable"
+        waiting = public_reply(app, post_id)
+        assert waiting.state is ReplyState.APPROVED and waiting.attempts == 1, (waiting.state, waiting.last_error)
+
+        switch.up()
+        settle(app, lambda: public_reply(app, post_id).state is ReplyState.SENT)
+    finally:
+        switch.close()
+    assert len(brand_replies(base)[post_id]) == 1
+
+
 def mastodon_server_faults_clear(base_url: str, rule_id: str) -> None:
     import httpx
 
@@ -405,7 +440,7 @@ def test_an_unreachable_instance_does_not_stop_the_other_account(
     app = make_app(base, other_account=two_accounts(dead))
     post_id = str(post_as(base, "alice", QUESTION)["id"])
     reports = {r.account: r for r in run_once(app)}
-    assert reports["acme-dead"].error and "Unavailable" in reports["acme-dead"].error
+    assert reports["acme-dead"].error and "Unreachable" in reports["acme-dead"].error
     assert reports[ACCOUNT].error is None and reports[ACCOUNT].sent.sent == 1
     assert len(brand_replies(base)[post_id]) == 1
 

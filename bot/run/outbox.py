@@ -47,6 +47,7 @@ from connectors.base import (
     RateLimited,
     Rejected,
     Unavailable,
+    Unreachable,
 )
 
 log = logging.getLogger("carebot.outbox")
@@ -214,7 +215,7 @@ def _send_lane(
                 break
             with app.storage.held():  # one connection for the reply's statements
                 _send_due_reply(app, account, state, connector, reply, report)
-    except (RateLimited, AuthFailed, DatabaseTrouble) as exc:
+    except (RateLimited, AuthFailed, Unreachable, DatabaseTrouble) as exc:
         halt.fail(exc)
     except BaseException as exc:  # a bug outside any one reply: said by send_due's caller, like before
         halt.fail(exc)
@@ -242,7 +243,7 @@ def _send_due_reply(
         claimed = dataclasses.replace(reply, target_post_id=reply.target_post_id or target)
         try:
             _send_one(app, account, state, connector, claimed, claim, stored, report)
-        except (RateLimited, AuthFailed, DatabaseTrouble):
+        except (RateLimited, AuthFailed, Unreachable, DatabaseTrouble):
             raise
         except Exception as exc:  # a bug with this one reply must not hold up the others
             log.exception("%s: unexpected error while sending reply %s; will try again", account.name, reply.id)
@@ -380,6 +381,15 @@ def _send_one(
             claimed_at=claim.at,
         )
         raise
+    except Unreachable as exc:
+        # The platform is out of reach: this reply has not failed, and every other would meet the same. It
+        # waits, no attempt counted, as a doubt if the post may have gone out; the senders stop, and the
+        # cycle reports the outage (`carebot status` and /metrics: the account's last good cycle ages).
+        retry_at = now() + timedelta(seconds=app.config.daemon.retry_backoff)
+        storage.replies.release(
+            reply.id, _describe(exc), retry_at, count_attempt=False, outcome_unknown=unknown, claimed_at=claim.at
+        )
+        raise
     except DuplicateContent as exc:
         if in_doubt:
             _already_there(app, account, connector, reply, claim, answering, exc, report)
@@ -446,7 +456,7 @@ def _already_there(
         existing = connector.find_reply(
             answering, reply.idempotency_key, direct=direct, text=_words(reply), thorough=True
         )
-    except (RateLimited, AuthFailed) as exc:
+    except (RateLimited, AuthFailed, Unreachable) as exc:  # not an answer: asked again, the doubt kept
         app.storage.replies.release(
             reply.id, _describe(exc), retry_at=None, count_attempt=False, outcome_unknown=True, claimed_at=claim.at
         )
