@@ -203,3 +203,20 @@ def test_commands_on_a_database_that_cannot_be_used_say_so_in_one_line(
         err = capsys.readouterr().err
         assert err.startswith("carebot: cannot use the database:") and "Traceback" not in err
         assert len(err.strip().splitlines()) == 1
+
+
+def test_a_database_in_a_directory_that_does_not_exist_is_named_with_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite says only "unable to open database file": which file, and why, is what the person needs."""
+    monkeypatch.setenv("BRAND_TOKEN", "brand_token")
+    missing = tmp_path / "no such dir"
+    path = configs.write_config(
+        tmp_path, db_url=f"sqlite:///{missing / 'carebot.db'}", accounts=configs.mastodon_account("http://127.0.0.1:9")
+    )
+    for command in (["status"], ["queue", "list"], ["run", "--once"]):
+        capsys.readouterr()
+        assert carebot([*command, "--config", str(path)]) == 1
+        err = capsys.readouterr().err
+        assert f"the directory {missing} does not exist" in err, (command, err)
+    assert not missing.exists()  # nothing made on the way

@@ -19,7 +19,7 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.storage.errors import DatabaseReplaced
+from bot.storage.errors import CannotWrite, DatabaseReplaced
 
 RESCUED = ".rescued-"
 
@@ -29,9 +29,12 @@ def rescued_copies(path: Path) -> list[Path]:
 
 
 def refuse_fresh_start(path: Path) -> None:
-    """DatabaseReplaced if the database file is missing but a rescued copy of it lies next to it."""
+    """DatabaseReplaced if the database file is missing but a rescued copy of it lies next to it;
+    CannotWrite if its directory does not exist (SQLite only says "unable to open database file")."""
     if path.exists():
         return
+    if not path.parent.is_dir():
+        raise CannotWrite(f"{path}: the directory {path.parent} does not exist; create it, or set storage.url")
     found = rescued_copies(path)
     if found:
         raise DatabaseReplaced(
