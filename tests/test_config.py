@@ -171,6 +171,14 @@ def test_yaml_mistakes_are_told_in_plain_words(tmp_path: Path, change: tuple[str
     assert problem.startswith(f"{tmp_path / 'carebot.yaml'}:")
 
 
+def test_every_unset_variable_of_an_account_is_named_at_once(tmp_path: Path) -> None:
+    """The token's variable was named only once the base_url's was set: one fix, one run, one more problem."""
+    text = GOOD.replace("base_url: https://mastodon.example", "base_url: ${MASTODON_BASE_URL}")
+    everything = "\n".join(problems_of(write(tmp_path, text), {}))
+    assert "accounts[0].base_url: environment variable MASTODON_BASE_URL is not set" in everything
+    assert "accounts[0].access_token: environment variable MASTODON_TOKEN is not set" in everything
+
+
 def test_a_secret_written_in_the_file_is_accepted_with_a_warning(tmp_path: Path) -> None:
     config = config_from(write(tmp_path, GOOD.replace("${MASTODON_TOKEN}", "tok-inline-1234")))
     assert config.accounts[0].secrets["access_token"] == "tok-inline-1234"

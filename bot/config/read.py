@@ -417,8 +417,10 @@ class Reader:
         if platform is not None and platform.default_base_url and "base_url" not in given:
             given["base_url"] = platform.default_base_url
         values = self.section(AccountConfig, given, path, frozenset(extra))
-        if platform is None or values is None:
+        if platform is None:
             return None
+        # The secrets are read even when a common key was wrong: every problem of the account at once, not
+        # an unset token found only once the unset base_url is fixed.
         secrets = {}
         for secret in platform.secret_keys:
             found = self.secret(value, path, secret)
@@ -428,6 +430,8 @@ class Reader:
         if needed and not any(all(s in secrets for s in group) for group in platform.required_secrets):
             wanted = " or ".join("+".join(group) for group in platform.required_secrets)
             self.problems.add(path, f"credentials missing: give {wanted} (inline, ${{VAR}} or <key>_file)")
+        if values is None:
+            return None
         options: dict[str, Any] = {}
         if platform.options is not None:
             names = {f.name for f in option_fields}
