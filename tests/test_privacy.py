@@ -179,6 +179,12 @@ def test_forget_erases_one_person_and_only_them_and_their_posts_are_never_answer
     assert carebot(["audit", "--config", str(config_path)]) == 0
     audit = capsys.readouterr().out
     assert "forget by dpo" in audit and "2 posts" in audit and "alice" not in audit.lower()
+    assert "1 posts" not in audit and "1 cases" not in audit  # counted in words a person reads
+    # Asked about someone of whom nothing is stored: said so, and the request is on record all the same.
+    assert carebot(["forget", "--author", "@nobody", "--by", "dpo", "--config", str(config_path)]) == 0
+    assert "Nothing is stored of that author." in capsys.readouterr().out
+    newest = app.storage.privacy.audit_lines()[0]
+    assert newest.detail == "an erasure request: nothing was stored of that person"
 
     replies_before = brand_replies(base)
     run_once(app)  # re-reads the last minutes (the overlap): alice's posts are there, and stay answered once

@@ -70,11 +70,22 @@ class Erased:
     platforms: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (
-            f"{self.posts} posts, {self.replies} replies ({self.cancelled} not sent yet, now never sent), "
-            f"{self.cases} cases, {self.decisions} team decisions, {self.set_aside} set-aside posts, "
-            f"{self.alerts} alerts"
-        )
+        if not (self.posts or self.cases or self.set_aside):
+            return "nothing was stored of that person"
+        unsent = f" ({self.cancelled} of them not sent yet, now never sent)" if self.cancelled else ""
+        counts = [
+            _counted(self.posts, "post"),
+            _counted(self.replies, "reply", "replies") + unsent,
+            _counted(self.cases, "case"),
+            _counted(self.decisions, "team decision"),
+            _counted(self.set_aside, "set-aside post"),
+            _counted(self.alerts, "alert"),
+        ]
+        return ", ".join(counts)
+
+
+def _counted(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 class Privacy:
@@ -216,7 +227,8 @@ class Privacy:
                     .values(author_handle="")
                 )
             where = f" on {platform}" if platform else ""
-            _audit(tx, by, "forget", f"one person's data erased on request{where}: {report.summary()}")
+            # Kept even when nothing was found: the request was made, and answered.
+            _audit(tx, by, "forget", f"an erasure request{where}: {report.summary()}")
         return report
 
     def audit_lines(self, limit: int = 50) -> list[AuditLine]:
