@@ -182,3 +182,38 @@ def test_resolving_tells_each_member_once_and_skips_who_opted_out_or_was_helped_
     assert len(notices) == 4 and all(r.state is ReplyState.APPROVED for r in notices)
     due = sorted(r.next_attempt_at for r in notices if r.next_attempt_at)
     assert len(due) == 4 and due[-1] - due[0] == 3 * timedelta(seconds=3600 / desk.config.incidents.notify_per_hour)
+
+
+def test_resolving_takes_back_the_bots_drafts_that_still_wait_for_a_person(
+    tmp_path: Path, db_url: str, brains: tuple[Classifier, Playbooks]
+) -> None:
+    """With an account in approve mode the bot's answers wait for a person. Once the incident is fixed, an
+    answer still waiting ("we know, we're on it") would contradict the fixed-notification if approved after
+    it: it is rejected with the reason, and only the notice waits for approval."""
+    path = configs.write_config(
+        tmp_path,
+        db_url=db_url,
+        accounts=configs.mastodon_account("http://127.0.0.1:9", token="t0ken", mode="approve"),
+        sections="incidents:\n  min_reports: 5\n  window: 30m\n",
+    )
+    config = load_config(path, {})
+    storage = Storage.open(config.storage.url)
+    try:
+        storage.accounts.ensure(ACCOUNT, "mastodon")
+        desk = Desk(config, storage, brains)
+        for n, text in enumerate(REPORTS):
+            desk.report(text, T0 + timedelta(minutes=n))
+        (incident,) = storage.incidents.listed()
+        waiting = [r for r in storage.replies.queue() if r.reply.state is ReplyState.PENDING]
+        assert len(waiting) >= 5
+        with use_clock(lambda: T0 + timedelta(hours=1)):
+            resolve_incident(config, storage, desk.playbooks, incident.id, "sam", "fixed")
+        for case in storage.incidents.members(incident.id):
+            replies = storage.cases.replies(case.id)
+            (notice,) = [r for r in replies if r.purpose == ReplyPurpose.INCIDENT.value]
+            assert notice.state is ReplyState.PENDING  # the one thing left for a person to approve
+            for earlier in (r for r in replies if r.id != notice.id):
+                assert earlier.state is ReplyState.REJECTED, earlier
+                assert f"incident #{incident.id} is fixed" in (earlier.rejected_reason or "")
+    finally:
+        storage.close()
