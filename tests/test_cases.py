@@ -228,6 +228,35 @@ def test_check_back_once_after_resolution_then_the_case_closes(book: Book) -> No
     assert book.storage.cases.get(case).state == CaseState.CLOSED.value
 
 
+def test_a_persons_reply_takes_back_the_bots_drafts_that_wait_in_the_case(
+    tmp_path: Path, db_url: str, brains: tuple[Classifier, Playbooks]
+) -> None:
+    """With the account in approve mode the bot's answer waits for a person. A person who answers the case
+    in their own words has taken it from there: the bot's draft, approved later, would answer twice."""
+    path = configs.write_config(
+        tmp_path, db_url=db_url, accounts=configs.mastodon_account("http://127.0.0.1:9", token="t0ken", mode="approve")
+    )
+    config = load_config(path, {})
+    storage = Storage.open(config.storage.url)
+    try:
+        storage.accounts.ensure(ACCOUNT, "mastodon")
+        book = Book(config, storage, brains)
+        _, case = book.post("@brand my order never arrived, where is it?", MONDAY)
+        assert case is not None
+        drafts = storage.cases.replies(case)
+        assert drafts and all(r.state is ReplyState.PENDING for r in drafts)
+        with use_clock(lambda: MONDAY + timedelta(minutes=5)):
+            mine = team_reply(config, storage, case, "Found it, it ships today.", "sam", private=False, request_key="a")
+        after = {r.id: r for r in storage.cases.replies(case)}
+        assert after[mine.id].state is ReplyState.APPROVED
+        for draft in drafts:
+            assert after[draft.id].state is ReplyState.REJECTED
+            assert after[draft.id].rejected_reason == "superseded: sam answered the case"
+        assert [item for item in storage.replies.queue() if item.reply.case_id == case] == []  # nothing waits
+    finally:
+        storage.close()
+
+
 def test_figures_count_business_time_and_missed_targets(book: Book) -> None:
     _, late = book.post("@brand my order never arrived", MONDAY)
     _, fast = book.post("@brand charged twice for one order", MONDAY, author="boris")

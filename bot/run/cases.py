@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,7 +25,7 @@ from bot.models import Action, CaseState, Decision, Mode, ReplyKind, ReplyPurpos
 from bot.run.alerts import excerpt, raise_alert
 from bot.run.case_figures import first_response
 from bot.run.context import check_text, router_context
-from bot.storage import Storage
+from bot.storage import Conflict, Storage
 from bot.storage.records import AccountState, CasePlan, StoredCase, StoredMention, StoredReply
 from connectors import get_platform
 from connectors.base import Mention
@@ -161,7 +162,18 @@ def team_reply(
     if reply is None:
         existing = [r for r in storage.cases.replies(case_id) if r.purpose == ReplyPurpose.TEAM.value]
         return existing[-1]  # this very request was made before: the same reply, not a second one
+    take_back_drafts(storage, case_id, f"superseded: {by} answered the case")
     return reply
+
+
+def take_back_drafts(storage: Storage, case_id: int, why: str) -> None:
+    """Reject the bot's drafts in the case that still wait for a person, with `why`: once a person has
+    answered, or an incident's fix is announced, approving one ("send us the details", "we know, we're on
+    it") would answer twice or say the opposite. A person's own words are theirs to take back."""
+    for reply in storage.cases.replies(case_id):
+        if reply.state is ReplyState.PENDING and reply.decided_by == "auto":
+            with suppress(Conflict):  # a person approved or rejected it meanwhile: theirs
+                storage.replies.reject(reply.id, "bot", why)
 
 
 NOTE_LIMIT = 2000  # characters: the desk's field holds as many

@@ -16,7 +16,6 @@ import dataclasses
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -27,6 +26,7 @@ from bot.decide.playbooks import MessagePlaybook, Playbooks
 from bot.decide.router import Context, Pick, draft_message
 from bot.models import Action, CaseState, Decision, Mode, ReplyKind, ReplyPurpose, ReplyState
 from bot.run.alerts import raise_alert
+from bot.run.cases import take_back_drafts
 from bot.run.context import router_context
 from bot.storage import Conflict, Storage
 from bot.storage.incidents import FALSE_ALARM, RESOLVED
@@ -216,7 +216,7 @@ def resolve_incident(
         if not isinstance(pick, Pick):
             storage.incidents.add_event(incident_id, "skipped", "bot", f"no message fits: {pick}", case_id=case.id)
             continue
-        _supersede_drafts(storage, case.id, incident_id)
+        take_back_drafts(storage, case.id, f"superseded: incident #{incident_id} is fixed, and the customer is told so")
         reply = storage.cases.add_reply(
             case.id,
             kind=ReplyKind.PUBLIC,
@@ -232,17 +232,6 @@ def resolve_incident(
         queued += reply is not None
     log.info("incident #%s resolved by %s: %s fixed-notifications queued", incident_id, by, queued)
     return drain(storage, incident_id)
-
-
-def _supersede_drafts(storage: Storage, case_id: int, incident_id: int) -> None:
-    """The bot's drafts in the case still waiting for a person ("we know, we're on it", "send us the
-    details") would contradict the fixed-notification once approved: they are rejected, with the reason,
-    before it is queued. A person's own words are theirs to take back."""
-    why = f"superseded: incident #{incident_id} is fixed, and the customer is told so"
-    for reply in storage.cases.replies(case_id):
-        if reply.state is ReplyState.PENDING and reply.decided_by == "auto":
-            with suppress(Conflict):  # a person approved or rejected it meanwhile: theirs
-                storage.replies.reject(reply.id, "bot", why)
 
 
 def _notice_state(account: AccountConfig, automated_allowed: bool) -> ReplyState:
