@@ -237,10 +237,11 @@ def test_server_errors_while_sending_are_retried_and_the_reply_goes_out_once(
     post_id = str(post_as(base, "alice", COMPLAINT)["id"])
     add_fault(base, effect={"type": "status", "status": status}, path="/api/v1/statuses", methods=["POST"], count=2)
     (report,) = run_once(app)
-    assert report.sent.retried == 1 and report.sent.sent == 0
+    # Once, or twice when the 100 ms backoff ran out before the cycle's last round (a loaded machine).
+    assert report.sent.retried >= 1 and report.sent.sent == 0
     assert f"{status}" in (public_reply(app, post_id).last_error or "")
     reports = settle(app, lambda: public_reply(app, post_id).state is ReplyState.SENT)
-    assert sum(r.sent.retried for r in reports) == 1  # the second 5xx, then success
+    assert report.sent.retried + sum(r.sent.retried for r in reports) == 2  # two 5xx, then success
     assert len(brand_replies(base)[post_id]) == 1
 
 
@@ -293,9 +294,13 @@ def test_a_reply_waits_out_an_unreachable_instance_without_spending_its_attempts
     try:
         app = make_app(f"http://127.0.0.1:{switch.port}", db_url)
         post_id = str(post_as(base, "alice", QUESTION)["id"])
-        add_fault(base, effect={"type": "status", "status": 500}, path="/api/v1/statuses", methods=["POST"])
-        (report,) = run_once(app)
-        assert report.sent.retried == 1 and public_reply(app, post_id).attempts == 1  # one of its three
+        rule = add_fault(
+            base, effect={"type": "status", "status": 500}, path="/api/v1/statuses", methods=["POST"], count=None
+        )
+        run_once(app)
+        spent = public_reply(app, post_id).attempts  # 1, or 2 if its retry fell due within the cycle
+        assert public_reply(app, post_id).state is ReplyState.APPROVED and 1 <= spent < 3  # of its three
+        mastodon_server_faults_clear(base, rule["id"])
 
         switch.down()
         for _ in range(5):  # more cycles than max_attempts, each after the retry's backoff
@@ -303,7 +308,7 @@ def test_a_reply_waits_out_an_unreachable_instance_without_spending_its_attempts
             (report,) = run_once(app)
             assert report.failed == "unreachable"
         waiting = public_reply(app, post_id)
-        assert waiting.state is ReplyState.APPROVED and waiting.attempts == 1, (waiting.state, waiting.last_error)
+        assert waiting.state is ReplyState.APPROVED and waiting.attempts == spent, (waiting.state, waiting.last_error)
 
         switch.up()
         settle(app, lambda: public_reply(app, post_id).state is ReplyState.SENT)
