@@ -3,6 +3,7 @@ conftest.py): a database on both backends, mastodon-mock, Prism and the fake X."
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -12,6 +13,20 @@ from bot.run.app import App
 from bot.run.daemon import run_once
 
 StartBot = Callable[..., App]
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """A command run in-process (`carebot demo`, `run --once`) sets up logging as the real command does: a
+    handler on the standard error of that moment, which pytest closes when the test ends. Left in place,
+    it made later tests print "--- Logging error --- ... I/O operation on closed file"."""
+    root = logging.getLogger()
+    before, level = set(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in before and type(handler) is logging.StreamHandler:  # pytest's own are subclasses
+            root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture
