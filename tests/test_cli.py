@@ -244,6 +244,16 @@ def test_queue_ids_out_of_range_are_usage_errors_and_approvals_can_be_taken_back
     with pytest.raises(SystemExit) as caught:
         main(["queue", "approve", "99999999999999999999", "--config", path])
     assert caught.value.code == 2 and "not a reply id" in capsys.readouterr().err
+    huge = "99999999999999999999"  # past what the database keeps: a usage error, not an overflow's traceback
+    for command, what in (
+        (["cases", "show", huge], "case"),
+        (["cases", "note", huge, "--text", "x"], "case"),
+        (["incidents", "show", huge], "incident"),
+        (["incidents", "split", "1", huge], "case"),
+    ):
+        with pytest.raises(SystemExit) as caught:
+            main([*command, "--config", path])
+        assert caught.value.code == 2 and f"not a {what} id: '{huge}'" in capsys.readouterr().err
     config = load_config(Path(path), {}, needs=frozenset())
     storage = Storage.open(config.storage.url)
     try:

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from bot import classifier  # its names load on first use: only a command that masks a post pays for it
-from bot.cli.common import OK, actor, add_config_option, known_accounts, with_storage
+from bot.cli.common import OK, actor, add_config_option, case_id, known_accounts, with_storage
 from bot.clock import format_duration, now
 from bot.config import Config
 from bot.models import OPEN_STATES, CaseState
@@ -33,37 +33,37 @@ def register(sub: Any) -> None:
     listing.set_defaults(func=cmd_list)
 
     show = add_config_option(actions.add_parser("show", help="a case's thread, replies, notes and history"))
-    show.add_argument("id", type=int)
+    show.add_argument("id", type=case_id)
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_show)
 
     reply = add_config_option(actions.add_parser("reply", help="reply in a case; the next cycle sends it, once"))
-    reply.add_argument("id", type=int)
+    reply.add_argument("id", type=case_id)
     reply.add_argument("--text", required=True, help="what to say (the customer's handle is added if missing)")
     reply.add_argument("--private", action="store_true", help="a private message (where the platform allows)")
     reply.add_argument("--by", default=None, help="who replies (default: your user name)")
     reply.set_defaults(func=cmd_reply)
 
     resolve = add_config_option(actions.add_parser("resolve", help="mark a case resolved (a check-back follows)"))
-    resolve.add_argument("id", type=int)
+    resolve.add_argument("id", type=case_id)
     resolve.add_argument("--note", default="", help="how it was solved, for the team")
     resolve.add_argument("--by", default=None)
     resolve.set_defaults(func=cmd_resolve)
 
     reopen = add_config_option(actions.add_parser("reopen", help="reopen a resolved or closed case"))
-    reopen.add_argument("id", type=int)
+    reopen.add_argument("id", type=case_id)
     reopen.add_argument("--reason", default="reopened by a person")
     reopen.add_argument("--by", default=None)
     reopen.set_defaults(func=cmd_reopen)
 
     assign = add_config_option(actions.add_parser("assign", help="take a case (or give it to --to USER)"))
-    assign.add_argument("id", type=int)
+    assign.add_argument("id", type=case_id)
     assign.add_argument("--to", default=None, help="who takes it (default: you); --to '' unassigns")
     assign.add_argument("--by", default=None)
     assign.set_defaults(func=cmd_assign)
 
     note = add_config_option(actions.add_parser("note", help="an internal note in the case's history"))
-    note.add_argument("id", type=int)
+    note.add_argument("id", type=case_id)
     note.add_argument("--text", required=True)
     note.add_argument("--by", default=None)
     note.set_defaults(func=cmd_note)

@@ -41,11 +41,21 @@ def add_config_option(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     return parser
 
 
-def reply_id(raw: str) -> int:
-    """An argparse type: a reply id as the database keeps it (1 to 2^31-1)."""
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_ID:
-        raise argparse.ArgumentTypeError(f"not a reply id: {raw!r}")
-    return int(raw)
+def record_id(what: str) -> Callable[[str], int]:
+    """An argparse type: the id of a `what` (a reply, a case, an incident) as the database keeps it, 1 to
+    2^31-1; anything else is a usage error rather than a database's overflow."""
+
+    def parse(raw: str) -> int:
+        if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_ID:
+            raise argparse.ArgumentTypeError(f"not a {what} id: {raw!r}")
+        return int(raw)
+
+    return parse
+
+
+reply_id = record_id("reply")
+case_id = record_id("case")
+incident_id = record_id("incident")
 
 
 def how_many(raw: str) -> int:

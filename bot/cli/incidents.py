@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from bot.cli.common import BAD_USAGE, OK, actor, add_config_option, with_storage
+from bot.cli.common import BAD_USAGE, OK, actor, add_config_option, case_id, incident_id, with_storage
 from bot.config import Config
 from bot.models import LANGUAGES
 
@@ -27,43 +27,43 @@ def register(sub: Any) -> None:
     listing.set_defaults(func=cmd_list)
 
     show = add_config_option(actions.add_parser("show", help="an incident: summary, members, timeline"))
-    show.add_argument("id", type=int)
+    show.add_argument("id", type=incident_id)
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_show)
 
     resolve = add_config_option(actions.add_parser("resolve", help="it is fixed: tell every member, once"))
-    resolve.add_argument("id", type=int)
+    resolve.add_argument("id", type=incident_id)
     resolve.add_argument("--note", default="", help="what was fixed, for the team")
     resolve.add_argument("--by", default=None)
     resolve.set_defaults(func=cmd_resolve)
 
     alarm = add_config_option(actions.add_parser("false-alarm", help="not one problem: close, tell nobody"))
-    alarm.add_argument("id", type=int)
+    alarm.add_argument("id", type=incident_id)
     alarm.add_argument("--note", default="")
     alarm.add_argument("--by", default=None)
     alarm.set_defaults(func=cmd_false_alarm)
 
     merge = add_config_option(actions.add_parser("merge", help="incident A is incident B: A's members join B"))
-    merge.add_argument("a", type=int)
-    merge.add_argument("b", type=int)
+    merge.add_argument("a", type=incident_id)
+    merge.add_argument("b", type=incident_id)
     merge.add_argument("--by", default=None)
     merge.set_defaults(func=cmd_merge)
 
     split = add_config_option(actions.add_parser("split", help="take a case out of an incident"))
-    split.add_argument("id", type=int)
-    split.add_argument("case", type=int)
+    split.add_argument("id", type=incident_id)
+    split.add_argument("case", type=case_id)
     split.add_argument("--by", default=None)
     split.set_defaults(func=cmd_split)
 
     word = add_config_option(actions.add_parser("word", help="the public words for the problem, per language"))
-    word.add_argument("id", type=int)
+    word.add_argument("id", type=incident_id)
     word.add_argument("--lang", required=True, choices=LANGUAGES)
     word.add_argument("--text", required=True, help='e.g. "card payments" (shown as "the problem with ...")')
     word.add_argument("--by", default=None)
     word.set_defaults(func=cmd_word)
 
     eta = add_config_option(actions.add_parser("eta", help="when the team expects a fix (said in replies)"))
-    eta.add_argument("id", type=int)
+    eta.add_argument("id", type=incident_id)
     eta.add_argument("--text", required=True, help='e.g. "18:00 CET"; "" says nothing')
     eta.add_argument("--by", default=None)
     eta.set_defaults(func=cmd_eta)
@@ -71,7 +71,7 @@ def register(sub: Any) -> None:
     approve = add_config_option(
         actions.add_parser("approve", help="approve every fixed-notification waiting for a person (X)")
     )
-    approve.add_argument("id", type=int)
+    approve.add_argument("id", type=incident_id)
     approve.add_argument("--by", default=None)
     approve.set_defaults(func=cmd_approve)
 
