@@ -497,6 +497,25 @@ def test_a_draft_changed_under_the_page_is_not_approved_blind(desk: Desk) -> Non
     assert current != reply.text
 
 
+def test_an_edit_on_a_page_whose_private_follow_up_was_taken_back_meanwhile_is_not_approved(desk: Desk) -> None:
+    """Alice's page shows a complaint's reply and its private follow-up. Bob re-routes the post to a contact
+    request, whose playbook has no follow-up: it is rejected. Alice's edit then used to be approved with
+    "then its private follow-up", and no private message ever went."""
+    reply_id = desk.seed(COMPLAINT)
+    alices_page = {"shown": shown(desk, reply_id), **as_shown(desk.storage, reply_id)}
+    assert "direct_id" in alices_page  # the page shows a follow-up waiting with the reply
+    csrf = log_in(desk.client)
+    rerouted = {"csrf": csrf, "shown": alices_page["shown"], "situation": "contact_request"}
+    assert desk.client.post(f"/replies/{reply_id}/situation", data=rerouted).status_code == 303
+    assert desk.storage.replies.get(int(alices_page["direct_id"])).state is ReplyState.REJECTED
+
+    edit = "@alice So sorry! Please send us your order number by DM."
+    response = desk.client.post(f"/replies/{reply_id}/approve", data={"csrf": csrf, **alices_page, "text": edit})
+    assert response.status_code == 303
+    assert "changed while you were looking at it" in desk.client.get("/").text
+    assert desk.storage.replies.get(reply_id).state is ReplyState.PENDING  # nothing approved on a stale page
+
+
 def test_many_people_approving_at_once_approve_once(tmp_path: Path, any_desk: Desk) -> None:
     reply_id = any_desk.seed(COMPLAINT)
     text = shown(any_desk, reply_id)

@@ -412,6 +412,8 @@ class Replies:
             )
         ).first()
         if sibling is None or sibling.state != ReplyState.PENDING.value:
+            if isinstance(follow_up, FollowUp):  # the page showed one that is no longer waiting: look again
+                raise Conflict(f"the private follow-up #{follow_up.reply_id} changed while you were looking at it")
             return
         if follow_up == "as-is":
             follow_up = FollowUp(sibling.id, sibling.text)
