@@ -437,6 +437,29 @@ def two_accounts(dead_url: str) -> str:
     return configs.mastodon_account(dead_url, name="acme-dead", timeout="1s")
 
 
+def test_a_token_fixed_after_it_was_refused_works_at_the_next_start(
+    tmp_path: Path, mastodon_server: MockServer, running_bot: StartBot
+) -> None:
+    """A refused token pauses the account for five minutes, stored in the database. Fixing the token and
+    starting again used to meet that pause: "failed (auth)" and exit 1 for five more minutes, though
+    check-config signed in. A new process now tries its own credentials once before honouring it."""
+    base = mastodon_server.base_url
+    path = write_config(tmp_path, base, f"sqlite:///{tmp_path / 'carebot.db'}")
+    wrong = running_bot(load_config(path, {"BRAND_TOKEN": "not-the-token"}), first_cycle=False)
+    (refused,) = run_once(wrong)
+    assert refused.failed == "auth" and refused.paused
+    (still,) = run_once(wrong)  # the same process, the same token: it waits, and does not ask again
+    assert still.paused and still.failed == "auth"
+    wrong.close()
+
+    fixed = running_bot(load(path), first_cycle=False)
+    (report,) = run_once(fixed)
+    assert report.error is None and not report.paused
+    post_id = str(post_as(base, "alice", QUESTION)["id"])  # answered from the first good cycle on
+    settle(fixed, lambda: post_id in brand_replies(base))
+    assert len(brand_replies(base)[post_id]) == 1
+
+
 def test_an_unreachable_instance_does_not_stop_the_other_account(
     mastodon_server: MockServer, make_app: Callable[..., App]
 ) -> None:

@@ -59,6 +59,9 @@ class App:
     open_connector: Callable[[AccountConfig], Connector] = open_connector
     connectors: dict[str, Connector] = field(default_factory=dict)
     verified: set[str] = field(default_factory=set)  # accounts whose credentials this process checked
+    # Accounts whose credentials this process has tried, well or not: a pause for refused credentials that
+    # an earlier process stored does not hold back this one's first try (the token may have been fixed).
+    credentials_tried: set[str] = field(default_factory=set)
     metrics: Metrics = field(default_factory=Metrics)
     intervals: dict[str, float] = field(default_factory=dict)  # each account's poll interval as scheduled
     # When this process last did an account's periodic chores ("sweep": the cases' timers, "reread": a read

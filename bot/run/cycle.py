@@ -86,7 +86,10 @@ def _cycle(app: App, account: AccountConfig, stop: threading.Event | None, fill_
     report = CycleReport(account.name)
     # A read, not a write, each cycle: the row is made when the daemon starts (and again here if it is gone).
     state = app.storage.accounts.get(account.name) or app.storage.accounts.ensure(account.name, account.platform)
-    if state.paused_until is not None and state.paused_until > now():
+    first_try = account.name not in app.credentials_tried
+    app.credentials_tried.add(account.name)
+    refused_before = (state.pause_reason or "").startswith(AUTH) and first_try  # by another process's token
+    if state.paused_until is not None and state.paused_until > now() and not refused_before:
         report.paused = True
         report.failed = _failure_of(state.pause_reason)
         log.info("%s: paused until %s (%s)", account.name, state.paused_until.isoformat(), state.pause_reason)
