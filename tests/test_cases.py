@@ -257,6 +257,24 @@ def test_a_persons_reply_takes_back_the_bots_drafts_that_wait_in_the_case(
         storage.close()
 
 
+def test_a_persons_public_reply_never_repeats_what_the_customer_gave_privately(book: Book) -> None:
+    _, case = book.post("@brand parcel lost again, call me on +1 415 555 0134 please", MONDAY)
+    assert case is not None
+    with pytest.raises(ValueError, match="a phone number"):
+        team_reply(
+            book.config, book.storage, case, "We'll call +1 415 555 0134 today.", "sam", private=False, request_key="a"
+        )
+    assert not [r for r in book.storage.cases.replies(case) if r.purpose == ReplyPurpose.TEAM.value]
+    private = team_reply(
+        book.config, book.storage, case, "We'll call +1 415 555 0134 today.", "sam", private=True, request_key="b"
+    )
+    assert private.state is ReplyState.APPROVED  # privately, the same words are fine
+    ours = team_reply(
+        book.config, book.storage, case, "Our line is +1 800 555 0199, any time.", "sam", private=False, request_key="c"
+    )
+    assert ours.state is ReplyState.APPROVED  # a number the customer did not write: the brand's own
+
+
 def test_figures_count_business_time_and_missed_targets(book: Book) -> None:
     _, late = book.post("@brand my order never arrived", MONDAY)
     _, fast = book.post("@brand charged twice for one order", MONDAY, author="boris")

@@ -516,6 +516,26 @@ def test_an_edit_on_a_page_whose_private_follow_up_was_taken_back_meanwhile_is_n
     assert desk.storage.replies.get(reply_id).state is ReplyState.PENDING  # nothing approved on a stale page
 
 
+def test_an_edit_that_repeats_the_customers_personal_data_in_public_is_refused(desk: Desk) -> None:
+    """docs/GUIDE.md, principle 3: a public reply never repeats personal data. The desk masks the customer's
+    e-mail address in the post it shows, yet a person's edit carrying it (or a card number) went out."""
+    reply_id = desk.seed(COMPLAINT)  # the customer wrote alice.w@example.org
+    csrf = log_in(desk.client)
+    form = {"csrf": csrf, "shown": shown(desk, reply_id), **as_shown(desk.storage, reply_id)}
+    for edit, said in (
+        ("@alice We wrote to alice.w@example.org about it.", "an e-mail address"),
+        ("@alice The refund went to card 4111 1111 1111 1111.", "a card number"),
+    ):
+        response = desk.client.post(f"/replies/{reply_id}/approve", data={**form, "text": edit})
+        assert response.status_code == 422 and said in response.text and "privately" in response.text
+        assert edit in response.text  # the person's words are kept in the box, to change
+        assert desk.storage.replies.get(reply_id).state is ReplyState.PENDING
+    brand = desk.config.brand.support_email
+    fine = f"@alice So sorry! Please write to {brand} and we'll sort it out."
+    assert desk.client.post(f"/replies/{reply_id}/approve", data={**form, "text": fine}).status_code == 303
+    assert desk.storage.replies.get(reply_id).text == fine  # the brand's own address is not personal data
+
+
 def test_many_people_approving_at_once_approve_once(tmp_path: Path, any_desk: Desk) -> None:
     reply_id = any_desk.seed(COMPLAINT)
     text = shown(any_desk, reply_id)

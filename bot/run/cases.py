@@ -24,7 +24,7 @@ from bot.decide.router import Context, Pick, decide, draft_message
 from bot.models import Action, CaseState, Decision, Mode, ReplyKind, ReplyPurpose, ReplyState
 from bot.run.alerts import excerpt, raise_alert
 from bot.run.case_figures import first_response
-from bot.run.context import check_text, router_context
+from bot.run.context import check_public_words, check_text, router_context
 from bot.storage import Conflict, Storage
 from bot.storage.records import AccountState, CasePlan, StoredCase, StoredMention, StoredReply
 from connectors import get_platform
@@ -149,6 +149,8 @@ def team_reply(
     if words and addressable and not re.search(rf"(?<![\w@]){re.escape(handle)}(?![\w@.-])", words, re.IGNORECASE):
         words = f"{handle} {words}"  # the platform shows and notifies only the people a post names
     check_text(storage, case.account, case.platform, words)
+    if not private:
+        check_public_words(config.brand, words, [m.mention.text for m in storage.cases.posts(case_id)])
     state = ReplyState.DRAFTED if account.mode is Mode.DRY_RUN else ReplyState.APPROVED
     reply = storage.cases.add_reply(
         case_id,

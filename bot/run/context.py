@@ -5,10 +5,11 @@ reworded reply and a person's re-draft."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from bot.config import Brand, Config
 from bot.decide.router import Context
+from bot.models import ReplyKind
 from bot.storage import Storage
 from bot.storage.records import AccountState
 from connectors import get_platform
@@ -69,10 +70,64 @@ def router_context(
 
 
 def check_length(config: Config, storage: Storage, reply_id: int, text: str) -> None:
-    """ValueError if `text` is empty or longer than the platform of that reply allows."""
+    """ValueError if `text` is empty or longer than the platform of that reply allows, or if, as a public
+    reply, it repeats personal data (`check_public_words`)."""
     reply = storage.replies.get(reply_id)
     state = storage.accounts.get(reply.account)
     check_text(storage, reply.account, state.platform if state else config.account(reply.account).platform, text)
+    if reply.kind is ReplyKind.PUBLIC:
+        posts = storage.cases.posts(reply.case_id) if reply.case_id is not None else []
+        written = [m.mention.text for m in posts] or [storage.mentions.get(reply.mention_id).mention.text]
+        check_public_words(config.brand, text, written)
+
+
+# Kinds that are personal wherever they come from; the others (a phone number, an order number, an address)
+# may be the brand's own, and are refused when they repeat what the customer wrote.
+_ALWAYS_PERSONAL = frozenset({"card", "iban"})
+_NAMES = {
+    "email": "an e-mail address",
+    "phone": "a phone number",
+    "card": "a card number",
+    "iban": "an account number",
+    "id_number": "an ID number",
+    "order": "an order number",
+    "address": "an address",
+}
+
+
+def check_public_words(brand: Brand, text: str, customer_wrote: Sequence[str]) -> None:
+    """ValueError if a person's words for a public reply repeat personal data (docs/GUIDE.md, principle 3):
+    a card or account number, an e-mail address other than the brand's own, or a number or address the
+    customer wrote. The same words may go privately."""
+    theirs = {_key(value) for post in customer_wrote for value in _personal_values(post)}
+    found = sorted(
+        {
+            kind
+            for kind, value in _personal_spans(text)
+            if kind in _ALWAYS_PERSONAL
+            or (kind == "email" and value.casefold() != brand.support_email.casefold())
+            or _key(value) in theirs
+        }
+    )
+    if found:
+        what = ", ".join(_NAMES.get(kind, kind) for kind in found)
+        raise ValueError(f"a public reply must not repeat personal data ({what}): send it privately, or leave it out")
+
+
+def _personal_spans(text: str) -> list[tuple[str, str]]:
+    from bot import classifier
+
+    return [(span.kind, text[span.start : span.end]) for span in classifier.find_personal_data(text)]
+
+
+def _personal_values(text: str) -> list[str]:
+    return [value for _kind, value in _personal_spans(text)]
+
+
+def _key(value: str) -> str:
+    """The same datum however it is written: digits alone for a number, folded words otherwise."""
+    digits = "".join(ch for ch in value if ch.isdigit())
+    return digits if len(digits) >= 4 else " ".join(value.casefold().split())
 
 
 def check_text(storage: Storage, account: str, platform_name: str, text: str) -> None:
