@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import socket
 import subprocess
 import sys
 from datetime import timedelta
@@ -332,6 +333,21 @@ def test_a_listing_whose_reader_went_away_ends_quietly(tmp_path: Path) -> None:
 def test_train_takes_output() -> None:
     args = build_parser().parse_args(["train", "--output", "my-model.json"])
     assert args.out == Path("my-model.json")
+
+
+def test_a_second_worker_on_a_taken_metrics_port_names_the_port_and_its_key(tmp_path: Path) -> None:
+    """Several workers on one machine with one config meet each other's metrics port: the message said only
+    "[Errno 98] Address already in use"."""
+    taken = socket.create_server(("127.0.0.1", 0))
+    try:
+        port = taken.getsockname()[1]
+        path = config_with_secrets(tmp_path, extra=f"metrics:\n  port: {port}\n")
+        env = {"BRAND_TOKEN": "t0ken-1234", "DESK_TOKEN": "d", "DESK_SECRET": "s", "HOOK_URL": "https://h.example/x"}
+        done = carebot("run", "--config", str(path), env=env)
+    finally:
+        taken.close()
+    assert done.returncode == 2, done.stderr
+    assert f"cannot start serving /metrics and /health on 127.0.0.1:{port} (metrics.port)" in done.stderr
 
 
 def test_classifier_model_names_the_model_the_bot_uses(tmp_path: Path) -> None:

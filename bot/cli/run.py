@@ -99,17 +99,21 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print(*first_run_notes(report), sep="\n", end="")
             return FAILED if any(r.failed or r.database_trouble for r in reports) else OK
         servers = []
+        what = ""
         try:
             if config.metrics.port is not None:
+                what = f"/metrics and /health on {config.metrics.host}:{config.metrics.port} (metrics.port)"
                 servers.append(start_ops_in_thread(app))
             if args.web:
+                what = f"the desk on {config.web.host}:{config.web.port} (web.port)"
                 servers.append(
                     start_web_in_thread(config, app.storage, classifier=app.classifier, playbooks=app.playbooks)
                 )
         except (ValueError, OSError) as exc:
             for server in servers:
                 server.stop()
-            print(f"carebot: cannot start serving: {exc}", file=sys.stderr)
+            # Which port, and its key: a second worker started with the same config meets the first one's.
+            print(f"carebot: cannot start serving {what}: {exc}", file=sys.stderr)
             return BAD_USAGE
         try:
             run_forever(app)
