@@ -20,7 +20,7 @@ from bot.models import Action, CaseState, ReplyPurpose, ReplyState
 from bot.run.case_figures import case_figures
 from bot.run.cases import resolve_case, sweep, team_reply
 from bot.run.pipeline import handle_mention
-from bot.storage import Storage
+from bot.storage import Conflict, Storage
 from connectors.base import Author, Mention
 from tests import configs
 
@@ -273,6 +273,17 @@ def test_a_persons_public_reply_never_repeats_what_the_customer_gave_privately(b
         book.config, book.storage, case, "Our line is +1 800 555 0199, any time.", "sam", private=False, request_key="c"
     )
     assert ours.state is ReplyState.APPROVED  # a number the customer did not write: the brand's own
+
+
+def test_a_reply_form_sent_twice_makes_one_reply_and_changed_words_are_not_lost_unseen(book: Book) -> None:
+    _, case = book.post("@brand my order never arrived", MONDAY)
+    assert case is not None
+    first = team_reply(book.config, book.storage, case, "Found it, sending now.", "sam", private=False, request_key="k")
+    again = team_reply(book.config, book.storage, case, "Found it, sending now.", "sam", private=False, request_key="k")
+    assert again.id == first.id  # a double click: one reply
+    with pytest.raises(Conflict, match=f"sent already, with other words \\(reply #{first.id}\\)"):
+        team_reply(book.config, book.storage, case, "Found it, it ships today.", "sam", private=False, request_key="k")
+    assert [r.text for r in book.storage.cases.replies(case) if r.purpose == ReplyPurpose.TEAM.value] == [first.text]
 
 
 def test_figures_count_business_time_and_missed_targets(book: Book) -> None:

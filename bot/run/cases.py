@@ -163,7 +163,10 @@ def team_reply(
     )
     if reply is None:
         existing = [r for r in storage.cases.replies(case_id) if r.purpose == ReplyPurpose.TEAM.value]
-        return existing[-1]  # this very request was made before: the same reply, not a second one
+        made = existing[-1]  # this very request was made before: the same reply, not a second one
+        if made.text != words:  # the same form sent again with its words changed: they would be lost unseen
+            raise Conflict(f"this form was sent already, with other words (reply #{made.id}): reload the case")
+        return made
     take_back_drafts(storage, case_id, f"superseded: {by} answered the case")
     return reply
 
