@@ -57,6 +57,11 @@ class ReplyPurpose(StrEnum):
     INCIDENT = "incident"  # "the problem with ... is fixed", once to each member of a resolved incident
 
 
+# Replies we send of our own accord, not answers to a customer who waits: waiting for approval, they are
+# neither urgent nor as old as the customer's post (a check-back is queued a day after it, by design).
+UNPROMPTED = frozenset({ReplyPurpose.CHECK_BACK.value, ReplyPurpose.INCIDENT.value})
+
+
 class ReplyKind(StrEnum):
     PUBLIC = "public"
     DIRECT = "direct"

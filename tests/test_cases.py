@@ -97,8 +97,7 @@ def mention(text: str, post_id: str = "1", author: str = "alice", **fields: obje
         cursor=post_id,
         author=Author(f"u-{author}", author, author.title()),
         text=text,
-        created_at=datetime.now(UTC),
-        **fields,  # type: ignore[arg-type]
+        **{"created_at": datetime.now(UTC), **fields},  # type: ignore[arg-type]
     )
 
 
@@ -284,6 +283,43 @@ def test_a_reply_form_sent_twice_makes_one_reply_and_changed_words_are_not_lost_
     with pytest.raises(Conflict, match=f"sent already, with other words \\(reply #{first.id}\\)"):
         team_reply(book.config, book.storage, case, "Found it, it ships today.", "sam", private=False, request_key="k")
     assert [r.text for r in book.storage.cases.replies(case) if r.purpose == ReplyPurpose.TEAM.value] == [first.text]
+
+
+def test_a_check_back_waiting_for_approval_is_no_urgent_customer_waiting_a_day(
+    tmp_path: Path, db_url: str, brains: tuple[Classifier, Playbooks]
+) -> None:
+    """In approve mode the check-back waits for a person, a day after the complaint it follows. It was listed
+    as URGENT, first, "waiting 1d", and counted as the oldest wait in the desk's figures and /metrics."""
+    path = configs.write_config(
+        tmp_path, db_url=db_url, accounts=configs.mastodon_account("http://127.0.0.1:9", token="t0ken", mode="approve")
+    )
+    config = load_config(path, {})
+    storage = Storage.open(config.storage.url)
+    try:
+        storage.accounts.ensure(ACCOUNT, "mastodon")
+        book = Book(config, storage, brains)
+        _, case = book.post("@brand my order never arrived", MONDAY, created_at=MONDAY)
+        assert case is not None
+        with use_clock(lambda: MONDAY + timedelta(hours=1)):
+            team_reply(config, storage, case, "Found it, sending now.", "sam", private=False, request_key="a")
+            resolve_case(config, storage, case, "sam", "resent")
+        day_later = MONDAY + timedelta(hours=26)
+        with use_clock(lambda: day_later):
+            sweep(config, storage, book.playbooks, config.accounts[0], at=day_later)
+        book.post("@brand does the app have a dark mode?", day_later, author="boris", created_at=day_later)
+
+        with use_clock(lambda: day_later + timedelta(minutes=10)):
+            items = storage.replies.queue()
+            figures = storage.figures.desk(at=day_later + timedelta(minutes=10))
+        purposes = [item.reply.purpose for item in items]
+        assert ReplyPurpose.CHECK_BACK.value in purposes
+        check_back = items[purposes.index(ReplyPurpose.CHECK_BACK.value)]
+        assert purposes[-1] == ReplyPurpose.CHECK_BACK.value  # after the customer who asks now
+        assert not check_back.urgent and storage.mentions.get(check_back.reply.mention_id).urgent
+        assert check_back.waiting_since == check_back.reply.created_at
+        assert figures.oldest_wait == timedelta(minutes=10)  # boris's question, not a day-old complaint
+    finally:
+        storage.close()
 
 
 def test_figures_count_business_time_and_missed_targets(book: Book) -> None:

@@ -79,7 +79,7 @@ def item_json(item: QueueItem) -> dict[str, Any]:
         "lang": mention.lang,
         "situation": mention.situation,
         "confidence": mention.confidence,
-        "urgent": mention.urgent,
+        "urgent": item.urgent,
         "reason": mention.reason,
         "kind": reply.kind.value,
         "draft": reply.text,
@@ -93,7 +93,7 @@ def item_json(item: QueueItem) -> dict[str, Any]:
         # An earlier attempt may have posted it: a retry looks it up first; look at the thread yourself.
         "outcome_unknown": reply.outcome_unknown,
         "received_at": mention.received_at.isoformat(),
-        "waiting_seconds": int((now() - mention.received_at).total_seconds()),
+        "waiting_seconds": int((now() - item.waiting_since).total_seconds()),
     }
 
 
@@ -120,7 +120,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(
             f"#{data['id']} {flag}{data['state']} · {data['situation']} ({data['lang']}, "
             f"{data['confidence']:.2f}) · {data['account']} · @{data['author']} · waiting "
-            f"{format_duration(now() - item.mention.received_at)}"
+            f"{format_duration(now() - item.waiting_since)}"
         )
         print(f"  post:  {data['post']}")
         label = "direct" if data["kind"] == "direct" else "draft"

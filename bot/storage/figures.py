@@ -5,11 +5,12 @@ from __future__ import annotations
 import statistics
 from collections.abc import Collection
 from datetime import datetime, time, timedelta
+from typing import Any
 
-from sqlalchemy import func, select, true
+from sqlalchemy import ColumnElement, case, func, select, true
 
 from bot.clock import as_utc, now
-from bot.models import ReplyKind, ReplyState
+from bot.models import UNPROMPTED, ReplyKind, ReplyState
 from bot.storage.engine import Database
 from bot.storage.records import Activity, DeskFigures
 from bot.storage.tables import mentions, quarantine, replies
@@ -29,7 +30,7 @@ class Figures:
         mine = replies.c.account.in_(list(accounts)) if accounts is not None else true()
         with self._db.read() as db:
             waiting, oldest = db.execute(
-                select(func.count(func.distinct(replies.c.mention_id)), func.min(mentions.c.created_at))
+                select(func.count(func.distinct(replies.c.mention_id)), func.min(_waiting_since()))
                 .join(mentions, mentions.c.id == replies.c.mention_id)
                 .where(replies.c.state.in_(WAITING), mine)
             ).one()
@@ -64,9 +65,7 @@ class Figures:
         """Per account: posts with a reply waiting for a person, and when the longest-waiting was posted."""
         with self._db.read() as db:
             rows = db.execute(
-                select(
-                    replies.c.account, func.count(func.distinct(replies.c.mention_id)), func.min(mentions.c.created_at)
-                )
+                select(replies.c.account, func.count(func.distinct(replies.c.mention_id)), func.min(_waiting_since()))
                 .join(mentions, mentions.c.id == replies.c.mention_id)
                 .where(replies.c.state.in_(WAITING))
                 .group_by(replies.c.account)
@@ -82,6 +81,12 @@ class Figures:
                 select(replies.c.state, func.count()).where(replies.c.account == account).group_by(replies.c.state)
             ).all()
         return Activity(mentions=int(stored), replies_by_state={state: int(n) for state, n in by_state})
+
+
+def _waiting_since() -> ColumnElement[Any]:
+    """Since when a waiting reply waits: its customer's post, or itself if we send it of our own accord (a
+    check-back is queued a day after the post, by design: it is no customer waiting a day)."""
+    return case((replies.c.purpose.in_(sorted(UNPROMPTED)), replies.c.created_at), else_=mentions.c.created_at)
 
 
 def _asked(created: datetime, received: datetime) -> datetime:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.clock import as_utc
-from bot.models import OPEN_STATES, ReplyKind, ReplyState
+from bot.models import OPEN_STATES, UNPROMPTED, ReplyKind, ReplyState
 from bot.storage.tables import mentions, replies
 from connectors.base import Author, Mention
 
@@ -183,6 +183,19 @@ class QueueItem:
     reply: StoredReply
     mention: StoredMention
     follow_up: StoredReply | None = None  # the private follow-up that goes out after a public reply
+
+    @property
+    def urgent(self) -> bool:
+        """An urgent customer waits for this reply (a check-back or a fixed-notice is never urgent)."""
+        return self.mention.urgent and self.reply.purpose not in UNPROMPTED
+
+    @property
+    def waiting_since(self) -> datetime:
+        """Since when this waits: the customer's post (never later than we saw it), or, for a reply we send
+        of our own accord, the reply itself."""
+        if self.reply.purpose in UNPROMPTED:
+            return self.reply.created_at
+        return min(self.mention.mention.created_at, self.mention.received_at)
 
 
 @dataclass(frozen=True)

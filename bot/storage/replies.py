@@ -12,10 +12,10 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Connection, RowMapping, func, insert, select, true, update
+from sqlalchemy import Connection, RowMapping, case, func, insert, select, true, update
 
 from bot.clock import now
-from bot.models import Decision, ReplyKind, ReplyPurpose, ReplyState
+from bot.models import UNPROMPTED, Decision, ReplyKind, ReplyPurpose, ReplyState
 from bot.storage.engine import Database
 from bot.storage.errors import Conflict, NotFound
 from bot.storage.records import (
@@ -299,14 +299,18 @@ class Replies:
         item of its own only when its public answer is not waiting too (it failed to send after the public
         one went out). Every reply of a case stands alone. `accounts`: only these accounts' (None: all).
         """
+        # A check-back or a fixed-notice (UNPROMPTED) answers no customer who waits: after the customers'
+        # replies, oldest first by its own time (see QueueItem.urgent and waiting_since).
+        ours = replies.c.purpose.in_(sorted(UNPROMPTED))
         query = (
             select(replies, mentions)
             .join(mentions, mentions.c.id == replies.c.mention_id)
             .where(replies.c.state.in_([s.value for s in states]))
             .order_by(
-                mentions.c.urgent.desc(),
+                case((ours, 0), else_=1).desc(),
+                case((ours, False), else_=mentions.c.urgent).desc(),
                 mentions.c.priority.desc(),
-                mentions.c.received_at,
+                case((ours, replies.c.created_at), else_=mentions.c.received_at),
                 replies.c.kind.desc(),
                 replies.c.id,
             )

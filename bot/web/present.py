@@ -81,7 +81,7 @@ def item_view(item: QueueItem, limit: int, thread: Sequence[ThreadPost], at: dat
     stored, reply = item.mention, item.reply
     mention = stored.mention
     count = text_length(get_platform(mention.platform))
-    asked_at = min(mention.created_at, stored.received_at)
+    asked_at = item.waiting_since
     return ItemView(
         id=reply.id,
         state=reply.state.value,
@@ -98,7 +98,7 @@ def item_view(item: QueueItem, limit: int, thread: Sequence[ThreadPost], at: dat
         direction="rtl" if stored.lang in RTL_LANGUAGES else "ltr",
         situation=stored.situation,
         confidence=stored.confidence,
-        urgent=stored.urgent,
+        urgent=item.urgent,
         reason=stored.reason,
         draft=reply.text,
         length=count(reply.text),
