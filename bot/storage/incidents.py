@@ -26,6 +26,8 @@ from bot.storage.records import (
 from bot.storage.tables import cases, incident_events, incidents, mention_topics, mentions
 
 OPEN, RESOLVED, FALSE_ALARM, MERGED = "open", "resolved", "false_alarm", "merged"
+# Characters: "the problem with {words}" and "(we expect it fixed by {eta})" must leave room in a post of 280.
+WORDING_LIMIT, ETA_LIMIT = 80, 60
 
 
 class Incidents:
@@ -174,7 +176,14 @@ class Incidents:
             event(tx, incident_id, kind, actor, text, now(), case_id=case_id)
 
     def edit(self, incident_id: int, by: str, *, wording: dict[str, str] | None = None, eta: str | None = None) -> None:
-        """The team's public wording of the topic (per language) and expected fix time."""
+        """The team's public wording of the topic (per language) and expected fix time. ValueError for
+        words longer than fit the incident's answer in one post (they were dropped at the next report, for
+        the generic answer, with nothing said)."""
+        for lang, words in (wording or {}).items():
+            if len(words) > WORDING_LIMIT:
+                raise ValueError(f"the words for {lang} have {len(words)} characters; at most {WORDING_LIMIT}")
+        if eta is not None and len(eta) > ETA_LIMIT:
+            raise ValueError(f"the expected fix time has {len(eta)} characters; at most {ETA_LIMIT}")
         values: dict[str, Any] = {"updated_at": now()}
         said = []
         if wording is not None:

@@ -76,10 +76,10 @@ def _word(desk: Desk, user: str, incident_id: int, form: Mapping[str, str]) -> s
     incident = desk.storage.incidents.get(incident_id)
     wording = dict(incident.wording)
     for lang in LANGUAGES:
-        text = " ".join(form.get(f"wording_{lang}", "").split())[:200]
+        text = " ".join(form.get(f"wording_{lang}", "").split())
         if text:
             wording[lang] = text
-    eta = " ".join(form.get("eta", "").split())[:100]
+    eta = " ".join(form.get("eta", "").split())
     desk.storage.incidents.edit(incident_id, user, wording=wording, eta=eta)
     return "The incident's replies use your words from now on."
 
