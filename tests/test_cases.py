@@ -4,6 +4,7 @@ languages, the timers (targets, check-backs, closing), the figures, and the migr
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -131,11 +132,11 @@ def configs_brand() -> object:
 # --- joining, timers and figures, on both databases -------------------------------------------------------
 
 
-def config_for(tmp_path: Path, db_url: str, extra: str = "") -> Config:
+def config_for(tmp_path: Path, db_url: str, extra: str = "", mode: str = "auto") -> Config:
     path = configs.write_config(
         tmp_path,
         db_url=db_url,
-        accounts=configs.mastodon_account("http://127.0.0.1:9", token="t0ken"),
+        accounts=configs.mastodon_account("http://127.0.0.1:9", token="t0ken", mode=mode),
         sections=f"cases:\n  targets:\n    complaint: {{first_response: 1h, resolution: 8h}}\n{extra}",
     )
     return load_config(path, {})
@@ -162,13 +163,23 @@ class Book:
         return post_id, self.storage.mentions.get(mention_id).case_id
 
 
-@pytest.fixture
-def book(tmp_path: Path, db_url: str, brains: tuple[Classifier, Playbooks]) -> Book:
-    config = config_for(tmp_path, db_url)
+def open_book(tmp_path: Path, db_url: str, brains: tuple[Classifier, Playbooks], mode: str) -> Iterator[Book]:
+    config = config_for(tmp_path, db_url, mode=mode)
     storage = Storage.open(config.storage.url)
     storage.accounts.ensure(ACCOUNT, "mastodon")
-    yield Book(config, storage, brains)  # type: ignore[misc]
+    yield Book(config, storage, brains)
     storage.close()
+
+
+@pytest.fixture
+def book(tmp_path: Path, db_url: str, brains: tuple[Classifier, Playbooks]) -> Iterator[Book]:
+    yield from open_book(tmp_path, db_url, brains, "auto")
+
+
+@pytest.fixture
+def approving_book(tmp_path: Path, db_url: str, brains: tuple[Classifier, Playbooks]) -> Iterator[Book]:
+    """The same with the account in approve mode: every reply of the bot's waits for a person."""
+    yield from open_book(tmp_path, db_url, brains, "approve")
 
 
 def test_posts_join_by_thread_conversation_or_author_window_and_say_why(book: Book) -> None:
@@ -227,33 +238,24 @@ def test_check_back_once_after_resolution_then_the_case_closes(book: Book) -> No
     assert book.storage.cases.get(case).state == CaseState.CLOSED.value
 
 
-def test_a_persons_reply_takes_back_the_bots_drafts_that_wait_in_the_case(
-    tmp_path: Path, db_url: str, brains: tuple[Classifier, Playbooks]
-) -> None:
+def test_a_persons_reply_takes_back_the_bots_drafts_that_wait_in_the_case(approving_book: Book) -> None:
     """With the account in approve mode the bot's answer waits for a person. A person who answers the case
     in their own words has taken it from there: the bot's draft, approved later, would answer twice."""
-    path = configs.write_config(
-        tmp_path, db_url=db_url, accounts=configs.mastodon_account("http://127.0.0.1:9", token="t0ken", mode="approve")
-    )
-    config = load_config(path, {})
-    storage = Storage.open(config.storage.url)
-    try:
-        storage.accounts.ensure(ACCOUNT, "mastodon")
-        book = Book(config, storage, brains)
-        _, case = book.post("@brand my order never arrived, where is it?", MONDAY)
-        assert case is not None
-        drafts = storage.cases.replies(case)
-        assert drafts and all(r.state is ReplyState.PENDING for r in drafts)
-        with use_clock(lambda: MONDAY + timedelta(minutes=5)):
-            mine = team_reply(config, storage, case, "Found it, it ships today.", "sam", private=False, request_key="a")
-        after = {r.id: r for r in storage.cases.replies(case)}
-        assert after[mine.id].state is ReplyState.APPROVED
-        for draft in drafts:
-            assert after[draft.id].state is ReplyState.REJECTED
-            assert after[draft.id].rejected_reason == "superseded: sam answered the case"
-        assert [item for item in storage.replies.queue() if item.reply.case_id == case] == []  # nothing waits
-    finally:
-        storage.close()
+    book = approving_book
+    _, case = book.post("@brand my order never arrived, where is it?", MONDAY)
+    assert case is not None
+    drafts = book.storage.cases.replies(case)
+    assert drafts and all(r.state is ReplyState.PENDING for r in drafts)
+    with use_clock(lambda: MONDAY + timedelta(minutes=5)):
+        mine = team_reply(
+            book.config, book.storage, case, "Found it, ships today.", "sam", private=False, request_key="a"
+        )
+    after = {r.id: r for r in book.storage.cases.replies(case)}
+    assert after[mine.id].state is ReplyState.APPROVED
+    for draft in drafts:
+        assert after[draft.id].state is ReplyState.REJECTED
+        assert after[draft.id].rejected_reason == "superseded: sam answered the case"
+    assert [item for item in book.storage.replies.queue() if item.reply.case_id == case] == []  # nothing waits
 
 
 def test_a_persons_public_reply_never_repeats_what_the_customer_gave_privately(book: Book) -> None:
@@ -285,41 +287,31 @@ def test_a_reply_form_sent_twice_makes_one_reply_and_changed_words_are_not_lost_
     assert [r.text for r in book.storage.cases.replies(case) if r.purpose == ReplyPurpose.TEAM.value] == [first.text]
 
 
-def test_a_check_back_waiting_for_approval_is_no_urgent_customer_waiting_a_day(
-    tmp_path: Path, db_url: str, brains: tuple[Classifier, Playbooks]
-) -> None:
+def test_a_check_back_waiting_for_approval_is_no_urgent_customer_waiting_a_day(approving_book: Book) -> None:
     """In approve mode the check-back waits for a person, a day after the complaint it follows. It was listed
     as URGENT, first, "waiting 1d", and counted as the oldest wait in the desk's figures and /metrics."""
-    path = configs.write_config(
-        tmp_path, db_url=db_url, accounts=configs.mastodon_account("http://127.0.0.1:9", token="t0ken", mode="approve")
-    )
-    config = load_config(path, {})
-    storage = Storage.open(config.storage.url)
-    try:
-        storage.accounts.ensure(ACCOUNT, "mastodon")
-        book = Book(config, storage, brains)
-        _, case = book.post("@brand my order never arrived", MONDAY, created_at=MONDAY)
-        assert case is not None
-        with use_clock(lambda: MONDAY + timedelta(hours=1)):
-            team_reply(config, storage, case, "Found it, sending now.", "sam", private=False, request_key="a")
-            resolve_case(config, storage, case, "sam", "resent")
-        day_later = MONDAY + timedelta(hours=26)
-        with use_clock(lambda: day_later):
-            sweep(config, storage, book.playbooks, config.accounts[0], at=day_later)
-        book.post("@brand does the app have a dark mode?", day_later, author="boris", created_at=day_later)
+    book = approving_book
+    config, storage = book.config, book.storage
+    _, case = book.post("@brand my order never arrived", MONDAY, created_at=MONDAY)
+    assert case is not None
+    with use_clock(lambda: MONDAY + timedelta(hours=1)):
+        team_reply(config, storage, case, "Found it, sending now.", "sam", private=False, request_key="a")
+        resolve_case(config, storage, case, "sam", "resent")
+    day_later = MONDAY + timedelta(hours=26)
+    with use_clock(lambda: day_later):
+        sweep(config, storage, book.playbooks, config.accounts[0], at=day_later)
+    book.post("@brand does the app have a dark mode?", day_later, author="boris", created_at=day_later)
 
-        with use_clock(lambda: day_later + timedelta(minutes=10)):
-            items = storage.replies.queue()
-            figures = storage.figures.desk(at=day_later + timedelta(minutes=10))
-        purposes = [item.reply.purpose for item in items]
-        assert ReplyPurpose.CHECK_BACK.value in purposes
-        check_back = items[purposes.index(ReplyPurpose.CHECK_BACK.value)]
-        assert purposes[-1] == ReplyPurpose.CHECK_BACK.value  # after the customer who asks now
-        assert not check_back.urgent and storage.mentions.get(check_back.reply.mention_id).urgent
-        assert check_back.waiting_since == check_back.reply.created_at
-        assert figures.oldest_wait == timedelta(minutes=10)  # boris's question, not a day-old complaint
-    finally:
-        storage.close()
+    with use_clock(lambda: day_later + timedelta(minutes=10)):
+        items = storage.replies.queue()
+        figures = storage.figures.desk(at=day_later + timedelta(minutes=10))
+    purposes = [item.reply.purpose for item in items]
+    assert ReplyPurpose.CHECK_BACK.value in purposes
+    check_back = items[purposes.index(ReplyPurpose.CHECK_BACK.value)]
+    assert purposes[-1] == ReplyPurpose.CHECK_BACK.value  # after the customer who asks now
+    assert not check_back.urgent and storage.mentions.get(check_back.reply.mention_id).urgent
+    assert check_back.waiting_since == check_back.reply.created_at
+    assert figures.oldest_wait == timedelta(minutes=10)  # boris's question, not a day-old complaint
 
 
 def test_figures_count_business_time_and_missed_targets(book: Book) -> None:
