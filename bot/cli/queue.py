@@ -150,12 +150,12 @@ def _act(args: argparse.Namespace, action: Callable[[Config, Storage], str]) -> 
 
 def cmd_approve(args: argparse.Namespace) -> int:
     def approve(config: Config, storage: Storage) -> str:
-        from bot.run.context import check_length, cost_warning
+        from bot.run.context import check_edit, cost_warning
         from bot.run.decisions import CONFIRMED, record_on_reply
         from bot.storage.records import FollowUp
 
         if args.text is not None:
-            check_length(config, storage, args.id, args.text)
+            check_edit(config, storage, args.id, args.text)
         reply = storage.replies.get(args.id)
         text = args.text if args.text is not None else reply.text
         warning = cost_warning(config, reply.account, text)
@@ -166,7 +166,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
         if args.direct_text is not None:
             if direct is None or direct.state is not ReplyState.PENDING:
                 raise ValueError(f"reply {args.id} has no private follow-up waiting")
-            check_length(config, storage, direct.id, args.direct_text)
+            check_edit(config, storage, direct.id, args.direct_text)
             follow_up = FollowUp(direct.id, direct.text, args.direct_text)
         # The draft as its cost was checked, or nothing: a colleague may re-draft it meanwhile (the desk).
         checked = reply.text if args.text is None else None

@@ -69,9 +69,9 @@ def router_context(
     )
 
 
-def check_length(config: Config, storage: Storage, reply_id: int, text: str) -> None:
-    """ValueError if `text` is empty or longer than the platform of that reply allows, or if, as a public
-    reply, it repeats personal data (`check_public_words`)."""
+def check_edit(config: Config, storage: Storage, reply_id: int, text: str) -> None:
+    """A person's words for reply `reply_id`: ValueError if empty or longer than its platform allows, or
+    if, as a public reply, they repeat personal data (`check_public_words`)."""
     reply = storage.replies.get(reply_id)
     state = storage.accounts.get(reply.account)
     check_text(storage, reply.account, state.platform if state else config.account(reply.account).platform, text)

@@ -150,6 +150,8 @@ def send_due(
 
 
 ROUND = 100  # due replies read at once; rounds go on until none is left
+# Failures that concern the whole account, not the reply at hand: they halt every sender of the account.
+ACCOUNT_WIDE = (RateLimited, AuthFailed, Unreachable, DatabaseTrouble)
 
 
 class _Halt:
@@ -215,7 +217,7 @@ def _send_lane(
                 break
             with app.storage.held():  # one connection for the reply's statements
                 _send_due_reply(app, account, state, connector, reply, report)
-    except (RateLimited, AuthFailed, Unreachable, DatabaseTrouble) as exc:
+    except ACCOUNT_WIDE as exc:
         halt.fail(exc)
     except BaseException as exc:  # a bug outside any one reply: said by send_due's caller, like before
         halt.fail(exc)
@@ -243,7 +245,7 @@ def _send_due_reply(
         claimed = dataclasses.replace(reply, target_post_id=reply.target_post_id or target)
         try:
             _send_one(app, account, state, connector, claimed, claim, stored, report)
-        except (RateLimited, AuthFailed, Unreachable, DatabaseTrouble):
+        except ACCOUNT_WIDE:
             raise
         except Exception as exc:  # a bug with this one reply must not hold up the others
             log.exception("%s: unexpected error while sending reply %s; will try again", account.name, reply.id)

@@ -17,7 +17,7 @@ from starlette.templating import Jinja2Templates
 
 from bot.clock import now
 from bot.models import SITUATIONS, ReplyState
-from bot.run.context import check_length, cost_warning
+from bot.run.context import check_edit, cost_warning
 from bot.run.decisions import CONFIRMED, CORRECTED, REJECTED, record_on_reply
 from bot.run.redraft import RedraftRefused, redraft
 from bot.storage import Conflict, NotFound
@@ -303,7 +303,7 @@ def _approve(desk: Desk, user: str, reply_id: int, form: Mapping[str, str]) -> s
         raise Refused(f"Not approved: {warning}. Leave the link out, or tick “send it at that cost”.", reply_id, edit)
     if text is not None and text != shown.strip():
         try:
-            check_length(desk.config, desk.storage, reply_id, text)
+            check_edit(desk.config, desk.storage, reply_id, text)
         except ValueError as exc:
             raise Refused(f"Not approved: {exc}.", reply_id, text) from exc
         desk.storage.replies.approve(reply_id, user, text, follow_up=follow_up)
@@ -327,7 +327,7 @@ def _follow_up(desk: Desk, reply_id: int, form: Mapping[str, str]) -> FollowUp |
     edit = _lf(form["direct_text"]).strip() if "direct_text" in form else None
     if edit is not None and edit != shown.strip():
         try:
-            check_length(desk.config, desk.storage, direct_id, edit)
+            check_edit(desk.config, desk.storage, direct_id, edit)
         except ValueError as exc:
             raise Refused(f"Not approved: the private follow-up: {exc}.", reply_id) from exc
         return FollowUp(direct_id, shown, edit)
