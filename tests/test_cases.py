@@ -238,6 +238,23 @@ def test_check_back_once_after_resolution_then_the_case_closes(book: Book) -> No
     assert book.storage.cases.get(case).state == CaseState.CLOSED.value
 
 
+def test_escalated_and_urgent_are_shown_only_while_the_case_is_open(book: Book) -> None:
+    """A resolved case that was escalated once is nobody's emergency: listed as ESCALATED among resolved
+    cases, it sent people to a case that needs nothing."""
+    _, case = book.post("@brand my card was charged twice and the order is gone", MONDAY)
+    assert case is not None
+    book.post("@brand I already emailed you twice, nobody answers", MONDAY + timedelta(minutes=30))
+    stored = book.storage.cases.get(case)
+    assert stored.escalated and stored.flags[0] == "escalated"
+    with use_clock(lambda: MONDAY + timedelta(hours=1)):
+        team_reply(
+            book.config, book.storage, case, "Refunded the second charge.", "sam", private=False, request_key="a"
+        )
+        resolved = resolve_case(book.config, book.storage, case, "sam", "refunded")
+    assert resolved.escalated  # the record keeps what happened
+    assert "escalated" not in resolved.flags and "urgent" not in resolved.flags
+
+
 def test_a_persons_reply_takes_back_the_bots_drafts_that_wait_in_the_case(approving_book: Book) -> None:
     """With the account in approve mode the bot's answer waits for a person. A person who answers the case
     in their own words has taken it from there: the bot's draft, approved later, would answer twice."""

@@ -228,6 +228,12 @@ def test_two_incidents_merged_into_one_and_a_false_alarm_from_the_command_line(
     assert len(brand_statuses(base)) == before  # nobody told it is fixed
     assert bot.storage.incidents.get(login.id).state != "open"
     assert carebot("incidents", "resolve", str(login.id)) != 0  # closed: there is nothing to resolve
+    # Nobody joins it any more and nobody is told: words or a fix time "taken" now would go nowhere.
+    capsys.readouterr()
+    for command in (["eta", str(login.id), "--text", "18:00"], ["word", str(login.id), "--lang", "en", "--text", "x"]):
+        assert carebot("incidents", *command) == 1
+        assert "change only while it is open" in capsys.readouterr().err
+    assert bot.storage.incidents.get(login.id).eta is None
 
 
 def test_fixed_notifications_that_wait_for_a_person_go_out_after_one_approval_from_the_command_line(

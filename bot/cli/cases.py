@@ -88,11 +88,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         if not cases:
             print("No cases." if args.state != "active" else "No open cases.")
         for case in cases:
-            flags = [f for f, on in (("ESCALATED", case.escalated), ("URGENT", case.urgent)) if on]
-            if case.customer_replied:
-                flags.append("customer wrote")
-            if case.resolve_proposed:
-                flags.append("says it works now")
+            flags = [f.upper() if f in ("escalated", "urgent") else f for f in case.flags]
             who = f" · {case.assigned_to} is on it" if case.assigned_to else ""
             print(
                 f"case #{case.id} {case.state}{' · ' + ', '.join(flags) if flags else ''} · {case.situation} "

@@ -176,9 +176,9 @@ class Incidents:
             event(tx, incident_id, kind, actor, text, now(), case_id=case_id)
 
     def edit(self, incident_id: int, by: str, *, wording: dict[str, str] | None = None, eta: str | None = None) -> None:
-        """The team's public wording of the topic (per language) and expected fix time. ValueError for
-        words longer than fit the incident's answer in one post (they were dropped at the next report, for
-        the generic answer, with nothing said)."""
+        """The team's public wording of the topic (per language) and expected fix time, while it is open.
+        ValueError for words longer than fit the incident's answer in one post (they were dropped at the next
+        report, for the generic answer, with nothing said)."""
         for lang, words in (wording or {}).items():
             if len(words) > WORDING_LIMIT:
                 raise ValueError(f"the words for {lang} have {len(words)} characters; at most {WORDING_LIMIT}")
@@ -193,10 +193,16 @@ class Incidents:
             values["eta"] = eta or None
             said.append(f"expected fix: {eta or 'not said'}")
         with self._db.begin() as tx:
-            changed = tx.execute(update(incidents).where(incidents.c.id == incident_id).values(**values))
-            if changed.rowcount != 1:
-                raise NotFound(f"no incident {incident_id}")
-            event(tx, incident_id, "edited", by, "; ".join(said), now())
+            changed = tx.execute(
+                update(incidents).where(incidents.c.id == incident_id, incidents.c.state == OPEN).values(**values)
+            )
+            if changed.rowcount == 1:
+                event(tx, incident_id, "edited", by, "; ".join(said), now())
+        if changed.rowcount != 1:
+            # Nobody new joins a closed incident, and its fixed-notices are already written: words
+            # changed now would go nowhere while the command said they were taken.
+            state = self.get(incident_id).state
+            raise Conflict(f"incident {incident_id} is {state}: its words and fix time change only while it is open")
 
     def close(self, incident_id: int, state: str, by: str, note: str | None, at: datetime) -> StoredIncident:
         """Resolve it or call it a false alarm (compare-and-set from open)."""

@@ -122,6 +122,21 @@ class StoredCase:
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
 
+    @property
+    def flags(self) -> tuple[str, ...]:
+        """What a person should see at a glance; escalated and urgent only while the case is open (a
+        resolved case that was escalated once is no longer anyone's emergency)."""
+        flags = []
+        if self.is_open and self.escalated:
+            flags.append("escalated")
+        elif self.is_open and self.urgent:
+            flags.append("urgent")
+        if self.customer_replied:
+            flags.append("customer wrote")
+        if self.resolve_proposed:
+            flags.append("says it works now")
+        return tuple(flags)
+
 
 @dataclass(frozen=True)
 class StoredIncident:

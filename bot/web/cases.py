@@ -73,19 +73,6 @@ def case_id_of(request: Request) -> int | None:
     return id_param(request, "case_id")
 
 
-def _flags(case: StoredCase) -> tuple[str, ...]:
-    flags = []
-    if case.escalated:
-        flags.append("escalated")
-    if case.customer_replied:
-        flags.append("customer wrote")
-    if case.resolve_proposed:
-        flags.append("says it works now")
-    if case.urgent and not case.escalated:
-        flags.append("urgent")
-    return tuple(flags)
-
-
 async def cases_page(request: Request) -> Response:
     login = await run_in_threadpool(require_login, request)
     if isinstance(login, Response):
@@ -96,7 +83,7 @@ async def cases_page(request: Request) -> Response:
     desk: Desk = request.app.state.desk
     cases = [c for c in await run_in_threadpool(desk.storage.cases.listed, states) if login.may_act(c.account)]
     at = now()
-    rows = [CaseRow(c, _flags(c), format_duration(at - c.last_customer_at)) for c in cases]
+    rows = [CaseRow(c, c.flags, format_duration(at - c.last_customer_at)) for c in cases]
     context = {"user": user, "rows": rows, "show": shown if shown in FILTERS else "active", "filters": FILTERS}
     return _page(request, "cases.html", context)
 
@@ -150,7 +137,7 @@ def _case_context(desk: Desk, case_id: int, login: Login) -> dict[str, Any]:
     lang = case.lang
     return {
         "case": case,
-        "flags": _flags(case),
+        "flags": case.flags,
         "entries": entries,
         "someone_else": case.assigned_to if case.assigned_to and case.assigned_to != user else None,
         "limit": post_limit(state, platform),
