@@ -3,6 +3,7 @@ languages, the timers (targets, check-backs, closing), the figures, and the migr
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.classifier import Classifier
+from bot.cli import main as cli
 from bot.clock import use_clock
 from bot.config import Config, ConfigError, load_config
 from bot.decide.follow_up import CaseFacts, follow_up
@@ -302,6 +304,23 @@ def test_a_reply_form_sent_twice_makes_one_reply_and_changed_words_are_not_lost_
     with pytest.raises(Conflict, match=f"sent already, with other words \\(reply #{first.id}\\)"):
         team_reply(book.config, book.storage, case, "Found it, it ships today.", "sam", private=False, request_key="k")
     assert [r.text for r in book.storage.cases.replies(case) if r.purpose == ReplyPurpose.TEAM.value] == [first.text]
+
+
+def test_a_draft_a_person_rejected_is_still_the_bots_words(
+    approving_book: Book, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The case showed the bot's rejected draft as written "by ana": the one who stopped it read as its author."""
+    book = approving_book
+    _, case = book.post("@brand my order never arrived, where is it?", MONDAY)
+    assert case is not None
+    (draft, *_) = book.storage.cases.replies(case)
+    book.storage.replies.reject(draft.id, "ana", "wrong tone")
+    capsys.readouterr()
+    assert cli(["cases", "show", str(case), "--config", str(tmp_path / "carebot.yaml")]) == 0
+    assert f"reply #{draft.id} [rejected] by carebot, rejected by ana (" in capsys.readouterr().out
+    assert cli(["cases", "show", str(case), "--json", "--config", str(tmp_path / "carebot.yaml")]) == 0
+    shown = next(r for r in json.loads(capsys.readouterr().out)["replies"] if r["id"] == draft.id)
+    assert (shown["by"], shown["approved_by"], shown["rejected_by"]) == ("auto", None, "ana")
 
 
 def test_a_check_back_waiting_for_approval_is_no_urgent_customer_waiting_a_day(approving_book: Book) -> None:

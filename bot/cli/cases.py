@@ -118,7 +118,8 @@ def cmd_show(args: argparse.Namespace) -> int:
                 ],
                 "replies": [
                     {"id": r.id, "purpose": r.purpose, "kind": r.kind.value, "state": r.state.value,
-                     "text": r.text, "by": r.approved_by or r.decided_by}
+                     "text": r.text, "by": r.decided_by, "approved_by": None if r.rejected_by else r.approved_by,
+                     "rejected_by": r.rejected_by}
                     for r in replies
                 ],
                 "events": [{"at": e.at.isoformat(), "kind": e.kind, "by": e.actor, "text": e.text} for e in events],
@@ -138,8 +139,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             lines.append((m.mention.created_at, f"@{case.author_handle} ({where}): {text}"))
         for r in replies:
             when = r.sent_at or r.created_at
-            by = r.approved_by or r.decided_by
-            lines.append((when, f"{r.purpose} reply #{r.id} [{r.state.value}] by {by} ({r.kind.value}): {r.text}"))
+            lines.append((when, f"{r.purpose} reply #{r.id} [{r.state.value}] by {r.who} ({r.kind.value}): {r.text}"))
         for e in events:
             if e.kind in ("note", "assigned", "resolved", "reopened", "escalated", "closed", "check_back"):
                 lines.append((e.at, f"{e.kind} by {e.actor}: {e.text}" if e.text else f"{e.kind} by {e.actor}"))

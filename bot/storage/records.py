@@ -85,6 +85,23 @@ class StoredReply:
     next_attempt_at: datetime | None = None
     outcome_unknown: bool = False  # an earlier attempt may have posted it: look it up before any new one
 
+    @property
+    def written_by(self) -> str:
+        return "carebot" if self.decided_by == "auto" else self.decided_by
+
+    @property
+    def rejected_by(self) -> str | None:
+        """`approved_by` holds whoever decided on it, the one who stopped it included."""
+        return self.approved_by if self.state is ReplyState.REJECTED else None
+
+    @property
+    def who(self) -> str:
+        """Whose words, and who let them go or stopped them: "carebot, rejected by ana", not "ana"."""
+        if self.approved_by is None or self.approved_by == self.decided_by:
+            return self.written_by
+        verb = "rejected" if self.state is ReplyState.REJECTED else "approved"
+        return f"{self.written_by}, {verb} by {self.approved_by}"
+
 
 @dataclass(frozen=True)
 class StoredCase:

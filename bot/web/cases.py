@@ -124,11 +124,10 @@ def _case_context(desk: Desk, case_id: int, login: Login) -> dict[str, Any]:
             Entry(stored.mention.created_at, "post", f"@{case.author_handle}", "private" if private else "public", text)
         )
     for reply in storage.cases.replies(case.id):
-        who = reply.approved_by or ("carebot" if reply.decided_by == "auto" else reply.decided_by)
         channel = "private" if reply.kind.value == "direct" else "public"
         label = {"answer": "reply", "holding": "holding reply", "team": "reply", "check_back": "check-back"}
         badge = f"{label.get(reply.purpose, reply.purpose)} · {reply.state.value}"
-        entries.append(Entry(reply.sent_at or reply.created_at, "reply", who, channel, reply.text, badge))
+        entries.append(Entry(reply.sent_at or reply.created_at, "reply", reply.who, channel, reply.text, badge))
     for event in storage.cases.events(case.id):
         if event.kind in SHOWN_EVENTS:
             entries.append(Entry(event.at, "event", event.actor, "", event.text, event.kind.replace("_", " ")))
