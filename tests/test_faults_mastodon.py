@@ -21,7 +21,7 @@ from mastodon_mock.config import MastodonMockConfig, RateLimitConfig
 from mastodon_mock.testing import MockServer
 
 from bot.cli import main as carebot
-from bot.clock import now
+from bot.clock import now, use_clock
 from bot.config import Config, load_config
 from bot.models import ReplyState
 from bot.run import daemon as daemon_module
@@ -317,6 +317,53 @@ def test_a_reply_waits_out_an_unreachable_instance_without_spending_its_attempts
     assert len(brand_replies(base)[post_id]) == 1
 
 
+def account_alerts(app: App) -> list[tuple[str, str]]:
+    return [(a.kind, a.text) for a in app.storage.alerts.undelivered(["account_down", "account_back"])]
+
+
+def test_an_account_that_stays_unreachable_is_told_to_the_team_once_and_when_it_works_again(
+    mastodon_server: MockServer, make_app: Callable[..., App], db_url: str
+) -> None:
+    """The instance is gone for three quarters of an hour. carebot logged a warning each cycle and /health
+    went stale, but a team that watches its alert channel heard nothing until customers complained of
+    silence. Now the outage is told once, after `notify.account_down_after` (15 minutes), and its end once."""
+    upstream = urlsplit(mastodon_server.base_url)
+    assert upstream.hostname is not None and upstream.port is not None
+    switch = TcpSwitch(upstream.hostname, upstream.port)
+    try:
+        app = make_app(f"http://127.0.0.1:{switch.port}", db_url)
+        state = app.storage.accounts.get(ACCOUNT)
+        assert state is not None and state.last_cycle_at is not None
+        began = state.last_cycle_at
+
+        def cycle_at(minutes: int) -> CycleReport:
+            with use_clock(lambda: began + timedelta(minutes=minutes)):
+                (report,) = run_once(app)
+            return report
+
+        switch.down()
+        for minutes, told in ((1, 0), (14, 0), (16, 1), (40, 1)):  # a restart of the platform is no news
+            assert cycle_at(minutes).failed == "unreachable"
+            assert len(account_alerts(app)) == told, minutes
+        ((kind, text),) = account_alerts(app)
+        assert kind == "account_down" and text.startswith(f"{ACCOUNT} (mastodon): no good cycle for 16m (Unreachable")
+        assert "nothing is lost" in text and "check `base_url` and the network" in text
+
+        switch.up()
+        assert cycle_at(45).error is None
+        assert cycle_at(46).error is None
+        assert account_alerts(app)[1:] == [
+            ("account_back", f"{ACCOUNT} (mastodon) works again after 45m; its waiting replies go out now.")
+        ]
+
+        switch.down()  # a second outage, later: told again, once
+        for minutes in (50, 62, 70):
+            cycle_at(minutes)
+        assert [kind for kind, _ in account_alerts(app)] == ["account_down", "account_back", "account_down"]
+    finally:
+        switch.close()
+
+
 def mastodon_server_faults_clear(base_url: str, rule_id: str) -> None:
     import httpx
 
@@ -450,11 +497,17 @@ def test_a_token_fixed_after_it_was_refused_works_at_the_next_start(
     assert refused.failed == "auth" and refused.paused
     (still,) = run_once(wrong)  # the same process, the same token: it waits, and does not ask again
     assert still.paused and still.failed == "auth"
+    # Refused credentials never mend themselves: the team is told at once, and once.
+    ((kind, text),) = account_alerts(wrong)
+    assert kind == "account_down" and "refuses the credentials: fix the token" in text
     wrong.close()
 
     fixed = running_bot(load(path), first_cycle=False)
     (report,) = run_once(fixed)
     assert report.error is None and not report.paused
+    assert account_alerts(fixed)[1:] == [
+        ("account_back", f"{ACCOUNT} (mastodon) works again; its waiting replies go out now.")
+    ]
     post_id = str(post_as(base, "alice", QUESTION)["id"])  # answered from the first good cycle on
     settle(fixed, lambda: post_id in brand_replies(base))
     assert len(brand_replies(base)[post_id]) == 1

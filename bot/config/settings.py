@@ -126,6 +126,11 @@ class NotifyConfig:
         15 * 60.0, doc="a reply waiting for a person longer than this is announced", check=checks.duration
     )
     urgent: bool = setting(True, doc="announce each urgent complaint as it arrives")
+    account_down_after: float = setting(
+        15 * 60.0,
+        doc="an account with no good cycle this long is announced, once (refused credentials at once)",
+        check=checks.duration,
+    )
     desk_url: str | None = setting(
         None, doc="the approval desk's public address, linked in each message", check=checks.url
     )

@@ -62,6 +62,8 @@ class App:
     # Accounts whose credentials this process has tried, well or not: a pause for refused credentials that
     # an earlier process stored does not hold back this one's first try (the token may have been fixed).
     credentials_tried: set[str] = field(default_factory=set)
+    # Accounts that have failed in this process without any good cycle on record, since when (bot/run/outage.py).
+    failing_since: dict[str, datetime] = field(default_factory=dict)
     metrics: Metrics = field(default_factory=Metrics)
     intervals: dict[str, float] = field(default_factory=dict)  # each account's poll interval as scheduled
     # When this process last did an account's periodic chores ("sweep": the cases' timers, "reread": a read

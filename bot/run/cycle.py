@@ -6,7 +6,8 @@ moves past them, so a crash anywhere loses nothing: the next cycle reads them ag
 
 A new account starts reading from now: what was posted before is not answered, and the first cycle says so.
 With `backfill:` (say 24h) it reads from that long ago instead, once; mentions older than that are skipped.
-The end of each good cycle is recorded (`last_cycle_at`), for /health.
+The end of each good cycle is recorded (`last_cycle_at`), for /health; an account without one for long is
+told to the team once (`bot/run/outage.py`).
 A read starts a little before the cursor now and then (`bot/run/overlap.py`), so a post that became visible
 late is read too; a post that cannot be read or stored is set aside (`bot/run/quarantine.py`), never fatal. Trouble
 with the database itself (`DatabaseTrouble`) is raised to the daemon, which says it once and waits.
@@ -27,6 +28,7 @@ from bot.run.alongside import AnswersAlongside
 from bot.run.app import App
 from bot.run.cases import sweep
 from bot.run.lease import ReadLease, take_read_lease
+from bot.run.outage import tell_if_back, tell_if_down
 from bot.run.outbox import SendReport, send_due
 from bot.run.overlap import MAX_REREAD_PAGES, later, marked, overlap_of, read_start, reread_every
 from bot.run.pipeline import process_mention
@@ -70,6 +72,8 @@ def run_cycle(
     """One cycle of the account. `fill_in`: a stream asks for it after a (re)connect, so the read is due now
     whenever the last one began."""
     report = _cycle(app, account, stop, fill_in)
+    if report.failed is not None:
+        tell_if_down(app, account, report.failed, report.error)
     result = "error" if report.error else ("paused" if report.paused else "ok")
     sent = report.sent
     app.metrics.cycle(
@@ -95,7 +99,7 @@ def _cycle(app: App, account: AccountConfig, stop: threading.Event | None, fill_
         log.info("%s: paused until %s (%s)", account.name, state.paused_until.isoformat(), state.pause_reason)
         _sweep_cases(app, account)  # timers run on while the platform makes us wait
         if not (state.pause_reason or "").startswith(AUTH):
-            _alive(app, account)  # waiting for a rate limit's reset is not being stuck
+            _alive(app, account, state.last_cycle_at)  # waiting for a rate limit's reset is not being stuck
         return report
     if state.paused_until is not None:
         app.storage.accounts.update(account.name, paused_until=None, pause_reason=None)
@@ -143,7 +147,7 @@ def _cycle(app: App, account: AccountConfig, stop: threading.Event | None, fill_
         report.error = f"{type(exc).__name__}: {exc}"
         report.failed = "error"
     if report.error is None or (isinstance(report.error, str) and report.error.startswith("RateLimited")):
-        _alive(app, account)
+        _alive(app, account, state.last_cycle_at)
     return report
 
 
@@ -156,8 +160,9 @@ def _give_back(lease: ReadLease) -> None:
         log.debug("%s: could not give the lease back; it runs out by itself", lease.account)
 
 
-def _alive(app: App, account: AccountConfig) -> None:
+def _alive(app: App, account: AccountConfig, last_good: datetime | None) -> None:
     app.storage.accounts.update(account.name, last_cycle_at=now())
+    tell_if_back(app, account, last_good)
 
 
 def _sweep_cases(app: App, account: AccountConfig) -> None:
