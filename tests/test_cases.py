@@ -323,6 +323,38 @@ def test_a_draft_a_person_rejected_is_still_the_bots_words(
     assert (shown["by"], shown["approved_by"], shown["rejected_by"]) == ("auto", None, "ana")
 
 
+def test_a_case_is_handed_only_to_someone_who_can_open_it(
+    tmp_path: Path, brains: tuple[Classifier, Playbooks], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`cases assign --to sma` took any name: the lists said "sma is on it" while nobody could open it."""
+    from tests.test_web import HASHES
+
+    first, second = sorted(HASHES)[:2]
+    users = "".join(f'    {name}: "{line}"\n' for name, line in HASHES.items())
+    path = configs.write_config(
+        tmp_path,
+        db_url=f"sqlite:///{tmp_path / 'c.db'}",
+        accounts=[
+            configs.mastodon_account("http://127.0.0.1:9", token="t0ken", name=name) for name in (ACCOUNT, "acme-help")
+        ],
+        sections=f"web:\n  users:\n{users}  access:\n    {second}: [acme-help]\n",
+    )
+    config = load_config(path, {})
+    storage = Storage.open(config.storage.url)
+    storage.accounts.ensure(ACCOUNT, "mastodon")
+    _, case = Book(config, storage, brains).post("@brand my order never arrived", MONDAY)
+    for to, said in (
+        ("sma", "nobody called 'sma' logs in to the desk (web.users: "),
+        (second, f"{second} may not act on {ACCOUNT} (web.access)"),
+        (first, f"{first} is on it"),
+    ):
+        capsys.readouterr()
+        code = cli(["cases", "assign", str(case), "--to", to, "--by", "ana", "--config", str(path)])
+        assert said in (capsys.readouterr().out if code == 0 else capsys.readouterr().err)
+    assert storage.cases.get(case).assigned_to == first
+    storage.close()
+
+
 def test_a_check_back_waiting_for_approval_is_no_urgent_customer_waiting_a_day(approving_book: Book) -> None:
     """In approve mode the check-back waits for a person, a day after the complaint it follows. It was listed
     as URGENT, first, "waiting 1d", and counted as the oldest wait in the desk's figures and /metrics."""

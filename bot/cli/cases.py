@@ -185,9 +185,13 @@ def cmd_reopen(args: argparse.Namespace) -> int:
 
 
 def cmd_assign(args: argparse.Namespace) -> int:
-    def work(_config: Config, storage: Storage) -> int:
-        who = actor(args) if args.to is None else (args.to or None)
-        case = storage.cases.assign(args.id, who, actor(args))
+    def work(config: Config, storage: Storage) -> int:
+        from bot.run.cases import give_case
+
+        if args.to:
+            case = give_case(config, storage, args.id, args.to, actor(args))
+        else:  # yourself, or nobody (--to '')
+            case = storage.cases.assign(args.id, actor(args) if args.to is None else None, actor(args))
         print(f"case #{case.id}: {case.assigned_to + ' is on it' if case.assigned_to else 'nobody is on it'}")
         return OK
 

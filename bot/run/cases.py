@@ -196,6 +196,22 @@ def add_note(storage: Storage, case_id: int, by: str, text: str) -> None:
     storage.cases.add_event(case_id, "note", by, text)
 
 
+def give_case(config: Config, storage: Storage, case_id: int, to: str, by: str) -> StoredCase:
+    """Hand the case to `to`. Where the desk has its users (web.users), a name it does not know, or one who
+    may not act on the case's account (web.access), is refused: the case would sit with nobody who can
+    open it, while the lists said someone was on it."""
+    web = config.web
+    if web.users:
+        known = set(web.users) | ({"admin"} if web.admin_token else set())
+        if to not in known:
+            raise ValueError(f"nobody called {to!r} logs in to the desk (web.users: {', '.join(sorted(known))})")
+        allowed = web.access.get(to)
+        account = storage.cases.get(case_id).account
+        if allowed is not None and account not in allowed:
+            raise ValueError(f"{to} may not act on {account} (web.access), so cannot take this case")
+    return storage.cases.assign(case_id, to, by)
+
+
 def resolve_case(config: Config, storage: Storage, case_id: int, by: str, note: str | None = None) -> StoredCase:
     """Resolved by a person; the check-back falls due `cases.check_back_after` later (if on)."""
     settings = config.cases
