@@ -97,10 +97,11 @@ class StoredReply:
     @property
     def who(self) -> str:
         """Whose words, and who let them go or stopped them: "carebot, rejected by ana", not "ana"."""
-        if self.approved_by is None or self.approved_by == self.decided_by:
+        decider = "carebot" if self.approved_by == "bot" else self.approved_by  # the outbox dropping it
+        if decider is None or (decider == self.written_by and self.state is not ReplyState.REJECTED):
             return self.written_by
         verb = "rejected" if self.state is ReplyState.REJECTED else "approved"
-        return f"{self.written_by}, {verb} by {self.approved_by}"
+        return f"{self.written_by}, {verb} by {decider}"
 
 
 @dataclass(frozen=True)
