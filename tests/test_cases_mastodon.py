@@ -17,7 +17,7 @@ from mastodon_mock.testing import MockServer
 
 from bot.cli import main as cli
 from bot.config import load_config
-from bot.models import CaseState, ReplyPurpose, ReplyState
+from bot.models import CaseState, ReplyKind, ReplyPurpose, ReplyState
 from bot.run.app import App
 from bot.run.daemon import run_once
 from tests import configs
@@ -67,6 +67,26 @@ def case_of(app: App, post_id: str) -> Any:
 @pytest.fixture
 def bot(tmp_path: Path, mastodon_server: MockServer, running_bot: StartBot) -> App:
     return running_bot(load_config(write_config(tmp_path, mastodon_server.base_url), ENV))
+
+
+def test_a_customer_who_writes_privately_first_gets_one_private_acknowledgement(
+    bot: App, mastodon_server: MockServer
+) -> None:
+    """A first private message got "please DM us or email ...", then a second private message "Hi again":
+    both went out on their own, and the first was listed as a public reply."""
+    base = mastodon_server.base_url
+    damaged = "@brand my parcel 7781 was damaged on arrival, what should I do?"
+    first = str(post_as(base, "dewi", damaged, visibility="direct")["id"])
+    run_once(bot)
+    run_once(bot)
+    (answer,) = statuses_of_brand(base)
+    assert answer["visibility"] == "direct" and str(answer["in_reply_to_id"]) == first
+    words = plain(answer["content"])
+    assert "DM" not in words and "email" not in words and "Hi again" not in words
+    case = case_of(bot, first)
+    assert case.situation == "complaint" and case.state == CaseState.OPEN.value  # a person takes it
+    (reply,) = bot.storage.cases.replies(case.id)
+    assert reply.kind is ReplyKind.DIRECT and reply.state is ReplyState.SENT
 
 
 def test_a_conversation_is_one_case_from_complaint_to_check_back(

@@ -151,6 +151,27 @@ def test_complaint_with_personal_data_gets_the_privacy_warning_and_none_of_the_d
         assert (decision.direct_text is not None) is ctx.allow_direct
 
 
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("situation", ["complaint", "simple_question"])
+def test_a_private_message_is_acknowledged_privately_and_never_asked_to_dm_us(
+    playbooks: Playbooks, situation: str, lang: str
+) -> None:
+    """A customer who wrote to us privately got "please DM us or email ..." and then a second private
+    message: two canned messages, one asking for what they had already done."""
+    private = dataclasses.replace(mention(POSTS[situation]), visibility="direct")
+    decision = decide(private, classified(situation, lang), playbooks, mastodon())
+    assert decision.action is Action.REPLY and decision.direct_text is None
+    assert decision.template_id is not None and decision.template_id.startswith(f"holding/holding/{lang}/")
+    _, name, _, index = decision.template_id.split("/")
+    said = playbooks.messages["holding"].templates[name][lang][int(index)].replace("{brand}", "Acme")
+    assert decision.reply_text == f"@jane_doe {said}"
+    assert "a private message: answered privately" in decision.reason
+    # A reply that answers the question itself goes as it is, privately.
+    faq = dataclasses.replace(mention("I forgot my password"), visibility="direct")
+    answer = decide(faq, classified("simple_question", "en"), playbooks, mastodon())
+    assert answer.template_id is not None and answer.template_id.startswith("simple_question/faq_password/en/")
+
+
 def test_an_angry_complaint_is_acknowledged_as_such_and_goes_first(playbooks: Playbooks) -> None:
     calm = decide(mention(), classified("complaint"), playbooks, mastodon())
     angry = decide(mention(), classified("complaint", angry=True), playbooks, mastodon())

@@ -36,7 +36,7 @@ _TOP_KEYS = (
     "rules",
     "templates",
 )
-_RULE_KEYS = ("name", "when", "action", "template", "direct_template")
+_RULE_KEYS = ("name", "when", "action", "template", "direct_template", "hands_off")
 _CONDITION_KEYS = ("personal_data", "angry", "keywords", "platform")
 _CLASSIFIER_KEYS = ("keywords", "examples")
 _TEMPLATE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -80,6 +80,9 @@ class Rule:
     when: Condition | None = None
     template: str | None = None
     direct_template: str | None = None  # private follow-up, skipped where the platform forbids it
+    # The reply hands the customer to a person ("DM us or email ..."): to a post that is already private
+    # the holding acknowledgement goes instead, privately. On by default where there is a private follow-up.
+    hands_off: bool = False
 
 
 @dataclass(frozen=True)
@@ -437,8 +440,11 @@ class _Checker:
             direct = self.template_ref(fields, "direct_template", path, templates, action)
             if action is Action.REPLY and "template" not in fields:
                 self.problem(path, "a reply needs a `template`")
+            hands_off = direct is not None
+            if "hands_off" in fields:
+                hands_off = bool(self.typed(fields["hands_off"], (*path, "hands_off"), bool, "true or false"))
             if action is not None and name is not None:
-                rules.append(Rule(str(name), action, when, template, direct))
+                rules.append(Rule(str(name), action, when, template, direct, hands_off))
         return tuple(rules)
 
     def template_ref(

@@ -121,8 +121,28 @@ def decide(mention: Mention, result: Classification, playbooks: Playbooks, ctx: 
     if playbook.approval_required:
         reasons.append(f"the {situation} playbook asks a person to approve every reply")
 
+    if mention.visibility == "direct" and rule.hands_off:
+        # They wrote to us privately: an answer that says "please DM us", then a second private message,
+        # would be two canned messages and a request they already met. One private acknowledgement; a
+        # person takes it from there, as with any private message in a case.
+        holding = playbooks.messages.get("holding")
+        ack = draft_message(holding, lang, mention, ctx) if holding is not None else "no holding playbook"
+        if isinstance(ack, Pick) and ack.doubt is None:
+            said = f"a private message: answered privately with {ack.template_id}, a person takes it"
+            reasons = [said if r == f"template {pick.template_id}" else r for r in reasons]
+            return Decision(
+                situation=situation,
+                action=Action.REPLY,
+                reason="; ".join(reasons),
+                reply_text=ack.text,
+                template_id=ack.template_id,
+                needs_approval=unsure or capped or playbook.approval_required,
+                urgent=urgent,
+                priority=priority,
+            )
+
     direct_text = None
-    if rule.direct_template and ctx.allow_direct:
+    if rule.direct_template and ctx.allow_direct and mention.visibility != "direct":
         direct = _pick(playbook.templates, situation, rule.direct_template, lang, handle, mention.post_id, ctx, None)
         if isinstance(direct, Pick) and direct.doubt is None:
             direct_text = direct.text

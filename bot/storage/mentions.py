@@ -86,14 +86,13 @@ class Mentions:
                 ).scalar_one()
                 reply_ids = []
                 if reply_state is not None:
-                    if case is not None and case.holding:
-                        # The holding reply answers in the channel the customer used, once per post.
-                        kind = ReplyKind.DIRECT if mention.visibility == "direct" else ReplyKind.PUBLIC
-                        texts = [(kind, decision.reply_text or "")]
-                    else:
-                        texts = [(ReplyKind.PUBLIC, decision.reply_text or "")]
-                        if decision.reply_text and decision.direct_text:
-                            texts.append((ReplyKind.DIRECT, decision.direct_text))
+                    # A reply answers in the channel the customer used (a reply to a private message is
+                    # private, whatever its purpose); only a public answer has a private follow-up.
+                    channel = ReplyKind.DIRECT if mention.visibility == "direct" else ReplyKind.PUBLIC
+                    texts = [(channel, decision.reply_text or "")]
+                    holding = case is not None and case.holding
+                    if not holding and channel is ReplyKind.PUBLIC and decision.reply_text and decision.direct_text:
+                        texts.append((ReplyKind.DIRECT, decision.direct_text))
                     for kind, text in texts:
                         reply_ids.append(
                             insert_reply(
