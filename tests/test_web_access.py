@@ -5,6 +5,7 @@ yours, private follow-ups nobody saw, and approvals taken back."""
 from __future__ import annotations
 
 import asyncio
+import html
 import re
 import socket
 import subprocess
@@ -512,7 +513,9 @@ def _case_post(app: Any, brains: tuple, account_name: str, author: str, text: st
     classifier, playbooks = brains
     config, storage = app.state.test_config, app.state.desk.storage
     account = config.account(account_name)
-    mention = Mention("mastodon", f"case-{account_name}", "1", Author(f"u-{author}", author, author), text, now())
+    mention = Mention(
+        "mastodon", f"case-{account_name}-{author}", "1", Author(f"u-{author}", author, author), text, now()
+    )
     result = classifier.classify(text)
     context = Context(brand=config.brand, platform="mastodon", max_characters=500, text_length=len)
     decision, plan = decide_in_case(config, storage, playbooks, account, mention, result, context)
@@ -564,3 +567,37 @@ def test_incidents_of_other_accounts_are_not_there_for_a_limited_user(tmp_path: 
         assert merged.status_code == 303
         assert "merges only into another of the same account" in bob.get(f"/incidents/{mine.id}").text
         assert storage.incidents.get(mine.id).state == "open"
+
+
+def _words_form(page: str) -> dict[str, str]:
+    """The incident page's words form as the browser would send it unchanged."""
+    form = page[page.index('class="incident-words"') : page.index("</form>", page.index('class="incident-words"'))]
+    return {name: html.unescape(value) for name, value in re.findall(r'name="([^"]+)" value="([^"]*)"', form)}
+
+
+def test_two_people_saving_an_incidents_words_keep_each_others(tmp_path: Path, brains: tuple) -> None:
+    """Alice set the English words and the fix time; Bob, on the page he had opened before, changed only
+    the Russian words: the whole form was saved, Alice's words and the fix time were gone, and both were
+    told their words were in use."""
+    app: Any = _desk_with(tmp_path, brains)
+    storage = app.state.desk.storage
+    english = _case_post(app, brains, "acme-mastodon", "alice", COMPLAINT)
+    russian = _case_post(app, brains, "acme-mastodon", "boris", "@acme деньги списали дважды, оплата не прошла!")
+    incident = storage.incidents.open("acme-mastodon", "payment", [english, russian], now(), "test")
+    assert incident is not None
+    page = f"/incidents/{incident.id}"
+    with TestClient(app, follow_redirects=False) as alice, TestClient(app, follow_redirects=False) as bob:
+        alice_csrf, bob_csrf = log_in(alice, "alice"), log_in(bob, "bob")
+        alice_form, bob_form = _words_form(alice.get(page).text), _words_form(bob.get(page).text)
+        alice_form |= {"csrf": alice_csrf, "wording_en": "card payments", "eta": "18:00 CET"}
+        assert alice.post(f"{page}/word", data=alice_form).status_code == 303
+        bob_form |= {"csrf": bob_csrf, "wording_ru": "оплатой картой"}
+        assert bob.post(f"{page}/word", data=bob_form).status_code == 303
+        saved = storage.incidents.get(incident.id)
+        assert saved.wording.get("en") == "card payments" and saved.wording.get("ru") == "оплатой картой"
+        assert saved.eta == "18:00 CET"
+        # Both changed the English words: the later one is refused, and says what they are now.
+        bob_form |= {"wording_ru": bob_form["seen_wording_ru"], "wording_en": "paying"}
+        bob.post(f"{page}/word", data=bob_form)
+        assert "changed while you were looking: now “card payments”" in html.unescape(bob.get(page).text)
+        assert storage.incidents.get(incident.id).wording["en"] == "card payments"

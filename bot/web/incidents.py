@@ -14,7 +14,8 @@ from starlette.responses import PlainTextResponse, Response
 
 from bot.models import LANGUAGES
 from bot.run.incidents import approve_notifications, drain, false_alarm, resolve_incident, summary
-from bot.storage import NotFound
+from bot.run.incidents import wording as current_wording
+from bot.storage import Conflict, NotFound
 from bot.web.access import Login, require_login
 from bot.web.actions import act, id_param
 from bot.web.desk import Desk
@@ -73,14 +74,34 @@ def _context(desk: Desk, incident_id: int, login: Login) -> dict[str, Any]:
 
 
 def _word(desk: Desk, user: str, incident_id: int, form: Mapping[str, str]) -> str:
+    """Only what this person changed on the page is saved: a colleague's words or fix time saved meanwhile
+    are kept (the whole form used to overwrite them), and a field both changed is refused."""
     incident = desk.storage.incidents.get(incident_id)
+    playbooks = desk.brains()[1]
     wording = dict(incident.wording)
+    changed = []
     for lang in LANGUAGES:
         text = " ".join(form.get(f"wording_{lang}", "").split())
-        if text:
-            wording[lang] = text
+        now_said = current_wording(playbooks, incident, lang)
+        seen = " ".join(form.get(f"seen_wording_{lang}", now_said).split())
+        if not text or text == seen:
+            continue
+        if now_said != seen:
+            raise Conflict(
+                f"the words in {LANGUAGE_NAMES.get(lang, lang)} changed while you were looking: now “{now_said}”"
+            )
+        wording[lang] = text
+        changed.append(lang)
     eta = " ".join(form.get("eta", "").split())
-    desk.storage.incidents.edit(incident_id, user, wording=wording, eta=eta)
+    seen_eta = " ".join(form.get("seen_eta", incident.eta or "").split())
+    new_eta = None
+    if eta != seen_eta:
+        if (incident.eta or "") != seen_eta:
+            raise Conflict(f"the expected fix changed while you were looking: now “{incident.eta or 'not said'}”")
+        new_eta = eta
+    if not changed and new_eta is None:
+        return "Nothing changed."
+    desk.storage.incidents.edit(incident_id, user, wording=wording if changed else None, eta=new_eta)
     return "The incident's replies use your words from now on."
 
 
