@@ -293,6 +293,11 @@ def test_a_persons_public_reply_never_repeats_what_the_customer_gave_privately(b
         book.config, book.storage, case, "Our line is +1 800 555 0199, any time.", "sam", private=False, request_key="c"
     )
     assert ours.state is ReplyState.APPROVED  # a number the customer did not write: the brand's own
+    # Numbers too short to be personal data by their look, given only privately, are still theirs.
+    book.post("@brand it was the card ending 4242, order 88123", MONDAY + timedelta(minutes=5), visibility="direct")
+    for words in ("Refunded to your card ending 4242.", "We checked order 88 123: it ships today."):
+        with pytest.raises(ValueError, match="a number the customer wrote"):
+            team_reply(book.config, book.storage, case, words, "sam", private=False, request_key=words)
 
 
 def test_a_reply_form_sent_twice_makes_one_reply_and_changed_words_are_not_lost_unseen(book: Book) -> None:

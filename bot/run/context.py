@@ -5,6 +5,7 @@ reworded reply and a person's re-draft."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Sequence
 
 from bot.config import Brand, Config
@@ -92,6 +93,7 @@ _NAMES = {
     "id_number": "an ID number",
     "order": "an order number",
     "address": "an address",
+    "number": "a number the customer wrote",
 }
 
 
@@ -100,17 +102,20 @@ def check_public_words(brand: Brand, text: str, customer_wrote: Sequence[str]) -
     a card or account number, an e-mail address other than the brand's own, or a number or address the
     customer wrote. The same words may go privately."""
     theirs = {_key(value) for post in customer_wrote for value in _personal_values(post)}
-    found = sorted(
-        {
-            kind
-            for kind, value in _personal_spans(text)
-            if kind in _ALWAYS_PERSONAL
-            or (kind == "email" and value.casefold() != brand.support_email.casefold())
-            or _key(value) in theirs
-        }
-    )
+    found = {
+        kind
+        for kind, value in _personal_spans(text)
+        if kind in _ALWAYS_PERSONAL
+        or (kind == "email" and value.casefold() != brand.support_email.casefold())
+        or _key(value) in theirs
+    }
+    # A number too short to look like personal data on its own ("card ending 4242", "order 88 123") is
+    # still theirs when they wrote it, perhaps only privately.
+    their_numbers = {number for post in customer_wrote for number in _numbers(post)}
+    if not found and their_numbers & set(_numbers(text)):
+        found.add("number")
     if found:
-        what = ", ".join(_NAMES.get(kind, kind) for kind in found)
+        what = ", ".join(_NAMES.get(kind, kind) for kind in sorted(found))
         raise ValueError(f"a public reply must not repeat personal data ({what}): send it privately, or leave it out")
 
 
@@ -122,6 +127,15 @@ def _personal_spans(text: str) -> list[tuple[str, str]]:
 
 def _personal_values(text: str) -> list[str]:
     return [value for _kind, value in _personal_spans(text)]
+
+
+_NUMBER = re.compile(r"\d(?:[\d -]*\d)?")
+
+
+def _numbers(text: str) -> list[str]:
+    """Runs of 4 or more digits, written with or without spaces and dashes, as digits alone."""
+    runs = ("".join(ch for ch in run if ch.isdigit()) for run in _NUMBER.findall(text))
+    return [digits for digits in runs if len(digits) >= 4]
 
 
 def _key(value: str) -> str:
