@@ -120,9 +120,17 @@ def test_a_reply_from_the_case_page_is_made_once_and_resolving_reopening_and_not
     assert len(team) == 1
     assert team[0].kind is ReplyKind.DIRECT and team[0].state is ReplyState.APPROVED
     assert team[0].text == "@alice We found the order and refunded it." and team[0].decided_by == "alice"
-    too_long = {**form, "request_key": "other", "text": "x" * 600}
-    desk.client.post(f"/cases/{case_id}/reply", data=too_long)
-    assert "Not done: the reply is" in desk.client.get(f"/cases/{case_id}").text
+    # Refused words come back in the box, as they were sent: they used to be thrown away.
+    for refused, why in (
+        (["x" * 600, "1"], "Not done: the reply is"),
+        (["Refund for order 5521 is done.", ""], "a number the customer wrote"),
+    ):
+        text, private = refused
+        page = desk.client.post(
+            f"/cases/{case_id}/reply", data={**form, "request_key": why[:8], "text": text, "private": private}
+        )
+        assert page.status_code == 422 and why in page.text
+        assert f">{text}</textarea>" in page.text and ("checked" in page.text) == bool(private)
 
     desk.client.post(f"/cases/{case_id}/assign", data={"csrf": csrf, "take": "1"})
     assert desk.storage.cases.get(case_id).assigned_to == "alice"

@@ -3,19 +3,21 @@ path, the person's accounts, the work in a thread, a flash message, and a redire
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from bot.storage import Conflict, NotFound
-from bot.web.access import bounded_int, csrf_ok, current_login
+from bot.web.access import Login, bounded_int, csrf_ok, current_login
 from bot.web.desk import Desk
 from bot.web.views import _flash, _form
 
 Work = Callable[[Desk, str, int, Mapping[str, str]], str]
 AccountOf = Callable[[Desk, int], str]  # the account a thing belongs to (raises NotFound if there is none)
+# The page again, with what the person typed and why it was not done (instead of a redirect that loses it).
+RefusedPage = Callable[[Request, Login, int, Mapping[str, str], str], Awaitable[Response]]
 
 
 def id_param(request: Request, name: str) -> int | None:
@@ -24,11 +26,18 @@ def id_param(request: Request, name: str) -> int | None:
 
 
 async def act(
-    request: Request, work: Work, name: str, back: str, what: str, account_of: AccountOf | None = None
+    request: Request,
+    work: Work,
+    name: str,
+    back: str,
+    what: str,
+    account_of: AccountOf | None = None,
+    refused_page: RefusedPage | None = None,
 ) -> Response:
     """Run `work(desk, user, id, form)` for a logged-in person with a good CSRF token; back to `back`/ID.
 
     With `account_of`, only on a thing of an account the person may act on: any other is "not there".
+    With `refused_page`, work that is refused shows the page again with the form as it was sent.
     """
     desk: Desk = request.app.state.desk
     login = await run_in_threadpool(current_login, request)
@@ -53,6 +62,8 @@ async def act(
     except NotFound:
         return PlainTextResponse(f"There is no {what} #{item_id}.", status_code=404)
     except (Conflict, ValueError) as exc:
+        if refused_page is not None:
+            return await refused_page(request, login, item_id, form, f"Not done: {exc}.")
         _flash(request, "error", f"Not done: {exc}.")
     else:
         _flash(request, "ok", message)

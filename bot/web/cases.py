@@ -212,7 +212,16 @@ def _note(desk: Desk, user: str, case_id: int, form: Mapping[str, str]) -> str:
 
 
 async def reply(request: Request) -> Response:
-    return await act(request, _reply, "case_id", "/cases", "case", _case_account)
+    return await act(request, _reply, "case_id", "/cases", "case", _case_account, _reply_refused)
+
+
+async def _reply_refused(request: Request, login: Login, case_id: int, form: Mapping[str, str], why: str) -> Response:
+    """The case page again with the words kept: a refused reply (personal data, too long) used to come back
+    as an empty box, the person's text thrown away."""
+    desk: Desk = request.app.state.desk
+    context = await run_in_threadpool(_case_context, desk, case_id, login)
+    kept = {"kept_text": _lf(form.get("text", "")), "kept_private": form.get("private") == "1"}
+    return _page(request, "case.html", {"user": login.user, **context, **kept, "flashes": [["error", why]]}, status=422)
 
 
 async def assign(request: Request) -> Response:
