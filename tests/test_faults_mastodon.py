@@ -364,6 +364,66 @@ def test_an_account_that_stays_unreachable_is_told_to_the_team_once_and_when_it_
         switch.close()
 
 
+def test_a_failing_platform_and_then_refused_credentials_are_each_told_with_what_to_check(
+    mastodon_server: MockServer, make_app: Callable[..., App], db_url: str
+) -> None:
+    """A platform answering 503 was told as "cannot be reached: check base_url and the network", the wrong
+    thing to check; and credentials refused later in the same outage were never told at all, since the
+    outage's alert existed already."""
+    base = mastodon_server.base_url
+    app = make_app(base, db_url)
+    state = app.storage.accounts.get(ACCOUNT)
+    assert state is not None and state.last_cycle_at is not None
+    began = state.last_cycle_at
+
+    def cycle_at(minutes: int) -> CycleReport:
+        with use_clock(lambda: began + timedelta(minutes=minutes)):
+            (report,) = run_once(app)
+        return report
+
+    failing = add_fault(base, effect={"type": "status", "status": 503}, path="/api/v1/*", count=None)
+    assert cycle_at(5).failed == "error" and cycle_at(16).failed == "error"
+    ((kind, text),) = account_alerts(app)
+    assert kind == "account_down" and "answers, but with errors" in text and "check `base_url`" not in text
+    mastodon_server_faults_clear(base, failing["id"])
+    refused = add_fault(base, effect={"type": "status", "status": 401}, path="/api/v1/*", count=None)
+    assert cycle_at(20).failed == "auth"
+    assert [kind for kind, _ in account_alerts(app)] == ["account_down", "account_down"]
+    assert "refuses the credentials: fix the token" in account_alerts(app)[1][1]
+    mastodon_server_faults_clear(base, refused["id"])
+    assert cycle_at(30).error is None  # after the pause for refused credentials: one "works again"
+    assert [kind for kind, _ in account_alerts(app)][2:] == ["account_back"]
+
+
+def test_an_outage_is_told_when_two_workers_share_the_account(
+    mastodon_server: MockServer, make_app: Callable[..., App], db_url: str
+) -> None:
+    """Two workers, one database: the one that did not read (the other had just begun to) only sent, had
+    nothing to send, and counted its cycle as good. So the outage never grew old: no alert, and /health said
+    all was well."""
+    upstream = urlsplit(mastodon_server.base_url)
+    assert upstream.hostname is not None and upstream.port is not None
+    switch = TcpSwitch(upstream.hostname, upstream.port)
+    try:
+        url = f"http://127.0.0.1:{switch.port}"
+        first, second = make_app(url, db_url), make_app(url, db_url)
+        for app in (first, second):
+            app.intervals[ACCOUNT] = 600.0  # as the daemon schedules it: one read per interval, by either worker
+        state = first.storage.accounts.get(ACCOUNT)
+        assert state is not None and state.last_cycle_at is not None
+        began = state.last_cycle_at
+        switch.down()
+        for minutes in range(11, 25, 2):  # the first reads (and fails) now and then, the second only sends
+            for app in (first, second):
+                with use_clock(lambda at=began + timedelta(minutes=minutes): at):
+                    run_once(app)
+        assert [kind for kind, _ in account_alerts(first)] == ["account_down"]
+        later = first.storage.accounts.get(ACCOUNT)
+        assert later is not None and later.last_cycle_at == began
+    finally:
+        switch.close()
+
+
 def mastodon_server_faults_clear(base_url: str, rule_id: str) -> None:
     import httpx
 

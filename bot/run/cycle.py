@@ -36,7 +36,15 @@ from bot.run.quarantine import set_aside_unreadable
 from bot.storage import DatabaseTrouble
 from bot.storage.records import AccountState
 from connectors import get_platform
-from connectors.base import AuthFailed, Connector, ConnectorError, Metered, RateLimited, Unavailable, UsageCapped
+from connectors.base import (
+    AuthFailed,
+    Connector,
+    ConnectorError,
+    Metered,
+    RateLimited,
+    Unreachable,
+    UsageCapped,
+)
 
 log = logging.getLogger("carebot.cycle")
 
@@ -146,7 +154,10 @@ def _cycle(app: App, account: AccountConfig, stop: threading.Event | None, fill_
         log.exception("%s: unexpected error while sending replies", account.name)
         report.error = f"{type(exc).__name__}: {exc}"
         report.failed = "error"
-    if report.error is None or (isinstance(report.error, str) and report.error.startswith("RateLimited")):
+    heard = not report.read_by_other or report.sent.sent > 0  # the platform answered this worker this cycle
+    if heard and (report.error is None or (isinstance(report.error, str) and report.error.startswith("RateLimited"))):
+        # A worker that only sent, and had nothing to send, learned nothing of the platform: counting its
+        # cycle as good kept an outage young for ever when another worker did the reading (and failed).
         _alive(app, account, state.last_cycle_at)
     return report
 
@@ -332,7 +343,9 @@ def _handle_failure(app: App, account: AccountConfig, exc: ConnectorError, repor
         report.paused, report.failed = True, "auth"
         log.error("%s: credentials refused (%s); paused until %s", account.name, exc, until.isoformat())
     else:
-        report.failed = "unreachable" if isinstance(exc, Unavailable) else "error"
+        # No connection at all, or a platform that answers but fails (5xx, timeouts): told apart, since the
+        # person who reads about it checks the network for the one and the platform's status for the other.
+        report.failed = "unreachable" if isinstance(exc, Unreachable) else "error"
         log.warning("%s: %s; will try again next cycle", account.name, report.error)
 
 

@@ -29,7 +29,8 @@ WHAT_TO_DO = {
     "auth": "The platform refuses the credentials: fix the token (`carebot check-config` signs in to check it), "
     "then start carebot again.",
     "unreachable": "The platform cannot be reached from here: check `base_url` and the network.",
-    "error": "The platform answers with errors, or carebot fails on its answers: the log says which.",
+    "error": "The platform answers, but with errors (or carebot fails on its answers): check the platform's "
+    "status; the log says which.",
 }
 
 
@@ -43,7 +44,9 @@ def tell_if_down(app: App, account: AccountConfig, failed: str, error: str | Non
     since = last_good or app.failing_since.setdefault(account.name, at)
     if failed != "auth" and at - since < timedelta(seconds=app.config.notify.account_down_after):
         return False
-    key = _down_key(account.name, last_good)
+    # Refused credentials have their own alert: told at once even during an outage told already, since
+    # what to do about them differs and they never mend themselves.
+    key = _down_key(account.name, last_good, failed == "auth")
     if app.storage.alerts.get(key) is not None:  # a read, not a failing insert, on every cycle of an outage
         return False
     lasted = f"no good cycle for {format_duration(at - since)}" if at - since >= timedelta(minutes=1) else "failing"
@@ -60,8 +63,9 @@ def tell_if_back(app: App, account: AccountConfig, last_good: datetime | None, a
     since = last_good or app.failing_since.pop(account.name, None)
     if last_good is not None and at - last_good < BACK_CHECK_AFTER:
         return False
-    down = _down_key(account.name, last_good)
-    if app.storage.alerts.get(down) is None:
+    keys = (_down_key(account.name, last_good, auth) for auth in (False, True))
+    down = next((key for key in keys if app.storage.alerts.get(key) is not None), None)
+    if down is None:
         return False
     lasted = f" after {format_duration(at - since)}" if since is not None else ""
     text = f"{account.name} ({account.platform}) works again{lasted}; its waiting replies go out now."
@@ -74,7 +78,7 @@ def _short(error: str, limit: int = 160) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def _down_key(name: str, last_good: datetime | None) -> str:
+def _down_key(name: str, last_good: datetime | None, auth: bool) -> str:
     """An outage is named by the good cycle before it; an account that never had one has one such outage."""
     began = last_good.isoformat(timespec="seconds") if last_good is not None else "never"
-    return f"account-down:{name}:{began}"
+    return f"account-down:{name}:{began}{':auth' if auth else ''}"
