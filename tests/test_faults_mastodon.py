@@ -346,8 +346,10 @@ def test_an_account_that_stays_unreachable_is_told_to_the_team_once_and_when_it_
             assert cycle_at(minutes).failed == "unreachable"
             assert len(account_alerts(app)) == told, minutes
         ((kind, text),) = account_alerts(app)
-        assert kind == "account_down" and text.startswith(f"{ACCOUNT} (mastodon): no good cycle for 16m (Unreachable")
-        assert "nothing is lost" in text and "check `base_url` and the network" in text
+        assert kind == "account_down" and text.startswith(
+            f"{ACCOUNT} (mastodon): no good cycle for 16m: could not reach"
+        )
+        assert "Is base_url right, and is the server up? carebot reads nothing" in text and "nothing is lost" in text
 
         switch.up()
         assert cycle_at(45).error is None
@@ -384,12 +386,12 @@ def test_a_failing_platform_and_then_refused_credentials_are_each_told_with_what
     failing = add_fault(base, effect={"type": "status", "status": 503}, path="/api/v1/*", count=None)
     assert cycle_at(5).failed == "error" and cycle_at(16).failed == "error"
     ((kind, text),) = account_alerts(app)
-    assert kind == "account_down" and "answers, but with errors" in text and "check `base_url`" not in text
+    assert kind == "account_down" and "answers, but with errors" in text and "could not reach" not in text
     mastodon_server_faults_clear(base, failing["id"])
     refused = add_fault(base, effect={"type": "status", "status": 401}, path="/api/v1/*", count=None)
     assert cycle_at(20).failed == "auth"
     assert [kind for kind, _ in account_alerts(app)] == ["account_down", "account_down"]
-    assert "refuses the credentials: fix the token" in account_alerts(app)[1][1]
+    assert "refused the credentials" in account_alerts(app)[1][1]
     mastodon_server_faults_clear(base, refused["id"])
     assert cycle_at(30).error is None  # after the pause for refused credentials: one "works again"
     assert [kind for kind, _ in account_alerts(app)][2:] == ["account_back"]
@@ -559,7 +561,8 @@ def test_a_token_fixed_after_it_was_refused_works_at_the_next_start(
     assert still.paused and still.failed == "auth"
     # Refused credentials never mend themselves: the team is told at once, and once.
     ((kind, text),) = account_alerts(wrong)
-    assert kind == "account_down" and "refuses the credentials: fix the token" in text
+    assert kind == "account_down" and "refused the credentials: check the account's token" in text
+    assert "Then start carebot again" in text
     wrong.close()
 
     fixed = running_bot(load(path), first_cycle=False)

@@ -22,12 +22,12 @@ from bot.cli.common import (
     FAILED,
     OK,
     add_config_option,
-    explain,
     load,
     secrets_of,
     with_storage,
 )
 from bot.logs import configure_logging
+from connectors.explain import explain
 
 if TYPE_CHECKING:
     from bot.config import Config

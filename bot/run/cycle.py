@@ -81,7 +81,7 @@ def run_cycle(
     whenever the last one began."""
     report = _cycle(app, account, stop, fill_in)
     if report.failed is not None:
-        tell_if_down(app, account, report.failed, report.error)
+        tell_if_down(app, account, report.failed, report.failure, report.error)
     result = "error" if report.error else ("paused" if report.paused else "ok")
     sent = report.sent
     app.metrics.cycle(

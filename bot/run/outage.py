@@ -18,25 +18,29 @@ from bot.clock import format_duration, now
 from bot.config import AccountConfig
 from bot.run.alerts import raise_alert
 from bot.run.app import App
+from connectors.base import ConnectorError
+from connectors.explain import explain
 
 DOWN = "account_down"
 BACK = "account_back"
 # A good cycle this long after the one before may end a told outage (the shortest told one, refused
 # credentials, takes longer than this to fix): below it, the usual case, no query is made.
 BACK_CHECK_AFTER = timedelta(seconds=30)
-# What a person can do about each kind of failure (CycleReport.failed); "cap" has an alert of its own.
-WHAT_TO_DO = {
-    "auth": "The platform refuses the credentials: fix the token (`carebot check-config` signs in to check it), "
-    "then start carebot again.",
-    "unreachable": "The platform cannot be reached from here: check `base_url` and the network.",
-    "error": "The platform answers, but with errors (or carebot fails on its answers): check the platform's "
-    "status; the log says which.",
-}
+# The failures (CycleReport.failed) that leave the account blind; "cap" has an alert of its own.
+TOLD = ("auth", "unreachable", "error")
 
 
-def tell_if_down(app: App, account: AccountConfig, failed: str, error: str | None, at: datetime | None = None) -> bool:
-    """After a failed cycle: raise the outage's alert if it is time to; True if raised now."""
-    if failed not in WHAT_TO_DO:
+def tell_if_down(
+    app: App,
+    account: AccountConfig,
+    failed: str,
+    failure: ConnectorError | None,
+    error: str | None,
+    at: datetime | None = None,
+) -> bool:
+    """After a failed cycle: raise the outage's alert if it is time to; True if raised now. `failure` is the
+    platform's error (said in plain words, with what to check), `error` any other (a bug: the log says more)."""
+    if failed not in TOLD:
         return False
     at = at or now()
     state = app.storage.accounts.get(account.name)
@@ -50,9 +54,15 @@ def tell_if_down(app: App, account: AccountConfig, failed: str, error: str | Non
     if app.storage.alerts.get(key) is not None:  # a read, not a failing insert, on every cycle of an outage
         return False
     lasted = f"no good cycle for {format_duration(at - since)}" if at - since >= timedelta(minutes=1) else "failing"
+    if failure is not None:
+        cause = explain(failure, account.base_url)
+    else:
+        cause = f"{_short(error or failed)} (the log says more)"
+    cause += "" if cause.endswith(("?", ".")) else "."
+    then = " Then start carebot again, so that it reads the new token." if failed == "auth" else ""
     text = (
-        f"{account.name} ({account.platform}): {lasted} ({_short(error or failed)}). carebot reads nothing on this "
-        f"account and its replies wait in the queue; nothing is lost. {WHAT_TO_DO[failed]}"
+        f"{account.name} ({account.platform}): {lasted}: {cause}{then} carebot reads nothing on this account "
+        "and its replies wait in the queue; nothing is lost."
     )
     return raise_alert(app.storage, key=key, kind=DOWN, account=account.name, text=text, at=at)
 
