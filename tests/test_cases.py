@@ -348,6 +348,9 @@ def test_a_case_is_handed_only_to_someone_who_can_open_it(
     storage = Storage.open(config.storage.url)
     storage.accounts.ensure(ACCOUNT, "mastodon")
     _, case = Book(config, storage, brains).post("@brand my order never arrived", MONDAY)
+    capsys.readouterr()
+    assert cli(["cases", "assign", str(case), "--config", str(path)]) == 1  # yourself, by your login name
+    assert "nobody called 'cli:" in capsys.readouterr().err
     for to, said in (
         ("sma", "nobody called 'sma' logs in to the desk (web.users: "),
         (second, f"{second} may not act on {ACCOUNT} (web.access)"),

@@ -247,14 +247,14 @@ def test_queue_ids_out_of_range_are_usage_errors_and_approvals_can_be_taken_back
     assert caught.value.code == 2 and "not a reply id" in capsys.readouterr().err
     huge = "99999999999999999999"  # past what the database keeps: a usage error, not an overflow's traceback
     for command, what in (
-        (["cases", "show", huge], "case"),
-        (["cases", "note", huge, "--text", "x"], "case"),
-        (["incidents", "show", huge], "incident"),
-        (["incidents", "split", "1", huge], "case"),
+        (["cases", "show", huge], "a case"),
+        (["cases", "note", huge, "--text", "x"], "a case"),
+        (["incidents", "show", huge], "an incident"),
+        (["incidents", "split", "1", huge], "a case"),
     ):
         with pytest.raises(SystemExit) as caught:
             main([*command, "--config", path])
-        assert caught.value.code == 2 and f"not a {what} id: '{huge}'" in capsys.readouterr().err
+        assert caught.value.code == 2 and f"not {what} id: '{huge}'" in capsys.readouterr().err
     config = load_config(Path(path), {}, needs=frozenset())
     storage = Storage.open(config.storage.url)
     try:

@@ -188,10 +188,10 @@ def cmd_assign(args: argparse.Namespace) -> int:
     def work(config: Config, storage: Storage) -> int:
         from bot.run.cases import give_case
 
-        if args.to:
-            case = give_case(config, storage, args.id, args.to, actor(args))
-        else:  # yourself, or nobody (--to '')
-            case = storage.cases.assign(args.id, actor(args) if args.to is None else None, actor(args))
+        if args.to == "":
+            case = storage.cases.assign(args.id, None, actor(args))
+        else:  # to someone, or to yourself (who must be a desk user too, where there are any)
+            case = give_case(config, storage, args.id, args.to or actor(args), actor(args))
         print(f"case #{case.id}: {case.assigned_to + ' is on it' if case.assigned_to else 'nobody is on it'}")
         return OK
 

@@ -46,15 +46,15 @@ def record_id(what: str) -> Callable[[str], int]:
 
     def parse(raw: str) -> int:
         if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_ID:
-            raise argparse.ArgumentTypeError(f"not a {what} id: {raw!r}")
+            raise argparse.ArgumentTypeError(f"not {what} id: {raw!r}")
         return int(raw)
 
     return parse
 
 
-reply_id = record_id("reply")
-case_id = record_id("case")
-incident_id = record_id("incident")
+reply_id = record_id("a reply")
+case_id = record_id("a case")
+incident_id = record_id("an incident")
 
 
 def how_many(raw: str) -> int:

@@ -204,7 +204,8 @@ def give_case(config: Config, storage: Storage, case_id: int, to: str, by: str) 
     if web.users:
         known = set(web.users) | ({"admin"} if web.admin_token else set())
         if to not in known:
-            raise ValueError(f"nobody called {to!r} logs in to the desk (web.users: {', '.join(sorted(known))})")
+            names = ", ".join(sorted(known))
+            raise ValueError(f"nobody called {to!r} logs in to the desk (web.users: {names}; yourself: --by NAME)")
         allowed = web.access.get(to)
         account = storage.cases.get(case_id).account
         if allowed is not None and account not in allowed:
