@@ -363,6 +363,32 @@ def test_a_case_is_handed_only_to_someone_who_can_open_it(
     storage.close()
 
 
+def test_the_same_reply_command_run_twice_sends_once(
+    book: Book, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`cases reply 5 --text ... --private`, run again (arrow-up, Enter): the customer got two identical
+    private messages. The desk's form was guarded; the command line was not."""
+    _, case = book.post("@brand my order never arrived", MONDAY)
+    path = str(tmp_path / "carebot.yaml")
+
+    def reply(*extra: str) -> str:
+        capsys.readouterr()
+        assert (
+            cli(["cases", "reply", str(case), "--text", "We'll call you today.", "--private", *extra, "--config", path])
+            == 0
+        )
+        return capsys.readouterr().out
+
+    first = reply()
+    assert "the next cycle sends it" in first
+    assert "was sent these words already" in reply() and "--again" in reply()
+    assert "the next cycle sends it" in reply("--again")
+    capsys.readouterr()
+    assert cli(["cases", "reply", str(case), "--text", "Something else.", "--config", path]) == 0  # other words go
+    team = [r for r in book.storage.cases.replies(case) if r.purpose == ReplyPurpose.TEAM.value]
+    assert [r.text for r in team] == ["@alice We'll call you today."] * 2 + ["@alice Something else."]
+
+
 def test_a_check_back_waiting_for_approval_is_no_urgent_customer_waiting_a_day(approving_book: Book) -> None:
     """In approve mode the check-back waits for a person, a day after the complaint it follows. It was listed
     as URGENT, first, "waiting 1d", and counted as the oldest wait in the desk's figures and /metrics."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import uuid
@@ -42,6 +43,7 @@ def register(sub: Any) -> None:
     reply.add_argument("--text", required=True, help="what to say (the customer's handle is added if missing)")
     reply.add_argument("--private", action="store_true", help="a private message (where the platform allows)")
     reply.add_argument("--by", default=None, help="who replies (default: your user name)")
+    reply.add_argument("--again", action="store_true", help="send words this case was already sent once more")
     reply.set_defaults(func=cmd_reply)
 
     resolve = add_config_option(actions.add_parser("resolve", help="mark a case resolved (a check-back follows)"))
@@ -154,9 +156,18 @@ def cmd_reply(args: argparse.Namespace) -> int:
     def work(config: Config, storage: Storage) -> int:
         from bot.run.cases import team_reply
 
-        reply = team_reply(
-            config, storage, args.id, args.text, actor(args), private=args.private, request_key=uuid.uuid4().hex
-        )
+        # The same command run twice (an arrow-up and Enter, a retried script) makes one reply, as the desk's
+        # form does: the request is named by its words. --again names it afresh.
+        words = f"{'private' if args.private else 'public'}\n{' '.join(args.text.split())}"
+        key = uuid.uuid4().hex if args.again else "cli:" + hashlib.sha256(words.encode()).hexdigest()[:32]
+        started = now()
+        reply = team_reply(config, storage, args.id, args.text, actor(args), private=args.private, request_key=key)
+        if reply.created_at < started:
+            print(
+                f"case #{args.id} was sent these words already (reply #{reply.id}, {reply.state.value}): nothing "
+                "more is sent; --again sends them once more"
+            )
+            return OK
         print(f"reply #{reply.id} in case #{args.id} is {reply.state.value}; the next cycle sends it")
         return OK
 

@@ -162,8 +162,8 @@ def team_reply(
         dedupe_key=f"team:{case_id}:{request_key}",
     )
     if reply is None:
-        existing = [r for r in storage.cases.replies(case_id) if r.purpose == ReplyPurpose.TEAM.value]
-        made = existing[-1]  # this very request was made before: the same reply, not a second one
+        made = storage.cases.reply_with_key(f"team:{case_id}:{request_key}")  # this very request, made before
+        assert made is not None, "add_reply found the key taken"
         if made.text != words:  # the same form sent again with its words changed: they would be lost unseen
             raise Conflict(f"this form was sent already, with other words (reply #{made.id}): reload the case")
         return made

@@ -95,6 +95,12 @@ class Cases:
             rows = db.execute(select(replies).where(replies.c.case_id == case_id).order_by(replies.c.id)).mappings()
             return [reply_record(row) for row in rows]
 
+    def reply_with_key(self, dedupe_key: str) -> StoredReply | None:
+        """The reply `add_reply` made for this `dedupe_key`, if any."""
+        with self._db.read() as db:
+            row = db.execute(select(replies).where(replies.c.dedupe_key == dedupe_key)).mappings().first()
+        return reply_record(row) if row is not None else None
+
     def find_for(self, account: str, mention: Mention, *, window: timedelta, at: datetime) -> Match | None:
         """The case this post joins: it answers a post of the case (ours or theirs), or is in one of its
         conversations, or its author wrote within `window` while the team works on their case (open or
