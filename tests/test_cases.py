@@ -240,6 +240,20 @@ def test_check_back_once_after_resolution_then_the_case_closes(book: Book) -> No
     assert book.storage.cases.get(case).state == CaseState.CLOSED.value
 
 
+def test_a_person_who_writes_after_resolving_makes_the_check_back_unneeded(book: Book) -> None:
+    """Resolved, then a colleague asked "is sign-in working for you again?": the check-back asked the same
+    question a day later."""
+    _, case = book.post("@brand my order never arrived", MONDAY)
+    assert case is not None
+    with use_clock(lambda: MONDAY + timedelta(hours=1)):
+        resolve_case(book.config, book.storage, case, "sam", "resent")
+        team_reply(book.config, book.storage, case, "Did it arrive?", "ana", private=False, request_key="a")
+    sweep(book.config, book.storage, book.playbooks, book.config.accounts[0], at=MONDAY + timedelta(days=2))
+    assert not [r for r in book.storage.cases.replies(case) if r.purpose == ReplyPurpose.CHECK_BACK.value]
+    (said,) = [e.text for e in book.storage.cases.events(case) if e.kind == "check_back"]
+    assert said == "not sent: ana wrote to the customer after it was resolved"
+
+
 def test_escalated_and_urgent_are_shown_only_while_the_case_is_open(book: Book) -> None:
     """A resolved case that was escalated once is nobody's emergency: listed as ESCALATED among resolved
     cases, it sent people to a case that needs nothing."""

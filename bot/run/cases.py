@@ -168,6 +168,8 @@ def team_reply(
             raise Conflict(f"this form was sent already, with other words (reply #{made.id}): reload the case")
         return made
     take_back_drafts(storage, case_id, f"superseded: {by} answered the case")
+    if case.check_back_due_at is not None:  # "is it working now?" after a person just wrote to them: twice
+        storage.cases.check_back_done(case_id, f"not sent: {by} wrote to the customer after it was resolved")
     return reply
 
 
