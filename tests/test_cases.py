@@ -240,6 +240,26 @@ def test_check_back_once_after_resolution_then_the_case_closes(book: Book) -> No
     assert book.storage.cases.get(case).state == CaseState.CLOSED.value
 
 
+def test_a_post_in_a_case_is_told_to_the_team_once(
+    tmp_path: Path, db_url: str, brains: tuple[Classifier, Playbooks]
+) -> None:
+    """A price question in an urgent complaint's case was told twice: "the customer wrote again", and among
+    "2 urgent complaints just arrived", as a price question."""
+    from bot.run.alerts import raise_mention_alerts
+
+    config = config_for(tmp_path, db_url, "notify:\n  webhook_url: http://127.0.0.1:9/hooks/x\n")
+    storage = Storage.open(config.storage.url)
+    storage.accounts.ensure(ACCOUNT, "mastodon")
+    book = Book(config, storage, brains)
+    now_ = datetime.now(UTC)
+    book.post("@brand my card was charged twice and the order is gone", now_)
+    raise_mention_alerts(storage, config, at=now_)
+    book.post("@brand and how much does the premium plan cost?", now_ + timedelta(minutes=1))
+    raise_mention_alerts(storage, config, at=now_ + timedelta(minutes=1))
+    assert sorted(a.kind for a in storage.alerts.undelivered()) == ["case", "urgent"]
+    storage.close()
+
+
 def test_a_person_who_writes_after_resolving_makes_the_check_back_unneeded(book: Book) -> None:
     """Resolved, then a colleague asked "is sign-in working for you again?": the check-back asked the same
     question a day later."""

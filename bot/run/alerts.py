@@ -19,10 +19,20 @@ EXCERPT = 100  # characters of the (masked) post shown per item
 
 
 def raise_alert(
-    storage: Storage, *, key: str, kind: str, account: str | None, text: str, at: datetime | None = None
+    storage: Storage,
+    *,
+    key: str,
+    kind: str,
+    account: str | None,
+    text: str,
+    at: datetime | None = None,
+    mention_id: int | None = None,
 ) -> bool:
-    """Record an alert for the team once per `key`; False if it was raised before (nothing changes)."""
-    return storage.alerts.raise_once(key=key, kind=kind, account=account, text=text, at=at or now())
+    """Record an alert for the team once per `key` (about one post: `mention_id`); False if it was raised
+    before (nothing changes)."""
+    return storage.alerts.raise_once(
+        key=key, kind=kind, account=account, text=text, at=at or now(), mention_id=mention_id
+    )
 
 
 def raise_mention_alerts(storage: Storage, config: Config, at: datetime | None = None) -> int:

@@ -26,6 +26,7 @@ from bot.run.alerts import excerpt, raise_alert
 from bot.run.case_figures import first_response
 from bot.run.context import check_public_words, check_text, router_context
 from bot.storage import Conflict, Storage
+from bot.storage.alerts import CASE, ESCALATION
 from bot.storage.records import AccountState, CasePlan, StoredCase, StoredMention, StoredReply
 from connectors import get_platform
 from connectors.base import Mention
@@ -121,9 +122,10 @@ def after_recording(storage: Storage, account: AccountConfig, mention_id: int, p
     raise_alert(
         storage,
         key=f"case:{plan.case_id}:post:{mention_id}",
-        kind="escalation" if plan.escalated else "case",
+        kind=ESCALATION if plan.escalated else CASE,
         account=account.name,
         text=f"{text}: “{excerpt(stored.mention.text)}”",
+        mention_id=mention_id,
     )
 
 

@@ -20,6 +20,7 @@ from bot.storage.records import AlertDue, StoredAlert, alert_record
 from bot.storage.tables import alerts, mentions, replies
 
 URGENT, WAITING = "urgent", "waiting"
+CASE, ESCALATION = "case", "escalation"  # a customer wrote again in their case (bot/run/cases.py)
 NEW, SENDING, DELIVERED, EXPIRED = "new", "sending", "delivered", "expired"
 
 
@@ -84,6 +85,9 @@ class Alerts:
                         mentions.c.action != "ignore",
                         mentions.c.received_at >= urgent_since,
                         ~_raised(URGENT),
+                        # A post in a case the team is told of already ("wrote again", "escalated"): once.
+                        ~_raised(CASE),
+                        ~_raised(ESCALATION),
                     )
                     .order_by(mentions.c.received_at)
                 ).all()
