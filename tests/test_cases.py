@@ -257,6 +257,8 @@ def test_a_post_in_a_case_is_told_to_the_team_once(
     book.post("@brand and how much does the premium plan cost?", now_ + timedelta(minutes=1))
     raise_mention_alerts(storage, config, at=now_ + timedelta(minutes=1))
     assert sorted(a.kind for a in storage.alerts.undelivered()) == ["case", "urgent"]
+    (urgent,) = storage.alerts.undelivered(["urgent"])
+    assert urgent.text.startswith("case #")  # where a person acts on it, named
     storage.close()
 
 

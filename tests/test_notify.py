@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -93,6 +94,8 @@ def test_an_urgent_complaint_is_told_once_without_personal_data(
     assert "1 urgent complaint just arrived" in text
     assert "acme-mastodon (mastodon, en, complaint)" in text
     assert "charged twice" in text
+    # It arrived a moment ago; the bot may have answered it already: not "waiting".
+    assert re.search(r"complaint\), \d+s ago: ", text) and "waiting" not in text
     for private in ("alice.w@example.org", "415 555 0134", "alice.customer"):
         assert private not in text
     assert "<https://desk.acme.example/|Open the approval desk>" in text

@@ -56,7 +56,9 @@ def raise_mention_alerts(storage: Storage, config: Config, at: datetime | None =
             kind=item.kind,
             account=item.account,
             mention_id=item.mention_id,
-            text=f"{item.account} ({item.platform}, {item.lang}, {item.situation})",
+            # The case (or the queue) is where a person acts on it: named, so nobody has to search.
+            text=f"{f'case #{item.case_id}, ' if item.case_id else ''}{item.account} ({item.platform}, {item.lang}, "
+            f"{item.situation})",
             excerpt=excerpt(item.text),
             since=item.since,
             at=at,

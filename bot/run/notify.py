@@ -197,23 +197,23 @@ def message(alerts: Sequence[StoredAlert], settings: NotifyConfig, at: datetime)
     other = [a for a in alerts if a.kind not in (URGENT, WAITING)]
     if urgent:
         lines.append(f":rotating_light: carebot: {_count(len(urgent), 'urgent complaint')} just arrived")
-        lines += _items(urgent, at)
+        lines += _items(urgent, at, "{} ago")  # the bot may have answered it already: arrived, not waiting
     if waiting:
         threshold = format_duration(timedelta(seconds=settings.wait_threshold))
         lines.append(
             f":hourglass: carebot: {_count(len(waiting), 'post')} waiting for approval longer than {threshold}"
         )
-        lines += _items(waiting, at)
+        lines += _items(waiting, at, "waiting {}")
     lines += [f":warning: carebot: {_slack(a.text)}" for a in other]
     if settings.desk_url:
         lines.append(f"<{_slack(settings.desk_url)}|Open the approval desk>")
     return "\n".join(lines)
 
 
-def _items(alerts: Sequence[StoredAlert], at: datetime) -> list[str]:
+def _items(alerts: Sequence[StoredAlert], at: datetime, age: str) -> list[str]:
     lines = []
     for a in alerts[:LISTED]:
-        waited = f", waiting {format_duration(at - a.since)}" if a.since else ""
+        waited = ", " + age.format(format_duration(at - a.since)) if a.since else ""
         post = f": “{_slack(a.excerpt)}”" if a.excerpt else ""
         lines.append(f"• {_slack(a.text)}{waited}{post}")
     if len(alerts) > LISTED:

@@ -75,6 +75,7 @@ class Alerts:
             mentions.c.lang,
             mentions.c.situation,
             mentions.c.text,
+            mentions.c.case_id,
         )
         with self._db.read() as db:
             if urgent_since is not None:
@@ -181,4 +182,4 @@ def _raised(kind: str) -> Any:
 
 
 def _due(row: Any, kind: str, since: datetime) -> AlertDue:
-    return AlertDue(row.id, kind, row.account, row.platform, row.lang, row.situation, row.text, since)
+    return AlertDue(row.id, kind, row.account, row.platform, row.lang, row.situation, row.text, since, row.case_id)

@@ -308,6 +308,7 @@ class AlertDue:
     situation: str
     text: str  # as stored: the message masks it
     since: datetime  # when the wait started
+    case_id: int | None = None
 
 
 @dataclass(frozen=True)
