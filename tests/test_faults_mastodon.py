@@ -34,6 +34,7 @@ from tests import configs
 from tests.conftest import StartBot
 from tests.peers.mastodon import BRAND, SEED, add_fault, client, free_port, post_as
 from tests.peers.tcp_switch import TcpSwitch
+from tests.terminal import terminal
 
 pytestmark = pytest.mark.slow  # end-to-end against mastodon-mock with faults
 
@@ -322,7 +323,11 @@ def account_alerts(app: App) -> list[tuple[str, str]]:
 
 
 def test_an_account_that_stays_unreachable_is_told_to_the_team_once_and_when_it_works_again(
-    mastodon_server: MockServer, make_app: Callable[..., App], db_url: str
+    mastodon_server: MockServer,
+    make_app: Callable[..., App],
+    db_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The instance is gone for three quarters of an hour. carebot logged a warning each cycle and /health
     went stale, but a team that watches its alert channel heard nothing until customers complained of
@@ -351,8 +356,12 @@ def test_an_account_that_stays_unreachable_is_told_to_the_team_once_and_when_it_
         )
         assert "Is base_url right, and is the server up? carebot reads nothing" in text and "nothing is lost" in text
 
+        status = terminal(tmp_path / "carebot.yaml", capsys)
+        assert f"OUTAGE, told the team: {text}" in status("status")  # where a person looks first, too
+
         switch.up()
         assert cycle_at(45).error is None
+        assert "OUTAGE" not in status("status")
         assert cycle_at(46).error is None
         assert account_alerts(app)[1:] == [
             ("account_back", f"{ACCOUNT} (mastodon) works again after 45m; its waiting replies go out now.")

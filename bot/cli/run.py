@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.cli.common import (
@@ -26,6 +27,7 @@ from bot.cli.common import (
     secrets_of,
     with_storage,
 )
+from bot.clock import format_duration, now
 from bot.logs import configure_logging
 from connectors.explain import explain
 
@@ -212,6 +214,8 @@ def _print_status(rows: list[dict[str, Any]], as_json: bool) -> None:
         paused = f", paused until {row['paused_until']} ({row['pause_reason']})" if row["paused_until"] else ""
         print(f"{row['account']} ({row['platform']}, {row['mode']}){paused}")
         print(f"  {cursor_line(row)}")
+        if row.get("outage"):
+            print(f"  OUTAGE, told the team: {row['outage']}")
         print(
             f"  mentions {row['mentions']} · replies sent {row['sent']} · waiting {row['waiting']}"
             f" · failed {row['failed']}"
@@ -260,7 +264,10 @@ def cursor_line(row: dict[str, Any]) -> str:
     """Where the account has read to, and when its last good cycle ended."""
     read = f"read up to {row['cursor']}" if row["cursor"] is not None else "not read yet (the first run starts then)"
     last = row.get("last_cycle_at")
-    return f"cursor: {read}" + (f" · last good cycle {last}" if last else "")
+    if not last:
+        return f"cursor: {read}"
+    ago = format_duration(now() - datetime.fromisoformat(last))
+    return f"cursor: {read} · last good cycle {last} ({ago} ago)"
 
 
 def _refuse_read_only(app: App) -> None:

@@ -13,13 +13,17 @@ restart during one outage raise the same alert key, and the alert outbox keeps i
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from bot.clock import format_duration, now
 from bot.config import AccountConfig
 from bot.run.alerts import raise_alert
-from bot.run.app import App
 from connectors.base import ConnectorError
 from connectors.explain import explain
+
+if TYPE_CHECKING:
+    from bot.run.app import App
+    from bot.storage import Storage
 
 DOWN = "account_down"
 BACK = "account_back"
@@ -80,6 +84,15 @@ def tell_if_back(app: App, account: AccountConfig, last_good: datetime | None, a
     lasted = f" after {format_duration(at - since)}" if since is not None else ""
     text = f"{account.name} ({account.platform}) works again{lasted}; its waiting replies go out now."
     return raise_alert(app.storage, key=f"back:{down}", kind=BACK, account=account.name, text=text, at=at)
+
+
+def told_outage(storage: Storage, name: str, last_good: datetime | None) -> str | None:
+    """What the team was told of the account's outage that is not over (refused credentials first)."""
+    for auth in (True, False):
+        alert = storage.alerts.get(_down_key(name, last_good, auth))
+        if alert is not None:
+            return alert.text
+    return None
 
 
 def _short(error: str, limit: int = 160) -> str:

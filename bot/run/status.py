@@ -16,6 +16,7 @@ from bot.clock import format_duration, now
 from bot.config import AccountConfig, Config
 from bot.models import ReplyState
 from bot.run.case_figures import case_figures
+from bot.run.outage import told_outage
 from bot.storage import Storage
 from connectors import get_platform
 
@@ -37,6 +38,7 @@ def account_status(storage: Storage, account: AccountConfig) -> dict[str, Any]:
         "mode": account.mode.value,
         "cursor": state.cursor,
         "last_cycle_at": state.last_cycle_at.isoformat(timespec="seconds") if state.last_cycle_at else None,
+        "outage": told_outage(storage, account.name, state.last_cycle_at),
         "paused_until": state.paused_until.isoformat() if state.paused_until else None,
         "pause_reason": state.pause_reason,
         "mentions": activity.mentions,
