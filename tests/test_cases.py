@@ -203,6 +203,21 @@ def test_posts_join_by_thread_conversation_or_author_window_and_say_why(book: Bo
     del conversation, troll
 
 
+def test_a_complaint_that_joins_a_case_makes_it_a_complaint(approving_book: Book) -> None:
+    """A price question opened the case (its answer waiting for approval); the same person's complaint an
+    hour later joined it, and the case stayed a price question: no complaint target, counted under the
+    wrong situation."""
+    book = approving_book
+    _, case = book.post("@brand how much is the premium plan per month?", MONDAY)
+    assert case is not None and book.storage.cases.get(case).situation == "price_question"
+    _, same = book.post(
+        "@brand and my card was charged twice for it, the order never came", MONDAY + timedelta(hours=1)
+    )
+    assert same == case and book.storage.cases.get(case).situation == "complaint"
+    _, again = book.post("@brand how much is the yearly plan?", MONDAY + timedelta(hours=2))
+    assert again == case and book.storage.cases.get(case).situation == "complaint"  # never back down
+
+
 def test_a_post_that_could_join_two_cases_joins_the_latest_and_says_so(book: Book) -> None:
     old, first = book.post("@brand my order never arrived, charged twice", MONDAY)
     _, second = book.post("@brand the app crashes on login", MONDAY + timedelta(days=2))

@@ -321,6 +321,10 @@ def _apply_case(
         values["urgent"] = True
     if plan.incident_id is not None:
         values["incident_id"] = plan.incident_id
+    if classified.situation == "complaint":
+        # Something went wrong for them, whatever their first post was (praise taken for trolling, a price
+        # question): the case is a complaint now, with a complaint's targets and place in the lists.
+        values["situation"] = "complaint"
     tx.execute(update(cases).where(cases.c.id == plan.case_id).values(**values))
     return plan.case_id
 
