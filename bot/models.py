@@ -57,6 +57,14 @@ class ReplyPurpose(StrEnum):
     INCIDENT = "incident"  # "the problem with ... is fixed", once to each member of a resolved incident
 
 
+# What a person reading the queue or a case calls each (the bot's answer needs no label).
+PURPOSE_LABELS = {
+    ReplyPurpose.HOLDING.value: "holding reply",
+    ReplyPurpose.TEAM.value: "a person's reply",
+    ReplyPurpose.CHECK_BACK.value: "check-back",
+    ReplyPurpose.INCIDENT.value: "incident: fixed-notice",
+}
+
 # Replies we send of our own accord, not answers to a customer who waits: waiting for approval, they are
 # neither urgent nor as old as the customer's post (a check-back is queued a day after it, by design).
 UNPROMPTED = frozenset({ReplyPurpose.CHECK_BACK.value, ReplyPurpose.INCIDENT.value})

@@ -13,6 +13,7 @@ import pytest
 
 from bot.classifier import Classifier
 from bot.cli import main as cli
+from bot.cli.queue import item_json
 from bot.clock import use_clock
 from bot.config import Config, ConfigError, load_config
 from bot.decide.follow_up import CaseFacts, follow_up
@@ -465,6 +466,13 @@ def test_a_check_back_waiting_for_approval_is_no_urgent_customer_waiting_a_day(a
     assert not check_back.urgent and storage.mentions.get(check_back.reply.mention_id).urgent
     assert check_back.waiting_since == check_back.reply.created_at
     assert figures.oldest_wait == timedelta(minutes=10)  # boris's question, not a day-old complaint
+    # Said for what it is, not as the complaint it follows; and no re-draft from a situation, which cannot
+    # apply to it (the desk offered one, and answered "changed while you were looking").
+    from bot.web.present import item_views
+
+    view = item_views(storage, [check_back], at=day_later)[0]
+    assert view.purpose_label == "check-back" and view.purpose == ReplyPurpose.CHECK_BACK.value
+    assert item_json(check_back)["purpose"] == "check_back"
 
 
 def test_figures_count_business_time_and_missed_targets(book: Book) -> None:

@@ -12,7 +12,7 @@ from bot import classifier  # its names load on first use: only a command that m
 from bot.cli.common import OK, actor, add_config_option, reply_id, with_storage
 from bot.clock import format_duration, now
 from bot.config import Config
-from bot.models import ReplyState
+from bot.models import PURPOSE_LABELS, ReplyState
 
 if TYPE_CHECKING:
     from bot.storage import Storage
@@ -82,6 +82,7 @@ def item_json(item: QueueItem) -> dict[str, Any]:
         "urgent": item.urgent,
         "reason": mention.reason,
         "kind": reply.kind.value,
+        "purpose": reply.purpose,
         "draft": reply.text,
         "attempts": reply.attempts,
         "last_error": reply.last_error,
@@ -117,8 +118,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     for item in items:
         data = item_json(item)
         flag = "URGENT " if data["urgent"] else ""
+        what = f"{PURPOSE_LABELS[data['purpose']]} · " if data["purpose"] in PURPOSE_LABELS else ""
         print(
-            f"#{data['id']} {flag}{data['state']} · {data['situation']} ({data['lang']}, "
+            f"#{data['id']} {flag}{data['state']} · {what}{data['situation']} ({data['lang']}, "
             f"{data['confidence']:.2f}) · {data['account']} · @{data['author']} · waiting "
             f"{format_duration(now() - item.waiting_since)}"
         )

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from bot.classifier import mask_personal_data
 from bot.clock import format_duration, now
-from bot.models import ReplyState
+from bot.models import PURPOSE_LABELS, ReplyState
 from bot.run.context import post_limit, text_length
 from bot.storage import Storage
 from bot.storage.records import DeskFigures, HistoryRow, QueueItem, ThreadPost
@@ -63,6 +63,8 @@ class ItemView:
     thread: tuple[ThreadPost, ...]
     follow_up: FollowUpView | None
     approved_by: str | None
+    purpose: str = "answer"  # only the bot's answer is re-drafted from a situation
+    purpose_label: str | None = None
 
 
 def item_views(storage: Storage, items: Sequence[QueueItem], at: datetime | None = None) -> list[ItemView]:
@@ -113,6 +115,8 @@ def item_view(item: QueueItem, limit: int, thread: Sequence[ThreadPost], at: dat
         thread=tuple(_masked(post) for post in thread),
         follow_up=_follow_up(item, count),
         approved_by=reply.approved_by,
+        purpose=reply.purpose,
+        purpose_label=PURPOSE_LABELS.get(reply.purpose),
     )
 
 
