@@ -387,6 +387,19 @@ def test_thread_context_is_shown_when_known(desk: Desk) -> None:
     assert "my invoice is wrong" in item.group(0)
 
 
+def test_an_answer_to_our_reply_shows_what_it_answers(desk: Desk) -> None:
+    """The most common follow-up answers our reply, a post of ours: the queue said "Replying to post ...
+    (not seen by carebot)" and showed nothing of the conversation."""
+    first = desk.seed("@brand my invoice is wrong, I was billed twice", post_id="600", age=timedelta(minutes=20))
+    desk.storage.replies.mark_sent(first, "ours-1")  # the bot's answer, now post ours-1 on the platform
+    follow_up = desk.seed("@brand still nothing?", post_id="601", in_reply_to_id="ours-1", age=timedelta(minutes=2))
+    log_in(desk.client)
+    page = desk.client.get("/").text
+    item = re.search(rf'id="item-{follow_up}".*?</li>\s*</ol>|id="item-{follow_up}".*', page, re.S)
+    assert item and "Earlier in this thread (2)" in item.group(0) and "not seen by carebot" not in item.group(0)
+    assert "my invoice is wrong" in item.group(0)
+
+
 # --- actions -------------------------------------------------------------------------------------------
 
 

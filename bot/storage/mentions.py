@@ -227,11 +227,26 @@ class Mentions:
                 .where(mentions.c.id != shown.c.id, mentions.c.created_at <= shown.c.created_at)
             )
 
-        # The same conversation, or the post it answers: two joins an index serves each (an OR in one join
-        # would read the whole table), then each shown post's newest `limit`.
+        # A customer who answers our reply answers a post of ours, not of theirs: the thread is the post
+        # that reply answered (the queue said "replying to a post carebot has not seen").
+        answered_ours = (
+            select(*columns)
+            .select_from(shown)
+            .join(
+                replies,
+                and_(replies.c.platform_post_id == shown.c.in_reply_to_id, replies.c.account == shown.c.account),
+            )
+            .join(mentions, mentions.c.id == replies.c.mention_id)
+            .where(shown.c.id.in_([post.id for post in posts]))
+            .where(mentions.c.id != shown.c.id, mentions.c.created_at <= shown.c.created_at)
+        )
+        # The same conversation, the post it answers, or the post our reply it answers was for: joins an
+        # index serves each (an OR in one join would read the whole table), then each shown post's newest
+        # `limit`.
         either = union(
             linked_by(mentions.c.conversation_id == shown.c.conversation_id),
             linked_by(mentions.c.post_id == shown.c.in_reply_to_id),
+            answered_ours,
         ).subquery()
         number = func.row_number().over(
             partition_by=either.c.shown_id, order_by=(either.c.created_at.desc(), either.c.id.desc())
