@@ -179,6 +179,16 @@ def test_every_unset_variable_of_an_account_is_named_at_once(tmp_path: Path) -> 
     assert "accounts[0].access_token: environment variable MASTODON_TOKEN is not set" in everything
 
 
+def test_ports_and_counts_may_come_from_the_environment(tmp_path: Path) -> None:
+    """Two workers on one host need two metrics ports: `port: ${METRICS_PORT}` was refused ("expected a port
+    number, got '19471'"), so they needed two config files."""
+    text = GOOD + "metrics:\n  port: ${METRICS_PORT}\n"
+    config = config_from(write(tmp_path, text), {"MASTODON_TOKEN": "tok-123456", "METRICS_PORT": "19471"})
+    assert config.metrics.port == 19471
+    wrong = "\n".join(problems_of(write(tmp_path, text), {"MASTODON_TOKEN": "tok-123456", "METRICS_PORT": "http"}))
+    assert "metrics.port: expected a port number (1-65535), got 'http'" in wrong
+
+
 def test_a_secret_written_in_the_file_is_accepted_with_a_warning(tmp_path: Path) -> None:
     config = config_from(write(tmp_path, GOOD.replace("${MASTODON_TOKEN}", "tok-inline-1234")))
     assert config.accounts[0].secrets["access_token"] == "tok-inline-1234"

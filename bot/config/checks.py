@@ -40,7 +40,16 @@ def fraction(value: Any) -> float:
     return float(value)
 
 
+def _from_text(value: Any) -> Any:
+    """A whole number written as text is that number: `${METRICS_PORT}` gives text, and two workers on one
+    host share a config file only if their ports can come from the environment."""
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value.strip())
+    return value
+
+
 def positive(value: Any) -> int:
+    value = _from_text(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"expected a whole number of at least 1, got {value!r}")
     return value
@@ -50,12 +59,14 @@ MAX_CONCURRENCY = 16
 
 
 def concurrency(value: Any) -> int:
+    value = _from_text(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY:
         raise ValueError(f"expected a whole number from 1 to {MAX_CONCURRENCY}, got {value!r}")
     return value
 
 
 def port(value: Any) -> int:
+    value = _from_text(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
         raise ValueError(f"expected a port number (1-65535), got {value!r}")
     return value
