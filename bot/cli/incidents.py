@@ -64,7 +64,11 @@ def register(sub: Any) -> None:
 
     eta = add_config_option(actions.add_parser("eta", help="when the team expects a fix (said in replies)"))
     eta.add_argument("id", type=incident_id)
-    eta.add_argument("--text", required=True, help='e.g. "18:00 CET"; "" says nothing')
+    eta.add_argument(
+        "--text",
+        required=True,
+        help='a time, as "fixed by {time}" says it in every language: "18:00 CET", not "in 2 hours"; "" says nothing',
+    )
     eta.add_argument("--by", default=None)
     eta.set_defaults(func=cmd_eta)
 
