@@ -219,6 +219,22 @@ def test_a_complaint_that_joins_a_case_makes_it_a_complaint(approving_book: Book
     assert again == case and book.storage.cases.get(case).situation == "complaint"  # never back down
 
 
+def test_thanks_as_a_new_post_joins_the_case_a_person_answered(book: Book) -> None:
+    """A person answered and the case waited on the customer; their "thanks, it works now", written as a new
+    post rather than in the thread, opened a new case instead of proposing to resolve theirs."""
+    _, case = book.post("@brand my order never arrived", MONDAY)
+    assert case is not None
+    with use_clock(lambda: MONDAY + timedelta(hours=1)):
+        mine = team_reply(
+            book.config, book.storage, case, "Found it, it ships today.", "sam", private=False, request_key="a"
+        )
+        book.storage.replies.mark_sent(mine.id, "ours-9")
+        book.storage.cases.reply_sent(book.storage.replies.get(mine.id), MONDAY + timedelta(hours=1))
+    assert book.storage.cases.get(case).state == CaseState.WAITING_ON_CUSTOMER.value
+    _, joined = book.post("@brand ok thanks, it's working now", MONDAY + timedelta(hours=5))
+    assert joined == case and book.storage.cases.get(case).resolve_proposed
+
+
 def test_a_post_that_could_join_two_cases_joins_the_latest_and_says_so(book: Book) -> None:
     old, first = book.post("@brand my order never arrived, charged twice", MONDAY)
     _, second = book.post("@brand the app crashes on login", MONDAY + timedelta(days=2))

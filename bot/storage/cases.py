@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.clock import as_utc, now
@@ -103,8 +103,8 @@ class Cases:
 
     def find_for(self, account: str, mention: Mention, *, window: timedelta, at: datetime) -> Match | None:
         """The case this post joins: it answers a post of the case (ours or theirs), or is in one of its
-        conversations, or its author wrote within `window` while the team works on their case (open or
-        waiting on us). The most recent wins.
+        conversations, or its author wrote within `window` while the team works on their case (open, waiting
+        on us, or waiting on them after a person answered). The most recent wins.
 
         A closed case takes nothing new: the post opens a new case.
         """
@@ -139,9 +139,16 @@ class Cases:
                 .where(
                     cases.c.account == account,
                     cases.c.author_id == mention.author.id,
-                    # A case the team works on; one the bot answered in full (a question, a thank-you) does
-                    # not take the author's next, unrelated post.
-                    cases.c.state.in_([CaseState.OPEN.value, CaseState.WAITING_ON_US.value]),
+                    # A case the team works on, or in which a person answered and waits for the customer (their
+                    # "thanks, it works now" as a new post opened a new case); one the bot answered in full (a
+                    # question, a thank-you) does not take the author's next, unrelated post.
+                    or_(
+                        cases.c.state.in_([CaseState.OPEN.value, CaseState.WAITING_ON_US.value]),
+                        and_(
+                            cases.c.state == CaseState.WAITING_ON_CUSTOMER.value,
+                            cases.c.first_human_response_at.is_not(None),
+                        ),
+                    ),
                     cases.c.last_customer_at >= at - window,
                 )
                 .order_by(cases.c.last_customer_at.desc())
