@@ -601,3 +601,28 @@ def test_two_people_saving_an_incidents_words_keep_each_others(tmp_path: Path, b
         bob.post(f"{page}/word", data=bob_form)
         assert "changed while you were looking: now “card payments”" in html.unescape(bob.get(page).text)
         assert storage.incidents.get(incident.id).wording["en"] == "card payments"
+
+
+def test_a_case_is_handed_over_in_the_desk_only_to_someone_who_may_open_it(tmp_path: Path, brains: tuple) -> None:
+    """The desk could only take a case or give it up: handing it to a colleague took the command line, and
+    "Take it" silently took a case from whoever had it."""
+    app: Any = _desk_with(tmp_path, brains, access="  access:\n    bob: [acme-help]\n")
+    storage = app.state.desk.storage
+    theirs = _case_post(app, brains, "acme-mastodon", "alice", COMPLAINT)
+    shared = _case_post(app, brains, "acme-help", "xena", COMPLAINT.replace("twice", "three times"))
+    with TestClient(app, follow_redirects=False) as alice, TestClient(app, follow_redirects=False) as bob:
+        csrf = log_in(alice, "alice")
+        assert 'name="to"' not in alice.get(f"/cases/{theirs}").text  # bob may not open it: nobody to hand to
+        alice.post(f"/cases/{theirs}/assign", data={"csrf": csrf, "to": "bob"})  # a forged form
+        assert "bob may not act on acme-mastodon" in html.unescape(alice.get(f"/cases/{theirs}").text)
+        assert storage.cases.get(theirs).assigned_to is None
+        assert re.search(r'<option value="bob">bob</option>', alice.get(f"/cases/{shared}").text)
+        alice.post(f"/cases/{shared}/assign", data={"csrf": csrf, "to": "bob"})
+        assert storage.cases.get(shared).assigned_to == "bob"
+        assert "is with bob now" in alice.get(f"/cases/{shared}").text
+        alice.post(f"/cases/{shared}/assign", data={"csrf": csrf, "take": "1"})
+        assert storage.cases.get(shared).assigned_to == "alice"
+        bob_csrf = log_in(bob, "bob")
+        assert "Take it from alice" in bob.get(f"/cases/{shared}").text
+        bob.post(f"/cases/{shared}/assign", data={"csrf": bob_csrf, "take": "1"})
+        assert "instead of alice" in bob.get(f"/cases/{shared}").text

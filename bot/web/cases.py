@@ -25,7 +25,7 @@ from bot.config import Config
 from bot.decide.playbooks import Playbooks
 from bot.decide.render import variants
 from bot.models import OPEN_STATES, CaseState
-from bot.run.cases import add_note, resolve_case, team_reply
+from bot.run.cases import add_note, give_case, resolve_case, team_reply
 from bot.run.context import post_limit
 from bot.storage import NotFound
 from bot.storage.records import StoredCase
@@ -139,6 +139,7 @@ def _case_context(desk: Desk, case_id: int, login: Login) -> dict[str, Any]:
         "flags": case.flags,
         "entries": entries,
         "someone_else": case.assigned_to if case.assigned_to and case.assigned_to != user else None,
+        "colleagues": _colleagues(desk.config, case, user),
         "limit": post_limit(state, platform),
         "counting": "x" if case.platform == "x" else "plain",
         "private_allowed": platform.automated_direct_messages,
@@ -149,6 +150,15 @@ def _case_context(desk: Desk, case_id: int, login: Login) -> dict[str, Any]:
         "open": case.state in OPEN_STATES,
         "waiting": format_duration(now() - case.last_customer_at),
     }
+
+
+def _colleagues(config: Config, case: StoredCase, user: str) -> list[str]:
+    """The desk's other people who may act on the case's account: those a case can be handed to."""
+    return sorted(
+        name
+        for name in config.web.users
+        if name not in (user, case.assigned_to) and case.account in config.web.access.get(name, (case.account,))
+    )
 
 
 def _saved_replies(config: Config, playbooks: Playbooks, case: StoredCase) -> list[tuple[str, str]]:
@@ -188,9 +198,16 @@ def _reply(desk: Desk, user: str, case_id: int, form: Mapping[str, str]) -> str:
 
 
 def _assign(desk: Desk, user: str, case_id: int, form: Mapping[str, str]) -> str:
+    to = form.get("to", "").strip()
+    if to:  # handed to a colleague (the command line could; the desk could only take or give up)
+        case = give_case(desk.config, desk.storage, case_id, to, user)
+        return f"Case #{case.id} is with {to} now."
     take = form.get("take", "1") == "1"
+    before = desk.storage.cases.get(case_id).assigned_to
     case = desk.storage.cases.assign(case_id, user if take else None, user)
-    return f"You are on case #{case.id}." if take else f"Case #{case.id} is free for someone else."
+    if not take:
+        return f"Case #{case.id} is free for someone else."
+    return f"You are on case #{case.id}" + (f", instead of {before}." if before and before != user else ".")
 
 
 def _resolve(desk: Desk, user: str, case_id: int, form: Mapping[str, str]) -> str:
