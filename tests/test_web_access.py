@@ -626,3 +626,28 @@ def test_a_case_is_handed_over_in_the_desk_only_to_someone_who_may_open_it(tmp_p
         assert "Take it from alice" in bob.get(f"/cases/{shared}").text
         bob.post(f"/cases/{shared}/assign", data={"csrf": bob_csrf, "take": "1"})
         assert "instead of alice" in bob.get(f"/cases/{shared}").text
+
+
+def test_two_people_answering_one_case_from_open_pages_are_told_of_each_other(tmp_path: Path, brains: tuple) -> None:
+    """Alice and Bob both had the case open and both answered: both replies went out, and Bob never saw
+    that Alice had just written."""
+    app: Any = _desk_with(tmp_path, brains)
+    storage = app.state.desk.storage
+    case = _case_post(app, brains, "acme-mastodon", "xena", COMPLAINT)
+
+    def reply_form(client: TestClient, csrf: str, text: str) -> dict[str, str]:
+        page = client.get(f"/cases/{case}").text
+        hidden = dict(re.findall(r'name="(request_key|seen_reply)" value="([^"]*)"', page))
+        return {"csrf": csrf, "text": text, **hidden}
+
+    with TestClient(app, follow_redirects=False) as alice, TestClient(app, follow_redirects=False) as bob:
+        alice_csrf, bob_csrf = log_in(alice, "alice"), log_in(bob, "bob")
+        alice_form = reply_form(alice, alice_csrf, "We refunded the second charge.")
+        bob_form = reply_form(bob, bob_csrf, "Checking with the warehouse now.")
+        assert alice.post(f"/cases/{case}/reply", data=alice_form).status_code == 303
+        refused = bob.post(f"/cases/{case}/reply", data=bob_form)
+        assert refused.status_code == 422 and "alice replied meanwhile" in refused.text
+        assert ">Checking with the warehouse now.</textarea>" in refused.text  # his words kept
+        assert bob.post(f"/cases/{case}/reply", data=reply_form(bob, bob_csrf, "Also checking.")).status_code == 303
+    team = [r.decided_by for r in storage.cases.replies(case) if r.purpose == "team"]
+    assert team == ["alice", "bob"]
