@@ -435,6 +435,30 @@ def test_an_outage_is_told_when_two_workers_share_the_account(
         switch.close()
 
 
+def test_a_server_that_comes_back_as_another_is_asked_who_the_brand_is(
+    mastodon_server: MockServer, make_app: Callable[..., App], db_url: str
+) -> None:
+    """The instance went away and came back restored elsewhere, the brand under another id: the running
+    daemon kept the old id, and took every new mention for a post that does not address the brand."""
+    upstream = urlsplit(mastodon_server.base_url)
+    assert upstream.hostname is not None and upstream.port is not None
+    switch = TcpSwitch(upstream.hostname, upstream.port)
+    try:
+        app = make_app(f"http://127.0.0.1:{switch.port}", db_url)
+        switch.down()
+        (report,) = run_once(app)
+        assert report.failed == "unreachable"
+        with MockServer(seed=SEED) as fresh:
+            elsewhere = urlsplit(fresh.base_url)
+            assert elsewhere.hostname is not None and elsewhere.port is not None
+            switch.up((elsewhere.hostname, elsewhere.port))
+            post_id = str(post_as(fresh.base_url, "alice", QUESTION)["id"])
+            settle(app, lambda: post_id in brand_replies(fresh.base_url))
+            assert len(brand_replies(fresh.base_url)[post_id]) == 1
+    finally:
+        switch.close()
+
+
 def mastodon_server_faults_clear(base_url: str, rule_id: str) -> None:
     import httpx
 

@@ -346,6 +346,10 @@ def _handle_failure(app: App, account: AccountConfig, exc: ConnectorError, repor
         # No connection at all, or a platform that answers but fails (5xx, timeouts): told apart, since the
         # person who reads about it checks the network for the one and the platform's status for the other.
         report.failed = "unreachable" if isinstance(exc, Unreachable) else "error"
+        if isinstance(exc, Unreachable):
+            # Who the brand is there is asked again once it answers: a server that comes back restored or
+            # replaced may know the brand by another id, and every mention would read as not addressing it.
+            app.verified.discard(account.name)
         log.warning("%s: %s; will try again next cycle", account.name, report.error)
 
 

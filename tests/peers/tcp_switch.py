@@ -33,9 +33,12 @@ class TcpSwitch:
         for sock in cut:
             _close(sock)
 
-    def up(self) -> None:
+    def up(self, upstream: tuple[str, int] | None = None) -> None:
+        """Connections pass again (to `upstream`, if given: a server that came back as another one)."""
         with self._lock:
             self._up = True
+            if upstream is not None:
+                self._upstream = upstream
 
     def close(self) -> None:
         self._closed = True
