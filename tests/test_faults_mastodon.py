@@ -318,6 +318,20 @@ def test_a_reply_waits_out_an_unreachable_instance_without_spending_its_attempts
     assert len(brand_replies(base)[post_id]) == 1
 
 
+def clocked_cycles(app: App) -> Callable[[int], CycleReport]:
+    """A cycle of `app` run N minutes after the account's last good cycle (the clock moved, not the network)."""
+    state = app.storage.accounts.get(ACCOUNT)
+    assert state is not None and state.last_cycle_at is not None
+    began = state.last_cycle_at
+
+    def cycle_at(minutes: int) -> CycleReport:
+        with use_clock(lambda: began + timedelta(minutes=minutes)):
+            (report,) = run_once(app)
+        return report
+
+    return cycle_at
+
+
 def account_alerts(app: App) -> list[tuple[str, str]]:
     return [(a.kind, a.text) for a in app.storage.alerts.undelivered(["account_down", "account_back"])]
 
@@ -337,15 +351,7 @@ def test_an_account_that_stays_unreachable_is_told_to_the_team_once_and_when_it_
     switch = TcpSwitch(upstream.hostname, upstream.port)
     try:
         app = make_app(f"http://127.0.0.1:{switch.port}", db_url)
-        state = app.storage.accounts.get(ACCOUNT)
-        assert state is not None and state.last_cycle_at is not None
-        began = state.last_cycle_at
-
-        def cycle_at(minutes: int) -> CycleReport:
-            with use_clock(lambda: began + timedelta(minutes=minutes)):
-                (report,) = run_once(app)
-            return report
-
+        cycle_at = clocked_cycles(app)
         switch.down()
         for minutes, told in ((1, 0), (14, 0), (16, 1), (40, 1)):  # a restart of the platform is no news
             assert cycle_at(minutes).failed == "unreachable"
@@ -383,15 +389,7 @@ def test_a_failing_platform_and_then_refused_credentials_are_each_told_with_what
     outage's alert existed already."""
     base = mastodon_server.base_url
     app = make_app(base, db_url)
-    state = app.storage.accounts.get(ACCOUNT)
-    assert state is not None and state.last_cycle_at is not None
-    began = state.last_cycle_at
-
-    def cycle_at(minutes: int) -> CycleReport:
-        with use_clock(lambda: began + timedelta(minutes=minutes)):
-            (report,) = run_once(app)
-        return report
-
+    cycle_at = clocked_cycles(app)
     failing = add_fault(base, effect={"type": "status", "status": 503}, path="/api/v1/*", count=None)
     assert cycle_at(5).failed == "error" and cycle_at(16).failed == "error"
     ((kind, text),) = account_alerts(app)
