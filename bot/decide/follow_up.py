@@ -73,7 +73,7 @@ def follow_up(
     if says_resolved:
         return record()
     if holding is None or not case.holding_allowed:
-        return record("a holding reply went out recently: none now")
+        return record("this case had a holding reply lately (sent or not): none now")
     pick = draft_message(holding, result.lang, mention, ctx)
     if not isinstance(pick, Pick) or pick.doubt is not None:
         return record(f"no holding reply: {pick if isinstance(pick, str) else pick.doubt}")
