@@ -133,13 +133,36 @@ def after_recording(storage: Storage, account: AccountConfig, mention_id: int, p
 
 
 def team_reply(
-    config: Config, storage: Storage, case_id: int, text: str, by: str, *, private: bool, request_key: str
+    config: Config,
+    storage: Storage,
+    case_id: int,
+    text: str,
+    by: str,
+    *,
+    private: bool,
+    request_key: str,
+    seen_reply: int | None = None,
 ) -> StoredReply:
     """A person's reply in a case, public or private, through the outbox like any reply (exactly once).
 
     `request_key` names this one request (the desk's form, the CLI call): the same key twice makes one
     reply. ValueError if the text is empty or too long, or the platform takes no private messages.
+    `seen_reply`: the newest reply of the case the person had in front of them (the desk's page); a new
+    request after a colleague's later reply is a Conflict.
     """
+    key = f"team:{case_id}:{request_key}"
+    if seen_reply is not None and storage.cases.reply_with_key(key) is None:
+        # Two people on one case, both answering from the page they had open: the second reply went out too.
+        newer = [
+            r
+            for r in storage.cases.replies(case_id)
+            if r.id > seen_reply and r.purpose == ReplyPurpose.TEAM.value and r.decided_by != by
+        ]
+        if newer:
+            last = newer[-1]
+            raise Conflict(
+                f"{last.decided_by} replied meanwhile (#{last.id}): read it, then send yours if it still fits"
+            )
     case = storage.cases.get(case_id)
     account = config.account(case.account)
     if private and not get_platform(case.platform).automated_direct_messages:
@@ -161,10 +184,10 @@ def team_reply(
         text=words,
         by=by,
         state=state,
-        dedupe_key=f"team:{case_id}:{request_key}",
+        dedupe_key=key,
     )
     if reply is None:
-        made = storage.cases.reply_with_key(f"team:{case_id}:{request_key}")  # this very request, made before
+        made = storage.cases.reply_with_key(key)  # this very request, made before
         assert made is not None, "add_reply found the key taken"
         if made.text != words:  # the same form sent again with its words changed: they would be lost unseen
             raise Conflict(f"this form was sent already, with other words (reply #{made.id}): reload the case")

@@ -134,13 +134,16 @@ _NUMBER = re.compile(r"\d(?:[\d -]*\d)?")
 
 def _numbers(text: str) -> list[str]:
     """Runs of 4 or more digits, written with or without spaces and dashes, as digits alone."""
-    runs = ("".join(ch for ch in run if ch.isdigit()) for run in _NUMBER.findall(text))
-    return [digits for digits in runs if len(digits) >= 4]
+    return [digits for digits in map(_digits, _NUMBER.findall(text)) if len(digits) >= 4]
+
+
+def _digits(text: str) -> str:
+    return "".join(ch for ch in text if ch.isdigit())
 
 
 def _key(value: str) -> str:
     """The same datum however it is written: digits alone for a number, folded words otherwise."""
-    digits = "".join(ch for ch in value if ch.isdigit())
+    digits = _digits(value)
     return digits if len(digits) >= 4 else " ".join(value.casefold().split())
 
 

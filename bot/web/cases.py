@@ -24,10 +24,10 @@ from bot.clock import format_duration, now
 from bot.config import Config
 from bot.decide.playbooks import Playbooks
 from bot.decide.render import variants
-from bot.models import OPEN_STATES, CaseState, ReplyPurpose
+from bot.models import OPEN_STATES, CaseState
 from bot.run.cases import add_note, give_case, resolve_case, team_reply
 from bot.run.context import post_limit
-from bot.storage import Conflict, NotFound
+from bot.storage import NotFound
 from bot.storage.records import StoredCase
 from bot.web.access import Login, require_login
 from bot.web.actions import act, id_param
@@ -193,18 +193,10 @@ def _reply(desk: Desk, user: str, case_id: int, form: Mapping[str, str]) -> str:
     if not key or len(key) > 64:
         raise ValueError("the form is missing its request key: reload the page")
     seen = form.get("seen_reply", "")
-    if seen.isascii() and seen.isdigit() and desk.storage.cases.reply_with_key(f"team:{case_id}:{key}") is None:
-        # Two people on one case, both answering from the page they had open: the second reply went out too.
-        newer = [
-            r
-            for r in desk.storage.cases.replies(case_id)
-            if r.id > int(seen) and r.purpose == ReplyPurpose.TEAM.value and r.decided_by != user
-        ]
-        if newer:
-            raise Conflict(
-                f"{newer[-1].decided_by} replied meanwhile (#{newer[-1].id}): read it, then send yours if it still fits"
-            )
-    reply = team_reply(desk.config, desk.storage, case_id, text, user, private=private, request_key=key)
+    seen_reply = int(seen) if seen.isascii() and seen.isdigit() else None
+    reply = team_reply(
+        desk.config, desk.storage, case_id, text, user, private=private, request_key=key, seen_reply=seen_reply
+    )
     log.info("desk: %s wrote reply %s in case %s", user, reply.id, case_id)
     where = "privately" if private else "publicly"
     return f"Your reply goes out {where} with the next cycle (#{reply.id})."
